@@ -1,0 +1,1 @@
+"""The ``gmnm-pde`` command line (installed as ``pinn_gmnm.cli``)."""

@@ -1,0 +1,104 @@
+"""The run directory: config, metrics, history, checkpoint and figures, written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import GMNMError
+
+CHECKPOINT_FORMAT = "gmnm-pde/checkpoint-v1"
+
+
+def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
+    """Write ``path`` through a temporary file in the same folder, then rename it into
+    place: readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe values: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(path, lambda f: json.dump(_clean(data), f, indent=2, sort_keys=False))
+
+
+def write_history(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, extra: dict[str, Any] | None = None) -> None:
+    payload = {"format": CHECKPOINT_FORMAT,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+               **(extra or {})}
+    atomic_write(path, lambda f: torch.save(payload, f), mode="wb")
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`; refuses anything else.
+
+    Loading uses ``torch.load(weights_only=True)``, which never runs code from the file.
+    """
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise GMNMError(f"checkpoint not found: {path}") from None
+    except Exception as exc:
+        raise GMNMError(f"{path} is not a gmnm-pde checkpoint ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise GMNMError(f"{path} is not a gmnm-pde checkpoint")
+    return payload
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a problem or model name."""
+    text = re.sub(r"\.py:", "-", Path(text).name if ".py:" in text else text)
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def new_run_dir(root: Path, name: str, overwrite: bool = False) -> Path:
+    """``root/name-YYYYmmdd-HHMMSS``, with a numeric suffix if that exists already."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = root / f"{slug(name)}-{stamp}"
+    path, i = base, 1
+    while path.exists() and not overwrite:
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path

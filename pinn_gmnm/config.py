@@ -1,0 +1,107 @@
+"""Run configuration: everything needed to rerun a run exactly, as plain data.
+
+A :class:`RunConfig` is what ``gmnm-pde solve`` builds from its options and writes to
+``config.json`` in the run directory; ``gmnm-pde solve --config run/config.json`` runs it
+again. Strings (problem, model, sampler, stage types) become objects in :mod:`.run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GMNMError, did_you_mean, require_positive
+
+METHODS = {
+    "auto": "least squares + variable projection for linear problems with a linear-head model, else adam-lbfgs",
+    "lstsq": "solve the linear output layer by least squares once (linear problems)",
+    "varpro": "least squares, then L-BFGS on the features with the output layer re-solved at every step",
+    "adam-lbfgs": "Adam with an exponentially decaying learning rate, then L-BFGS (the classic PINN recipe)",
+    "custom": "the explicit list of stages given in a config file's `stages`",
+}
+
+
+@dataclass
+class RunConfig:
+    """One run: problem, model, training and sampling settings.
+
+    ``stages`` is the explicit list of training stages (``[{"type": "adam", ...}, ...]``);
+    when None it is derived from ``method`` and the step options when the run starts, and
+    the run directory's config records the list that was used.
+    """
+
+    problem: str = "poisson"
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str = "gmnm"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    method: str = "auto"
+    stages: list[dict[str, Any]] | None = None
+    adam_steps: int = 1000
+    lbfgs_steps: int = 2000
+    varpro_steps: int = 100
+    lr: float = 1e-2
+    interior: int = 2000
+    boundary: int = 400
+    sampler: str = "sobol"
+    dtype: str = "float64"
+    seed: int = 0
+    budget: float | None = None
+    device: str = "cpu"
+    weights: dict[str, float] = field(default_factory=dict)
+    eval_every: int = 50
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.method not in METHODS:
+            raise GMNMError(
+                f"unknown method '{self.method}'; known: {', '.join(METHODS)}"
+                f"{did_you_mean(self.method, METHODS)}"
+            )
+        if self.dtype not in ("float32", "float64"):
+            raise GMNMError(f"unknown dtype '{self.dtype}'; known: float32, float64")
+        for name in ("interior", "boundary", "eval_every"):
+            require_positive(f"{name}", getattr(self, name), integer=True)
+        for name in ("adam_steps", "lbfgs_steps", "varpro_steps"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise GMNMError(f"{name.replace('_', ' ')} must be a whole number >= 0, got {v!r}")
+        require_positive("learning rate", self.lr)
+        if self.budget is not None:
+            require_positive("budget (seconds)", self.budget)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise GMNMError(f"seed must be an integer, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in data:
+            if key not in names:
+                raise GMNMError(
+                    f"unknown config key '{key}'; known: {', '.join(names)}{did_you_mean(key, names)}"
+                )
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read a config from a ``.json`` or ``.toml`` file."""
+        path = Path(path)
+        if not path.is_file():
+            raise GMNMError(f"config file not found: {path}")
+        text = path.read_text()
+        try:
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise GMNMError(f"could not read config {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise GMNMError(f"config {path} must hold a table of settings")
+        data.pop("version", None)
+        return cls.from_dict(data)

@@ -1,0 +1,36 @@
+"""Errors users see, written to name the bad value, the allowed values and the fix."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GMNMError(ValueError):
+    """A problem with what the user asked for (bad option, bad problem definition, ...).
+
+    The CLI prints the message on one line and exits non-zero; a traceback is shown only
+    with ``--debug``.
+    """
+
+
+def did_you_mean(value: str, allowed: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest allowed value, or an empty string."""
+    close = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unknown(kind: str, value: str, allowed: Iterable[str]) -> GMNMError:
+    """The standard error for a name that is not one of ``allowed``."""
+    allowed = sorted(allowed)
+    return GMNMError(
+        f"unknown {kind} '{value}'; known: {', '.join(allowed)}{did_you_mean(value, allowed)}"
+    )
+
+
+def require_positive(name: str, value: float, *, integer: bool = False) -> None:
+    """Raise a GMNMError unless ``value`` is a positive number (an int when ``integer``)."""
+    if integer and (isinstance(value, bool) or not isinstance(value, int)):
+        raise GMNMError(f"{name} must be a positive integer, got {value!r}")
+    if not value > 0:
+        raise GMNMError(f"{name} must be positive, got {value!r}")

@@ -1,0 +1,276 @@
+"""The geometry interface and constructive solid geometry (union, difference, intersection).
+
+Every shape answers ``inside``, ``on_boundary`` and ``normal`` for points of shape (n, d),
+and samples its interior and boundary from a :class:`~pinn_gmnm.sampling.Sampler`.
+Shapes combine with ``|`` (union), ``-`` (difference) and ``&`` (intersection).
+All coordinates are float64 tensors; the trainer casts them to the run's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._types import Mask, Points
+from ..errors import GMNMError
+from ..sampling import Sampler
+
+DEFAULT_TOL = 1e-7
+
+
+def near(a: Tensor, b: float | Tensor, tol: float = 1e-6) -> Mask:
+    """``|a - b| <= tol``: the way to select a boundary piece such as ``near(x[:, 0], -1)``."""
+    return (a - b).abs() <= tol
+
+
+def as_points(x: Tensor | np.ndarray, dim: int) -> Points:
+    """Coordinates as a float64 tensor of shape (n, dim), with a clear error otherwise."""
+    x = torch.as_tensor(x, dtype=torch.float64)
+    if x.ndim == 1 and dim == 1:
+        x = x[:, None]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise GMNMError(f"expected points of shape (n, {dim}), got {tuple(x.shape)}")
+    return x
+
+
+class Geometry(ABC):
+    """A closed region of R^d.
+
+    Subclasses give ``dim``, ``bbox``, ``inside``, ``on_boundary``, ``normal``,
+    ``sample_interior`` and ``sample_boundary``; ``volume`` and ``boundary_measure`` are
+    used to share boundary points between pieces in proportion to their size.
+    """
+
+    dim: int
+
+    @property
+    @abstractmethod
+    def bbox(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Lower and upper corners of an axis-aligned box that contains the shape."""
+
+    @abstractmethod
+    def inside(self, x: Points) -> Mask:
+        """True for points in the closed region (boundary included)."""
+
+    @abstractmethod
+    def on_boundary(self, x: Points) -> Mask:
+        """True for points on the boundary (within a small tolerance)."""
+
+    @abstractmethod
+    def normal(self, x: Points) -> Points:
+        """Outward unit normals at boundary points, shape (n, d)."""
+
+    @abstractmethod
+    def sample_interior(self, n: int, sampler: Sampler, seed: int) -> Points:
+        """``n`` points inside the region, shape (n, d)."""
+
+    @abstractmethod
+    def sample_boundary(self, n: int, sampler: Sampler, seed: int) -> Points:
+        """``n`` points on the boundary, spread in proportion to its measure."""
+
+    @property
+    @abstractmethod
+    def volume(self) -> float:
+        """Length, area or volume of the region."""
+
+    @property
+    @abstractmethod
+    def boundary_measure(self) -> float:
+        """Measure of the boundary (perimeter in 2D, area in 3D, count of ends in 1D)."""
+
+    # -- helpers shared by all shapes -------------------------------------------------
+    def interior(self, x: Points) -> Mask:
+        """Strictly inside: in the region and not on its boundary."""
+        return self.inside(x) & ~self.on_boundary(x)
+
+    @property
+    def diameter(self) -> float:
+        lo, hi = self.bbox
+        return math.dist(lo, hi)
+
+    @property
+    def is_box(self) -> bool:
+        """True when the shape is exactly its bounding box (metrics then use a grid)."""
+        return False
+
+    def __or__(self, other: Geometry) -> Geometry:
+        return Union(self, other)
+
+    def __sub__(self, other: Geometry) -> Geometry:
+        return Difference(self, other)
+
+    def __and__(self, other: Geometry) -> Geometry:
+        return Intersection(self, other)
+
+    def _sample_bbox(self, n: int, sampler: Sampler, seed: int) -> Points:
+        lo, hi = (torch.tensor(c, dtype=torch.float64) for c in self.bbox)
+        u = torch.from_numpy(sampler.unit(n, self.dim, seed))
+        return lo + (hi - lo) * u
+
+    def _rejection_interior(self, n: int, sampler: Sampler, seed: int) -> Points:
+        """Sample the bounding box and keep points inside, oversampling until n remain."""
+        fraction = max(self.volume / _box_volume(self.bbox), 1e-3)
+        m = math.ceil(1.3 * n / fraction) + 16
+        for _ in range(8):
+            x = self._sample_bbox(m, sampler, seed)
+            x = x[self.interior(x)]
+            if len(x) >= n:
+                return x[:n]
+            m *= 2
+        raise GMNMError(
+            f"could not place {n} interior points in {self!r}: the region looks empty"
+        )
+
+
+def _box_volume(bbox: tuple[tuple[float, ...], tuple[float, ...]]) -> float:
+    return float(np.prod(np.subtract(bbox[1], bbox[0])))
+
+
+class _CSG(Geometry):
+    """Shared machinery of the set operations: boundary samples come from the pieces'
+    boundaries, each kept where it lies on the combined boundary, so every piece gets
+    points in proportion to the length of it that remains."""
+
+    _op = "?"
+
+    def __init__(self, a: Geometry, b: Geometry) -> None:
+        if a.dim != b.dim:
+            raise GMNMError(f"cannot combine a {a.dim}-D shape with a {b.dim}-D shape")
+        self.a, self.b, self.dim = a, b, a.dim
+
+    def __repr__(self) -> str:
+        return f"({self.a!r} {self._op} {self.b!r})"
+
+    @abstractmethod
+    def _from_a(self, x: Points) -> Mask:
+        """Points of a's boundary that are on this shape's boundary."""
+
+    @abstractmethod
+    def _from_b(self, x: Points) -> Mask:
+        """Points of b's boundary that are on this shape's boundary."""
+
+    _flip_b = False  # difference: b's boundary faces the other way
+
+    def on_boundary(self, x: Points) -> Mask:
+        return (self.a.on_boundary(x) & self._from_a(x)) | (self.b.on_boundary(x) & self._from_b(x))
+
+    def normal(self, x: Points) -> Points:
+        use_b = self.b.on_boundary(x) & self._from_b(x) & ~(self.a.on_boundary(x) & self._from_a(x))
+        nb = self.b.normal(x)
+        if self._flip_b:
+            nb = -nb
+        return torch.where(use_b[:, None], nb, self.a.normal(x))
+
+    def sample_interior(self, n: int, sampler: Sampler, seed: int) -> Points:
+        return self._rejection_interior(n, sampler, seed)
+
+    def _pieces(self, n: int, sampler: Sampler, seed: int) -> Points:
+        la, lb = self.a.boundary_measure, self.b.boundary_measure
+        na = max(1, round(n * la / (la + lb)))
+        nb = max(1, n - na)
+        xa = self.a.sample_boundary(na, sampler, seed)
+        xb = self.b.sample_boundary(nb, sampler, seed + 7919)
+        return torch.cat([xa[self._from_a(xa)], xb[self._from_b(xb)]])
+
+    def sample_boundary(self, n: int, sampler: Sampler, seed: int) -> Points:
+        fraction = max(self.boundary_measure / (self.a.boundary_measure + self.b.boundary_measure), 1e-3)
+        m = math.ceil(1.3 * n / fraction) + 16
+        for _ in range(8):
+            x = self._pieces(m, sampler, seed)
+            if len(x) >= n:
+                keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n]
+                return x[keep.sort().values]
+            m *= 2
+        raise GMNMError(f"could not place {n} boundary points on {self!r}")
+
+    @cached_property
+    def _measures(self) -> tuple[float, float]:
+        """Monte Carlo estimates of (volume, boundary measure), fixed seed."""
+        from ..sampling import Uniform
+
+        m = 200_000
+        x = self._sample_bbox(m, Uniform(), 12345)
+        vol = _box_volume(self.bbox) * float(self.inside(x).double().mean())
+        la, lb = self.a.boundary_measure, self.b.boundary_measure
+        k = 20_000
+        xa = self.a.sample_boundary(k, Uniform(), 1)
+        xb = self.b.sample_boundary(k, Uniform(), 2)
+        fa = float(self._from_a(xa).double().mean())
+        fb = float(self._from_b(xb).double().mean())
+        return vol, la * fa + lb * fb
+
+    @property
+    def volume(self) -> float:
+        return self._measures[0]
+
+    @property
+    def boundary_measure(self) -> float:
+        return self._measures[1]
+
+
+class Union(_CSG):
+    """Points in either shape."""
+
+    _op = "|"
+
+    @property
+    def bbox(self):
+        (alo, ahi), (blo, bhi) = self.a.bbox, self.b.bbox
+        return tuple(map(min, alo, blo)), tuple(map(max, ahi, bhi))
+
+    def inside(self, x: Points) -> Mask:
+        return self.a.inside(x) | self.b.inside(x)
+
+    def _from_a(self, x: Points) -> Mask:
+        return ~self.b.interior(x)
+
+    def _from_b(self, x: Points) -> Mask:
+        return ~self.a.interior(x)
+
+
+class Difference(_CSG):
+    """Points in the first shape and not strictly inside the second (a shape with a hole)."""
+
+    _op = "-"
+    _flip_b = True
+
+    @property
+    def bbox(self):
+        return self.a.bbox
+
+    def inside(self, x: Points) -> Mask:
+        return self.a.inside(x) & ~self.b.interior(x)
+
+    def _from_a(self, x: Points) -> Mask:
+        return ~self.b.interior(x)
+
+    def _from_b(self, x: Points) -> Mask:
+        return self.a.interior(x)
+
+
+class Intersection(_CSG):
+    """Points in both shapes."""
+
+    _op = "&"
+
+    @property
+    def bbox(self):
+        (alo, ahi), (blo, bhi) = self.a.bbox, self.b.bbox
+        lo, hi = tuple(map(max, alo, blo)), tuple(map(min, ahi, bhi))
+        if any(l >= h for l, h in zip(lo, hi)):
+            raise GMNMError(f"the intersection {self!r} is empty")
+        return lo, hi
+
+    def inside(self, x: Points) -> Mask:
+        return self.a.inside(x) & self.b.inside(x)
+
+    def _from_a(self, x: Points) -> Mask:
+        return self.b.inside(x)
+
+    def _from_b(self, x: Points) -> Mask:
+        return self.a.inside(x)

@@ -1,0 +1,133 @@
+"""Figures of a run: the solution next to the exact one with the error, and training
+curves. Uses matplotlib's object API (no global pyplot state, no display needed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+
+from .problem import Problem
+
+
+def _save(fig: Figure, path: Path) -> None:
+    from .artifacts import atomic_write
+
+    FigureCanvasAgg(fig)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110), "wb")
+
+
+@torch.no_grad()
+def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
+    p = next(model.parameters())
+    out = torch.cat([model(x[i:i + 16384].to(p)) for i in range(0, len(x), 16384)])
+    return out.reshape(len(x), -1).double().cpu().numpy()
+
+
+def slice_grid(problem: Problem, k: int = 201) -> tuple[torch.Tensor, np.ndarray, np.ndarray, str]:
+    """A k × k grid over the first two axes of the bounding box (other axes at the
+    box centre): points, the two axis vectors, and a note on the slice."""
+    lo, hi = problem.geometry.bbox
+    d = problem.dim
+    a = np.linspace(lo[0], hi[0], k)
+    b = np.linspace(lo[1], hi[1], k)
+    A, B = np.meshgrid(a, b, indexing="xy")
+    x = np.tile([(l + h) / 2 for l, h in zip(lo, hi)], (k * k, 1))
+    x[:, 0], x[:, 1] = A.ravel(), B.ravel()
+    v = problem.variables
+    note = "" if d == 2 else " (slice " + ", ".join(
+        f"{v[i]} = {x[0, i]:.3g}" for i in range(2, d)) + ")"
+    return torch.from_numpy(x), a, b, note
+
+
+def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
+                  title: str = "") -> None:
+    """Prediction, exact solution and absolute error: heat maps in 2D and above (a slice
+    through the box centre), line plots in 1D."""
+    has_exact = problem.exact is not None
+    k_out = problem.n_outputs
+    if problem.dim == 1:
+        lo, hi = problem.geometry.bbox
+        x = torch.linspace(lo[0], hi[0], 1001, dtype=torch.float64)[:, None]
+        pred = _predict(model, x)
+        fig = Figure(figsize=(10, 3.6 * k_out), layout="constrained")
+        for c, name in enumerate(problem.outputs):
+            ax = fig.add_subplot(k_out, 2, 2 * c + 1)
+            ax.plot(x[:, 0], pred[:, c], label="prediction", lw=2)
+            if has_exact:
+                ex = problem.exact_values(x).numpy()
+                ax.plot(x[:, 0], ex[:, c], "--", label="exact", lw=1.5)
+                ax2 = fig.add_subplot(k_out, 2, 2 * c + 2)
+                ax2.semilogy(x[:, 0], np.abs(pred[:, c] - ex[:, c]) + 1e-300)
+                ax2.set(xlabel=problem.variables[0], title=f"|error| of {name}")
+            ax.set(xlabel=problem.variables[0], title=name)
+            ax.legend()
+        fig.suptitle(title)
+        _save(fig, path)
+        return
+
+    x, a, b, note = slice_grid(problem)
+    inside = problem.geometry.inside(x).numpy()
+    pred = _predict(model, x)
+    ex = problem.exact_values(x).numpy() if has_exact else None
+    cols = 3 if has_exact else 1
+    fig = Figure(figsize=(4.8 * cols, 3.9 * k_out), layout="constrained")
+    shape = (len(b), len(a))
+    extent = (a[0], a[-1], b[0], b[-1])
+    for c, name in enumerate(problem.outputs):
+        def show(j: int, values: np.ndarray, label: str, **kw: Any) -> None:
+            ax = fig.add_subplot(k_out, cols, c * cols + j + 1)
+            img = np.where(inside, values, np.nan).reshape(shape)
+            im = ax.imshow(img, origin="lower", extent=extent, aspect="auto", **kw)
+            fig.colorbar(im, ax=ax)
+            ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label + note)
+
+        if ex is None:
+            show(0, pred[:, c], f"{name} (prediction)", cmap="viridis")
+            continue
+        vmin = float(np.nanmin(np.where(inside, ex[:, c], np.nan)))
+        vmax = float(np.nanmax(np.where(inside, ex[:, c], np.nan)))
+        show(0, pred[:, c], f"{name} prediction", cmap="viridis", vmin=vmin, vmax=vmax)
+        show(1, ex[:, c], f"{name} exact", cmap="viridis", vmin=vmin, vmax=vmax)
+        err = np.abs(pred[:, c] - ex[:, c])
+        top = float(np.nanmax(np.where(inside, err, np.nan)))
+        if top > 0 and math.isfinite(top):
+            show(2, np.maximum(err, top * 1e-6), f"|error| of {name}", cmap="magma",
+                 norm=LogNorm(vmin=top * 1e-6, vmax=top))
+        else:
+            show(2, err, f"|error| of {name}", cmap="magma")
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_training(history: Sequence[dict[str, Any]], path: Path, title: str = "") -> None:
+    """Loss against step, and relative L2 error against step and training time."""
+    steps = np.array([float(r["step"]) for r in history])
+    times = np.array([float(r["time"]) for r in history])
+    loss = np.array([float(r["loss"]) for r in history])
+    err = np.array([float(r.get("rel_l2", math.nan)) for r in history])
+    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    ax1, ax2, ax3 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
+    stages = [str(r["stage"]) for r in history]
+    for stage in dict.fromkeys(stages):
+        sel = np.array([s == stage for s in stages])
+        ax1.semilogy(steps[sel], loss[sel], "o-", ms=2, label=stage)
+    ax1.set(xlabel="step", ylabel="loss", title="loss")
+    ax1.legend()
+    ok = np.isfinite(err)
+    if ok.any():
+        ax2.semilogy(steps[ok], err[ok], "o-", ms=3)
+        ax3.semilogy(times[ok], err[ok], "o-", ms=3)
+    ax2.set(xlabel="step", ylabel="relative L2 error", title="error vs step")
+    ax3.set(xlabel="training time [s]", ylabel="relative L2 error", title="error vs time")
+    for ax in (ax1, ax2, ax3):
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title)
+    _save(fig, path)

@@ -1,0 +1,294 @@
+"""Problems: a PDE on a domain, its conditions and, when known, its solution.
+
+A problem is declarative data; it knows nothing about networks or training. Built-in
+problems live in the catalogue (``pinn_gmnm.problems``); users add their own with
+:func:`register` or by pointing the CLI at ``path/to/file.py:function``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ._types import Points
+from .conditions import Condition
+from .derivatives import Field
+from .errors import GMNMError, unknown
+from .geometry import Geometry
+from .registry import Registry, first_line
+
+Residual = Callable[[Field, Points], "Tensor | Sequence[Tensor]"]
+"""``residual(u, x)``: the PDE's residual at interior points, shape (n,), or one such
+tensor per equation for systems."""
+
+
+def default_variables(dim: int) -> tuple[str, ...]:
+    """x; x, y; x, y, z; then x1 … xd for higher dimensions."""
+    if dim <= 3:
+        return ("x", "y", "z")[:dim]
+    return tuple(f"x{i + 1}" for i in range(dim))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A PDE problem.
+
+    Attributes:
+        geometry: the domain.
+        residual: ``residual(u, x) -> (n,)`` (or a sequence of those for systems), zero
+            where the PDE holds. ``u`` is a :class:`~pinn_gmnm.derivatives.Field`,
+            ``x`` the interior points (n, d).
+        conditions: boundary and other conditions.
+        exact: the solution ``exact(x) -> (n,)`` or ``(n, k)``, when known.
+        variables: names of the coordinates (default x, y, z, or x1 … xd).
+        outputs: names of the unknown fields (default ``("u",)``).
+        params: the named parameters the problem was built with (for configs and ``show``).
+        name, description: set by the registry from the factory's name and docstring.
+        linear: whether the residual and conditions are affine in the solution
+            (``None`` when not declared).
+    """
+
+    geometry: Geometry
+    residual: Residual
+    conditions: Sequence[Condition] = ()
+    exact: Callable[[Points], Tensor] | None = None
+    variables: Sequence[str] | None = None
+    outputs: Sequence[str] = ("u",)
+    params: Mapping[str, object] = field(default_factory=dict)
+    name: str = "custom"
+    description: str = ""
+    linear: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.geometry, Geometry):
+            raise GMNMError(f"geometry must be a Geometry, got {type(self.geometry).__name__}")
+        if not callable(self.residual):
+            raise GMNMError("residual must be a function residual(u, x)")
+        variables = tuple(self.variables or default_variables(self.geometry.dim))
+        if len(variables) != self.geometry.dim or len(set(variables)) != len(variables):
+            raise GMNMError(
+                f"variables {variables} do not name the {self.geometry.dim} coordinates "
+                f"of {self.geometry!r} once each"
+            )
+        object.__setattr__(self, "variables", variables)
+        object.__setattr__(self, "outputs", tuple(self.outputs))
+        object.__setattr__(self, "conditions", tuple(self.conditions))
+        if not self.outputs:
+            raise GMNMError("a problem needs at least one output")
+        for c in self.conditions:
+            if not isinstance(c, Condition):
+                raise GMNMError(f"conditions must be Condition objects, got {c!r}")
+            if c.output is not None and c.output not in self.outputs:
+                raise GMNMError(
+                    f"{c.label}: unknown output '{c.output}'; outputs: {', '.join(self.outputs)}"
+                )
+
+    @property
+    def dim(self) -> int:
+        return self.geometry.dim
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.outputs)
+
+    @property
+    def spatial(self) -> tuple[str, ...]:
+        """The variables a Laplacian or gradient runs over (all but a time variable)."""
+        return tuple(v for v in self.variables if v != "t")
+
+    def field(self, model: torch.nn.Module, x: Points, *, closed_form: bool = True) -> Field:
+        """The model's :class:`Field` at points ``x`` for this problem's variables."""
+        return Field.of(model, x, self.variables, self.outputs, self.spatial,
+                        closed_form=closed_form)
+
+    def exact_values(self, x: Points) -> Tensor | None:
+        """The exact solution at ``x`` as shape (n, k), or None when unknown."""
+        if self.exact is None:
+            return None
+        v = torch.as_tensor(self.exact(x), dtype=x.dtype, device=x.device)
+        v = v.reshape(len(x), -1)
+        if v.shape[1] != self.n_outputs:
+            raise GMNMError(
+                f"{self.name}: exact solution gives {v.shape[1]} values per point, "
+                f"expected {self.n_outputs} (one per output)"
+            )
+        return v
+
+    def residuals(self, u: Field, x: Points, rows: int | None = None) -> list[Tensor]:
+        """The residual as a list of (n,) tensors, one per equation, with shape checks.
+
+        On a basis field (``rows`` = B, see :class:`~pinn_gmnm.derivatives.Field`) each
+        tensor has shape (B, n) instead.
+        """
+        r = self.residual(u, x)
+        parts = list(r) if isinstance(r, (list, tuple)) else [r]
+        expected = (len(x),) if rows is None else (rows, len(x))
+        out = []
+        for i, p in enumerate(parts):
+            if not isinstance(p, Tensor):
+                raise GMNMError(f"{self.name}: residual must return tensors, got {type(p).__name__}")
+            if rows is None and p.ndim == 2 and p.shape[1] == 1:
+                p = p[:, 0]
+            if p.shape != expected:
+                which = f" (equation {i + 1})" if len(parts) > 1 else ""
+                hint = ("one value per interior point" if rows is None else
+                        "written with elementwise operations on (n,) tensors, a residual "
+                        "evaluated on a basis field keeps its leading dimension")
+                raise GMNMError(
+                    f"{self.name}: residual{which} has shape {tuple(p.shape)}, expected "
+                    f"{expected}: {hint}"
+                )
+            if p.dtype != x.dtype:
+                raise GMNMError(
+                    f"{self.name}: residual has dtype {p.dtype}, expected {x.dtype} (the points' dtype)"
+                )
+            out.append(p)
+        return out
+
+
+ProblemFactory = Callable[..., Problem]
+
+
+def _load_catalogue() -> None:
+    import pinn_gmnm.problems  # noqa: F401  (registers the built-in problems)
+
+
+PROBLEMS: Registry[ProblemFactory] = Registry("problem", _load_catalogue)
+
+
+def register(name: str, *, group: str = "", replace: bool = False
+             ) -> Callable[[ProblemFactory], ProblemFactory]:
+    """Register a problem factory under ``name``.
+
+    The factory's keyword arguments (with defaults) are the problem's parameters, set
+    from the CLI with ``--set name=value``; its docstring's first line is the summary
+    shown by ``gmnm-pde list``, and the whole docstring is the problem's description.
+    """
+
+    def decorate(factory: ProblemFactory) -> ProblemFactory:
+        parameters(factory)  # fail now on factories whose parameters lack defaults
+        PROBLEMS.add(name, factory, first_line(factory.__doc__), group=group, replace=replace)
+        return factory
+
+    return decorate
+
+
+def parameters(factory: ProblemFactory) -> dict[str, object]:
+    """The factory's parameters and their defaults."""
+    out = {}
+    for p in inspect.signature(factory).parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty:
+            raise GMNMError(
+                f"problem factory {factory.__name__}: parameter '{p.name}' needs a default value"
+            )
+        out[p.name] = p.default
+    return out
+
+
+def _coerce(name: str, value: object, default: object) -> object:
+    """Convert a ``--set`` string to the type of the parameter's default."""
+    if not isinstance(value, str) or isinstance(default, str) or default is None:
+        return value
+    try:
+        if isinstance(default, bool):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return type(default)(value)
+    except ValueError:
+        raise GMNMError(
+            f"parameter {name}={value!r} is not a valid {type(default).__name__}"
+        ) from None
+
+
+def build(factory: ProblemFactory, name: str, params: Mapping[str, object] | None = None) -> Problem:
+    """Call a problem factory with checked parameters and label the result."""
+    defaults = parameters(factory)
+    params = dict(params or {})
+    for key in params:
+        if key not in defaults:
+            raise unknown(f"parameter of problem '{name}'", key, defaults) if defaults else GMNMError(
+                f"problem '{name}' has no parameters to set (got '{key}')"
+            )
+    resolved = {k: _coerce(k, params.get(k, v), v) for k, v in defaults.items()}
+    problem = factory(**resolved)
+    if not isinstance(problem, Problem):
+        raise GMNMError(f"problem factory for '{name}' returned {type(problem).__name__}, not a Problem")
+    return dataclasses.replace(
+        problem,
+        name=name,
+        params=resolved,
+        description=problem.description or inspect.cleandoc(factory.__doc__ or ""),
+    )
+
+
+def get_problem(name: str, **params: object) -> Problem:
+    """A problem by name: a registered one, or ``path/to/file.py:function`` from a user file."""
+    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+        return build(load_factory(name), name, params)
+    return build(PROBLEMS.get(name), name, params)
+
+
+def problem_parameters(name: str) -> dict[str, object]:
+    """The parameters (and defaults) of the problem called ``name``."""
+    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+        return parameters(load_factory(name))
+    return parameters(PROBLEMS.get(name))
+
+
+def load_factory(spec: str) -> ProblemFactory:
+    """Import ``function`` from ``path/to/file.py:function`` and return it as a factory.
+
+    The attribute may be a function returning a :class:`Problem` or a Problem itself.
+    """
+    path_text, _, attr = spec.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise GMNMError(f"problem file not found: {path}")
+    module_name = f"_gmnm_user_{abs(hash(str(path.resolve())))}"
+    loader_spec = importlib.util.spec_from_file_location(module_name, path)
+    assert loader_spec is not None and loader_spec.loader is not None
+    module = importlib.util.module_from_spec(loader_spec)
+    try:
+        sys.modules[module_name] = module
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:  # report the user's file and line, not our stack
+        sys.modules.pop(module_name, None)
+        line = _user_line(exc, path)
+        raise GMNMError(
+            f"could not import {path}{line}: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not hasattr(module, attr):
+        names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        raise unknown(f"function in {path}", attr, names)
+    obj = getattr(module, attr)
+    if isinstance(obj, Problem):
+        return lambda: obj
+    if not callable(obj):
+        raise GMNMError(f"{spec} is neither a Problem nor a function returning one")
+    return obj
+
+
+def _user_line(exc: BaseException, path: Path) -> str:
+    """`` line N`` for the deepest frame of the traceback that is in the user's file."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f" line {exc.lineno}"
+    tb, line = exc.__traceback__, ""
+    target = str(path.resolve())
+    while tb is not None:
+        if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
+            line = f" line {tb.tb_lineno}"
+        tb = tb.tb_next
+    return line

@@ -1,0 +1,54 @@
+"""A rich progress bar for training: stage, steps, loss, current error, time."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .training.stages import Stage
+from .training.task import Task
+
+
+class RichProgress:
+    """Shows a run's progress; use as a context manager around :func:`solve`.
+
+    The bar counts planned steps; a stage that converges early jumps to its end.
+    """
+
+    def __init__(self, stages: Sequence[Stage], label: str = "", console: Console | None = None,
+                 transient: bool = False) -> None:
+        self.total = sum(max(1, s.steps_planned) for s in stages)
+        self.label = label
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("rel L2 {task.fields[err]}"),
+            TimeElapsedColumn(), console=console or Console(stderr=True), transient=transient,
+        )
+        self._offset = 0
+        self._stage_start = 0
+
+    def __enter__(self) -> RichProgress:
+        self.progress.start()
+        self.bar = self.progress.add_task(self.label, total=self.total, loss="-", err="-")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def on_stage_start(self, stage: Stage, task: Task) -> None:
+        self._stage_start = task.step
+        self.progress.update(self.bar, description=f"{self.label} {stage.kind}".strip())
+
+    def on_record(self, row: dict, task: Task) -> None:
+        err = task.last_error
+        self.progress.update(
+            self.bar, completed=self._offset + task.step - self._stage_start,
+            loss=f"{float(row['loss']):.2e}", err="-" if math.isnan(err) else f"{err:.2e}",
+        )
+
+    def on_stage_end(self, stage: Stage, task: Task) -> None:
+        self._offset += max(1, stage.steps_planned)
+        self.progress.update(self.bar, completed=self._offset)

@@ -1,0 +1,142 @@
+"""From a :class:`~pinn_gmnm.config.RunConfig` to a finished run directory.
+
+This is where configuration strings become objects (problem, model, sampler, stages),
+and what ``gmnm-pde solve`` calls.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import __version__
+from .artifacts import new_run_dir, save_checkpoint, write_history, write_json
+from .config import RunConfig
+from .errors import GMNMError
+from .models import build_model
+from .plotting import plot_solution, plot_training
+from .problem import Problem, get_problem
+from .sampling import get_sampler
+from .training import Collocation, Solution, solve, stage_from_dict
+from .training.solve import least_squares_applies
+from .training.stages import Stage
+from .training.task import Callback
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GMNMError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise GMNMError(f"unsupported device '{name}'; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise GMNMError(f"device '{name}' was asked for, but this torch sees no CUDA GPU")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise GMNMError(
+                f"device '{name}' does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+            )
+    return device
+
+
+def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[str, list[Stage]]:
+    """The training stages of a run and the name of the method they implement."""
+    if config.stages is not None:
+        method = config.method if config.method != "auto" else "custom"
+        return method, [stage_from_dict(s) for s in config.stages]
+    method = config.method
+    if method == "custom":
+        raise GMNMError("method 'custom' needs a list of stages in the config file")
+    if method == "auto":
+        method = "varpro" if least_squares_applies(problem, model) else "adam-lbfgs"
+    if method in ("lstsq", "varpro") and not least_squares_applies(problem, model):
+        why = ("the problem is not declared linear" if problem.linear is not True
+               else f"model '{config.model}' has no linear output layer")
+        raise GMNMError(f"method '{method}' needs least squares, but {why}; use --method adam-lbfgs")
+    if method == "lstsq":
+        return method, [stage_from_dict({"type": "lstsq"})]
+    if method == "varpro":
+        return method, [stage_from_dict({"type": "lstsq"}),
+                        stage_from_dict({"type": "varpro", "steps": config.varpro_steps})]
+    return method, [
+        stage_from_dict({"type": "adam", "steps": config.adam_steps, "lr": config.lr,
+                         "final_lr": config.lr / 100}),
+        stage_from_dict({"type": "lbfgs", "steps": config.lbfgs_steps}),
+    ]
+
+
+@dataclass
+class RunResult:
+    """A finished run: its resolved config, solution and where its artifacts are."""
+
+    config: RunConfig
+    method: str
+    solution: Solution
+    directory: Path | None
+    wall_time: float
+
+
+def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
+    """Build problem, model and stages for ``config`` (seeding the model's initialisation)."""
+    problem = get_problem(config.problem, **config.params)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model, problem.dim, problem.n_outputs,
+                        bounds=problem.geometry.bbox, **config.model_options)
+    method, stages = stages_for(config, problem, model)
+    return problem, model, method, stages
+
+
+def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequence[Callback] = (),
+        name: str | None = None) -> RunResult:
+    """Run ``config``; with ``out``, write a run directory under it."""
+    start = time.perf_counter()
+    problem, model, method, stages = prepare(config)
+    device = resolve_device(config.device)
+    solution = solve(
+        problem, model, stages=stages,
+        collocation=Collocation(config.interior, config.boundary, get_sampler(config.sampler)),
+        seed=config.seed, dtype=DTYPES[config.dtype], device=device, weights=config.weights,
+        budget=config.budget, eval_every=config.eval_every, callbacks=callbacks,
+    )
+    resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
+                                    "method": method,
+                                    "stages": [s.to_dict() for s in stages]})
+    directory = None
+    if out is not None:
+        directory = new_run_dir(Path(out), name or f"{config.problem}-{config.model}")
+        write_artifacts(directory, resolved, solution, method, time.perf_counter() - start)
+    return RunResult(resolved, method, solution, directory, time.perf_counter() - start)
+
+
+def environment() -> dict[str, Any]:
+    return {"gmnm_pde": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            "machine": platform.machine(), "threads": torch.get_num_threads()}
+
+
+def write_artifacts(directory: Path, config: RunConfig, solution: Solution, method: str,
+                    wall_time: float) -> None:
+    """config.json, metrics.json, history.csv, model.pt, solution.png, training.png."""
+    problem = solution.problem
+    write_json(directory / "config.json", {"version": 1, **config.to_dict()})
+    metrics = {"problem": problem.name, "model": config.model, "method": method,
+               "parameters": solution.parameters, **solution.metrics,
+               "wall_time": wall_time, "environment": environment()}
+    write_json(directory / "metrics.json", metrics)
+    write_history(directory / "history.csv", solution.history)
+    save_checkpoint(directory / "model.pt", solution.model, {"config": config.to_dict()})
+    title = f"{problem.name} · {config.model} ({solution.parameters} parameters, {method})"
+    plot_solution(problem, solution.model, directory / "solution.png", title)
+    plot_training(solution.history, directory / "training.png", title)

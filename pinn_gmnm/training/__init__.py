@@ -1,0 +1,15 @@
+"""Training: collocation batches, the physics-informed loss, stages and ``solve``."""
+
+from .batch import Batch, Collocation, sample_batch
+from .linear import LeastSquares, VarPro
+from .loss import Loss
+from .registry import STAGES, stage_from_dict
+from .solve import Solution, default_stages, solve
+from .stages import LBFGS, Adam, Stage
+from .task import Callback, Clock, Task
+
+__all__ = [
+    "LBFGS", "STAGES", "Adam", "Batch", "Callback", "Clock", "Collocation", "LeastSquares",
+    "Loss", "Solution", "Stage", "Task", "VarPro", "default_stages", "sample_batch", "solve",
+    "stage_from_dict",
+]

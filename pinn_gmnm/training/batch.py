@@ -1,0 +1,56 @@
+"""Collocation points: how many, drawn how, and the batch a loss is evaluated on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .._types import Points
+from ..errors import GMNMError, require_positive
+from ..problem import Problem
+from ..sampling import Sampler, Sobol
+
+
+@dataclass(frozen=True)
+class Collocation:
+    """``interior`` PDE points and ``boundary`` points shared by the boundary conditions
+    (each condition keeps those on its piece), drawn with ``sampler``."""
+
+    interior: int = 2000
+    boundary: int = 400
+    sampler: Sampler = field(default_factory=Sobol)
+
+    def __post_init__(self) -> None:
+        require_positive("interior points", self.interior, integer=True)
+        require_positive("boundary points", self.boundary, integer=True)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The points of one loss evaluation: interior points and each condition's points."""
+
+    interior: Points
+    conditions: tuple[Points, ...]
+
+    def to(self, dtype: torch.dtype, device: torch.device | str) -> Batch:
+        return Batch(self.interior.to(device=device, dtype=dtype),
+                     tuple(c.to(device=device, dtype=dtype) for c in self.conditions))
+
+
+def sample_batch(problem: Problem, collocation: Collocation, seed: int) -> Batch:
+    """Draw a batch for ``problem``; a condition that gets no points is an error."""
+    g = problem.geometry
+    interior = g.sample_interior(collocation.interior, collocation.sampler, seed)
+    boundary = (g.sample_boundary(collocation.boundary, collocation.sampler, seed + 1)
+                if problem.conditions else interior[:0])
+    points = []
+    for c in problem.conditions:
+        x = c.select(g, boundary)
+        if len(x) == 0:
+            raise GMNMError(
+                f"{problem.name}: condition '{c.label}' selects none of the {len(boundary)} "
+                f"boundary points; check its 'on' predicate (or raise the boundary point count)"
+            )
+        points.append(x)
+    return Batch(interior, tuple(points))

@@ -1,0 +1,203 @@
+"""Training that exploits a linear output layer: least squares and variable projection.
+
+For a linear PDE with linear conditions, every residual is affine in the weights θ of
+the model's last, linear layer (see :class:`~pinn_gmnm.models.head.LinearHead`):
+r(θ) = J θ + r₀. The loss Σ_t w_t mean(r_t²) is then ‖J θ + r₀‖² after scaling each
+term's rows by √(w_t / n_t), and the best θ for the current features is a linear
+least-squares problem — the radial-basis-function collocation (Kansa) idea when the
+features are Gaussians.
+
+``J`` is built by evaluating the user's own residual on a *basis field*: a field whose
+values have one row per basis function (plus a zero row giving r₀). No residual has to
+be written twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..derivatives import Field
+from ..errors import GMNMError
+from ..models.head import ConstantColumn, LinearHead
+from ..problem import Problem
+from .loss import Loss
+from .stages import Stage, _check_steps, run_lbfgs
+from .task import Task
+
+
+class Basis:
+    """Residuals on the basis of a linear head: row 0 is the zero function, row
+    1 + c·(m+1) + f is feature f (f = m: the constant) placed in output c."""
+
+    def __init__(self, head: LinearHead, problem: Problem) -> None:
+        self.head, self.problem = head, problem
+        self.k = head.n_features + 1
+        self.rows = self.k * problem.n_outputs + 1
+
+    def _place(self, output: int, values: Tensor) -> Tensor:
+        """(n, k) per-feature values of one output → (rows, n)."""
+        out = values.new_zeros(self.rows, values.shape[0])
+        out[1 + output * self.k: 1 + (output + 1) * self.k] = values.T
+        return out
+
+    def field(self, x: Tensor) -> Field:
+        p = self.problem
+        return Field(ConstantColumn(self.head.features(x)), p.variables, p.outputs, p.spatial,
+                     combine=self._place)
+
+
+def linear_head(model: nn.Module) -> LinearHead:
+    """The model's linear output layer, or a clear error when it has none."""
+    make = getattr(model, "linear_head", None)
+    if make is None:
+        raise GMNMError(
+            f"{type(model).__name__} has no linear output layer, so it cannot be trained "
+            "by least squares; use the adam/lbfgs stages"
+        )
+    return make()
+
+
+def check_linear(problem: Problem) -> None:
+    if problem.linear is False:
+        raise GMNMError(
+            f"problem '{problem.name}' is nonlinear, and least squares needs a linear PDE with "
+            "linear conditions; use the adam/lbfgs (or gauss-newton) stages instead"
+        )
+
+
+def linear_system(loss: Loss, model: nn.Module, head: LinearHead) -> tuple[Tensor, Tensor]:
+    """(J, r₀) with loss(θ) = ‖J θ + r₀‖², θ the head flattened output by output."""
+    basis = Basis(head, loss.problem)
+    rs = loss.residuals(model, basis)
+    blocks, offsets = [], []
+    for w, R in zip(loss.weights, rs):
+        scale = math.sqrt(w / R.shape[1])
+        blocks.append((R[1:] - R[0]).T * scale)
+        offsets.append(R[0] * scale)
+    return torch.cat(blocks), torch.cat(offsets)
+
+
+def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
+    """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64.
+
+    Columns are scaled to unit norm, then the SVD solution is filtered with Tikhonov
+    factors s / (s² + (rcond · s_max)²): singular values far below ``rcond · s_max``
+    are damped instead of amplifying rounding errors. ``rcond`` defaults to 100 × the
+    machine epsilon of J's dtype.
+    """
+    if rcond is None:
+        rcond = 100 * torch.finfo(J.dtype).eps
+    J64, rhs64 = J.double(), rhs.double()
+    scale = J64.norm(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
+    U, S, Vh = torch.linalg.svd(J64 / scale, full_matrices=False)
+    lam = rcond * S[0]
+    filt = S / (S.square() + lam * lam)
+    theta = Vh.T @ (filt * (U.T @ rhs64))
+    return (theta / scale).to(J.dtype)
+
+
+def fit_head(loss: Loss, model: nn.Module, head: LinearHead, rcond: float | None = None
+             ) -> float:
+    """Set the head to the least-squares optimum for the current features; returns the
+    loss predicted by the linear model (equal to the true loss for linear problems)."""
+    with torch.no_grad():
+        J, r0 = linear_system(loss, model, head)
+        theta = lstsq(J, -r0, rcond)
+        head.set(theta.reshape(loss.problem.n_outputs, -1).T)
+        return float((J @ theta + r0).square().sum())
+
+
+@dataclass(frozen=True)
+class LeastSquares(Stage):
+    """Solve the model's linear output layer exactly for the current features
+    (linear problems only): one step, no learning rate."""
+
+    rcond: float | None = None
+    kind: ClassVar[str] = "lstsq"
+
+    def run(self, task: Task) -> None:
+        check_linear(task.loss.problem)
+        head = linear_head(task.model)
+        check_affine(task.loss, task.model, head)
+        fit_head(task.loss, task.model, head, self.rcond)
+        total, task._parts = task.evaluate_loss()
+        task.record(self.kind, float(total), force_eval=True)
+
+
+def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
+    """Check, at a random head, that the residuals equal J θ + r₀: otherwise the residual
+    is not affine in u (or does not broadcast over a leading dimension)."""
+    saved = head.get()
+    with torch.no_grad():
+        J, r0 = linear_system(loss, model, head)
+        g = torch.Generator(device="cpu").manual_seed(0)
+        theta = torch.randn(J.shape[1], generator=g, dtype=J.dtype).to(J.device)
+        theta /= math.sqrt(J.shape[1])
+        head.set(theta.reshape(loss.problem.n_outputs, -1).T)
+        scaled = [r * math.sqrt(w / r.shape[-1]) for w, r in zip(loss.weights, loss.residuals(model))]
+        actual = torch.cat(scaled)
+        head.set(saved)
+    predicted = J @ theta + r0
+    tol = 1e3 * torch.finfo(J.dtype).eps ** 0.5 if J.dtype == torch.float32 else 1e-8
+    gap = float((predicted - actual).norm() / actual.norm().clamp_min(1e-300))
+    if not gap <= tol:
+        raise GMNMError(
+            f"problem '{loss.problem.name}': the residual does not behave linearly in u "
+            f"(relative gap {gap:.1e} from its linear model), so least squares cannot be used; "
+            "declare linear=False and use the adam/lbfgs stages, or write the residual with "
+            "elementwise operations on (n,) tensors"
+        )
+
+
+@dataclass(frozen=True)
+class VarPro(Stage):
+    """Variable projection: L-BFGS on the features' parameters (GMNM: means and
+    projections) with the linear head re-solved exactly at every evaluation, so the
+    optimiser only ever sees the best head for its features (linear problems only).
+
+    Stops early when 10 iterations lower the loss by less than ``min_progress`` (a
+    fraction): with broad Gaussians the least-squares solution is already at rounding
+    level and further iterations only cost time.
+    """
+
+    steps: int = 100
+    history: int = 50
+    rcond: float | None = None
+    min_progress: float = 0.01
+    kind: ClassVar[str] = "varpro"
+
+    def __post_init__(self) -> None:
+        _check_steps("varpro steps", self.steps)
+
+    def run(self, task: Task) -> None:
+        if self.steps == 0:
+            return
+        check_linear(task.loss.problem)
+        head = linear_head(task.model)
+        fixed = {id(p) for p in head.head_parameters()}
+        params = [p for p in task.params if id(p) not in fixed]
+        n_out = task.loss.problem.n_outputs
+
+        def closure() -> Tensor:
+            for p in task.params:
+                p.grad = None
+            J, r0 = linear_system(task.loss, task.model, head)
+            theta = lstsq(J.detach(), -r0.detach(), self.rcond)
+            # By the variable-projection (envelope) argument, the gradient of the
+            # projected loss is that of the full loss with the optimal head held fixed.
+            total = (J @ theta + r0).square().sum()
+            total.backward()
+            head.set(theta.reshape(n_out, -1).T)
+            return total.detach()
+
+        def after_chunk() -> None:  # the last evaluation may have been a trial point
+            fit_head(task.loss, task.model, head, self.rcond)
+
+        run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
+                  evals_per_iter=1.25, min_progress=self.min_progress)
+

@@ -1,0 +1,93 @@
+"""The physics-informed loss: weighted mean squares of the PDE and condition residuals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import GMNMError
+from ..problem import Problem
+from .batch import Batch
+
+if TYPE_CHECKING:
+    from .linear import Basis
+
+
+def term_names(problem: Problem, n_equations: int = 1) -> list[str]:
+    """Loss term names: ``pde`` (``pde1``, ``pde2``… for systems), then one per condition,
+    named by its label and numbered when labels repeat."""
+    names = ["pde"] if n_equations == 1 else [f"pde{i + 1}" for i in range(n_equations)]
+    labels = [c.label for c in problem.conditions]
+    for i, label in enumerate(labels):
+        names.append(label if labels.count(label) == 1 else f"{label}{labels[:i + 1].count(label)}")
+    return names
+
+
+class Loss:
+    """Σ_terms w_t · mean(r_t²) over a fixed :class:`Batch`.
+
+    ``weights`` maps term names (see :func:`term_names`) to weights; a condition's own
+    ``weight`` is used where none is given, and 1 for the PDE.
+    """
+
+    def __init__(self, problem: Problem, batch: Batch, weights: Mapping[str, float] | None = None,
+                 *, closed_form: bool = True) -> None:
+        self.problem, self.batch, self.closed_form = problem, batch, closed_form
+        self.weights_given = dict(weights or {})
+        self._names: list[str] | None = None
+        self._weights: list[float] | None = None
+
+    def residuals(self, model: nn.Module, basis: Basis | None = None) -> list[Tensor]:
+        """Every residual vector: the PDE's (one per equation), then each condition's.
+
+        With a ``basis`` (see :mod:`pinn_gmnm.training.linear`) each residual has shape
+        (B, n): its values for each basis function of the model's linear head.
+        """
+        p, b = self.problem, self.batch
+        if basis is None:
+            field = lambda x: p.field(model, x, closed_form=self.closed_form)  # noqa: E731
+            rows = None
+        else:
+            field, rows = basis.field, basis.rows
+        out = p.residuals(field(b.interior), b.interior, rows)
+        for c, x in zip(p.conditions, b.conditions):
+            r = c.residual(field(x), x, p.geometry)
+            expected = (len(x),) if rows is None else (rows, len(x))
+            if r.shape != expected:
+                raise GMNMError(
+                    f"{p.name}: condition '{c.label}' gives residuals of shape "
+                    f"{tuple(r.shape)}, expected {expected}"
+                )
+            out.append(r)
+        if self._names is None:
+            self._set_names(len(out) - len(p.conditions))
+        return out
+
+    def _set_names(self, n_equations: int) -> None:
+        names = term_names(self.problem, n_equations)
+        for key in self.weights_given:
+            if key not in names:
+                raise GMNMError(f"loss weight for unknown term '{key}'; terms: {', '.join(names)}")
+        defaults = [1.0] * n_equations + [c.weight for c in self.problem.conditions]
+        self._names = names
+        self._weights = [float(self.weights_given.get(n, d)) for n, d in zip(names, defaults)]
+
+    @property
+    def names(self) -> list[str]:
+        assert self._names is not None, "evaluate the loss once before asking for its terms"
+        return self._names
+
+    @property
+    def weights(self) -> list[float]:
+        assert self._weights is not None, "evaluate the loss once before asking for its weights"
+        return self._weights
+
+    def __call__(self, model: nn.Module) -> tuple[Tensor, dict[str, Tensor]]:
+        """The total loss and each term's unweighted mean square."""
+        rs = self.residuals(model)
+        parts = {n: r.square().mean() for n, r in zip(self.names, rs)}
+        total = sum(w * v for w, v in zip(self.weights, parts.values()))
+        return torch.as_tensor(total), parts

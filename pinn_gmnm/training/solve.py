@@ -1,0 +1,108 @@
+"""``solve``: train a model on a problem through a list of stages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..errors import GMNMError, require_positive
+from ..evaluation import Evaluator
+from ..models import count_parameters
+from ..problem import Problem
+from .batch import Batch, Collocation, sample_batch
+from .loss import Loss
+from .linear import LeastSquares, VarPro
+from .stages import LBFGS, Adam, Stage
+from .task import Callback, Clock, Task
+
+
+def least_squares_applies(problem: Problem, model: nn.Module) -> bool:
+    """Least squares applies when the problem is declared linear and the model has a
+    linear output layer."""
+    return problem.linear is True and hasattr(model, "linear_head")
+
+
+def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
+    """The strongest default: for linear problems and models with a linear output layer,
+    least squares then 100 variable-projection iterations; otherwise Adam (lr 1e-2
+    decaying to 1e-4 over 1000 steps) then up to 2000 L-BFGS iterations."""
+    if least_squares_applies(problem, model):
+        return [LeastSquares(), VarPro(steps=100)]
+    return [Adam(steps=1000, lr=1e-2, final_lr=1e-4), LBFGS(steps=2000)]
+
+
+@dataclass
+class Solution:
+    """A trained model with what was measured about it."""
+
+    problem: Problem
+    model: nn.Module
+    metrics: dict[str, float]
+    history: list[dict[str, float | str]]
+    train_time: float
+    parameters: int
+    stages: list[Stage] = field(default_factory=list)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The trained model's prediction at points ``x`` (n, d) → (n, k)."""
+        with torch.no_grad():
+            return self.model(x.to(next(self.model.parameters())))
+
+
+def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None = None,
+          collocation: Collocation | None = None, seed: int = 0,
+          dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
+          weights: Mapping[str, float] | None = None, budget: float | None = None,
+          eval_every: int = 50, callbacks: Sequence[Callback] = ()) -> Solution:
+    """Train ``model`` to solve ``problem`` and measure it.
+
+    Args:
+        stages: training stages run in order (default: :func:`default_stages`).
+        collocation: how many points, and which sampler (default 2000 interior + 400 boundary, Sobol').
+        seed: seeds the point sampling (seed the model's initialisation yourself, before
+            building it, for a fully reproducible run).
+        dtype: float64 (default) or float32.
+        weights: loss weights by term name (``pde``, ``dirichlet``, …).
+        budget: wall-clock training seconds; stages stop when it is spent.
+        eval_every: steps between error evaluations recorded in the history.
+        callbacks: observers of training (e.g. a progress bar).
+    """
+    stages = list(default_stages(problem, model) if stages is None else stages)
+    collocation = collocation or Collocation()
+    if dtype not in (torch.float32, torch.float64):
+        raise GMNMError(f"dtype must be float32 or float64, got {dtype}")
+    if budget is not None:
+        require_positive("budget (seconds)", budget)
+    require_positive("eval_every", eval_every, integer=True)
+    for s in stages:
+        if not isinstance(s, Stage):
+            raise GMNMError(f"stages must be Stage objects such as Adam(...) or LBFGS(...), got {s!r}")
+
+    model.to(device=device, dtype=dtype)
+    batch: Batch = sample_batch(problem, collocation, seed).to(dtype, device)
+    loss = Loss(problem, batch, weights)
+    evaluator = Evaluator.for_problem(problem, dtype, device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    task = Task(model, loss, params, Clock(budget), evaluator, eval_every, callbacks)
+    # Evaluate once before training: checks the residual's shape and names the loss terms.
+    task.evaluate_loss()
+
+    for stage in stages:
+        for cb in callbacks:
+            if hasattr(cb, "on_stage_start"):
+                cb.on_stage_start(stage, task)
+        stage.run(task)
+        for cb in callbacks:
+            if hasattr(cb, "on_stage_end"):
+                cb.on_stage_end(stage, task)
+        if task.out_of_time():
+            break
+    train_time = task.clock.elapsed()
+    metrics = evaluator.metrics(model)
+    metrics["train_time"] = train_time
+    metrics["steps"] = task.step
+    return Solution(problem, model, metrics, task.history, train_time,
+                    count_parameters(model), stages)

@@ -1,0 +1,135 @@
+"""Training stages. A run is a list of them, executed in order on the same model.
+
+Stages are option objects (``Adam(steps=2000, lr=1e-3)``, ``LBFGS(steps=500)``); the
+CLI and config files name them by ``type`` and :func:`stage_from_dict` turns the names
+into objects, in this one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import GMNMError, require_positive
+from .task import Task
+
+
+def _check_steps(name: str, steps: int) -> None:
+    """Step counts are whole numbers >= 0 (0 skips the stage)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise GMNMError(f"{name} must be a whole number >= 0, got {steps!r}")
+
+
+@dataclass(frozen=True)
+class Stage(ABC):
+    """One phase of training."""
+
+    kind: ClassVar[str] = ""
+
+    @abstractmethod
+    def run(self, task: Task) -> None:
+        """Train ``task.model`` until the stage's own stopping rule or the budget ends it."""
+
+    @property
+    def steps_planned(self) -> int:
+        return getattr(self, "steps", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class Adam(Stage):
+    """Adam for ``steps`` steps, the learning rate decaying exponentially from ``lr``
+    to ``final_lr`` (constant when ``final_lr`` is None)."""
+
+    steps: int = 1000
+    lr: float = 1e-3
+    final_lr: float | None = None
+    kind: ClassVar[str] = "adam"
+
+    def __post_init__(self) -> None:
+        _check_steps("adam steps", self.steps)
+        require_positive("learning rate", self.lr)
+        if self.final_lr is not None:
+            require_positive("final learning rate", self.final_lr)
+
+    def run(self, task: Task) -> None:
+        if self.steps == 0:
+            return
+        opt = torch.optim.Adam(task.params, lr=self.lr)
+        gamma = (self.final_lr / self.lr) ** (1.0 / self.steps) if self.final_lr else 1.0
+        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
+        for i in range(self.steps):
+            loss = task.closure()
+            opt.step()
+            sched.step()
+            task.record(self.kind, float(loss.detach()), force_eval=i == self.steps - 1)
+            if task.out_of_time():
+                break
+
+
+@dataclass(frozen=True)
+class LBFGS(Stage):
+    """L-BFGS with a strong-Wolfe line search for up to ``steps`` iterations.
+
+    In float32 L-BFGS often stalls early (rounding hides the curvature it relies on);
+    float64 lets it converge much further, which is why runs default to float64.
+    """
+
+    steps: int = 500
+    history: int = 50
+    lr: float = 1.0
+    kind: ClassVar[str] = "lbfgs"
+
+    def __post_init__(self) -> None:
+        _check_steps("lbfgs steps", self.steps)
+        require_positive("lbfgs history", self.history, integer=True)
+
+    def run(self, task: Task) -> None:
+        run_lbfgs(task, task.params, task.closure, self.steps, self.history, self.kind,
+                  lr=self.lr)
+
+
+def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[], torch.Tensor],
+              steps: int, history: int, kind: str, after_chunk: Callable[[], None] | None = None,
+              *, lr: float = 1.0, chunk: int = 10, evals_per_iter: float = 4.0,
+              min_progress: float = 0.0) -> None:
+    """L-BFGS (strong-Wolfe line search) on ``params`` for up to ``steps`` iterations,
+    reporting every ``chunk`` iterations and stopping early when it converges, when a
+    chunk lowers the loss by less than the fraction ``min_progress``, or when the budget
+    is spent. ``after_chunk`` runs after each report interval (before recording)."""
+    if steps == 0 or not params:
+        return
+    eps = torch.finfo(params[0].dtype).eps
+    opt = torch.optim.LBFGS(params, lr=lr, history_size=history, line_search_fn="strong_wolfe",
+                            tolerance_grad=eps, tolerance_change=eps)
+    group = opt.param_groups[0]
+    state = opt.state[params[0]]
+    done = 0
+    previous = math.inf
+    while done < steps:
+        group["max_iter"] = min(chunk, steps - done)
+        group["max_eval"] = max(group["max_iter"] + 1, int(evals_per_iter * group["max_iter"]))
+        iters0, evals0 = state.get("n_iter", 0), state.get("func_evals", 0)
+        opt.step(closure)
+        iters = max(1, state["n_iter"] - iters0)
+        evals = state["func_evals"] - evals0
+        done += iters
+        if after_chunk is not None:
+            after_chunk()
+        total, task._parts = task.evaluate_loss()
+        # Fewer iterations than asked, with evaluations to spare: L-BFGS met its
+        # tolerance (or its line search could not move): it has converged.
+        converged = iters < group["max_iter"] and evals < group["max_eval"]
+        stalled = float(total) > (1 - min_progress) * previous
+        previous = float(total)
+        task.record(kind, float(total), iters, force_eval=converged or stalled or done >= steps)
+        if converged or stalled or task.out_of_time() or not torch.isfinite(total):
+            break

@@ -1,0 +1,9 @@
+"""The built-in problem catalogue, written with the same public API users have.
+
+Importing this package registers every problem in it; ``pinn_gmnm.get_problem`` does
+that on first use, so users never need to import it themselves.
+"""
+
+from . import poisson  # noqa: F401
+
+__all__ = ["poisson"]

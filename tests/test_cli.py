@@ -1,0 +1,133 @@
+"""The CLI through Typer's test runner: the happy paths and the bad-input paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pinn_gmnm.cli.main import app
+
+runner = CliRunner()
+
+FAST = ["--points", "256", "--boundary-points", "64", "-q"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_list_shows_problems_models_and_methods():
+    r = invoke("list")
+    assert r.exit_code == 0
+    for word in ("poisson", "poisson-1d", "poisson-3d", "gmnm", "mlp", "varpro", "adam-lbfgs"):
+        assert word in r.output
+
+
+def test_show_prints_the_mathematics():
+    r = invoke("show", "poisson")
+    assert r.exit_code == 0
+    assert "sin(kπx) sin(kπy)" in r.output and "k=1.0" in r.output
+
+
+def test_help_is_useful_on_its_own():
+    r = invoke("solve", "--help")
+    assert r.exit_code == 0
+    for word in ("--model", "--components", "--budget", "--set", "--config", "Examples"):
+        assert word in r.output
+
+
+def test_solve_writes_a_complete_run_directory(runs: Path):
+    r = invoke("solve", "poisson", "--components", "100", "--out", str(runs), *FAST)
+    assert r.exit_code == 0, r.output
+    assert "relative L2" in r.output and "artifacts" in r.output
+    (run_dir,) = runs.iterdir()
+    for name in ("config.json", "metrics.json", "history.csv", "model.pt", "solution.png",
+                 "training.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["rel_l2"] < 1e-2 and metrics["parameters"] == 701
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["stages"][0]["type"] == "lstsq" and config["model_options"]["components"] == 100
+
+
+def test_rerun_from_config_gives_the_same_metrics(runs: Path):
+    r = invoke("solve", "poisson-1d", "--model", "mlp", "--width", "8", "--depth", "1",
+               "--method", "adam-lbfgs", "--adam-steps", "30", "--lbfgs-steps", "10",
+               "--out", str(runs / "a"), *FAST)
+    assert r.exit_code == 0, r.output
+    (first,) = (runs / "a").iterdir()
+    r = invoke("solve", "--config", str(first / "config.json"), "--out", str(runs / "b"), "-q")
+    assert r.exit_code == 0, r.output
+    (second,) = (runs / "b").iterdir()
+    m1 = json.loads((first / "metrics.json").read_text())
+    m2 = json.loads((second / "metrics.json").read_text())
+    assert m1["rel_l2"] == m2["rel_l2"] and m1["steps"] == m2["steps"]
+
+
+def test_solve_a_problem_from_a_user_file(tmp_path: Path, runs: Path):
+    f = tmp_path / "mine.py"
+    f.write_text(
+        "import torch\n"
+        "from pinn_gmnm import Dirichlet, Interval, Problem\n"
+        "def bar(c: float = 1.0):\n"
+        "    '''u'' = 2c on [0, 1], u = c x^2 at the ends. PDE and Solution.'''\n"
+        "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - 2 * c,\n"
+        "                   [Dirichlet(lambda x: c * x[:, 0] ** 2)],\n"
+        "                   exact=lambda x: c * x[:, 0] ** 2, linear=True)\n"
+    )
+    r = invoke("solve", f"{f}:bar", "--set", "c=3", "--components", "20", "--out", str(runs), *FAST)
+    assert r.exit_code == 0, r.output
+    (run_dir,) = runs.iterdir()
+    assert json.loads((run_dir / "metrics.json").read_text())["rel_l2"] < 1e-6
+    assert json.loads((run_dir / "config.json").read_text())["params"] == {"c": 3.0}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["solve", "poison"], "unknown problem 'poison'; known: poisson"),
+    (["solve", "poisson", "--model", "mpl"], "unknown model 'mpl'; known: gmnm, mlp (did you mean 'mlp'?)"),
+    (["solve", "poisson", "--points", "0"], "interior must be positive"),
+    (["solve", "poisson", "--components", "-3"], "components must be positive"),
+    (["solve", "poisson", "--budget", "-1"], "budget (seconds) must be positive"),
+    (["solve", "poisson", "--model", "mlp", "--components", "10"], "--components does not apply to model 'mlp'"),
+    (["solve", "poisson", "--set", "q=1"], "unknown parameter of problem 'poisson' 'q'"),
+    (["solve", "poisson", "--set", "k"], "--set expects name=value"),
+    (["solve", "poisson", "--method", "sgd"], "unknown method 'sgd'"),
+    (["solve", "poisson", "--dtype", "float16"], "unknown dtype 'float16'"),
+    (["solve", "poisson", "--sampler", "sobel"], "did you mean 'sobol'"),
+    (["solve", "poisson", "--config", "missing.json"], "config file not found: missing.json"),
+    (["solve", "missing.py:f"], "problem file not found: missing.py"),
+    (["solve"], "give a PROBLEM"),
+    (["show", "poison"], "did you mean 'poisson'"),
+])
+def test_bad_input_gives_one_line_error(args, message):
+    r = invoke(*args)
+    assert r.exit_code != 0
+    assert message in r.output, r.output
+    assert "Traceback" not in r.output
+
+
+def test_broken_user_file_reports_file_and_line(tmp_path: Path):
+    f = tmp_path / "broken.py"
+    f.write_text("x = 1\ny = undefined_name + 1\n")
+    r = invoke("solve", f"{f}:p")
+    assert r.exit_code != 0
+    assert "broken.py line 2" in r.output and "NameError" in r.output
+    assert "Traceback" not in r.output
+    f.write_text("def p(:\n")
+    r = invoke("solve", f"{f}:p")
+    assert "line 1" in r.output and "SyntaxError" in r.output
+
+
+def test_debug_shows_the_traceback():
+    r = runner.invoke(app, ["--debug", "solve", "poison"])
+    assert r.exit_code != 0
+    assert "Traceback" in r.output
+
+
+def test_least_squares_method_on_a_model_without_support_is_explained():
+    r = invoke("solve", "poisson", "--method", "varpro", "--model", "gmnm", "--set", "k=1",
+               "--components", "16", "--varpro-steps", "0", "--out", "/tmp/unused-run-dir", *FAST)
+    assert r.exit_code == 0, r.output

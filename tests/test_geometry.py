@@ -1,0 +1,107 @@
+"""Shapes: sampling lands inside or on the boundary, normals point outward, CSG works."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pinn_gmnm import Ball, Box, Disk, GMNMError, Interval, Rectangle, near
+from pinn_gmnm.sampling import SAMPLERS, Grid, Sobol, get_sampler
+
+SAMPLER_NAMES = ["uniform", "sobol", "halton", "lhs", "grid"]
+
+
+@pytest.mark.parametrize("name", SAMPLER_NAMES)
+def test_samplers_fill_the_unit_cube_deterministically(name):
+    s = get_sampler(name)
+    a, b = s.unit(256, 3, seed=5), s.unit(256, 3, seed=5)
+    assert (a == b).all()
+    assert a.min() >= 0 and a.max() < 1
+    assert abs(a.mean() - 0.5) < 0.05
+
+
+def test_sampler_registry_names():
+    assert sorted(SAMPLERS.names()) == sorted(SAMPLER_NAMES)
+    with pytest.raises(GMNMError, match="did you mean 'sobol'"):
+        get_sampler("sobel")
+
+
+@pytest.mark.parametrize("geom", [Interval(-1, 2), Rectangle((0, -1), (3, 1)),
+                                  Box((0, 0, 0), (1, 2, 3)), Disk((1, 2), 0.5),
+                                  Ball((0, 0, 0), 2.0)])
+@pytest.mark.parametrize("sampler", [Sobol(), Grid()])
+def test_interior_and_boundary_samples(geom, sampler):
+    x = geom.sample_interior(500, sampler, seed=1)
+    assert x.shape[1] == geom.dim and len(x) > 0
+    assert geom.inside(x).all()
+    b = geom.sample_boundary(200, sampler, seed=2)
+    if isinstance(sampler, Grid):  # grids give about the number asked for
+        assert abs(len(b) - 200) <= 60
+    else:
+        assert len(b) == 200
+    assert geom.on_boundary(b).all()
+    n = geom.normal(b)
+    torch.testing.assert_close(n.norm(dim=1), torch.ones(len(b), dtype=torch.float64))
+    # outward: a small step along the normal leaves the shape, a step back stays in
+    eps = 1e-3
+    assert not geom.inside(b + eps * n).any()
+    assert geom.inside(b - eps * n).all()
+
+
+def test_box_normals_and_faces():
+    r = Rectangle((0, 0), (2, 1))
+    pts = torch.tensor([[0.0, 0.5], [2.0, 0.5], [1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    expected = torch.tensor([[-1.0, 0], [1, 0], [0, -1], [0, 1]], dtype=torch.float64)
+    torch.testing.assert_close(r.normal(pts), expected)
+    b = r.sample_boundary(3000, Sobol(), seed=0)
+    # boundary points are spread in proportion to edge length (2, 1, 2, 1)
+    left = near(b[:, 0], 0.0).double().mean()
+    bottom = near(b[:, 1], 0.0).double().mean()
+    assert abs(left - 1 / 6) < 0.02 and abs(bottom - 2 / 6) < 0.02
+
+
+def test_rectangle_with_holes():
+    outer = Rectangle((0, 0), (4, 2))
+    holes = [Disk((1, 1), 0.4), Disk((3, 1), 0.3)]
+    shape = outer - holes[0] - holes[1]
+    x = shape.sample_interior(4000, Sobol(), seed=3)
+    assert len(x) == 4000
+    for h in holes:
+        assert not h.interior(x).any()
+    area = 8 - math.pi * (0.4**2 + 0.3**2)
+    assert abs(shape.volume - area) / area < 0.02
+    b = shape.sample_boundary(6000, Sobol(), seed=4)
+    assert shape.on_boundary(b).all()
+    perimeter = 12 + 2 * math.pi * 0.7
+    assert abs(shape.boundary_measure - perimeter) / perimeter < 0.02
+    for h in holes:
+        share = h.on_boundary(b).double().mean().item()
+        assert abs(share - 2 * math.pi * h.radius / perimeter) < 0.02
+        # on a hole the outward normal of the shape points into the hole
+        on = b[h.on_boundary(b)]
+        n = shape.normal(on)
+        assert h.interior(on + 1e-3 * n).all()
+
+
+def test_union_and_intersection():
+    a, b = Rectangle((0, 0), (2, 2)), Rectangle((1, 1), (3, 3))
+    u, i = a | b, a & b
+    assert abs(u.volume - 7) < 0.1 and abs(i.volume - 1) < 0.05
+    pts = torch.tensor([[0.5, 0.5], [2.5, 2.5], [1.5, 1.5], [2.5, 0.5]], dtype=torch.float64)
+    assert u.inside(pts).tolist() == [True, True, True, False]
+    assert i.inside(pts).tolist() == [False, False, True, False]
+    bu = u.sample_boundary(800, Sobol(), seed=1)
+    assert u.on_boundary(bu).all() and not (a.interior(bu) | b.interior(bu)).any()
+    bi = i.sample_boundary(400, Sobol(), seed=1)
+    assert i.on_boundary(bi).all()
+
+
+def test_bad_shapes_are_rejected():
+    with pytest.raises(GMNMError, match="lo < hi"):
+        Box((0, 1), (1, 0))
+    with pytest.raises(GMNMError, match="radius must be positive"):
+        Disk((0, 0), 0)
+    with pytest.raises(GMNMError, match="cannot combine"):
+        Rectangle((0, 0), (1, 1)) | Interval(0, 1)

@@ -1,0 +1,97 @@
+"""Every registered problem: its exact solution satisfies its PDE and conditions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from pinn_gmnm import PROBLEMS, Dirichlet, GMNMError, Problem, Rectangle, get_problem, register
+from pinn_gmnm.problem import problem_parameters
+from pinn_gmnm.training import Collocation, sample_batch
+
+
+class Exact(nn.Module):
+    """A 'model' that returns a problem's exact solution, to test residuals with."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__()
+        self.problem = problem
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.problem.exact_values(x)
+
+
+def exact_residuals(problem: Problem) -> tuple[float, float]:
+    """Max |PDE residual| and max |condition residual| of the exact solution."""
+    batch = sample_batch(problem, Collocation(512, 256), seed=0)
+    model = Exact(problem)
+    u = problem.field(model, batch.interior, closed_form=False)
+    pde = max(float(r.detach().abs().max()) for r in problem.residuals(u, batch.interior))
+    cond = 0.0
+    for c, x in zip(problem.conditions, batch.conditions):
+        r = c.residual(problem.field(model, x, closed_form=False), x, problem.geometry)
+        cond = max(cond, float(r.detach().abs().max()))
+    return pde, cond
+
+
+@pytest.mark.parametrize("name", [e.name for e in PROBLEMS if e.obj is not None])
+def test_exact_solution_satisfies_problem(name):
+    problem = get_problem(name)
+    if problem.exact is None:
+        pytest.skip("no closed-form solution")
+    pde, cond = exact_residuals(problem)
+    assert pde < 1e-9 and cond < 1e-9, (pde, cond)
+
+
+@pytest.mark.parametrize("name", [e.name for e in PROBLEMS])
+def test_every_problem_documents_its_mathematics(name):
+    entry = PROBLEMS.entry(name)
+    assert entry.summary, "needs a one-line summary"
+    doc = entry.obj.__doc__ or ""
+    for word in ("PDE", "Solution"):
+        assert word in doc, f"{name}: docstring should state the {word}"
+
+
+def test_parameters_are_set_and_checked():
+    p = get_problem("poisson", k=2)
+    assert p.params == {"k": 2.0}
+    x = torch.tensor([[0.25, 0.25]], dtype=torch.float64)
+    torch.testing.assert_close(p.exact_values(x), torch.ones(1, 1, dtype=torch.float64))
+    assert get_problem("poisson", k="3").params["k"] == 3.0  # strings from --set convert
+    with pytest.raises(GMNMError, match="unknown parameter of problem 'poisson' 'q'"):
+        get_problem("poisson", q=1)
+    with pytest.raises(GMNMError, match="not a valid float"):
+        get_problem("poisson", k="abc")
+    assert problem_parameters("poisson") == {"k": 1.0}
+
+
+def test_unknown_problem_suggests_a_name():
+    with pytest.raises(GMNMError, match="did you mean 'poisson'"):
+        get_problem("poison")
+
+
+def test_registering_twice_needs_replace():
+    @register("dup-test-problem", replace=True)
+    def first() -> Problem:
+        """Test. PDE: none. Solution: none."""
+        return Problem(Rectangle((0, 0), (1, 1)), lambda u, x: u.laplacian(), [Dirichlet(0.0)])
+
+    with pytest.raises(GMNMError, match="already registered"):
+        register("dup-test-problem")(first)
+
+
+def test_condition_selecting_no_points_is_an_error():
+    p = Problem(Rectangle((0, 0), (1, 1)), lambda u, x: u.laplacian(),
+                [Dirichlet(0.0, on=lambda x: x[:, 0] > 5, name="nowhere")], name="t")
+    with pytest.raises(GMNMError, match="condition 'nowhere' selects none"):
+        sample_batch(p, Collocation(64, 64), 0)
+
+
+def test_residual_of_wrong_shape_is_reported():
+    p = Problem(Rectangle((0, 0), (1, 1)), lambda u, x: u.grad(), [Dirichlet(0.0)], name="bad")
+    x = torch.rand(10, 2, dtype=torch.float64)
+    from pinn_gmnm import MLP
+    u = p.field(MLP(2).double(), x)
+    with pytest.raises(GMNMError, match=r"residual has shape \(10, 2\), expected \(10,\)"):
+        p.residuals(u, x)

@@ -1,0 +1,41 @@
+"""The README's code runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def test_define_your_own_pde_example_runs(capsys):
+    blocks = python_blocks()
+    assert blocks, "the README should have a Python example"
+    from pinn_gmnm.problem import PROBLEMS
+
+    namespace: dict = {}
+    try:
+        exec(compile(blocks[0], str(README), "exec"), namespace)
+        out = capsys.readouterr().out
+        err = float(re.search(r"relative L2 error: (\S+)", out).group(1))
+        assert err < 1e-4
+    finally:
+        PROBLEMS._entries.pop("hot-edge", None)
+
+
+def test_quick_start_commands_are_the_ci_commands():
+    text = README.read_text()
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "gmnm-pde solve poisson" in text
+    assert "python -m pytest" in text and "python -m pytest" in ci
+
+
+@pytest.mark.parametrize("file", ["README.md"])
+def test_readme_mentions_paper_caveat(file):
+    assert "full text was not available" in (README.parent / file).read_text()
