@@ -23,7 +23,7 @@ def test_catalogue_and_cli_live_under_pinn_gmnm():
 @pytest.mark.slow
 def test_wheel_has_a_single_top_level_package(tmp_path: Path):
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
          "-w", str(tmp_path), str(ROOT)],
         capture_output=True, text=True,
     )

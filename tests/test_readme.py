@@ -33,7 +33,8 @@ def test_quick_start_commands_are_the_ci_commands():
     text = README.read_text()
     ci = (README.parent / ".ci" / "run").read_text()
     assert "gmnm-pde solve poisson" in text
-    assert "python -m pytest" in text and "python -m pytest" in ci
+    assert "pip install torch==2.13.0 \".[test]\" && pytest" in text
+    assert "pytest -ra" in ci and "pip install -q torch==2.13.0 \".[test]\"" in ci
 
 
 @pytest.mark.parametrize("file", ["README.md"])
