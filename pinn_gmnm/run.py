@@ -57,6 +57,10 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     if config.stages is not None:
         method = config.method if config.method != "auto" else "custom"
         return method, [stage_from_dict(s) for s in config.stages]
+    recipe = getattr(model, "training_recipe", None)  # a model with a fixed recipe (pinn)
+    if recipe is not None:
+        method, specs = recipe(config.adam_steps, config.lbfgs_steps)
+        return method, [stage_from_dict(s) for s in specs]
     method = config.method
     if method == "custom":
         raise GMNMError("method 'custom' needs a list of stages in the config file")

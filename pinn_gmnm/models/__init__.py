@@ -12,11 +12,13 @@ from ..errors import GMNMError
 from ..registry import Registry
 from .base import Bounds, Normalize, count_parameters
 from .gmnm import GMNM, GMNMLayer
+from .kan import KAN, KANLayer
 from .mlp import MLP
+from .pinn import PINN
 
 __all__ = [
-    "GMNM", "GMNMLayer", "MLP", "MODELS", "Normalize", "build_model", "count_parameters",
-    "model_options",
+    "GMNM", "GMNMLayer", "KAN", "KANLayer", "MLP", "MODELS", "Normalize", "PINN", "build_model",
+    "count_parameters", "model_options",
 ]
 
 ModelBuilder = Callable[..., nn.Module]
@@ -36,8 +38,25 @@ def _mlp(in_features: int, out_features: int, *, bounds: Bounds, width: int = 50
     return MLP(in_features, out_features, width, depth, activation, bounds=bounds)
 
 
+def _pinn(in_features: int, out_features: int, *, bounds: Bounds, width: int = 50,
+          depth: int = 3) -> nn.Module:
+    return PINN(in_features, out_features, width, depth, bounds=bounds)
+
+
+def _kan(in_features: int, out_features: int, *, bounds: Bounds, width: int = 15, depth: int = 2,
+         grid: int = 5, order: int = 3, grid_updates: bool = True) -> nn.Module:
+    return KAN(in_features, out_features, width, depth, grid, order, bounds=bounds,
+               grid_updates=grid_updates)
+
+
+# The option that scales each model, for parameter-matched comparisons (models/sizing.py).
+_gmnm.size_option = "components"  # type: ignore[attr-defined]
+_mlp.size_option = _pinn.size_option = _kan.size_option = "width"  # type: ignore[attr-defined]
+
 MODELS.add("gmnm", _gmnm, "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
 MODELS.add("mlp", _mlp, "tanh multilayer perceptron, trained with the same settings as GMNM")
+MODELS.add("pinn", _pinn, "classic PINN (DeepXDE-style): tanh MLP, always Adam (lr 1e-3) then L-BFGS")
+MODELS.add("kan", _kan, "B-spline Kolmogorov–Arnold network (cubic splines, pykan-style grid updates)")
 
 
 def model_options(name: str) -> dict[str, Any]:

@@ -93,7 +93,10 @@ def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
     if rcond is None:
         rcond = 100 * torch.finfo(J.dtype).eps
     J64, rhs64 = J.double(), rhs.double()
-    scale = J64.norm(dim=0).clamp_min(torch.finfo(torch.float64).tiny)
+    scale = J64.norm(dim=0)
+    # A column (nearly) zero on every point — a KAN spline no sample reaches — is left to
+    # the regularisation instead of being blown up to an enormous weight.
+    scale = scale.clamp_min(1e-12 * float(scale.max()) + torch.finfo(torch.float64).tiny)
     U, S, Vh = torch.linalg.svd(J64 / scale, full_matrices=False)
     lam = rcond * S[0]
     filt = S / (S.square() + lam * lam)

@@ -68,9 +68,12 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
         weights: loss weights by term name (``pde``, ``dirichlet``, …).
         budget: wall-clock training seconds; stages stop when it is spent.
         eval_every: steps between error evaluations recorded in the history.
-        callbacks: observers of training (e.g. a progress bar).
+        callbacks: observers of training (e.g. a progress bar); a model's own
+            ``training_callbacks()``, when it has them, run after these.
     """
     stages = list(default_stages(problem, model) if stages is None else stages)
+    # A model may need to act during training (KAN: grid updates from the points).
+    callbacks = [*callbacks, *getattr(model, "training_callbacks", lambda: [])()]
     collocation = collocation or Collocation()
     if dtype not in (torch.float32, torch.float64):
         raise GMNMError(f"dtype must be float32 or float64, got {dtype}")

@@ -1,0 +1,74 @@
+"""Parameter-matched model sizes, so that comparisons pit networks of equal size.
+
+Every registered model may name one integer option that scales it (GMNM: the number of
+Gaussians; MLP, PINN, KAN: the width) through its builder's ``size_option`` attribute.
+:func:`match_parameters` picks the value of that option whose parameter count is closest
+to a target, counting real models (built without touching the global random state).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..errors import GMNMError, require_positive
+from .base import Bounds, count_parameters
+
+TOLERANCE = 0.10
+"""Matched sizes are within ±10 % of the target."""
+
+
+def size_option(name: str) -> str:
+    """The option that scales model ``name`` (a clear error when it has none)."""
+    from . import MODELS
+
+    option = getattr(MODELS.get(name), "size_option", None)
+    if option is None:
+        raise GMNMError(f"model '{name}' has no size option, so it cannot be parameter-matched; "
+                        "give its options explicitly")
+    return option
+
+
+def parameter_count(name: str, in_features: int, out_features: int, *, bounds: Bounds,
+                    **options: Any) -> int:
+    """Trainable parameters of model ``name`` with ``options`` (global RNG untouched)."""
+    from . import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        return count_parameters(build_model(name, in_features, out_features, bounds=bounds,
+                                            **options))
+
+
+def match_parameters(name: str, in_features: int, out_features: int, target: int, *,
+                     bounds: Bounds, tolerance: float = TOLERANCE, **options: Any) -> dict[str, Any]:
+    """``options`` plus the size option whose parameter count is closest to ``target``.
+
+    Raises GMNMError when no size comes within ``tolerance`` (a fraction) of the target.
+    """
+    require_positive("target parameter count", target, integer=True)
+    option = size_option(name)
+
+    def count(v: int) -> int:
+        return parameter_count(name, in_features, out_features, bounds=bounds,
+                               **{**options, option: v})
+
+    lo, hi = 1, 1
+    while count(hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > 1 << 24:
+            raise GMNMError(f"cannot size model '{name}' to {target} parameters")
+    while hi - lo > 1:  # smallest value with count >= target lies in (lo, hi]
+        mid = (lo + hi) // 2
+        if count(mid) >= target:
+            hi = mid
+        else:
+            lo = mid
+    best = min((hi, max(1, hi - 1)), key=lambda v: abs(count(v) - target))
+    got = count(best)
+    if abs(got - target) > tolerance * target:
+        raise GMNMError(
+            f"model '{name}' cannot be sized to {target} parameters within ±{tolerance:.0%} "
+            f"(closest: {option}={best} with {got}); choose a larger --params"
+        )
+    return {**options, option: best}
