@@ -222,6 +222,11 @@ def _summary(result: Any) -> None:
         typer.echo(f"  artifacts      {result.directory}")
 
 
+from pinn_gmnm.cli import compare as _compare  # noqa: E402  (the compare and fit commands)
+
+_compare.register(app, user_errors)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

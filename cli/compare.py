@@ -1,0 +1,204 @@
+"""``gmnm-pde compare PROBLEM`` and ``gmnm-pde fit FUNCTION``: several models, several
+seeds, equal budgets and sizes; a table in the terminal and a comparison directory."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pinn_gmnm.config import METHODS, RunConfig
+from pinn_gmnm.errors import GMNMError
+from pinn_gmnm.progress import RichProgress
+
+Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]
+Seeds = Annotated[int, typer.Option(help="Seeds per model (seed, seed + 1, …).")]
+Budget = Annotated[Optional[float], typer.Option(
+    help="Equal wall-clock training budget per run, in seconds. Without it: equal steps.")]
+Params = Annotated[Optional[int], typer.Option(
+    "--params", help="Target parameter count for every model (±10 %). [default: the default GMNM's]")]
+Method = Annotated[Optional[str], typer.Option(
+    help="Method for gmnm, mlp and kan (" + ", ".join(METHODS) + "); pinn always uses its "
+    "classic recipe. [default: auto, and mlp/kan follow GMNM's]")]
+AdamSteps = Annotated[Optional[int], typer.Option(help="Adam steps. [default: 1000]")]
+LbfgsSteps = Annotated[Optional[int], typer.Option(help="L-BFGS iterations. [default: 2000]")]
+VarproSteps = Annotated[Optional[int], typer.Option(help="Variable-projection iterations. [default: 100]")]
+Lr = Annotated[Optional[float], typer.Option(help="adam-lbfgs: initial Adam learning rate (decays 100x; pinn keeps 1e-3). [default: 0.01]")]
+Points = Annotated[Optional[int], typer.Option("--points", help="Interior (training) points. [default: 2000]")]
+Sampler = Annotated[Optional[str], typer.Option(help="sobol, halton, lhs, uniform or grid. [default: sobol]")]
+Dtype = Annotated[Optional[str], typer.Option(help="float64 or float32. [default: float64]")]
+Seed = Annotated[int, typer.Option(help="First seed.")]
+Device = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N. [default: cpu]")]
+EvalEvery = Annotated[Optional[int], typer.Option(help="Steps between error evaluations in the history. [default: 50]")]
+Out = Annotated[Path, typer.Option(help="Folder for comparison directories.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+
+
+class ComparisonProgress(RichProgress):
+    """One bar across the runs of a comparison, one for the current run's steps."""
+
+    def __init__(self, runs: int, label: str) -> None:
+        super().__init__([], label)
+        self.runs = runs
+
+    def __enter__(self) -> ComparisonProgress:
+        self.progress.start()
+        self.overall = self.progress.add_task(self.label, total=self.runs, loss="", err="")
+        self.bar = self.progress.add_task("", total=1, loss="-", err="-")
+        return self
+
+    def on_run_start(self, index: int, total: int, config: RunConfig, stages) -> list:
+        self._offset = self._stage_start = 0
+        self.total = sum(max(1, s.steps_planned) for s in stages)
+        self.label = f"  {config.model} seed {config.seed}"
+        self.progress.reset(self.bar, total=self.total, description=self.label, loss="-", err="-")
+        return [self]
+
+    def on_run_end(self, index: int, record: Any) -> None:
+        self.progress.advance(self.overall)
+
+
+def _config(problem: str, **given: Any) -> RunConfig:
+    from pinn_gmnm.cli.main import parse_sets
+    from pinn_gmnm.sampling import SAMPLERS
+
+    sets = given.pop("sets")
+    if given.get("sampler") is not None:
+        SAMPLERS.entry(given["sampler"])
+    data = {k: v for k, v in given.items() if v is not None}
+    if data.get("method") is None and any(k in data for k in ("adam_steps", "lbfgs_steps", "lr")):
+        data["method"] = "adam-lbfgs"
+    return RunConfig(problem=problem, params=parse_sets(sets), **data)
+
+
+def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
+         **settings: Any):
+    from pinn_gmnm.compare import Comparison, run_comparison
+
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    comparison = Comparison(_config(problem, **settings), names, seeds, params)
+    if quiet:
+        result = run_comparison(comparison, out=out)
+    else:
+        runs = len(names) * seeds
+        with ComparisonProgress(runs, f"compare {problem}") as bar:
+            result = run_comparison(comparison, out=out, observer=bar)
+    _print_table(result)
+    return result
+
+
+def _print_table(result: Any) -> None:
+    from pinn_gmnm.compare_report import COLUMNS, model_stats, winners
+
+    stats = model_stats(result.records, result.comparison.models)
+    best = winners(stats)
+    table = Table(title=f"{result.problem.name} · {result.comparison.seeds} seed(s) · "
+                        f"{result.comparison.budget_text}")
+    for title in ("model", "params", "method", *(t for _, t, _ in COLUMNS), "runs ok"):
+        table.add_column(title)
+    for name, s in stats.items():
+        cells = []
+        for key, _, fmt in COLUMNS:
+            text = fmt(s[key]["mean"], s[key]["std"]) if s["ok"] and math.isfinite(s[key]["mean"]) else "n/a"
+            cells.append(f"[bold green]{text}[/]" if best.get(key) == name else text)
+        status = f"{s['ok']}/{s['runs']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "") \
+            + (f" ({s['failed']} failed)" if s["failed"] else "")
+        table.add_row(name, str(s["parameters"]), s["method"], *cells, status)
+    console = Console()
+    console.print(table)
+    if result.directory is not None:
+        console.print(f"comparison written to {result.directory}")
+
+
+def compare(
+    problem: Annotated[str, typer.Argument(help="Problem name (see `gmnm-pde list`) or path/to/file.py:function.")],
+    models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, budget: Budget = None,
+    params: Params = None, method: Method = None, adam_steps: AdamSteps = None,
+    lbfgs_steps: LbfgsSteps = None, varpro_steps: VarproSteps = None, lr: Lr = None,
+    points: Points = None,
+    boundary_points: Annotated[Optional[int], typer.Option(help="Boundary points. [default: 400]")] = None,
+    sampler: Sampler = None, dtype: Dtype = None, seed: Seed = 0, device: Device = None,
+    eval_every: EvalEvery = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Problem parameter, name=value (repeatable).")] = [],  # noqa: B006
+    out: Out = Path("runs"), quiet: Quiet = False,
+) -> None:
+    """Compare models on PROBLEM: same size, same budget, several seeds; print a table
+    and write summary.md, summary.json, convergence.png, fields.png and every run.
+
+    Examples: `gmnm-pde compare poisson --seeds 3 --budget 60`,
+    `gmnm-pde compare poisson --models gmnm,kan --method adam-lbfgs`.
+    """
+    _run(problem, models, seeds, params, quiet, out, method=method, adam_steps=adam_steps,
+         lbfgs_steps=lbfgs_steps, varpro_steps=varpro_steps, lr=lr, interior=points,
+         boundary=boundary_points, sampler=sampler, dtype=dtype, seed=seed, device=device,
+         budget=budget, eval_every=eval_every, sets=set_)
+
+
+def fit(
+    functions: Annotated[list[str], typer.Argument(
+        help="Fitting target(s) (see the 'fit' group of `gmnm-pde list`), `all`, or path/to/file.py:function.")],
+    models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, budget: Budget = None,
+    params: Params = None, method: Method = None, adam_steps: AdamSteps = None,
+    lbfgs_steps: LbfgsSteps = None, varpro_steps: VarproSteps = None, lr: Lr = None,
+    points: Points = None, sampler: Sampler = None, dtype: Dtype = None, seed: Seed = 0,
+    device: Device = None, eval_every: EvalEvery = None, out: Out = Path("runs"),
+    quiet: Quiet = False,
+) -> None:
+    """Fit FUNCTION(s) from samples with every model and compare them (the paper's
+    function-approximation experiment): the same table and files as `compare`; errors are
+    measured on a test grid disjoint from the training points. Several targets (or `all`)
+    also write overview.md, one row per target.
+
+    Examples: `gmnm-pde fit bessel`, `gmnm-pde fit all --seeds 3 --budget 30`.
+    """
+    from pinn_gmnm.artifacts import new_run_dir
+    from pinn_gmnm.fitting import check_fit_target, fit_targets
+
+    names = fit_targets() if functions == ["all"] else functions
+    for name in names:
+        check_fit_target(name)
+    if len(names) > 1:
+        out = new_run_dir(out, "fit-catalogue")
+    results = [_run(name, models, seeds, params, quiet, out, method=method,
+                    adam_steps=adam_steps, lbfgs_steps=lbfgs_steps, varpro_steps=varpro_steps,
+                    lr=lr, interior=points, sampler=sampler, dtype=dtype, seed=seed,
+                    device=device, budget=budget, eval_every=eval_every, sets=[])
+               for name in names]
+    if len(names) > 1:
+        _write_overview(out, results)
+        typer.echo(f"overview written to {out / 'overview.md'}")
+
+
+def _write_overview(out: Path, results: list) -> None:
+    """One row per target, one column per model: test relative L2 (mean ± std)."""
+    from pinn_gmnm.artifacts import atomic_write
+    from pinn_gmnm.compare_report import COLUMNS, model_stats, winners
+
+    models = results[0].comparison.models
+    fmt = COLUMNS[0][2]
+    lines = [f"# Function fitting: test relative L2 error ({time.strftime('%Y-%m-%d')})", "",
+             results[0].comparison.budget_text + "; mean ± sample std over seeds; **bold**: best.",
+             "", "| target | parameters | " + " | ".join(models) + " |", "|---" * (len(models) + 2) + "|"]
+    for r in results:
+        stats = model_stats(r.records, models)
+        best = winners(stats)["rel_l2"]
+        cells = []
+        for m in models:
+            s = stats[m]
+            text = fmt(s["rel_l2"]["mean"], s["rel_l2"]["std"]) if s["ok"] else "diverged"
+            cells.append(f"**{text}**" if m == best else text)
+        link = f"[{r.problem.name}]({r.directory.relative_to(out)}/summary.md)"
+        lines.append(f"| {link} | {r.target} | " + " | ".join(cells) + " |")
+    atomic_write(out / "overview.md", lambda f: f.write("\n".join(lines) + "\n"))
+
+
+def register(app: typer.Typer, wrap: Any) -> None:
+    """Add `compare` and `fit` to the CLI, each wrapped by ``wrap`` (the error handler)."""
+    app.command("compare")(wrap(compare))
+    app.command("fit")(wrap(fit))

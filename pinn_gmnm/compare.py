@@ -1,0 +1,247 @@
+"""Side-by-side comparisons: several models on one problem, several seeds each, with
+equal budgets and matched sizes.
+
+What is held equal, and what is not:
+
+- **Size.** Every model is sized to the same parameter count (±10 %): ``params``, or by
+  default the size of the default GMNM for the problem (see :mod:`.models.sizing`).
+- **Budget.** Either the same wall-clock training budget per run (``budget`` seconds;
+  a run that converges sooner stops sooner and says so), or — without a budget — the
+  same step options for every run ("equal steps"; an L-BFGS iteration is not an Adam
+  step, so the table also gives the time per step).
+- **Data.** Seed s draws the same collocation points and evaluation set for every model.
+- **Method.** ``gmnm`` trains with the method asked for (``auto``: the strongest
+  default); ``mlp`` and ``kan`` with the method the GMNM run uses (the architecture
+  ablation); ``pinn`` always with its classic recipe, Adam (lr 1e-3) then L-BFGS. With
+  an explicit method (e.g. ``adam-lbfgs``) every model but ``pinn`` uses it; the tables
+  state each row's training.
+
+Runs whose error is not finite (diverged) or that fail numerically are reported as
+such, never dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .artifacts import new_run_dir, write_json
+from .config import RunConfig
+from .errors import GMNMError, require_positive
+from .models import MODELS
+from .models.sizing import match_parameters, parameter_count
+from .plotting import slice_grid
+from .problem import Problem, get_problem
+from .run import RunResult, prepare, run, write_artifacts
+from .training.stages import Stage
+from .training.task import Callback
+
+MODEL_ORDER = ("gmnm", "pinn", "mlp", "kan")
+"""The default models, in table order."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What to compare: ``models`` on ``base.problem``, ``seeds`` runs each (seeds
+    base.seed, base.seed + 1, …), sized to ``params`` parameters (None: the default
+    GMNM's size). ``base`` carries the shared settings: method, steps, budget, points,
+    sampler, dtype, device, problem parameters."""
+
+    base: RunConfig
+    models: tuple[str, ...] = MODEL_ORDER
+    seeds: int = 3
+    params: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "models", tuple(self.models))
+        if not self.models:
+            raise GMNMError("give at least one model to compare, e.g. --models gmnm,mlp")
+        for name in self.models:
+            MODELS.entry(name)  # unknown model: the standard error
+        if len(set(self.models)) != len(self.models):
+            raise GMNMError(f"models are listed twice: {','.join(self.models)}")
+        require_positive("seeds", self.seeds, integer=True)
+        if self.params is not None:
+            require_positive("target parameter count (--params)", self.params, integer=True)
+
+    @property
+    def budget_text(self) -> str:
+        b = self.base
+        if b.budget is not None:
+            return f"equal wall-clock budget: {b.budget:g} s of training per run"
+        return (f"equal steps: Adam {b.adam_steps} + L-BFGS {b.lbfgs_steps}, "
+                f"or least squares + variable projection {b.varpro_steps}, per the row's method")
+
+
+@dataclass
+class RunRecord:
+    """One finished (or failed) run of a comparison."""
+
+    model: str
+    seed: int
+    status: str                       # "ok", "diverged" or "failed: …"
+    method: str
+    training: str                     # the stages, in words
+    parameters: int
+    metrics: dict[str, float]
+    history: list[dict[str, Any]]
+    directory: Path | None
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.model, "seed": self.seed, "status": self.status,
+                "method": self.method, "training": self.training,
+                "parameters": self.parameters, **self.metrics,
+                "directory": None if self.directory is None else str(self.directory)}
+
+
+@dataclass
+class ComparisonResult:
+    comparison: Comparison
+    problem: Problem
+    target: int
+    records: list[RunRecord]
+    directory: Path | None
+    fields: dict[str, np.ndarray] = field(default_factory=dict)  # model → slice prediction
+
+
+class Observer(Protocol):
+    """Follows a comparison (e.g. a progress bar); returns training callbacks per run."""
+
+    def on_run_start(self, index: int, total: int, config: RunConfig,
+                     stages: Sequence[Stage]) -> Sequence[Callback]: ...
+    def on_run_end(self, index: int, record: RunRecord) -> None: ...
+
+
+def describe_stages(stages: Sequence[Stage]) -> str:
+    """``adam 1000 (lr 1e-2 → 1e-4) → lbfgs 2000``: a run's training in words."""
+    parts = []
+    for s in stages:
+        d = s.to_dict()
+        text = s.kind if s.kind == "lstsq" else f"{s.kind} {d.get('steps')}"
+        if s.kind == "adam":
+            end = f" → {d['final_lr']:g}" if d.get("final_lr") else ""
+            text += f" (lr {d['lr']:g}{end})"
+        parts.append(text)
+    return " → ".join(parts)
+
+
+def target_size(comparison: Comparison, problem: Problem) -> int:
+    """The parameter count every model is matched to."""
+    if comparison.params is not None:
+        return comparison.params
+    return parameter_count("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox)
+
+
+def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
+    """The problem, the matched size and one config per (model, seed), models outer."""
+    base = comparison.base
+    problem = get_problem(base.problem, **base.params)
+    target = target_size(comparison, problem)
+    gmnm_config = dataclasses.replace(base, model="gmnm", model_options={}, stages=None)
+    gmnm_method = prepare(gmnm_config)[2]  # what GMNM's run will use (auto resolved)
+    configs = []
+    for name in comparison.models:
+        options = match_parameters(name, problem.dim, problem.n_outputs, target,
+                                   bounds=problem.geometry.bbox)
+        method = base.method if name == "gmnm" else gmnm_method
+        for i in range(comparison.seeds):
+            cfg = dataclasses.replace(base, model=name, model_options=options, method=method,
+                                      stages=None, seed=base.seed + i)
+            configs.append(_fallback_method(cfg))
+    return problem, target, configs
+
+
+def _fallback_method(cfg: RunConfig) -> RunConfig:
+    """A model without a linear output layer cannot follow a least-squares method:
+    it trains with adam-lbfgs instead (the table says so)."""
+    try:
+        prepare(cfg)
+    except GMNMError as exc:
+        if cfg.method in ("lstsq", "varpro") and "needs least squares" in str(exc):
+            return dataclasses.replace(cfg, method="adam-lbfgs")
+        raise
+    return cfg
+
+
+def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
+                   observer: Observer | None = None) -> ComparisonResult:
+    """Run every (model, seed) and, with ``out``, write the comparison directory:
+    ``summary.md``, ``summary.json``, ``convergence.png``, ``fields.png`` and
+    ``runs/MODEL-seedS/`` (each run's own directory)."""
+    from .compare_report import write_report
+
+    problem, target, configs = plan(comparison)
+    directory = None
+    if out is not None:
+        directory = new_run_dir(Path(out), f"compare-{comparison.base.problem}")
+    result = ComparisonResult(comparison, problem, target, [], directory)
+    grid = slice_grid(problem)[0] if problem.dim >= 2 else None
+    for index, cfg in enumerate(configs):
+        stages = prepare(cfg)[3]
+        callbacks = observer.on_run_start(index, len(configs), cfg, stages) if observer else ()
+        record, solved = _one_run(cfg, problem, stages, callbacks, directory)
+        if solved is not None and cfg.model not in result.fields:
+            result.fields[cfg.model] = _slice_prediction(solved, problem, grid)
+        result.records.append(record)
+        if observer:
+            observer.on_run_end(index, record)
+    if directory is not None:
+        write_report(result)
+    return result
+
+
+def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
+             callbacks: Sequence[Callback], directory: Path | None) -> tuple[RunRecord, RunResult | None]:
+    """Run one config; numerical failures become a 'failed' record instead of an abort."""
+    start = time.perf_counter()
+    try:
+        res = run(cfg, out=None, callbacks=callbacks)
+    except (RuntimeError, ArithmeticError) as exc:  # e.g. a singular solve after divergence
+        nan = math.nan
+        metrics = {"rel_l2": nan, "max_abs": nan, "residual_rms": nan,
+                   "train_time": time.perf_counter() - start, "steps": 0, "wall_time": nan,
+                   "time_per_step": nan}
+        status = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        run_dir = None
+        if directory is not None:
+            run_dir = directory / "runs" / f"{cfg.model}-seed{cfg.seed}"
+            write_json(run_dir / "error.json", {"config": cfg.to_dict(), "error": status})
+        params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
+                                 bounds=problem.geometry.bbox, **cfg.model_options)
+        return RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
+                         params, metrics, [], run_dir), None
+    m = dict(res.solution.metrics)
+    m["wall_time"] = res.wall_time
+    m["time_per_step"] = m["train_time"] / max(1, int(m["steps"]))
+    finite = all(math.isfinite(float(r["loss"])) for r in res.solution.history[-1:])
+    if res.solution.problem.exact is not None:
+        finite = finite and math.isfinite(m["rel_l2"])
+    status = "ok" if finite else "diverged"
+    run_dir = None
+    if directory is not None:
+        run_dir = directory / "runs" / f"{cfg.model}-seed{cfg.seed}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_artifacts(run_dir, res.config, res.solution, res.method, res.wall_time)
+    record = RunRecord(cfg.model, cfg.seed, status, res.method,
+                       describe_stages(res.solution.stages), res.solution.parameters, m,
+                       res.solution.history, run_dir)
+    return record, res
+
+
+def _slice_prediction(res: RunResult, problem: Problem, grid: torch.Tensor | None) -> np.ndarray:
+    """The model's first output on the 2D slice grid of :func:`slice_grid` (1D: a line)."""
+    model = res.solution.model
+    if grid is None:
+        lo, hi = problem.geometry.bbox
+        grid = torch.linspace(lo[0], hi[0], 1001, dtype=torch.float64)[:, None]
+    with torch.no_grad():
+        out = res.solution(grid)
+    return out[:, 0].double().cpu().numpy()
