@@ -27,6 +27,7 @@ from .derivatives import Field
 from .errors import GMNMError, require_positive
 from .geometry import Box
 from .problem import PROBLEMS, Problem, register
+from .registry import first_line
 
 FIT_GROUP = "fit"
 """The group fitting targets are listed under in ``gmnm-pde list``."""
@@ -74,7 +75,14 @@ def register_target(name: str, dim: int, *, lo: float = -1.0, hi: float = 1.0,
         def factory() -> Problem:
             return fit_problem(function, dim, lo=lo, hi=hi)
 
-        factory.__doc__, factory.__name__ = function.__doc__, function.__name__
+        summary = first_line(function.__doc__) or f"fitting target {name}"
+        factory.__name__ = function.__name__
+        factory.__doc__ = (
+            f"{summary}\n\n"
+            f"Domain:     [{lo:g}, {hi:g}]^{dim}\n"
+            "PDE:        none: a supervised fit of u = f from samples (residual u − f)\n"
+            f"Solution:   u = f, the target ({summary.rstrip('.')})\n"
+        )
         register(name, group=FIT_GROUP, replace=replace)(factory)
         return function
 

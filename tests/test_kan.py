@@ -1,0 +1,201 @@
+"""The B-spline KAN: basis, grids, refinement, derivatives, linear head, sizing."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from pinn_gmnm.derivatives import AutogradEngine
+from pinn_gmnm.models import KAN, KANLayer, build_model, count_parameters
+from pinn_gmnm.models.bspline import bspline_basis, extend_grid, fit_coefficients, uniform_grid
+from pinn_gmnm.models.head import ConstantColumn
+from pinn_gmnm.models.sizing import match_parameters, parameter_count
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _nonuniform_grid(d: int, G: int, k: int) -> torch.Tensor:
+    inner = torch.sort(torch.rand(d, G + 1) * 2 - 1, dim=1).values
+    inner[:, 0], inner[:, -1] = -1.0, 1.0
+    return extend_grid(inner, k)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_basis_is_a_partition_of_unity_inside_the_grid(k):
+    for grid in (uniform_grid(-torch.ones(3), torch.ones(3), 7, k), _nonuniform_grid(3, 7, k)):
+        x = torch.rand(500, 3) * 2 - 1
+        B = bspline_basis(x, grid, k)[0]
+        assert B.shape == (500, 3, 7 + k)
+        assert (B >= 0).all()
+        torch.testing.assert_close(B.sum(-1), torch.ones(500, 3), atol=1e-13, rtol=0)
+
+
+def test_basis_derivatives_match_autograd():
+    grid = _nonuniform_grid(2, 6, 3)
+    x = (torch.rand(100, 2) * 2 - 1).requires_grad_(True)
+    B, B1, B2 = bspline_basis(x, grid, 3, derivatives=2)
+    w = torch.randn(B.shape[-1])
+    (g1,) = torch.autograd.grad((B * w).sum(), x, create_graph=True)
+    (g2,) = torch.autograd.grad(g1.sum(), x)
+    torch.testing.assert_close(g1, (B1 * w).sum(-1), atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(g2, (B2 * w).sum(-1), atol=1e-9, rtol=1e-9)
+
+
+def _pykan_spline():
+    """pykan's spline module when pykan is installed (loaded alone: it needs only torch)."""
+    spec = importlib.util.find_spec("kan")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "spline.py"
+    if not path.is_file():
+        return None
+    s = importlib.util.spec_from_file_location("_pykan_spline", path)
+    module = importlib.util.module_from_spec(s)
+    s.loader.exec_module(module)
+    return module if hasattr(module, "B_batch") else None
+
+
+def test_basis_and_splines_agree_with_pykan():
+    ks = _pykan_spline()
+    if ks is None:
+        pytest.skip("pykan is not installed (pip install pykan)")
+    inner = torch.sort(torch.rand(3, 6) * 2 - 1, dim=1).values
+    torch.testing.assert_close(extend_grid(inner, 3), ks.extend_grid(inner, 3))
+    grid = extend_grid(inner, 3)
+    x = torch.rand(300, 3) * 2.4 - 1.2
+    torch.testing.assert_close(bspline_basis(x, grid, 3)[0], ks.B_batch(x, grid, 3),
+                               atol=1e-14, rtol=0)
+    coef = torch.randn(3, 4, 8)
+    ours = torch.einsum("nik,iok->nio", bspline_basis(x, grid, 3)[0], coef)
+    torch.testing.assert_close(ours, ks.coef2curve(x, grid, coef, 3), atol=1e-12, rtol=0)
+
+
+def test_layer_is_one_matrix_product_of_edge_functions():
+    layer = KANLayer(3, 2, grid=5)
+    h = torch.rand(40, 3) * 2 - 1
+    B = bspline_basis(h, layer.grid, 3)[0]
+    silu = torch.nn.functional.silu(h)
+    phi = (layer.scale_base * silu[..., None]
+           + layer.scale_spline * torch.einsum("nik,iok->nio", B, layer.coef))
+    torch.testing.assert_close(layer(h), phi.sum(1) + layer.bias)
+    assert count_parameters(layer) == 3 * 2 * (5 + 3 + 2) + 2
+
+
+def test_grid_update_keeps_the_function():
+    torch.manual_seed(0)
+    model = KAN(2, 1, width=4, depth=1)
+    x = torch.rand(2000, 2) * 2 - 1
+    x[:, 0] = x[:, 0] ** 3  # skewed samples: the quantile grid differs from the uniform one
+    before = model(x)
+    grid0 = model.layers[0].grid.clone()
+    model.update_grid(x)
+    assert not torch.allclose(model.layers[0].grid, grid0)
+    after = model(x)
+    with torch.no_grad():
+            assert float((after - before).norm() / before.norm()) < 2e-2
+
+
+def test_refinement_onto_a_nested_grid_is_exact_and_lowers_the_fitting_error():
+    torch.manual_seed(0)
+    layer = KANLayer(1, 1, grid=4)
+    h = torch.linspace(-1, 1, 400)[:, None]
+    target = torch.sin(3 * torch.pi * h)[:, :, None]          # (n, 1, 1)
+
+    def fit_error() -> float:
+        layer.coef.data = fit_coefficients(h, target, layer.grid, 3)
+        return float((layer.splines(h) - target).abs().max())
+
+    with torch.no_grad():
+        layer.scale_spline.fill_(1.0)
+        coarse = fit_error()
+        before = layer(h)
+        layer.refine(8, h)  # 4 → 8 intervals: the old knots are kept, so nothing changes
+        torch.testing.assert_close(layer(h), before, atol=1e-7, rtol=0)  # (up to the tiny ridge)
+        fine = fit_error()
+    assert layer.intervals == 8 and layer.coef.shape == (1, 1, 11)
+    assert fine < coarse / 5
+
+
+def test_gradcheck_in_float64():
+    torch.manual_seed(0)
+    model = KAN(2, 1, width=3, depth=1, grid=4)
+    x = (torch.rand(6, 2) * 2 - 1).requires_grad_(True)
+    assert torch.autograd.gradcheck(model, (x,))
+    layer = model.layers[1]
+    h = torch.rand(5, 3) * 2 - 1
+
+    def by_params(coef, base, spline):
+        return torch.func.functional_call(
+            layer, {"coef": coef, "scale_base": base, "scale_spline": spline,
+                    "bias": layer.bias, "grid": layer.grid}, (h,))
+
+    params = tuple(p.detach().clone().requires_grad_(True)
+                   for p in (layer.coef, layer.scale_base, layer.scale_spline))
+    assert torch.autograd.gradcheck(by_params, params)
+
+
+def test_forward_mode_derivatives_match_autograd():
+    torch.manual_seed(0)
+    model = KAN(3, 2, width=4, depth=2, bounds=((0, 0, 0), (2, 1, 1)))
+    x = torch.rand(30, 3) * torch.tensor([2.0, 1.0, 1.0])
+    mine, ref = model.derivative_engine(x), AutogradEngine(model, x)
+    for axes in [(), (0,), (2,), (0, 0), (0, 1), (1, 2), (2, 2)]:
+        for out in (0, 1):
+            torch.testing.assert_close(mine.partial(out, axes), ref.partial(out, axes),
+                                       atol=1e-10, rtol=1e-9)
+    torch.testing.assert_close(mine.laplacian(1, (0, 1, 2)), ref.laplacian(1, (0, 1, 2)),
+                               atol=1e-10, rtol=1e-9)
+
+
+def test_linear_head_reproduces_the_model_and_its_derivatives():
+    torch.manual_seed(0)
+    model = KAN(2, 1, width=5, depth=2)
+    x = torch.rand(25, 2) * 2 - 1
+    head = model.linear_head()
+    theta = head.get()
+    assert theta.shape == (head.n_features + 1, 1)
+    feats = ConstantColumn(head.features(x))
+    ref = AutogradEngine(model, x)
+    torch.testing.assert_close(feats.value() @ theta, model(x))
+    for axes in [(0,), (0, 1), (1, 1)]:
+        torch.testing.assert_close(feats.partial(None, axes) @ theta, ref.partial(0, axes)[:, None],
+                                   atol=1e-10, rtol=1e-9)
+    new = torch.randn_like(theta)
+    head.set(new)
+    torch.testing.assert_close(head.get(), new)
+    torch.testing.assert_close(model(x), feats.value() @ new)
+
+
+@pytest.mark.parametrize("name", ["gmnm", "mlp", "pinn", "kan"])
+@pytest.mark.parametrize("dim,target", [(1, 1201), (2, 2801), (3, 5201), (2, 900)])
+def test_models_are_sized_within_ten_percent(name, dim, target):
+    bounds = ((-1.0,) * dim, (1.0,) * dim)
+    options = match_parameters(name, dim, 1, target, bounds=bounds)
+    got = parameter_count(name, dim, 1, bounds=bounds, **options)
+    assert abs(got - target) <= 0.1 * target
+    state = torch.random.get_rng_state()
+    parameter_count(name, dim, 1, bounds=bounds, **options)
+    assert torch.equal(state, torch.random.get_rng_state())  # sizing never moves the RNG
+
+
+def test_pinn_always_trains_with_the_classic_recipe():
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import prepare
+
+    for method in ("auto", "varpro", "adam-lbfgs"):
+        _, model, used, stages = prepare(RunConfig(model="pinn", method=method, adam_steps=7,
+                                                   lbfgs_steps=3))
+        assert used == "adam-lbfgs"
+        assert [s.to_dict() for s in stages] == [
+            {"type": "adam", "steps": 7, "lr": 1e-3, "final_lr": None},
+            {"type": "lbfgs", "steps": 3, "history": 100, "lr": 1.0}]
+    assert isinstance(build_model("pinn", 2, 1, bounds=((-1, -1), (1, 1))).activation.fn(torch.zeros(1)), torch.Tensor)
