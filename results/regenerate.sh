@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Regenerates the committed comparisons in results/ (run from anywhere; needs the package
+# installed, e.g. `pip install torch==2.13.0 -e .`). Each folder is emptied first and then
+# holds exactly one comparison directory (summary.md, summary.json, convergence.png,
+# fields.png, runs/).
+#
+#   bash results/regenerate.sh            # the committed settings (about 2 hours on 2 cores)
+#   bash results/regenerate.sh --quick    # tiny budgets, to check the script end to end;
+#                                         # numbers are meaningless; writes to $OUT (default
+#                                         # /tmp/gmnm-results-quick), never to results/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SEEDS=3          # seeds 0, 1, 2 for every model
+BUDGET=60        # seconds of training per run (equal wall clock)
+FIT_BUDGET=30    # seconds per run for the function-fitting catalogue
+OUT=${OUT:-results}
+QUICK=()        # extra options of every command in --quick mode
+QUICK_STEPS=()  # and of the equal-steps command
+if [ "${1:-}" = "--quick" ]; then
+    SEEDS=1; BUDGET=2; FIT_BUDGET=2; OUT=${OUT_QUICK:-/tmp/gmnm-results-quick}
+    QUICK=(--points 256 --eval-every 10)
+    QUICK_STEPS=(--adam-steps 20 --lbfgs-steps 10)
+fi
+
+fresh() { rm -rf "$OUT/$1"; mkdir -p "$OUT/$1"; echo "$OUT/$1"; }
+
+# 1. poisson, equal wall clock: every model with its own default training
+#    (gmnm: auto = least squares + variable projection; mlp, kan: the same; pinn: classic).
+gmnm-pde compare poisson --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
+    --out "$(fresh poisson-budget)" -q
+
+# 2. poisson, equal steps: every model Adam 1000 + L-BFGS 2000 (like-for-like; pinn keeps
+#    its constant lr 1e-3, the others lr 1e-2 decaying to 1e-4), no time limit.
+gmnm-pde compare poisson --seeds "$SEEDS" --method adam-lbfgs ${QUICK[@]+"${QUICK[@]}"} \
+    ${QUICK_STEPS[@]+"${QUICK_STEPS[@]}"} --out "$(fresh poisson-steps)" -q
+
+# 3. poisson-3d, equal wall clock, default training.
+gmnm-pde compare poisson-3d --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
+    --out "$(fresh poisson-3d-budget)" -q
+
+# 4. The function-fitting catalogue (every target, equal wall clock); overview.md has one
+#    row per target.
+gmnm-pde fit all --seeds "$SEEDS" --budget "$FIT_BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
+    --out "$(fresh fit)" -q
+
+echo "done: $OUT"
