@@ -10,11 +10,12 @@ What is held equal, and what is not:
   same step options for every run ("equal steps"; an L-BFGS iteration is not an Adam
   step, so the table also gives the time per step).
 - **Data.** Seed s draws the same collocation points and evaluation set for every model.
-- **Method.** ``gmnm`` trains with the method asked for (``auto``: the strongest
-  default); ``mlp`` and ``kan`` with the method the GMNM run uses (the architecture
-  ablation); ``pinn`` always with its classic recipe, Adam (lr 1e-3) then L-BFGS. With
-  an explicit method (e.g. ``adam-lbfgs``) every model but ``pinn`` uses it; the tables
-  state each row's training.
+- **Method.** ``gmnm`` and ``kan`` train with the method asked for (``auto``: each
+  model's strongest default — least squares + variable projection for GMNM on linear
+  problems, Adam then L-BFGS for KAN, as pykan trains it); ``mlp`` with the method the
+  GMNM run uses (the architecture ablation); ``pinn`` always with its classic recipe,
+  Adam (lr 1e-3) then L-BFGS. With an explicit method (e.g. ``adam-lbfgs``) every model
+  but ``pinn`` uses it; the tables state each row's training.
 
 Runs whose error is not finite (diverged) or that fail numerically are reported as
 such, never dropped.
@@ -151,7 +152,7 @@ def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
     for name in comparison.models:
         options = match_parameters(name, problem.dim, problem.n_outputs, target,
                                    bounds=problem.geometry.bbox)
-        method = base.method if name == "gmnm" else gmnm_method
+        method = gmnm_method if name == "mlp" else base.method
         for i in range(comparison.seeds):
             cfg = dataclasses.replace(base, model=name, model_options=options, method=method,
                                       stages=None, seed=base.seed + i)

@@ -25,7 +25,7 @@ from .plotting import plot_solution, plot_training
 from .problem import Problem, get_problem
 from .sampling import get_sampler
 from .training import Collocation, Solution, solve, stage_from_dict
-from .training.solve import least_squares_applies
+from .training.solve import least_squares_applies, prefers_least_squares
 from .training.stages import Stage
 from .training.task import Callback
 
@@ -65,7 +65,7 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     if method == "custom":
         raise GMNMError("method 'custom' needs a list of stages in the config file")
     if method == "auto":
-        method = "varpro" if least_squares_applies(problem, model) else "adam-lbfgs"
+        method = "varpro" if prefers_least_squares(problem, model) else "adam-lbfgs"
     if method in ("lstsq", "varpro") and not least_squares_applies(problem, model):
         why = ("the problem is not declared linear" if problem.linear is not True
                else f"model '{config.model}' has no linear output layer")

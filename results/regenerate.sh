@@ -26,7 +26,8 @@ fi
 fresh() { rm -rf "$OUT/$1"; mkdir -p "$OUT/$1"; echo "$OUT/$1"; }
 
 # 1. poisson, equal wall clock: every model with its own default training
-#    (gmnm: auto = least squares + variable projection; mlp, kan: the same; pinn: classic).
+#    (gmnm: auto = least squares + variable projection; mlp: the same; kan: Adam then
+#    L-BFGS; pinn: the classic recipe).
 gmnm-pde compare poisson --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
     --out "$(fresh poisson-budget)" -q
 

@@ -16,6 +16,7 @@ from pinn_gmnm.config import RunConfig
 from pinn_gmnm.errors import GMNMError
 from pinn_gmnm.fitting import fit_problem, fit_targets
 from pinn_gmnm.problem import PROBLEMS, get_problem
+from pinn_gmnm.run import prepare
 
 runner = CliRunner()
 TINY = ["--points", "128", "--boundary-points", "48", "--adam-steps", "8", "--lbfgs-steps", "4",
@@ -91,7 +92,8 @@ def test_plan_matches_sizes_and_methods():
     problem, target, configs = plan(Comparison(base, seeds=2))
     assert target == 2801 and len(configs) == 8
     methods = {c.model: c.method for c in configs}
-    assert methods == {"gmnm": "auto", "pinn": "varpro", "mlp": "varpro", "kan": "varpro"}
+    assert methods == {"gmnm": "auto", "pinn": "auto", "mlp": "varpro", "kan": "auto"}
+    assert prepare(next(c for c in configs if c.model == "kan"))[2] == "adam-lbfgs"
     assert [c.seed for c in configs[:2]] == [0, 1]
     _, _, configs = plan(Comparison(RunConfig(problem="poisson", method="adam-lbfgs"), ("gmnm", "kan")))
     assert {c.method for c in configs} == {"adam-lbfgs"}

@@ -25,11 +25,18 @@ def least_squares_applies(problem: Problem, model: nn.Module) -> bool:
     return problem.linear is True and hasattr(model, "linear_head")
 
 
+def prefers_least_squares(problem: Problem, model: nn.Module) -> bool:
+    """What the default (``auto``) picks: least squares when it applies, unless the model
+    opts out with ``auto_least_squares = False`` (KAN: least squares over its random
+    initial spline features is ill-conditioned and fits unseen points badly)."""
+    return least_squares_applies(problem, model) and getattr(model, "auto_least_squares", True)
+
+
 def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
     """The strongest default: for linear problems and models with a linear output layer,
     least squares then 100 variable-projection iterations; otherwise Adam (lr 1e-2
     decaying to 1e-4 over 1000 steps) then up to 2000 L-BFGS iterations."""
-    if least_squares_applies(problem, model):
+    if prefers_least_squares(problem, model):
         return [LeastSquares(), VarPro(steps=100)]
     return [Adam(steps=1000, lr=1e-2, final_lr=1e-4), LBFGS(steps=2000)]
 
