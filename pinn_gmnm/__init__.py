@@ -4,24 +4,28 @@ The public API: shapes and samplers, problems and conditions, models, training s
 and :func:`solve`. Everything else is internal.
 """
 
-from .conditions import Condition, Dirichlet
+from .conditions import Condition, Data, Dirichlet, Initial, Neumann, Periodic, Robin
 from .derivatives import Field
 from .errors import GMNMError
 from .evaluation import Evaluator
 from .fitting import fit_problem, register_target
-from .geometry import Ball, Box, Difference, Disk, Geometry, Intersection, Interval, Rectangle, Union, near
+from .geometry import (Ball, Box, Difference, Disk, Geometry, Intersection, Interval, Polygon,
+                       Rectangle, SpaceTime, Sphere, Union, near)
 from .models import GMNM, KAN, MLP, PINN, GMNMLayer, build_model, count_parameters
 from .problem import PROBLEMS, Problem, get_problem, register
+from .references import Reference, load_reference
 from .sampling import Grid, Halton, LatinHypercube, Sampler, Sobol, Uniform
 from .training import LBFGS, Adam, Collocation, LeastSquares, Solution, Stage, VarPro, solve
+from .unknowns import Unknown
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam", "Ball", "Box", "Collocation", "Condition", "Difference", "Dirichlet", "Disk",
+    "Adam", "Ball", "Box", "Collocation", "Condition", "Data", "Difference", "Dirichlet", "Disk",
     "Evaluator", "Field", "GMNM", "GMNMError", "GMNMLayer", "Geometry", "Grid", "Halton",
-    "Intersection", "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "MLP", "PINN",
-    "PROBLEMS", "Problem",
-    "Rectangle", "Sampler", "Sobol", "Solution", "Stage", "Uniform", "Union", "VarPro", "build_model",
-    "count_parameters", "fit_problem", "get_problem", "near", "register", "register_target", "solve",
+    "Initial", "Intersection", "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "MLP",
+    "Neumann", "PINN", "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference",
+    "Robin", "Sampler", "Sobol", "Solution", "SpaceTime", "Sphere", "Stage", "Uniform", "Union",
+    "Unknown", "VarPro", "build_model", "count_parameters", "fit_problem", "get_problem",
+    "load_reference", "near", "register", "register_target", "solve",
 ]

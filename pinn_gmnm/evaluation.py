@@ -1,9 +1,11 @@
 """Accuracy of a trained model on a fixed evaluation set.
 
 Metrics: relative L2 error ‖u − u*‖₂ / ‖u*‖₂ and max |u − u*| against the exact
-solution, and the RMS of the PDE residual. The evaluation set is a regular grid for
-boxes (boundary included) and a dense scrambled Sobol' set otherwise; it is the same for
-every model and seed, so numbers are comparable across runs.
+solution — or, when there is none, against the problem's numerical reference solution at
+the reference's own points — and the RMS of the PDE residual. With several outputs the
+relative L2 error of each is reported too (``rel_l2_<output>``). The evaluation set is a
+regular grid for boxes (boundary included) and a dense scrambled Sobol' set otherwise;
+it is the same for every model and seed, so numbers are comparable across runs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from ._types import Points
+from .errors import GMNMError
 from .problem import Problem
 from .sampling import Sobol
 
@@ -43,10 +46,23 @@ class Evaluator:
     problem: Problem
     points: Points
     exact: Tensor | None
+    against: str = "exact solution"
 
     @classmethod
     def for_problem(cls, problem: Problem, dtype: torch.dtype = torch.float64,
                     device: torch.device | str = "cpu", n: int = EVAL_POINTS) -> Evaluator:
+        if problem.exact is None:
+            ref = problem.reference_solution()
+            if ref is not None:
+                if ref.dim != problem.dim or ref.n_outputs != problem.n_outputs:
+                    raise GMNMError(
+                        f"{problem.name}: the reference solution is {ref.dim}-D with "
+                        f"{ref.n_outputs} value(s) per point; the problem is {problem.dim}-D "
+                        f"with {problem.n_outputs} output(s)")
+                x, v = ref.known()
+                step = max(1, math.ceil(len(x) / (2 * n)))  # thin very large references
+                return cls(problem, x[::step].to(device=device, dtype=dtype),
+                           v[::step].to(device=device, dtype=dtype), f"reference: {ref.source}")
         x = evaluation_points(problem, n).to(device=device, dtype=dtype)
         return cls(problem, x, problem.exact_values(x))
 
@@ -82,6 +98,9 @@ class Evaluator:
             pred = self.predict(model)
             out["rel_l2"] = _rel_l2(pred, self.exact)
             out["max_abs"] = float((pred - self.exact).abs().max())
+            if self.problem.n_outputs > 1:
+                for c, name in enumerate(self.problem.outputs):
+                    out[f"rel_l2_{name}"] = _rel_l2(pred[:, c], self.exact[:, c])
         out["residual_rms"] = self.residual_rms(model)
         return out
 

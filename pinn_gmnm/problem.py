@@ -23,15 +23,20 @@ from .conditions import Condition
 from .derivatives import Field
 from .errors import GMNMError, unknown
 from .geometry import Geometry
+from .references import Reference
 from .registry import Registry, first_line
+from .unknowns import Unknown
 
 Residual = Callable[[Field, Points], "Tensor | Sequence[Tensor]"]
 """``residual(u, x)``: the PDE's residual at interior points, shape (n,), or one such
 tensor per equation for systems."""
 
 
-def default_variables(dim: int) -> tuple[str, ...]:
-    """x; x, y; x, y, z; then x1 … xd for higher dimensions."""
+def default_variables(dim: int, time: bool = False) -> tuple[str, ...]:
+    """x; x, y; x, y, z; then x1 … xd for higher dimensions; with ``time``, the last of
+    the ``dim`` coordinates is t."""
+    if time:
+        return default_variables(dim - 1) + ("t",)
     if dim <= 3:
         return ("x", "y", "z")[:dim]
     return tuple(f"x{i + 1}" for i in range(dim))
@@ -48,7 +53,13 @@ class Problem:
             ``x`` the interior points (n, d).
         conditions: boundary and other conditions.
         exact: the solution ``exact(x) -> (n,)`` or ``(n, k)``, when known.
-        variables: names of the coordinates (default x, y, z, or x1 … xd).
+        reference: a numerical solution (a :class:`~pinn_gmnm.references.Reference`, or
+            a function of no arguments returning one, called only when needed) used for
+            metrics and plots when there is no exact solution.
+        unknowns: scalar coefficients learned with u (inverse problems), see
+            :class:`~pinn_gmnm.unknowns.Unknown`.
+        variables: names of the coordinates (default x, y, z, or x1 … xd; on a
+            space-time domain the last one is t).
         outputs: names of the unknown fields (default ``("u",)``).
         params: the named parameters the problem was built with (for configs and ``show``).
         name, description: set by the registry from the factory's name and docstring.
@@ -66,18 +77,29 @@ class Problem:
     name: str = "custom"
     description: str = ""
     linear: bool | None = None
+    reference: Reference | Callable[[], Reference] | None = None
+    unknowns: Sequence[Unknown] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.geometry, Geometry):
             raise GMNMError(f"geometry must be a Geometry, got {type(self.geometry).__name__}")
         if not callable(self.residual):
             raise GMNMError("residual must be a function residual(u, x)")
-        variables = tuple(self.variables or default_variables(self.geometry.dim))
+        timed = self.geometry.time_dependent
+        variables = tuple(self.variables or default_variables(self.geometry.dim, timed))
         if len(variables) != self.geometry.dim or len(set(variables)) != len(variables):
             raise GMNMError(
                 f"variables {variables} do not name the {self.geometry.dim} coordinates "
                 f"of {self.geometry!r} once each"
             )
+        if timed and variables[-1] != "t":
+            raise GMNMError(f"on a space-time domain the last variable is time, 't'; got {variables}")
+        object.__setattr__(self, "unknowns", tuple(self.unknowns))
+        names = [k.name for k in self.unknowns if isinstance(k, Unknown)]
+        if len(names) != len(self.unknowns) or len(set(names)) != len(names):
+            raise GMNMError(f"unknowns must be Unknown objects with distinct names, got {self.unknowns!r}")
+        if self.reference is not None and not callable(self.reference):
+            raise GMNMError("reference must be a Reference or a function returning one")
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "conditions", tuple(self.conditions))
@@ -121,6 +143,25 @@ class Problem:
                 f"expected {self.n_outputs} (one per output)"
             )
         return v
+
+    def reference_solution(self) -> Reference | None:
+        """The numerical reference solution (computed or loaded now), or None."""
+        ref = self.reference
+        if ref is None or isinstance(ref, Reference):
+            return ref
+        ref = ref()
+        if not isinstance(ref, Reference):
+            raise GMNMError(f"{self.name}: the reference function returned "
+                            f"{type(ref).__name__}, not a Reference")
+        return ref
+
+    def solution_values(self, x: Points) -> Tensor | None:
+        """The solution at ``x`` as (n, k): exact when known, else the reference
+        interpolated (NaN where it has no data), else None."""
+        if self.exact is not None:
+            return self.exact_values(x)
+        ref = self.reference_solution()
+        return None if ref is None else ref(x)
 
     def residuals(self, u: Field, x: Points, rows: int | None = None) -> list[Tensor]:
         """The residual as a list of (n,) tensors, one per equation, with shape checks.

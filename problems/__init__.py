@@ -4,6 +4,6 @@ Importing this package registers every problem in it; ``pinn_gmnm.get_problem`` 
 that on first use, so users never need to import it themselves.
 """
 
-from . import fitting, poisson  # noqa: F401
+from . import burgers, fitting, poisson  # noqa: F401
 
-__all__ = ["fitting", "poisson"]
+__all__ = ["burgers", "fitting", "poisson"]

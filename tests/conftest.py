@@ -1,4 +1,5 @@
-"""Shared fixtures: fixed seeds, float64 helpers, a scratch run folder."""
+"""Shared fixtures: fixed seeds, float64 helpers, a scratch run folder, and a private
+reference-solution cache (so tests never write to the user's cache)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,15 @@ import torch
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(1234)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _reference_cache(tmp_path_factory):
+    """References computed in this session are cached in a temporary folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GMNM_PDE_CACHE", str(tmp_path_factory.mktemp("reference-cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
-"""Shapes, their boundaries and normals, and set operations on them."""
+"""Shapes, their boundaries and normals, set operations on them, and space × time."""
 
-from .ball import Ball, Disk
+from .ball import Ball, Disk, Sphere
 from .base import Difference, Geometry, Intersection, Union, near
 from .box import Box, Interval, Rectangle
+from .polygon import Polygon
+from .spacetime import SpaceTime
 
 __all__ = [
-    "Ball", "Box", "Difference", "Disk", "Geometry", "Intersection", "Interval",
-    "Rectangle", "Union", "near",
+    "Ball", "Box", "Difference", "Disk", "Geometry", "Intersection", "Interval", "Polygon",
+    "Rectangle", "SpaceTime", "Sphere", "Union", "near",
 ]

@@ -1,4 +1,4 @@
-"""Balls: :class:`Disk` in 2D and :class:`Ball` in any dimension."""
+"""Balls: :class:`Disk` in 2D, :class:`Sphere` in 3D and :class:`Ball` in any dimension."""
 
 from __future__ import annotations
 
@@ -90,4 +90,14 @@ class Disk(Ball):
     def __init__(self, center: Sequence[float], radius: float) -> None:
         if len(center) != 2:
             raise GMNMError(f"a disk needs a 2-D centre, got {center}")
+        super().__init__(center, radius)
+
+
+class Sphere(Ball):
+    """The solid sphere (3-D ball) of radius r centred at (cx, cy, cz); its boundary is
+    the sphere surface."""
+
+    def __init__(self, center: Sequence[float], radius: float) -> None:
+        if len(center) != 3:
+            raise GMNMError(f"a sphere needs a 3-D centre, got {center}")
         super().__init__(center, radius)

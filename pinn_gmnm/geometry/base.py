@@ -47,6 +47,9 @@ class Geometry(ABC):
     """
 
     dim: int
+    time_dependent: bool = False
+    """True for space × time domains (:class:`~pinn_gmnm.geometry.SpaceTime`): the last
+    coordinate is time."""
 
     @property
     @abstractmethod

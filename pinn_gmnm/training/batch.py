@@ -45,12 +45,14 @@ def sample_batch(problem: Problem, collocation: Collocation, seed: int) -> Batch
     boundary = (g.sample_boundary(collocation.boundary, collocation.sampler, seed + 1)
                 if problem.conditions else interior[:0])
     points = []
-    for c in problem.conditions:
-        x = c.select(g, boundary)
+    for i, c in enumerate(problem.conditions):
+        x = c.sample(g, boundary, variables=problem.variables, n=collocation.boundary,
+                     sampler=collocation.sampler, seed=seed + 2 + i)
         if len(x) == 0:
             raise GMNMError(
-                f"{problem.name}: condition '{c.label}' selects none of the {len(boundary)} "
-                f"boundary points; check its 'on' predicate (or raise the boundary point count)"
+                f"{problem.name}: condition '{c.label}' selects none of its candidate points "
+                f"({len(boundary)} boundary points drawn); check its 'on' predicate (or raise "
+                "the boundary point count)"
             )
         points.append(x)
     return Batch(interior, tuple(points))

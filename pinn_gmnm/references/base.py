@@ -1,0 +1,188 @@
+"""A solution known at points (from a numerical solver or a user's file), used where
+there is no closed form: for metrics at its own points and, interpolated, for plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .._types import Points
+from ..errors import GMNMError
+
+
+class Reference:
+    """Values (N, k) of a solution at points (N, d), float64.
+
+    A reference on a tensor grid (``axes``: one increasing coordinate vector per
+    dimension; ``values`` of shape (len(axes[0]), …, k)) interpolates linearly between
+    nodes; scattered points use linear interpolation over a Delaunay triangulation (1-3
+    dimensions) or the nearest point (more). Nodes outside the domain may hold NaN:
+    they are left out of the metrics. ``source`` says where the numbers come from.
+    """
+
+    def __init__(self, points: Tensor | np.ndarray, values: Tensor | np.ndarray, *,
+                 source: str = "", axes: Sequence[np.ndarray] | None = None) -> None:
+        x = np.asarray(points, dtype=np.float64)
+        v = np.asarray(values, dtype=np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        v = v[:, None] if v.ndim == 1 else v
+        if x.ndim != 2 or len(x) == 0:
+            raise GMNMError(f"a reference needs points of shape (N, d), got {x.shape}")
+        if v.ndim != 2 or len(v) != len(x):
+            raise GMNMError(f"reference has {len(x)} points but values of shape {v.shape}")
+        if not np.isfinite(x).all():
+            raise GMNMError("reference points must be finite")
+        self.points, self.values, self.source = x, v, source
+        self.axes = None if axes is None else tuple(np.asarray(a, dtype=np.float64) for a in axes)
+        self._interp = None
+
+    @classmethod
+    def on_grid(cls, axes: Sequence[np.ndarray], values: np.ndarray, *, source: str = "") -> Reference:
+        """A reference on the tensor grid ``axes`` with ``values`` of shape
+        (n_1, …, n_d) or (n_1, …, n_d, k)."""
+        axes = [np.asarray(a, dtype=np.float64) for a in axes]
+        shape = tuple(len(a) for a in axes)
+        v = np.asarray(values, dtype=np.float64)
+        v = v[..., None] if v.shape == shape else v
+        if v.shape[:-1] != shape:
+            raise GMNMError(f"grid values of shape {v.shape} do not match axes of lengths {shape}")
+        mesh = np.meshgrid(*axes, indexing="ij")
+        points = np.stack([m.ravel() for m in mesh], axis=1)
+        return cls(points, v.reshape(len(points), -1), source=source, axes=axes)
+
+    def __repr__(self) -> str:
+        return f"Reference({len(self.points)} points, {self.dim}-D, {self.n_outputs} output(s); {self.source})"
+
+    @property
+    def dim(self) -> int:
+        return self.points.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.values.shape[1]
+
+    def known(self) -> tuple[Points, Tensor]:
+        """The points with finite values and those values, as float64 tensors."""
+        ok = np.isfinite(self.values).all(axis=1)
+        return torch.from_numpy(self.points[ok]), torch.from_numpy(self.values[ok])
+
+    def _interpolator(self):
+        from scipy import interpolate
+
+        if self._interp is None:
+            if self.axes is not None:
+                grid = self.values.reshape(tuple(len(a) for a in self.axes) + (-1,))
+                self._interp = interpolate.RegularGridInterpolator(
+                    self.axes, grid, bounds_error=False, fill_value=np.nan)
+            else:
+                x, v = self.points, self.values
+                if self.dim == 1:
+                    order = np.argsort(x[:, 0])
+                    xs, vs = x[order, 0], v[order]
+                    self._interp = lambda q: np.stack(
+                        [np.interp(q[:, 0], xs, vs[:, j], left=np.nan, right=np.nan)
+                         for j in range(vs.shape[1])], axis=1)
+                elif self.dim <= 3:
+                    self._interp = interpolate.LinearNDInterpolator(x, v)
+                else:
+                    self._interp = interpolate.NearestNDInterpolator(x, v)
+        return self._interp
+
+    def __call__(self, x: Points) -> Tensor:
+        """Interpolated values at ``x`` (n, d) → (n, k); NaN outside the data."""
+        q = x.detach().cpu().double().numpy()
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise GMNMError(f"reference is {self.dim}-D, got points of shape {tuple(q.shape)}")
+        out = np.asarray(self._interpolator()(q), dtype=np.float64).reshape(len(q), -1)
+        return torch.from_numpy(out).to(dtype=x.dtype, device=x.device)
+
+    # -- storage ---------------------------------------------------------------------
+    def to_npz(self, f) -> None:
+        data = {"points": self.points, "values": self.values, "source": np.array(self.source)}
+        if self.axes is not None:
+            data.update({f"axis{i}": a for i, a in enumerate(self.axes)})
+        np.savez_compressed(f, **data)
+
+    @classmethod
+    def from_npz(cls, path: Path) -> Reference:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            px = next((k for k in ("points", "x", "X", "coords") if k in keys), None)
+            pv = next((k for k in ("values", "u", "U", "y", "solution") if k in keys), None)
+            if px is None or pv is None:
+                raise GMNMError(
+                    f"{path}: a reference .npz needs arrays 'points' (N, d) and 'values' (N,) "
+                    f"or (N, k); it has: {', '.join(sorted(keys)) or 'nothing'}"
+                )
+            axes = [z[f"axis{i}"] for i in range(z["points"].shape[1])] \
+                if px == "points" and "axis0" in keys else None
+            source = str(z["source"]) if "source" in keys else f"file {path}"
+            return cls(z[px], z[pv], source=source, axes=axes)
+
+
+def load_reference(path: str | Path, dim: int, n_outputs: int = 1) -> Reference:
+    """Read a reference solution from a file: ``.npz`` (arrays ``points`` and
+    ``values``), ``.csv`` (optional header row), or whitespace-separated text with
+    optional comment lines starting with ``%`` or ``#`` (as FEM tools export). Text and
+    CSV files have one row per point: the ``dim`` coordinates, then ``n_outputs`` values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GMNMError(f"reference file not found: {path}")
+    if path.suffix == ".npz":
+        ref = Reference.from_npz(path)
+    else:
+        rows = _read_table(path)
+        if rows.shape[1] != dim + n_outputs:
+            raise GMNMError(
+                f"{path}: rows have {rows.shape[1]} columns, expected {dim + n_outputs} "
+                f"({dim} coordinates, then {n_outputs} value(s))"
+            )
+        ref = Reference(rows[:, :dim], rows[:, dim:], source=f"file {path.name}")
+        ref = _as_grid(ref)
+    if ref.dim != dim or ref.n_outputs != n_outputs:
+        raise GMNMError(f"{path}: reference is {ref.dim}-D with {ref.n_outputs} value(s) per "
+                        f"point; the problem needs {dim}-D with {n_outputs}")
+    return ref
+
+
+def _read_table(path: Path) -> np.ndarray:
+    text = path.read_text(errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith(("%", "#"))]
+    if not lines:
+        raise GMNMError(f"{path}: no data rows")
+    comma = path.suffix == ".csv" or "," in lines[0]
+    if comma:
+        rows = list(csv.reader(io.StringIO("\n".join(lines))))
+    else:
+        rows = [ln.split() for ln in lines]
+    try:
+        float(rows[0][0])
+    except ValueError:
+        rows = rows[1:]  # a header row
+    try:
+        data = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise GMNMError(f"{path}: not a table of numbers ({exc})") from None
+    if data.ndim != 2 or len(data) == 0:
+        raise GMNMError(f"{path}: rows must all have the same number of columns")
+    return data
+
+
+def _as_grid(ref: Reference) -> Reference:
+    """The same data on a tensor grid when the points form one (faster, smoother)."""
+    axes = [np.unique(ref.points[:, i]) for i in range(ref.dim)]
+    if int(np.prod([len(a) for a in axes])) != len(ref.points):
+        return ref
+    idx = tuple(np.searchsorted(a, ref.points[:, i]) for i, a in enumerate(axes))
+    grid = np.full(tuple(len(a) for a in axes) + (ref.n_outputs,), np.nan)
+    grid[idx] = ref.values
+    if np.isnan(grid).any():  # repeated points: not a grid
+        return ref
+    return Reference.on_grid(axes, grid, source=ref.source)
