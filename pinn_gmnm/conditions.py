@@ -176,7 +176,7 @@ class Periodic(Condition):
         low = low[(low[:, axis] - lo).abs() <= 1e-9 * max(1.0, abs(hi - lo))]
         high = low.clone()
         high[:, axis] = hi
-        if len(low) and not bool(geometry.on_boundary(high).all()):
+        if len(low) == 0 or not bool(geometry.on_boundary(high).all()):
             raise GMNMError(
                 f"{self.label}: the faces {self.variable} = {lo:g} and {self.variable} = {hi:g} "
                 f"of {geometry!r} do not match; periodic conditions need a box-shaped axis"

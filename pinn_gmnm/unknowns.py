@@ -56,6 +56,11 @@ class Unknown(nn.Module):
         true = "" if self.true is None else f", true={self.true:g}"
         return f"{self.name!r}, value={float(self):.6g}{true}"
 
+    @torch.no_grad()
+    def assign(self, value: float) -> None:
+        """Set the current value (e.g. to ``true``, to check a problem's residuals)."""
+        self.raw.fill_(math.log(value) if self.positive else float(value))
+
     def report(self) -> dict[str, float]:
         """``unknown_<name>`` and, with a true value, ``unknown_<name>_error`` (relative)."""
         v = float(self)

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from pinn_gmnm import Ball, Box, Disk, GMNMError, Interval, Rectangle, near
+from pinn_gmnm import (Ball, Box, Disk, GMNMError, Interval, Polygon, Rectangle, SpaceTime, Sphere,
+                       near)
 from pinn_gmnm.sampling import SAMPLERS, Grid, Sobol, get_sampler
 
 SAMPLER_NAMES = ["uniform", "sobol", "halton", "lhs", "grid"]
@@ -30,7 +31,9 @@ def test_sampler_registry_names():
 
 @pytest.mark.parametrize("geom", [Interval(-1, 2), Rectangle((0, -1), (3, 1)),
                                   Box((0, 0, 0), (1, 2, 3)), Disk((1, 2), 0.5),
-                                  Ball((0, 0, 0), 2.0)])
+                                  Ball((0, 0, 0), 2.0), Sphere((1, 0, 0), 0.5),
+                                  Polygon([(-1, -1), (0, -1), (0, 0), (1, 0), (1, 1), (-1, 1)]),
+                                  Polygon([(0, 0), (2, 0.5), (1, 2)])])
 @pytest.mark.parametrize("sampler", [Sobol(), Grid()])
 def test_interior_and_boundary_samples(geom, sampler):
     x = geom.sample_interior(500, sampler, seed=1)
@@ -105,3 +108,87 @@ def test_bad_shapes_are_rejected():
         Disk((0, 0), 0)
     with pytest.raises(GMNMError, match="cannot combine"):
         Rectangle((0, 0), (1, 1)) | Interval(0, 1)
+
+
+L_SHAPE = [(-1, -1), (0, -1), (0, 0), (1, 0), (1, 1), (-1, 1)]
+
+
+def test_polygon_inside_area_and_edges():
+    L = Polygon(L_SHAPE)
+    assert L.volume == 3.0 and L.boundary_measure == 8.0 and L.bbox == ((-1, -1), (1, 1))
+    pts = torch.tensor([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [0.0, -0.5], [1.5, 0]],
+                       dtype=torch.float64)
+    assert L.inside(pts).tolist() == [True, False, True, True, False]
+    assert L.on_boundary(pts).tolist() == [False, False, False, True, False]
+    # clockwise vertices describe the same region
+    cw = Polygon(L_SHAPE[::-1])
+    assert cw.inside(pts).tolist() == L.inside(pts).tolist()
+    torch.testing.assert_close(cw.normal(pts[3:4]), torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+    # boundary points spread in proportion to edge length: the two unit edges of the notch
+    b = L.sample_boundary(8000, Sobol(), seed=0)
+    notch = (near(b[:, 0], 0.0) & (b[:, 1] < 0)) | (near(b[:, 1], 0.0) & (b[:, 0] > 0))
+    assert abs(notch.double().mean() - 2 / 8) < 0.01
+    x = L.sample_interior(3000, Sobol(), seed=1)
+    assert len(x) == 3000 and not ((x[:, 0] > 0) & (x[:, 1] < 0)).any()
+
+
+def test_polygon_rejects_bad_vertices():
+    with pytest.raises(GMNMError, match="not simple"):
+        Polygon([(0, 0), (2, 2), (2, 0), (0, 1)])  # a bow tie
+    with pytest.raises(GMNMError, match="at least 3 vertices"):
+        Polygon([(0, 0), (1, 1)])
+    with pytest.raises(GMNMError, match="zero area"):
+        Polygon([(0, 0), (1, 1), (2, 2)])
+
+
+def test_sphere_is_a_3d_ball():
+    s = Sphere((0, 0, 0), 1.0)
+    assert abs(s.volume - 4 / 3 * math.pi) < 1e-12 and abs(s.boundary_measure - 4 * math.pi) < 1e-12
+    with pytest.raises(GMNMError, match="3-D centre"):
+        Sphere((0, 0), 1.0)
+
+
+@pytest.mark.parametrize("space", [Interval(-1, 1), Disk((0, 0), 1.0)])
+def test_space_time_samples_lateral_boundary_and_initial_slice(space):
+    g = SpaceTime(space, (0.0, 2.0))
+    assert g.dim == space.dim + 1 and g.time_dependent
+    assert g.bbox == (tuple(space.bbox[0]) + (0.0,), tuple(space.bbox[1]) + (2.0,))
+    x = g.sample_interior(512, Sobol(), seed=0)
+    assert len(x) == 512 and g.inside(x).all() and x[:, -1].min() >= 0 and x[:, -1].max() <= 2
+    assert x[:, -1].std() > 0.4  # times spread over the interval
+    b = g.sample_boundary(256, Sobol(), seed=1)
+    assert g.on_boundary(b).all() and space.on_boundary(b[:, :-1]).all()
+    n = g.normal(b)
+    assert (n[:, -1] == 0).all()
+    torch.testing.assert_close(n[:, :-1], space.normal(b[:, :-1]))
+    i0 = g.sample_initial(128, Sobol(), seed=2)
+    assert (i0[:, -1] == 0).all() and g.on_initial(i0).all() and space.inside(i0[:, :-1]).all()
+    assert abs(g.volume - 2 * space.volume) < 1e-9
+
+
+def test_space_time_rejects_bad_intervals():
+    with pytest.raises(GMNMError, match="t0 < t1"):
+        SpaceTime(Interval(0, 1), (1.0, 0.0))
+    with pytest.raises(GMNMError, match="already a space-time"):
+        SpaceTime(SpaceTime(Interval(0, 1), (0, 1)), (0, 1))
+
+
+def test_rectangle_with_several_holes_samples_every_piece():
+    outer = Rectangle((0, 0), (3, 2))
+    holes = [Disk((0.7, 0.6), 0.3), Disk((1.6, 1.3), 0.25), Disk((2.4, 0.7), 0.35)]
+    shape = outer
+    for h in holes:
+        shape = shape - h
+    x = shape.sample_interior(4000, Sobol(), seed=0)
+    assert len(x) == 4000 and shape.inside(x).all()
+    assert not any(h.interior(x).any() for h in holes)
+    perimeter = 10 + 2 * math.pi * sum(h.radius for h in holes)
+    b = shape.sample_boundary(8000, Sobol(), seed=1)
+    assert shape.on_boundary(b).all()
+    for h in holes:
+        share = float(h.on_boundary(b).double().mean())
+        assert abs(share - 2 * math.pi * h.radius / perimeter) < 0.015
+        n = shape.normal(b[h.on_boundary(b)])
+        assert h.interior(b[h.on_boundary(b)] + 1e-3 * n).all()  # normals point into the hole
+    share_outer = float(outer.on_boundary(b).double().mean())
+    assert abs(share_outer - 10 / perimeter) < 0.015

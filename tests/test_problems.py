@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from pinn_gmnm import PROBLEMS, Dirichlet, GMNMError, Problem, Rectangle, get_problem, register
+from pinn_gmnm import (PROBLEMS, Data, Dirichlet, GMNMError, Initial, Periodic, Problem, Rectangle,
+                       get_problem, register)
 from pinn_gmnm.problem import problem_parameters
 from pinn_gmnm.training import Collocation, sample_batch
 
@@ -23,7 +24,10 @@ class Exact(nn.Module):
 
 
 def exact_residuals(problem: Problem) -> tuple[float, float]:
-    """Max |PDE residual| and max |condition residual| of the exact solution."""
+    """Max |PDE residual| and max |condition residual| of the exact solution (with any
+    unknown coefficients at their true values)."""
+    for k in problem.unknowns:
+        k.assign(k.true)
     batch = sample_batch(problem, Collocation(512, 256), seed=0)
     model = Exact(problem)
     u = problem.field(model, batch.interior, closed_form=False)
@@ -35,13 +39,74 @@ def exact_residuals(problem: Problem) -> tuple[float, float]:
     return pde, cond
 
 
+NOISE_FREE = {"poisson-inverse": {"noise": 0.0}}
+
+
 @pytest.mark.parametrize("name", [e.name for e in PROBLEMS if e.obj is not None])
 def test_exact_solution_satisfies_problem(name):
-    problem = get_problem(name)
+    problem = get_problem(name, **NOISE_FREE.get(name, {}))
     if problem.exact is None:
         pytest.skip("no closed-form solution")
     pde, cond = exact_residuals(problem)
     assert pde < 1e-9 and cond < 1e-9, (pde, cond)
+
+
+REFERENCE_PROBLEMS = [e.name for e in PROBLEMS if get_problem(e.name).reference is not None]
+
+
+def test_catalogue_has_references_for_the_problems_without_closed_forms():
+    assert set(REFERENCE_PROBLEMS) >= {"burgers", "poisson-lshape", "poisson-holes", "heat-2d",
+                                       "allen-cahn"}
+
+
+@pytest.mark.parametrize("name", REFERENCE_PROBLEMS)
+def test_reference_solution_meets_the_conditions(name):
+    """At the reference's own nodes the value conditions hold (to 1e-9): boundary values,
+    initial values and periodicity. (Each solver's accuracy on the PDE itself is checked
+    in test_references.py: refinement, a published value, a series solution.)"""
+    problem = get_problem(name)
+    ref = problem.reference_solution()
+    assert ref.dim == problem.dim and ref.n_outputs == problem.n_outputs
+    x, v = ref.known()
+    assert len(x) > 1000 and torch.isfinite(v).all()
+    g = problem.geometry
+    checked = 0
+    for c in problem.conditions:
+        if isinstance(c, Dirichlet):
+            sel = g.on_boundary(x)
+        elif isinstance(c, Initial) and c.order == 0:
+            sel = (x[:, -1] - g.bbox[0][-1]).abs() < 1e-12
+        elif isinstance(c, Periodic) and c.order == 0:
+            axis = problem.variables.index(c.variable)
+            lo, hi = g.bbox[0][axis], g.bbox[1][axis]
+            low, high = (x[:, axis] - lo).abs() < 1e-12, (x[:, axis] - hi).abs() < 1e-12
+            assert low.sum() == high.sum() > 0
+            torch.testing.assert_close(v[low], v[high], atol=1e-9, rtol=0)
+            checked += 1
+            continue
+        else:
+            continue
+        if c.on is not None:
+            sel &= c.on(x)
+        if sel.sum() == 0:
+            continue  # no grid node lies on this (curved) piece
+        xs = x[sel]
+        r = c.residual(problem.field(Lookup(v[sel]), xs, closed_form=False), xs, g)
+        assert float(r.abs().max()) < 1e-9, (c.label, float(r.abs().max()))
+        checked += 1
+    assert checked >= 1
+
+
+class Lookup(nn.Module):
+    """A 'model' that returns given values at the points they belong to (no derivatives)."""
+
+    def __init__(self, values: torch.Tensor) -> None:
+        super().__init__()
+        self.values = values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert len(x) == len(self.values)
+        return self.values
 
 
 @pytest.mark.parametrize("name", [e.name for e in PROBLEMS])
@@ -51,6 +116,20 @@ def test_every_problem_documents_its_mathematics(name):
     doc = entry.obj.__doc__ or ""
     for word in ("PDE", "Solution"):
         assert word in doc, f"{name}: docstring should state the {word}"
+    problem = get_problem(name)
+    if problem.geometry.time_dependent:
+        assert "Initial" in doc, f"{name}: docstring should state the initial condition"
+
+
+def test_inverse_problem_data_and_unknowns():
+    p = get_problem("poisson-inverse")
+    (k,) = p.unknowns
+    assert k.name == "a" and k.true == 2.0 and float(k) == 1.0
+    data = next(c for c in p.conditions if isinstance(c, Data))
+    noise = data.values - p.exact_values(data.points)[:, 0]
+    assert 0.005 < float(noise.std()) < 0.015  # the stated noise level, 0.01
+    again = next(c for c in get_problem("poisson-inverse").conditions if isinstance(c, Data))
+    torch.testing.assert_close(again.values, data.values)  # fixed by the seed
 
 
 def test_parameters_are_set_and_checked():

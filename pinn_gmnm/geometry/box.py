@@ -58,7 +58,7 @@ class Box(Geometry):
         return torch.cat([(x - lo).abs(), (x - hi).abs()], dim=1)
 
     def on_boundary(self, x: Points) -> Mask:
-        return self.inside(x) & (self._face_distance(x).min(dim=1).values <= self.tol)
+        return self.inside(x) & (self._face_distance(x).amin(dim=1) <= self.tol)
 
     def normal(self, x: Points) -> Points:
         face = self._face_distance(x).argmin(dim=1)

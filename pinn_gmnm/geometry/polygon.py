@@ -50,14 +50,14 @@ class Polygon(Geometry):
             raise GMNMError(f"a polygon needs at least 3 vertices (x, y), got shape {v.shape}")
         if not np.isfinite(v).all():
             raise GMNMError("polygon vertices must be finite numbers")
+        self.vertices = v
+        self.dim = 2
         area2 = float(np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]))
         if abs(area2) < 1e-14:
             raise GMNMError("the polygon has zero area")
-        if area2 < 0:  # store counter-clockwise so that (dy, −dx) points outward
-            v = v[::-1].copy()
-        self.vertices = v
-        self.dim = 2
         self._check_simple()
+        if area2 < 0:  # store counter-clockwise so that (dy, −dx) points outward
+            v = self.vertices = v[::-1].copy()
         self._a = v
         self._b = np.roll(v, -1, axis=0)
         self._lengths = np.linalg.norm(self._b - self._a, axis=1)
@@ -99,7 +99,7 @@ class Polygon(Geometry):
         return (ax - s[..., None] * ab).norm(dim=-1)
 
     def on_boundary(self, x: Points) -> Mask:
-        return self._edge_distance(x).min(dim=1).values <= self.tol
+        return self._edge_distance(x).amin(dim=1) <= self.tol
 
     def inside(self, x: Points) -> Mask:
         a, b = self._edges(x)

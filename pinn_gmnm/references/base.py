@@ -23,7 +23,8 @@ class Reference:
     dimension; ``values`` of shape (len(axes[0]), …, k)) interpolates linearly between
     nodes; scattered points use linear interpolation over a Delaunay triangulation (1-3
     dimensions) or the nearest point (more). Nodes outside the domain may hold NaN:
-    they are left out of the metrics. ``source`` says where the numbers come from.
+    they are left out of the metrics, and interpolation near them uses the nearest
+    known node instead. ``source`` says where the numbers come from.
     """
 
     def __init__(self, points: Tensor | np.ndarray, values: Tensor | np.ndarray, *,
@@ -78,6 +79,15 @@ class Reference:
         if self._interp is None:
             if self.axes is not None:
                 grid = self.values.reshape(tuple(len(a) for a in self.axes) + (-1,))
+                missing = np.isnan(grid).any(axis=-1)
+                if missing.any() and not missing.all():
+                    # Nodes outside the domain take their nearest known value, so that
+                    # cells along a curved boundary still interpolate.
+                    from scipy.ndimage import distance_transform_edt
+
+                    idx = distance_transform_edt(missing, return_distances=False,
+                                                 return_indices=True)
+                    grid = grid[tuple(idx)]
                 self._interp = interpolate.RegularGridInterpolator(
                     self.axes, grid, bounds_error=False, fill_value=np.nan)
             else:

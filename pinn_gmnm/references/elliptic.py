@@ -35,15 +35,22 @@ def _call(fn: Fn | float, x: np.ndarray) -> np.ndarray:
     return np.broadcast_to(np.asarray(torch.as_tensor(v, dtype=torch.float64)).reshape(-1), (len(x),))
 
 
-def _crossing(geometry: Geometry, inner: np.ndarray, outer: np.ndarray, iters: int = 50) -> np.ndarray:
-    """Fractions θ in (0, 1] with inner + θ (outer − inner) on the boundary (bisection)."""
-    lo, hi = np.zeros(len(inner)), np.ones(len(inner))
-    for _ in range(iters):
-        mid = (lo + hi) / 2
-        p = inner + mid[:, None] * (outer - inner)
-        ins = geometry.inside(torch.from_numpy(p)).numpy()
-        lo, hi = np.where(ins, mid, lo), np.where(ins, hi, mid)
-    return hi
+def _crossing(geometry: Geometry, inner: np.ndarray, outer: np.ndarray, iters: int = 40) -> np.ndarray:
+    """Fractions θ in (0, 1] with inner + θ (outer − inner) on the boundary (bisection).
+
+    Shapes count points within a small tolerance of the boundary as on it; ``inside``
+    ends at the outer edge of that band and strict ``interior`` at the inner edge, so
+    the boundary itself is midway between the two crossings.
+    """
+    def flip(test) -> np.ndarray:
+        lo, hi = np.zeros(len(inner)), np.ones(len(inner))
+        for _ in range(iters):
+            mid = (lo + hi) / 2
+            ins = test(torch.from_numpy(inner + mid[:, None] * (outer - inner))).numpy()
+            lo, hi = np.where(ins, mid, lo), np.where(ins, hi, mid)
+        return (lo + hi) / 2
+
+    return (flip(geometry.inside) + flip(geometry.interior)) / 2
 
 
 def solve_dirichlet(geometry: Geometry, f: Fn | float, g: Fn | float, *, n: int = 256,
