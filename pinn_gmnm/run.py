@@ -70,11 +70,13 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
         why = ("the problem is not declared linear" if problem.linear is not True
                else f"model '{config.model}' has no linear output layer")
         raise GMNMError(f"method '{method}' needs least squares, but {why}; use --method adam-lbfgs")
+    # inverse problems: learn the unknown coefficients with the head re-solved first
+    learn = [stage_from_dict({"type": "coefficients"})] if problem.unknowns else []
     if method == "lstsq":
-        return method, [stage_from_dict({"type": "lstsq"})]
+        return method, [stage_from_dict({"type": "lstsq"})] + learn
     if method == "varpro":
-        return method, [stage_from_dict({"type": "lstsq"}),
-                        stage_from_dict({"type": "varpro", "steps": config.varpro_steps})]
+        return method, [stage_from_dict({"type": "lstsq"})] + learn + [
+            stage_from_dict({"type": "varpro", "steps": config.varpro_steps})]
     return method, [
         stage_from_dict({"type": "adam", "steps": config.adam_steps, "lr": config.lr,
                          "final_lr": config.lr / 100}),

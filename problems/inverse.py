@@ -41,4 +41,4 @@ def poisson_inverse(a: float = 2.0, noise: float = 0.01, observations: int = 200
     return Problem(Rectangle((-1, -1), (1, 1)), residual,
                    [Dirichlet(0.0, name="boundary"),
                     Data(points=points, values=values, name="data")],
-                   exact=exact, unknowns=[coefficient], linear=False)
+                   exact=exact, unknowns=[coefficient], linear=True)

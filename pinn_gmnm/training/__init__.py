@@ -1,6 +1,8 @@
 """Training: collocation batches, the physics-informed loss, stages and ``solve``."""
 
+from .adaptive import GradNormBalance, Refine, Resample
 from .batch import Batch, Collocation, sample_batch
+from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
 from .loss import Loss
 from .registry import STAGES, stage_from_dict
@@ -9,7 +11,7 @@ from .stages import LBFGS, Adam, Stage
 from .task import Callback, Clock, Task
 
 __all__ = [
-    "LBFGS", "STAGES", "Adam", "Batch", "Callback", "Clock", "Collocation", "LeastSquares",
-    "Loss", "Solution", "Stage", "Task", "VarPro", "default_stages", "sample_batch", "solve",
-    "stage_from_dict",
+    "LBFGS", "STAGES", "Adam", "Batch", "Callback", "Clock", "Coefficients", "Collocation",
+    "GradNormBalance", "LeastSquares", "Loss", "Refine", "Resample", "Solution", "Stage", "Task",
+    "VarPro", "default_stages", "sample_batch", "solve", "stage_from_dict",
 ]

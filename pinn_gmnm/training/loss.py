@@ -85,6 +85,13 @@ class Loss:
         assert self._weights is not None, "evaluate the loss once before asking for its weights"
         return self._weights
 
+    def set_weights(self, weights: Mapping[str, float]) -> None:
+        """Change terms' weights by name during training (adaptive balancing)."""
+        for name, w in weights.items():
+            if name not in self.names:
+                raise GMNMError(f"loss weight for unknown term '{name}'; terms: {', '.join(self.names)}")
+            self.weights[self.names.index(name)] = float(w)
+
     def __call__(self, model: nn.Module) -> tuple[Tensor, dict[str, Tensor]]:
         """The total loss and each term's unweighted mean square."""
         rs = self.residuals(model)

@@ -6,10 +6,12 @@ import dataclasses
 from typing import Any
 
 from ..errors import GMNMError, unknown
+from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
 from .stages import LBFGS, Adam, Stage
 
-STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro)}
+STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
+                                                             Coefficients)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:

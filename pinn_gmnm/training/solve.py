@@ -14,6 +14,7 @@ from ..models import count_parameters
 from ..problem import Problem
 from .batch import Batch, Collocation, sample_batch
 from .loss import Loss
+from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
 from .stages import LBFGS, Adam, Stage
 from .task import Callback, Clock, Task
@@ -35,8 +36,11 @@ def prefers_least_squares(problem: Problem, model: nn.Module) -> bool:
 def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
     """The strongest default: for linear problems and models with a linear output layer,
     least squares then 100 variable-projection iterations; otherwise Adam (lr 1e-2
-    decaying to 1e-4 over 1000 steps) then up to 2000 L-BFGS iterations."""
+    decaying to 1e-4 over 1000 steps) then up to 2000 L-BFGS iterations. Problems with
+    unknown coefficients learn them first, with the head re-solved (:class:`Coefficients`)."""
     if prefers_least_squares(problem, model):
+        if problem.unknowns:
+            return [LeastSquares(), Coefficients(), VarPro(steps=100)]
         return [LeastSquares(), VarPro(steps=100)]
     return [Adam(steps=1000, lr=1e-2, final_lr=1e-4), LBFGS(steps=2000)]
 
@@ -66,6 +70,10 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
           eval_every: int = 50, callbacks: Sequence[Callback] = ()) -> Solution:
     """Train ``model`` to solve ``problem`` and measure it.
 
+    The problem's unknown coefficients (inverse problems) are trained with the model and
+    reported in ``metrics`` as ``unknown_<name>`` (and ``unknown_<name>_error``, relative,
+    when the true value is known). Training changes them in place.
+
     Args:
         stages: training stages run in order (default: :func:`default_stages`).
         collocation: how many points, and which sampler (default 2000 interior + 400 boundary, Sobol').
@@ -92,11 +100,15 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
             raise GMNMError(f"stages must be Stage objects such as Adam(...) or LBFGS(...), got {s!r}")
 
     model.to(device=device, dtype=dtype)
+    for unknown in problem.unknowns:  # inverse problems: coefficients train with the model
+        unknown.to(device=device, dtype=dtype)
     batch: Batch = sample_batch(problem, collocation, seed).to(dtype, device)
     loss = Loss(problem, batch, weights)
     evaluator = Evaluator.for_problem(problem, dtype, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    task = Task(model, loss, params, Clock(budget), evaluator, eval_every, callbacks)
+    params += [p for k in problem.unknowns for p in k.parameters()]
+    task = Task(model, loss, params, Clock(budget), evaluator, eval_every, callbacks,
+                collocation=collocation, seed=seed)
     # Evaluate once before training: checks the residual's shape and names the loss terms.
     task.evaluate_loss()
 
@@ -112,6 +124,8 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
             break
     train_time = task.clock.elapsed()
     metrics = evaluator.metrics(model)
+    for unknown in problem.unknowns:
+        metrics.update(unknown.report())
     metrics["train_time"] = train_time
     metrics["steps"] = task.step
     return Solution(problem, model, metrics, task.history, train_time,

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..evaluation import Evaluator
+from .batch import Collocation
 from .loss import Loss
 
 
@@ -70,6 +71,8 @@ class Task:
     callbacks: Sequence[Callback] = ()
     history: list[dict[str, float | str]] = field(default_factory=list)
     step: int = 0
+    collocation: Collocation | None = None  # how the batch was drawn (for resampling)
+    seed: int = 0
     _last_eval: int = -1
 
     def closure(self) -> Tensor:
@@ -96,6 +99,8 @@ class Task:
                                        "time": self.clock.elapsed(), "loss": float(loss)}
         for name, value in getattr(self, "_parts", {}).items():
             row[f"loss_{name}"] = float(value)
+        for unknown in self.loss.problem.unknowns:
+            row[f"unknown_{unknown.name}"] = float(unknown)
         due = self.step // self.eval_every != self._last_eval // self.eval_every
         if force_eval or due or self._last_eval < 0:
             with self.clock.paused():
