@@ -96,8 +96,15 @@ def show(problem: str = typer.Argument(..., help="Problem name or path/to/file.p
     typer.echo("")
     typer.echo(f"domain:      {p.geometry!r}")
     typer.echo(f"variables:   {', '.join(p.variables)}    outputs: {', '.join(p.outputs)}")
-    typer.echo(f"conditions:  {', '.join(c.label for c in p.conditions) or 'none'}")
-    typer.echo(f"exact:       {'yes' if p.exact is not None else 'no'}    linear: {p.linear}")
+    conditions = [c.label if c.label == c.kind else f"{c.label} ({c.kind})" for c in p.conditions]
+    typer.echo(f"conditions:  {', '.join(conditions) or 'none'}")
+    solution = "exact" if p.exact is not None else (
+        "numerical reference (computed on first use, cached)" if p.reference is not None else "none")
+    typer.echo(f"solution:    {solution}    linear: {p.linear}")
+    if p.unknowns:
+        typer.echo("unknowns:    " + ", ".join(
+            f"{k.name} (initial {float(k):g}" + (f", true {k.true:g})" if k.true is not None else ")")
+            for k in p.unknowns))
     params = problem_parameters(problem)
     typer.echo("parameters:  " + (", ".join(f"{k}={v!r}" for k, v in params.items()) or "none"))
 
@@ -153,6 +160,11 @@ def solve(
     budget: Optional[float] = typer.Option(None, help="Wall-clock training budget in seconds."),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N. [default: cpu]"),
     set_: list[str] = typer.Option([], "--set", help="Problem parameter, name=value (repeatable)."),
+    reference: Optional[Path] = typer.Option(None, help="Reference solution file (.npz; .csv; text with %/# comments) for metrics and plots."),
+    hard: Optional[bool] = typer.Option(None, "--hard/--soft", help="Enforce Dirichlet and initial conditions exactly (box domains). [default: soft]"),
+    resample_every: Optional[int] = typer.Option(None, help="Adam: fresh collocation points every N steps. [default: off]"),
+    refine_every: Optional[int] = typer.Option(None, help="Adam: add points where the residual is largest every N steps. [default: off]"),
+    balance_every: Optional[int] = typer.Option(None, help="Adam: balance loss weights by gradient norms every N steps. [default: off]"),
     out: Path = typer.Option(Path("runs"), help="Folder for run directories."),
     config: Optional[Path] = typer.Option(None, help="Run settings from a JSON or TOML file (options given here override it)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -180,7 +192,9 @@ def solve(
         "problem": problem, "model": model, "method": method, "adam_steps": adam_steps,
         "lbfgs_steps": lbfgs_steps, "varpro_steps": varpro_steps, "lr": lr, "interior": points,
         "boundary": boundary_points, "sampler": sampler, "dtype": dtype, "seed": seed,
-        "budget": budget, "device": device,
+        "budget": budget, "device": device, "hard": hard, "resample_every": resample_every,
+        "refine_every": refine_every, "balance_every": balance_every,
+        "reference": None if reference is None else str(reference),
     }
     data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
     if any(v is not None for v in (method, adam_steps, lbfgs_steps, varpro_steps, lr)):
@@ -206,7 +220,7 @@ def solve(
 
 
 def _fmt(v: float) -> str:
-    return "n/a (no exact solution)" if v is None or math.isnan(v) else f"{v:.3e}"
+    return "n/a (no exact or reference solution)" if v is None or math.isnan(v) else f"{v:.3e}"
 
 
 def _summary(result: Any) -> None:
@@ -214,9 +228,16 @@ def _summary(result: Any) -> None:
     c = result.config
     typer.secho(f"{s.problem.name} · {c.model} · {s.parameters} parameters · {result.method} · "
                 f"{c.dtype} · {c.device}", bold=True)
-    typer.echo(f"  relative L2    {_fmt(m['rel_l2'])}")
-    typer.echo(f"  max |error|    {_fmt(m['max_abs'])}")
+    against = ""
+    if s.problem.exact is None and s.problem.reference is not None:
+        against = " (vs reference)"
+    typer.echo(f"  relative L2    {_fmt(m['rel_l2'])}{against}")
+    typer.echo(f"  max |error|    {_fmt(m['max_abs'])}{against}")
     typer.echo(f"  residual RMS   {_fmt(m['residual_rms'])}")
+    for k in s.problem.unknowns:
+        true = "" if k.true is None else (
+            f" (true {k.true:g}, relative error {m[f'unknown_{k.name}_error']:.2e})")
+        typer.echo(f"  unknown {k.name:<6} {m[f'unknown_{k.name}']:.6g}{true}")
     typer.echo(f"  time           {result.wall_time:.2f} s (training {s.train_time:.2f} s, {int(m['steps'])} steps)")
     if result.directory is not None:
         typer.echo(f"  artifacts      {result.directory}")

@@ -32,6 +32,11 @@ class RunConfig:
     ``stages`` is the explicit list of training stages (``[{"type": "adam", ...}, ...]``);
     when None it is derived from ``method`` and the step options when the run starts, and
     the run directory's config records the list that was used.
+
+    ``reference`` is a file with a reference solution that replaces the problem's own
+    for metrics and plots; ``hard`` makes Dirichlet and initial conditions hold exactly
+    (boxes); ``resample_every``, ``refine_every`` and ``balance_every`` (0: off) turn on
+    resampling, residual-based refinement and gradient-norm loss balancing during Adam.
     """
 
     problem: str = "poisson"
@@ -53,6 +58,11 @@ class RunConfig:
     device: str = "cpu"
     weights: dict[str, float] = field(default_factory=dict)
     eval_every: int = 50
+    reference: str | None = None
+    hard: bool = False
+    resample_every: int = 0
+    refine_every: int = 0
+    balance_every: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -67,7 +77,8 @@ class RunConfig:
             raise GMNMError(f"unknown dtype '{self.dtype}'; known: float32, float64")
         for name in ("interior", "boundary", "eval_every"):
             require_positive(f"{name}", getattr(self, name), integer=True)
-        for name in ("adam_steps", "lbfgs_steps", "varpro_steps"):
+        for name in ("adam_steps", "lbfgs_steps", "varpro_steps", "resample_every",
+                     "refine_every", "balance_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise GMNMError(f"{name.replace('_', ' ')} must be a whole number >= 0, got {v!r}")

@@ -1,5 +1,6 @@
-"""Figures of a run: the solution next to the exact one with the error, and training
-curves. Uses matplotlib's object API (no global pyplot state, no display needed)."""
+"""Figures of a run: the solution next to the exact one (or the reference solution) with
+the error, snapshots over time for time-dependent problems, training curves and learned
+coefficients. Uses matplotlib's object API (no global pyplot state, no display needed)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,11 @@ def slice_grid(problem: Problem, k: int = 201) -> tuple[torch.Tensor, np.ndarray
 
 def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
                   title: str = "") -> None:
-    """Prediction, exact solution and absolute error: heat maps in 2D and above (a slice
-    through the box centre), line plots in 1D."""
-    has_exact = problem.exact is not None
+    """Prediction, exact (or reference) solution and absolute error: heat maps in 2D and
+    above (a slice through the box centre; an x–t map for problems in one space
+    dimension and time), line plots in 1D."""
+    has_exact = problem.exact is not None or problem.reference is not None
+    known = "exact" if problem.exact is not None else "reference"
     k_out = problem.n_outputs
     if problem.dim == 1:
         lo, hi = problem.geometry.bbox
@@ -62,8 +65,8 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
             ax = fig.add_subplot(k_out, 2, 2 * c + 1)
             ax.plot(x[:, 0], pred[:, c], label="prediction", lw=2)
             if has_exact:
-                ex = problem.exact_values(x).numpy()
-                ax.plot(x[:, 0], ex[:, c], "--", label="exact", lw=1.5)
+                ex = problem.solution_values(x).numpy()
+                ax.plot(x[:, 0], ex[:, c], "--", label=known, lw=1.5)
                 ax2 = fig.add_subplot(k_out, 2, 2 * c + 2)
                 ax2.semilogy(x[:, 0], np.abs(pred[:, c] - ex[:, c]) + 1e-300)
                 ax2.set(xlabel=problem.variables[0], title=f"|error| of {name}")
@@ -76,7 +79,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
     x, a, b, note = slice_grid(problem)
     inside = problem.geometry.inside(x).numpy()
     pred = _predict(model, x)
-    ex = problem.exact_values(x).numpy() if has_exact else None
+    ex = problem.solution_values(x).numpy() if has_exact else None
     cols = 3 if has_exact else 1
     fig = Figure(figsize=(4.8 * cols, 3.9 * k_out), layout="constrained")
     shape = (len(b), len(a))
@@ -95,7 +98,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
         vmin = float(np.nanmin(np.where(inside, ex[:, c], np.nan)))
         vmax = float(np.nanmax(np.where(inside, ex[:, c], np.nan)))
         show(0, pred[:, c], f"{name} prediction", cmap="viridis", vmin=vmin, vmax=vmax)
-        show(1, ex[:, c], f"{name} exact", cmap="viridis", vmin=vmin, vmax=vmax)
+        show(1, ex[:, c], f"{name} {known}", cmap="viridis", vmin=vmin, vmax=vmax)
         err = np.abs(pred[:, c] - ex[:, c])
         top = float(np.nanmax(np.where(inside, err, np.nan)))
         if top > 0 and math.isfinite(top):
@@ -129,5 +132,85 @@ def plot_training(history: Sequence[dict[str, Any]], path: Path, title: str = ""
     ax3.set(xlabel="training time [s]", ylabel="relative L2 error", title="error vs time")
     for ax in (ax1, ax2, ax3):
         ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def snapshot_times(problem: Problem, count: int = 4) -> np.ndarray:
+    """``count`` equally spaced times from the start to the end of the time interval."""
+    lo, hi = problem.geometry.bbox
+    return np.linspace(lo[-1], hi[-1], count)
+
+
+def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: str = "",
+                   times: Sequence[float] | None = None) -> None:
+    """The solution at a few times (time-dependent problems): u(x, t_i) as lines, with
+    the exact or reference solution dashed, in one space dimension; heat maps of the
+    prediction (and of the error, when the solution is known) over the first two space
+    axes otherwise."""
+    times = snapshot_times(problem) if times is None else np.asarray(times, dtype=float)
+    lo, hi = problem.geometry.bbox
+    space_dim = problem.dim - 1
+    k_out = problem.n_outputs
+    known = "exact" if problem.exact is not None else "reference"
+    if space_dim == 1:
+        xs = np.linspace(lo[0], hi[0], 501)
+        fig = Figure(figsize=(6.5 * k_out, 4.2), layout="constrained")
+        axes = [fig.add_subplot(1, k_out, c + 1) for c in range(k_out)]
+        colors = [f"C{i}" for i in range(len(times))]
+        for t, color in zip(times, colors):
+            x = torch.from_numpy(np.column_stack([xs, np.full_like(xs, t)]))
+            pred = _predict(model, x)
+            ref = problem.solution_values(x)
+            for c, ax in enumerate(axes):
+                ax.plot(xs, pred[:, c], color=color, lw=2, label=f"t = {t:.3g}")
+                if ref is not None:
+                    ax.plot(xs, ref.numpy()[:, c], "--", color="k", lw=1, alpha=0.7)
+        for c, ax in enumerate(axes):
+            ax.set(xlabel=problem.variables[0], title=problem.outputs[c]
+                   + ("" if problem.exact is None and problem.reference is None
+                      else f" (dashed: {known})"))
+            ax.legend()
+            ax.grid(True, alpha=0.3)
+    else:
+        x2, a, b, _ = slice_grid(problem, 121)  # time is set below, per snapshot
+        inside = problem.geometry.space.inside(x2[:, :space_dim]).numpy() \
+            if hasattr(problem.geometry, "space") else np.ones(len(x2), dtype=bool)
+        rows = 2 if (problem.exact is not None or problem.reference is not None) else 1
+        fig = Figure(figsize=(3.6 * len(times), 3.2 * rows * k_out), layout="constrained")
+        extent = (a[0], a[-1], b[0], b[-1])
+        for j, t in enumerate(times):
+            x = x2.clone()
+            x[:, -1] = t
+            pred = _predict(model, x)
+            ref = problem.solution_values(x)
+            for c in range(k_out):
+                panels = [(pred[:, c], f"{problem.outputs[c]}, t = {t:.3g}", "viridis")]
+                if ref is not None:
+                    panels.append((np.abs(pred[:, c] - ref.numpy()[:, c]), "|error|", "magma"))
+                for r, (values, label, cmap) in enumerate(panels):
+                    ax = fig.add_subplot(rows * k_out, len(times), (c * rows + r) * len(times) + j + 1)
+                    img = np.where(inside, values, np.nan).reshape(len(b), len(a))
+                    im = ax.imshow(img, origin="lower", extent=extent, aspect="auto", cmap=cmap)
+                    fig.colorbar(im, ax=ax)
+                    ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_unknowns(history: Sequence[dict[str, Any]], path: Path, true: dict[str, float | None],
+                  title: str = "") -> None:
+    """Each learned coefficient of an inverse problem against the step, with its true
+    value (when known) as a dashed line."""
+    fig = Figure(figsize=(5.5 * len(true), 3.8), layout="constrained")
+    steps = np.array([float(r["step"]) for r in history])
+    for i, (name, value) in enumerate(true.items()):
+        ax = fig.add_subplot(1, len(true), i + 1)
+        ax.plot(steps, [float(r[f"unknown_{name}"]) for r in history], "o-", ms=3, label="learned")
+        if value is not None:
+            ax.axhline(value, ls="--", color="k", lw=1, label=f"true {value:g}")
+        ax.set(xlabel="step", ylabel=name, title=f"unknown {name}")
+        ax.legend()
+        ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     _save(fig, path)

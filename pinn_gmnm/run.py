@@ -6,6 +6,7 @@ and what ``gmnm-pde solve`` calls.
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 from collections.abc import Sequence
@@ -21,10 +22,13 @@ from .artifacts import new_run_dir, save_checkpoint, write_history, write_json
 from .config import RunConfig
 from .errors import GMNMError
 from .models import build_model
-from .plotting import plot_solution, plot_training
+from .models.hard import hard_constraint
+from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
 from .problem import Problem, get_problem
+from .references import load_reference
 from .sampling import get_sampler
-from .training import Collocation, Solution, solve, stage_from_dict
+from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
+                       stage_from_dict)
 from .training.solve import least_squares_applies, prefers_least_squares
 from .training.stages import Stage
 from .training.task import Callback
@@ -98,9 +102,14 @@ class RunResult:
 def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
     """Build problem, model and stages for ``config`` (seeding the model's initialisation)."""
     problem = get_problem(config.problem, **config.params)
+    if config.reference is not None:  # the user's reference replaces the problem's own
+        ref = load_reference(config.reference, problem.dim, problem.n_outputs)
+        problem = dataclasses.replace(problem, exact=None, reference=ref)
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, **config.model_options)
+    if config.hard:
+        model = hard_constraint(problem, model)
     method, stages = stages_for(config, problem, model)
     return problem, model, method, stages
 
@@ -115,9 +124,12 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
         problem, model, stages=stages,
         collocation=Collocation(config.interior, config.boundary, get_sampler(config.sampler)),
         seed=config.seed, dtype=DTYPES[config.dtype], device=device, weights=config.weights,
-        budget=config.budget, eval_every=config.eval_every, callbacks=callbacks,
+        budget=config.budget, eval_every=config.eval_every,
+        callbacks=[*adaptive_callbacks(config), *callbacks],
     )
+    reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
+                                    "reference": reference,
                                     "method": method,
                                     "stages": [s.to_dict() for s in stages]})
     directory = None
@@ -127,6 +139,18 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
     return RunResult(resolved, method, solution, directory, time.perf_counter() - start)
 
 
+def adaptive_callbacks(config: RunConfig) -> list[Callback]:
+    """Resampling, refinement and loss balancing as the config asks (0 = off)."""
+    out: list[Callback] = []
+    if config.resample_every:
+        out.append(Resample(every=config.resample_every))
+    if config.refine_every:
+        out.append(Refine(every=config.refine_every, add=max(1, config.interior // 20)))
+    if config.balance_every:
+        out.append(GradNormBalance(every=config.balance_every))
+    return out
+
+
 def environment() -> dict[str, Any]:
     return {"gmnm_pde": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "machine": platform.machine(), "threads": torch.get_num_threads()}
@@ -134,7 +158,8 @@ def environment() -> dict[str, Any]:
 
 def write_artifacts(directory: Path, config: RunConfig, solution: Solution, method: str,
                     wall_time: float) -> None:
-    """config.json, metrics.json, history.csv, model.pt, solution.png, training.png."""
+    """config.json, metrics.json, history.csv, model.pt, solution.png, training.png, and
+    snapshots.png (time-dependent problems) and unknowns.png (inverse problems)."""
     problem = solution.problem
     write_json(directory / "config.json", {"version": 1, **config.to_dict()})
     metrics = {"problem": problem.name, "model": config.model, "method": method,
@@ -146,3 +171,8 @@ def write_artifacts(directory: Path, config: RunConfig, solution: Solution, meth
     title = f"{problem.name} · {config.model} ({solution.parameters} parameters, {method})"
     plot_solution(problem, solution.model, directory / "solution.png", title)
     plot_training(solution.history, directory / "training.png", title)
+    if problem.geometry.time_dependent:
+        plot_snapshots(problem, solution.model, directory / "snapshots.png", title)
+    if problem.unknowns:
+        plot_unknowns(solution.history, directory / "unknowns.png",
+                      {k.name: k.true for k in problem.unknowns}, title)

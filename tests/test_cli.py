@@ -131,3 +131,69 @@ def test_least_squares_method_on_a_model_without_support_is_explained():
     r = invoke("solve", "poisson", "--method", "varpro", "--model", "gmnm", "--set", "k=1",
                "--components", "16", "--varpro-steps", "0", "--out", "/tmp/unused-run-dir", *FAST)
     assert r.exit_code == 0, r.output
+
+
+def test_list_groups_problems_by_kind():
+    r = invoke("list")
+    assert r.exit_code == 0
+    for group in ("[elliptic]", "[time-dependent]", "[inverse]"):
+        assert group in r.output
+    for name in ("burgers", "poisson-lshape", "poisson-holes", "allen-cahn", "poisson-inverse"):
+        assert name in r.output
+
+
+def test_show_tells_conditions_references_and_unknowns():
+    r = invoke("show", "burgers")
+    assert r.exit_code == 0, r.output
+    assert "u_t + u u_x = ν u_xx" in r.output and "initial" in r.output
+    assert "numerical reference" in r.output and "variables:   x, t" in r.output
+    r = invoke("show", "poisson-inverse")
+    assert "unknowns:    a (initial 1, true 2)" in r.output and "data" in r.output
+
+
+def test_solve_an_inverse_problem_reports_the_coefficient(runs: Path):
+    r = invoke("solve", "poisson-inverse", "--components", "64", "--varpro-steps", "0",
+               "--points", "300", "--boundary-points", "80", "--out", str(runs), "-q")
+    assert r.exit_code == 0, r.output
+    assert "unknown a" in r.output and "true 2" in r.output
+    (run_dir,) = runs.iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert abs(metrics["unknown_a"] - 2) < 0.02 and metrics["unknown_a_error"] < 0.01
+    assert (run_dir / "unknowns.png").stat().st_size > 0
+
+
+def test_solve_with_a_reference_file_and_hard_constraints(tmp_path: Path, runs: Path):
+    import numpy as np
+
+    x = np.linspace(0, 1, 41)
+    X, T = np.meshgrid(x, x, indexing="ij")
+    u = np.exp(-0.1 * np.pi**2 * T) * np.sin(np.pi * X) + 0.5 * np.exp(-0.9 * np.pi**2 * T) * np.sin(3 * np.pi * X)
+    f = tmp_path / "fem.txt"
+    f.write_text("% x t u\n" + "\n".join(f"{a:.17g} {b:.17g} {c:.17g}"
+                                          for a, b, c in zip(X.ravel(), T.ravel(), u.ravel())))
+    r = invoke("solve", "heat-1d", "--model", "mlp", "--width", "8", "--depth", "1", "--hard",
+               "--adam-steps", "20", "--lbfgs-steps", "0", "--reference", str(f),
+               "--out", str(runs), *FAST)
+    assert r.exit_code == 0, r.output
+    assert "(vs reference)" in r.output
+    (run_dir,) = runs.iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["hard"] is True and config["reference"] == str(f.resolve())
+    history = (run_dir / "history.csv").read_text().splitlines()
+    header = history[0].split(",")
+    last = dict(zip(header, history[-1].split(",")))
+    assert float(last["loss_ends"]) < 1e-28 and float(last["loss_initial"]) < 1e-28
+    assert (run_dir / "snapshots.png").stat().st_size > 0
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert 0 < metrics["rel_l2"] < 1.5
+
+
+@pytest.mark.parametrize("args,message", [
+    (["solve", "poisson", "--reference", "missing.npz"], "reference file not found: missing.npz"),
+    (["solve", "poisson-holes", "--hard"], "hard constraints need a box-shaped domain"),
+    (["solve", "poisson", "--refine-every", "-2"], "refine every must be a whole number >= 0"),
+])
+def test_bad_problem_options_are_explained(args, message):
+    r = invoke(*args)
+    assert r.exit_code != 0 and message in r.output, r.output
+    assert "Traceback" not in r.output
