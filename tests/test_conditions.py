@@ -131,3 +131,28 @@ def test_conditions_that_select_nothing_name_themselves():
 def test_time_variable_must_come_last():
     with pytest.raises(GMNMError, match="last variable is time"):
         Problem(SpaceTime(Interval(0, 1), (0, 1)), lambda u, x: u.d("t"), variables=("t", "x"))
+
+
+def test_a_system_of_two_outputs_solves_and_reports_each(tmp_path):
+    """u' = v, −v' = π² sin(πx) on [0, 1], u = 0 at the ends: u = sin(πx), v = π cos(πx)."""
+    from pinn_gmnm.plotting import plot_snapshots, plot_solution
+
+    def exact(x):
+        return torch.stack([torch.sin(PI * x[:, 0]), PI * torch.cos(PI * x[:, 0])], dim=1)
+
+    p = Problem(Interval(0, 1),
+                lambda u, x: [u.d("x") - u["v"](), -u["v"].d("x") - PI**2 * torch.sin(PI * x[:, 0])],
+                [Dirichlet(0.0, output="u")], outputs=("u", "v"), exact=exact, linear=True,
+                name="system")
+    torch.manual_seed(0)
+    s = solve(p, GMNM(1, 2, components=30, bounds=p.geometry.bbox), stages=[LeastSquares()],
+              collocation=Collocation(200, 2))
+    assert [h for h in s.history[-1] if h.startswith("loss_")] == ["loss_pde1", "loss_pde2",
+                                                                   "loss_dirichlet"]
+    assert s.metrics["rel_l2_u"] < 1e-6 and s.metrics["rel_l2_v"] < 1e-6
+    plot_solution(p, s.model, tmp_path / "solution.png")
+    timed = Problem(SpaceTime(Interval(0, 1), (0, 1)), lambda u, x: [u.d("t"), u["v"].d("t")],
+                    outputs=("u", "v"), exact=lambda x: torch.ones(len(x), 2, dtype=x.dtype))
+    plot_snapshots(timed, s.model.__class__(2, 2, components=4), tmp_path / "snapshots.png")
+    assert (tmp_path / "solution.png").stat().st_size > 0
+    assert (tmp_path / "snapshots.png").stat().st_size > 0
