@@ -16,8 +16,8 @@ from .models.hard import HardConstraint, hard_constraint
 from .problem import PROBLEMS, Problem, get_problem, register
 from .references import Reference, load_reference
 from .sampling import Grid, Halton, LatinHypercube, Sampler, Sobol, Uniform
-from .training import (LBFGS, Adam, Coefficients, Collocation, LeastSquares, Solution, Stage, VarPro,
-                       solve)
+from .training import (LBFGS, Adam, Coefficients, Collocation, LeastSquares, Solution, Stage,
+                       VarPro, solve)
 from .unknowns import Unknown
 
 __version__ = "0.1.0"

@@ -211,7 +211,8 @@ class Initial(Condition):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.order not in (0, 1):
-            raise GMNMError(f"{self.label}: order must be 0 (u) or 1 (∂u/∂t), got {self.order!r}")
+            raise GMNMError(
+                f"{self.label}: order must be 0 (u) or 1 (∂u/∂t), got {self.order!r}")
         if self.count is not None and not (isinstance(self.count, int) and self.count > 0):
             raise GMNMError(f"{self.label}: count must be a positive integer, got {self.count!r}")
 
@@ -261,7 +262,8 @@ class Data(Condition):
         x = x[:, None] if x.ndim == 1 else x
         v = v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v
         if x.ndim != 2 or len(x) == 0:
-            raise GMNMError(f"{self.label}: needs at least one point, shape (N, d); got {tuple(x.shape)}")
+            raise GMNMError(
+                f"{self.label}: needs at least one point, shape (N, d); got {tuple(x.shape)}")
         if v.shape != (len(x),):
             raise GMNMError(f"{self.label}: {len(x)} points but values of shape {tuple(v.shape)}")
         if not (torch.isfinite(x).all() and torch.isfinite(v).all()):

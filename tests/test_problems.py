@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -174,3 +176,17 @@ def test_residual_of_wrong_shape_is_reported():
     u = p.field(MLP(2).double(), x)
     with pytest.raises(GMNMError, match=r"residual has shape \(10, 2\), expected \(10,\)"):
         p.residuals(u, x)
+
+
+@pytest.mark.parametrize("name", REFERENCE_PROBLEMS)
+def test_problems_with_references_are_measured_against_them(name):
+    from pinn_gmnm import MLP
+    from pinn_gmnm.evaluation import EVAL_POINTS, Evaluator
+
+    p = get_problem(name)
+    ev = Evaluator.for_problem(p, n=2000)
+    assert ev.against.startswith("reference") and len(ev.points) <= 2 * 2000 < EVAL_POINTS
+    assert p.geometry.inside(ev.points).float().mean() > 0.99
+    model = MLP(p.dim, p.n_outputs, 4, 1, bounds=p.geometry.bbox).double()
+    m = ev.metrics(model)
+    assert 0 < m["rel_l2"] < 10 and math.isfinite(m["residual_rms"])

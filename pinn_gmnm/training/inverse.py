@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from torch import Tensor
-
 from ..errors import GMNMError
-from .linear import check_linear, fit_head, linear_head, linear_system, lstsq
+from .linear import check_linear, linear_head, projected
 from .stages import Stage, _check_steps, run_lbfgs
 from .task import Task
 
@@ -42,20 +40,6 @@ class Coefficients(Stage):
         check_linear(problem)
         head = linear_head(task.model)
         params = [p for k in problem.unknowns for p in k.parameters()]
-        n_out = problem.n_outputs
-
-        def closure() -> Tensor:
-            for p in task.params:
-                p.grad = None
-            J, r0 = linear_system(task.loss, task.model, head)
-            theta = lstsq(J.detach(), -r0.detach(), self.rcond)
-            total = (J @ theta + r0).square().sum()
-            total.backward()
-            head.set(theta.reshape(n_out, -1).T)
-            return total.detach()
-
-        def after_chunk() -> None:
-            fit_head(task.loss, task.model, head, self.rcond)
-
+        closure, after_chunk = projected(task, head, self.rcond)
         run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
                   evals_per_iter=2.0)

@@ -15,6 +15,7 @@ be written twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -184,23 +185,32 @@ class VarPro(Stage):
         head = linear_head(task.model)
         fixed = {id(p) for p in head.head_parameters()}
         params = [p for p in task.params if id(p) not in fixed]
-        n_out = task.loss.problem.n_outputs
-
-        def closure() -> Tensor:
-            for p in task.params:
-                p.grad = None
-            J, r0 = linear_system(task.loss, task.model, head)
-            theta = lstsq(J.detach(), -r0.detach(), self.rcond)
-            # By the variable-projection (envelope) argument, the gradient of the
-            # projected loss is that of the full loss with the optimal head held fixed.
-            total = (J @ theta + r0).square().sum()
-            total.backward()
-            head.set(theta.reshape(n_out, -1).T)
-            return total.detach()
-
-        def after_chunk() -> None:  # the last evaluation may have been a trial point
-            fit_head(task.loss, task.model, head, self.rcond)
-
+        closure, after_chunk = projected(task, head, self.rcond)
         run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
                   evals_per_iter=1.25, min_progress=self.min_progress)
+
+
+def projected(task: Task, head: LinearHead, rcond: float | None
+              ) -> tuple[Callable[[], Tensor], Callable[[], None]]:
+    """An L-BFGS closure for the variable-projection loss (the head re-solved by least
+    squares at every evaluation), and a function that re-fits the head afterwards (the
+    last evaluation may have been a trial point of the line search)."""
+    n_out = task.loss.problem.n_outputs
+
+    def closure() -> Tensor:
+        for p in task.params:
+            p.grad = None
+        J, r0 = linear_system(task.loss, task.model, head)
+        theta = lstsq(J.detach(), -r0.detach(), rcond)
+        # By the variable-projection (envelope) argument, the gradient of the
+        # projected loss is that of the full loss with the optimal head held fixed.
+        total = (J @ theta + r0).square().sum()
+        total.backward()
+        head.set(theta.reshape(n_out, -1).T)
+        return total.detach()
+
+    def after_chunk() -> None:
+        fit_head(task.loss, task.model, head, rcond)
+
+    return closure, after_chunk
 
