@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -158,7 +159,7 @@ def solve(
     dtype: Optional[str] = typer.Option(None, help="float64 or float32. [default: float64]"),
     seed: Optional[int] = typer.Option(None, help="Random seed (model initialisation and points). [default: 0]"),
     budget: Optional[float] = typer.Option(None, help="Wall-clock training budget in seconds."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N. [default: cpu]"),
+    device: Optional[str] = typer.Option(None, help="auto (a GPU when present), cpu, cuda or cuda:N. [default: auto]"),
     set_: list[str] = typer.Option([], "--set", help="Problem parameter, name=value (repeatable)."),
     reference: Optional[Path] = typer.Option(None, help="Reference solution file (.npz; .csv; text with %/# comments) for metrics and plots."),
     hard: Optional[bool] = typer.Option(None, "--hard/--soft", help="Enforce Dirichlet and initial conditions exactly (box domains). [default: soft]"),
@@ -211,12 +212,18 @@ def solve(
 
     _, _, _, stages = prepare(cfg)  # fail fast on bad problems, models and stages
     label = f"{cfg.problem} · {cfg.model}"
-    if quiet:
+    if quiet or not is_main_process():
         result = run(cfg, out=out)
     else:
         with RichProgress(stages, label) as bar:
             result = run(cfg, out=out, callbacks=[bar])
-    _summary(result)
+    if is_main_process():
+        _summary(result)
+
+
+def is_main_process() -> bool:
+    """False on every torchrun rank but rank 0 (which alone prints and writes)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def _fmt(v: float) -> str:

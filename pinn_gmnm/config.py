@@ -55,7 +55,7 @@ class RunConfig:
     dtype: str = "float64"
     seed: int = 0
     budget: float | None = None
-    device: str = "cpu"
+    device: str = "auto"
     weights: dict[str, float] = field(default_factory=dict)
     eval_every: int = 50
     reference: str | None = None

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, distributed
 from .artifacts import new_run_dir, save_checkpoint, write_history, write_json
 from .config import RunConfig
 from .errors import GMNMError
@@ -119,13 +119,13 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
     """Run ``config``; with ``out``, write a run directory under it."""
     start = time.perf_counter()
     problem, model, method, stages = prepare(config)
-    device = resolve_device(config.device)
+    parallel, device = distributed.setup(resolve_device(config.device))
     solution = solve(
         problem, model, stages=stages,
         collocation=Collocation(config.interior, config.boundary, get_sampler(config.sampler)),
         seed=config.seed, dtype=DTYPES[config.dtype], device=device, weights=config.weights,
         budget=config.budget, eval_every=config.eval_every,
-        callbacks=[*adaptive_callbacks(config), *callbacks],
+        callbacks=[*adaptive_callbacks(config), *callbacks], parallel=parallel,
     )
     reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
@@ -133,7 +133,7 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
                                     "method": method,
                                     "stages": [s.to_dict() for s in stages]})
     directory = None
-    if out is not None:
+    if out is not None and parallel.is_main:  # only rank 0 writes
         directory = new_run_dir(Path(out), name or f"{config.problem}-{config.model}")
         write_artifacts(directory, resolved, solution, method, time.perf_counter() - start)
     return RunResult(resolved, method, solution, directory, time.perf_counter() - start)

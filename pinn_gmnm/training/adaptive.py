@@ -46,7 +46,8 @@ class Resample(_Every):
             return
         self.count += 1
         old = task.loss.batch
-        fresh = sample_batch(task.loss.problem, task.collocation, task.seed + 7919 * self.count)
+        fresh = sample_batch(task.loss.problem, task.collocation, task.seed + 7919 * self.count
+                             ).shard(task.loss.parallel)
         task.loss.batch = fresh.to(old.interior.dtype, old.interior.device)
 
 
@@ -83,8 +84,9 @@ class Refine(_Every):
             xi = x[i:i + 4096]
             rs = problem.residuals(problem.field(task.model, xi), xi)
             score[i:i + 4096] = sum(r.detach().square() for r in rs)
-        k = min(self.add, self.max_points - len(batch.interior))
-        top = x[score.topk(k).indices]
+        parallel = task.loss.parallel  # every rank scores the same candidates alike
+        k = min(self.add, self.max_points - parallel.total(len(batch.interior)))
+        top = parallel.shard(x[score.topk(k).indices])
         task.loss.batch = Batch(torch.cat([batch.interior, top]), batch.conditions)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._types import Points
+from ..distributed import Serial
 from ..errors import GMNMError, require_positive
 from ..problem import Problem
 from ..sampling import Sampler, Sobol
@@ -36,6 +37,10 @@ class Batch:
     def to(self, dtype: torch.dtype, device: torch.device | str) -> Batch:
         return Batch(self.interior.to(device=device, dtype=dtype),
                      tuple(c.to(device=device, dtype=dtype) for c in self.conditions))
+
+    def shard(self, parallel: Serial) -> Batch:
+        """This rank's share of every set of points (all of them in one process)."""
+        return Batch(parallel.shard(self.interior), tuple(parallel.shard(c) for c in self.conditions))
 
 
 def sample_batch(problem: Problem, collocation: Collocation, seed: int) -> Batch:

@@ -71,16 +71,34 @@ def check_linear(problem: Problem) -> None:
         )
 
 
-def linear_system(loss: Loss, model: nn.Module, head: LinearHead) -> tuple[Tensor, Tensor]:
-    """(J, r₀) with loss(θ) = ‖J θ + r₀‖², θ the head flattened output by output."""
+Blocks = list[tuple[Tensor, Tensor]]
+
+
+def term_blocks(loss: Loss, model: nn.Module, head: LinearHead) -> Blocks:
+    """(J_t, r₀_t) for each loss term t, rows scaled by √(w_t / n_t): this rank's rows."""
     basis = Basis(head, loss.problem)
     rs = loss.residuals(model, basis)
-    blocks, offsets = [], []
-    for w, R in zip(loss.weights, rs):
-        scale = math.sqrt(w / R.shape[1])
-        blocks.append((R[1:] - R[0]).T * scale)
-        offsets.append(R[0] * scale)
-    return torch.cat(blocks), torch.cat(offsets)
+    blocks = []
+    for w, R, count in zip(loss.weights, rs, loss.counts):
+        scale = math.sqrt(w / count)
+        blocks.append(((R[1:] - R[0]).T * scale, R[0] * scale))
+    return blocks
+
+
+def stacked(blocks: Blocks) -> tuple[Tensor, Tensor]:
+    return torch.cat([J for J, _ in blocks]), torch.cat([r for _, r in blocks])
+
+
+def linear_system(loss: Loss, model: nn.Module, head: LinearHead) -> tuple[Tensor, Tensor]:
+    """(J, r₀) with loss(θ) = ‖J θ + r₀‖², θ the head flattened output by output,
+    with every rank's rows in the order one process would have them."""
+    return gathered(loss, term_blocks(loss, model, head))
+
+
+def gathered(loss: Loss, blocks: Blocks) -> tuple[Tensor, Tensor]:
+    """Every rank's rows of the linear system, on every rank (identity in one process)."""
+    p = loss.parallel
+    return stacked([(p.gather_rows(J), p.gather_rows(r[:, None])[:, 0]) for J, r in blocks])
 
 
 def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
@@ -138,18 +156,19 @@ def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
     is not affine in u (or does not broadcast over a leading dimension)."""
     saved = head.get()
     with torch.no_grad():
-        J, r0 = linear_system(loss, model, head)
+        J, r0 = stacked(term_blocks(loss, model, head))
         g = torch.Generator(device="cpu").manual_seed(0)
         theta = torch.randn(J.shape[1], generator=g, dtype=J.dtype).to(J.device)
         theta /= math.sqrt(J.shape[1])
         head.set(theta.reshape(loss.problem.n_outputs, -1).T)
-        scaled = [r * math.sqrt(w / r.shape[-1]) for w, r in zip(loss.weights, loss.residuals(model))]
+        scaled = [r * math.sqrt(w / c)
+                  for w, r, c in zip(loss.weights, loss.residuals(model), loss.counts)]
         actual = torch.cat(scaled)
         head.set(saved)
     predicted = J @ theta + r0
     tol = 1e3 * torch.finfo(J.dtype).eps ** 0.5 if J.dtype == torch.float32 else 1e-8
     gap = float((predicted - actual).norm() / actual.norm().clamp_min(1e-300))
-    if not gap <= tol:
+    if loss.parallel.any(not gap <= tol):
         raise GMNMError(
             f"problem '{loss.problem.name}': the residual does not behave linearly in u "
             f"(relative gap {gap:.1e} from its linear model), so least squares cannot be used; "
@@ -197,17 +216,24 @@ def projected(task: Task, head: LinearHead, rcond: float | None
     last evaluation may have been a trial point of the line search)."""
     n_out = task.loss.problem.n_outputs
 
+    parallel = task.loss.parallel
+
     def closure() -> Tensor:
         for p in task.params:
             p.grad = None
-        J, r0 = linear_system(task.loss, task.model, head)
-        theta = lstsq(J.detach(), -r0.detach(), rcond)
+        blocks = term_blocks(task.loss, task.model, head)  # this rank's rows
+        J, r0 = stacked(blocks)
+        full_J, full_r0 = gathered(task.loss, [(a.detach(), b.detach()) for a, b in blocks])
+        theta = lstsq(full_J, -full_r0, rcond)
         # By the variable-projection (envelope) argument, the gradient of the
         # projected loss is that of the full loss with the optimal head held fixed.
         total = (J @ theta + r0).square().sum()
         total.backward()
+        parallel.sum_grads(task.params)
+        total = total.detach().reshape(1)
+        parallel.sum_([total])
         head.set(theta.reshape(n_out, -1).T)
-        return total.detach()
+        return total[0]
 
     def after_chunk() -> None:
         fit_head(task.loss, task.model, head, rcond)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ..errors import GMNMError
 from ..problem import Problem
+from ..distributed import SERIAL, Serial
 from .batch import Batch
 
 if TYPE_CHECKING:
@@ -31,14 +32,29 @@ class Loss:
 
     ``weights`` maps term names (see :func:`term_names`) to weights; a condition's own
     ``weight`` is used where none is given, and 1 for the PDE.
+
+    Each mean divides by the term's number of points over all ranks (``parallel``, see
+    :mod:`pinn_gmnm.distributed`), so in data-parallel training each rank's value is its
+    share and the shares add up to the loss of a single process holding every point.
     """
 
     def __init__(self, problem: Problem, batch: Batch, weights: Mapping[str, float] | None = None,
-                 *, closed_form: bool = True) -> None:
-        self.problem, self.batch, self.closed_form = problem, batch, closed_form
+                 *, closed_form: bool = True, parallel: Serial = SERIAL) -> None:
+        self.problem, self.closed_form, self.parallel = problem, closed_form, parallel
+        self.batch = batch
         self.weights_given = dict(weights or {})
         self._names: list[str] | None = None
         self._weights: list[float] | None = None
+
+    @property
+    def batch(self) -> Batch:
+        return self._batch
+
+    @batch.setter
+    def batch(self, batch: Batch) -> None:
+        """New points (resampling, refinement): the point counts are taken afresh."""
+        self._batch = batch
+        self._counts: list[int] | None = None
 
     def residuals(self, model: nn.Module, basis: Basis | None = None) -> list[Tensor]:
         """Every residual vector: the PDE's (one per equation), then each condition's.
@@ -64,6 +80,8 @@ class Loss:
             out.append(r)
         if self._names is None:
             self._set_names(len(out) - len(p.conditions))
+        if self._counts is None:
+            self._counts = [self.parallel.total(r.shape[-1]) for r in out]
         return out
 
     def _set_names(self, n_equations: int) -> None:
@@ -81,6 +99,12 @@ class Loss:
         return self._names
 
     @property
+    def counts(self) -> list[int]:
+        """Points per term, over all ranks."""
+        assert self._counts is not None, "evaluate the loss once before asking for its counts"
+        return self._counts
+
+    @property
     def weights(self) -> list[float]:
         assert self._weights is not None, "evaluate the loss once before asking for its weights"
         return self._weights
@@ -95,6 +119,6 @@ class Loss:
     def __call__(self, model: nn.Module) -> tuple[Tensor, dict[str, Tensor]]:
         """The total loss and each term's unweighted mean square."""
         rs = self.residuals(model)
-        parts = {n: r.square().mean() for n, r in zip(self.names, rs)}
+        parts = {n: r.square().sum() / c for n, r, c in zip(self.names, rs, self.counts)}
         total = sum(w * v for w, v in zip(self.weights, parts.values()))
         return torch.as_tensor(total), parts

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..distributed import SERIAL, Serial
 from ..errors import GMNMError, require_positive
 from ..evaluation import Evaluator
 from ..models import count_parameters
@@ -67,7 +68,8 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
           collocation: Collocation | None = None, seed: int = 0,
           dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
           weights: Mapping[str, float] | None = None, budget: float | None = None,
-          eval_every: int = 50, callbacks: Sequence[Callback] = ()) -> Solution:
+          eval_every: int = 50, callbacks: Sequence[Callback] = (),
+          parallel: Serial = SERIAL) -> Solution:
     """Train ``model`` to solve ``problem`` and measure it.
 
     The problem's unknown coefficients (inverse problems) are trained with the model and
@@ -85,6 +87,8 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
         eval_every: steps between error evaluations recorded in the history.
         callbacks: observers of training (e.g. a progress bar); a model's own
             ``training_callbacks()``, when it has them, run after these.
+        parallel: the data-parallel context (see :mod:`pinn_gmnm.distributed`); each rank
+            trains on its shard of the points and all ranks end with the same model.
     """
     stages = list(default_stages(problem, model) if stages is None else stages)
     # A model may need to act during training (KAN: grid updates from the points).
@@ -102,8 +106,9 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
     model.to(device=device, dtype=dtype)
     for unknown in problem.unknowns:  # inverse problems: coefficients train with the model
         unknown.to(device=device, dtype=dtype)
-    batch: Batch = sample_batch(problem, collocation, seed).to(dtype, device)
-    loss = Loss(problem, batch, weights)
+    batch = sample_batch(problem, collocation, seed).shard(parallel).to(dtype, device)
+    parallel.broadcast_([p.data for p in model.parameters()])
+    loss = Loss(problem, batch, weights, parallel=parallel)
     evaluator = Evaluator.for_problem(problem, dtype, device)
     params = [p for p in model.parameters() if p.requires_grad]
     params += [p for k in problem.unknowns for p in k.parameters()]

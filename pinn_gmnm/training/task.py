@@ -76,21 +76,29 @@ class Task:
     _last_eval: int = -1
 
     def closure(self) -> Tensor:
-        """Zero the gradients, evaluate the loss and back-propagate it; returns the loss."""
+        """Zero the gradients, evaluate the loss and back-propagate it; returns the loss.
+
+        In data-parallel training the gradients and values are summed over the ranks."""
         for p in self.params:
             p.grad = None
         total, parts = self.loss(self.model)
         total.backward()
-        self._parts = {k: v.detach() for k, v in parts.items()}
+        self.loss.parallel.sum_grads(self.params)
+        total, self._parts = self._summed(total, parts)
         return total
+
+    def _summed(self, total: Tensor, parts: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        values = [total.detach().clone(), *(v.detach().clone() for v in parts.values())]
+        self.loss.parallel.sum_(values)
+        return values[0], dict(zip(parts, values[1:]))
 
     def evaluate_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss and its terms at the current parameters, without back-propagation."""
-        total, parts = self.loss(self.model)
-        return total.detach(), {k: v.detach() for k, v in parts.items()}
+        return self._summed(*self.loss(self.model))
 
     def out_of_time(self) -> bool:
-        return self.clock.expired()
+        """Whether the budget is spent (on any rank: all ranks stop together)."""
+        return self.loss.parallel.any(self.clock.expired())
 
     def record(self, stage: str, loss: float, steps: int = 1, *, force_eval: bool = False) -> None:
         """Advance the step counter by ``steps`` and log the current loss."""
