@@ -233,8 +233,9 @@ def _fmt(v: float) -> str:
 def _summary(result: Any) -> None:
     s, m = result.solution, result.solution.metrics
     c = result.config
+    device = next(s.model.parameters()).device
     typer.secho(f"{s.problem.name} · {c.model} · {s.parameters} parameters · {result.method} · "
-                f"{c.dtype} · {c.device}", bold=True)
+                f"{c.dtype} · {device}", bold=True)
     against = ""
     if s.problem.exact is None and s.problem.reference is not None:
         against = " (vs reference)"

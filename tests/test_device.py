@@ -1,0 +1,69 @@
+"""Devices: clear errors for devices that are not there; on a CUDA machine, every path
+runs on the GPU and agrees with the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pinn_gmnm import GMNM, MLP, Collocation, LeastSquares, get_problem, solve
+from pinn_gmnm.cli.main import app
+from pinn_gmnm.run import resolve_device
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_auto_picks_what_is_there():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+
+
+@pytest.mark.parametrize("name,message", [
+    ("mps", "unsupported device 'mps'"),
+    ("banana", "unknown device 'banana'"),
+    ("cuda:99", "cuda:99"),
+])
+def test_bad_devices_are_clear(name, message):
+    r = CliRunner().invoke(app, ["solve", "poisson", "--device", name, "--points", "64", "-q"])
+    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
+def test_asking_for_cuda_without_a_gpu_is_clear():
+    r = CliRunner().invoke(app, ["solve", "poisson", "--device", "cuda", "-q"])
+    assert r.exit_code != 0 and "sees no CUDA GPU" in r.output
+
+
+@cuda
+@pytest.mark.parametrize("make", [lambda: GMNM(2, 2, 16), lambda: MLP(2, 2, 8, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_derivative_engines_on_gpu_match_cpu(make, dtype):
+    model = make().to(dtype)
+    x = torch.rand(64, 2, dtype=dtype) * 2 - 1
+    cpu = model.derivative_engine(x)
+    gpu = model.to("cuda").derivative_engine(x.cuda())
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    for axes in [(), (0,), (1,), (0, 1), (1, 1)]:
+        torch.testing.assert_close(gpu.partial(None, axes).cpu(), cpu.partial(None, axes), **tol)
+    torch.testing.assert_close(gpu.laplacian(0, (0, 1)).cpu(), cpu.laplacian(0, (0, 1)), **tol)
+
+
+@cuda
+def test_least_squares_solve_on_gpu_matches_cpu():
+    p = get_problem("poisson")
+    results = []
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        s = solve(p, GMNM(2, components=100, bounds=p.geometry.bbox, width_factor=3.0),
+                  stages=[LeastSquares()], device=device, collocation=Collocation(800, 200))
+        assert next(s.model.parameters()).device.type == device
+        results.append(s.metrics["rel_l2"])
+    assert abs(results[0] - results[1]) <= 1e-3 * results[0]
+
+
+@cuda
+def test_cli_solve_on_gpu(tmp_path):
+    r = CliRunner().invoke(app, ["solve", "poisson", "--device", "cuda", "--out", str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "cuda" in r.output
