@@ -96,8 +96,7 @@ def main() -> None:
              f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads"
              + (f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"),
-             f"Command: `python benchmarks/scaling.py --sizes {args.sizes} --steps {args.steps} "
-             f"--ranks {args.ranks}`", "",
+             "Command: `python benchmarks/scaling.py " + " ".join(sys.argv[1:]) + "`", "",
              "| device | model | dtype | " + " | ".join(f"n={n}" for n in sizes) + " |",
              "|---|---|---|" + "---|" * len(sizes)]
     for device in devices:
