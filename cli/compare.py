@@ -34,10 +34,11 @@ Points = Annotated[Optional[int], typer.Option("--points", help="Interior (train
 Sampler = Annotated[Optional[str], typer.Option(help="sobol, halton, lhs, uniform or grid. [default: sobol]")]
 Dtype = Annotated[Optional[str], typer.Option(help="float64 or float32. [default: float64]")]
 Seed = Annotated[int, typer.Option(help="First seed.")]
-Device = Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or cuda:N. [default: cpu]")]
+Device = Annotated[Optional[str], typer.Option(help="auto (a GPU when present), cpu, cuda or cuda:N. [default: auto]")]
 EvalEvery = Annotated[Optional[int], typer.Option(help="Steps between error evaluations in the history. [default: 50]")]
 Out = Annotated[Path, typer.Option(help="Folder for comparison directories.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Jobs = Annotated[int, typer.Option(help="Runs at once, each in a worker process pinned to its share of the cores (equal-steps results are identical to --jobs 1; under --budget each run gets fewer cores).")]
 
 
 class ComparisonProgress(RichProgress):
@@ -78,11 +79,11 @@ def _config(problem: str, **given: Any) -> RunConfig:
 
 
 def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
-         **settings: Any):
+         jobs: int = 1, **settings: Any):
     from pinn_gmnm.compare import Comparison, run_comparison
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    comparison = Comparison(_config(problem, **settings), names, seeds, params)
+    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
     if quiet:
         result = run_comparison(comparison, out=out)
     else:
@@ -126,7 +127,7 @@ def compare(
     sampler: Sampler = None, dtype: Dtype = None, seed: Seed = 0, device: Device = None,
     eval_every: EvalEvery = None,
     set_: Annotated[list[str], typer.Option("--set", help="Problem parameter, name=value (repeatable).")] = [],  # noqa: B006
-    out: Out = Path("runs"), quiet: Quiet = False,
+    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1,
 ) -> None:
     """Compare models on PROBLEM: same size, same budget, several seeds; print a table
     and write summary.md, summary.json, convergence.png, fields.png and every run.
@@ -134,7 +135,7 @@ def compare(
     Examples: `gmnm-pde compare poisson --seeds 3 --budget 60`,
     `gmnm-pde compare poisson --models gmnm,kan --method adam-lbfgs`.
     """
-    _run(problem, models, seeds, params, quiet, out, method=method, adam_steps=adam_steps,
+    _run(problem, models, seeds, params, quiet, out, jobs, method=method, adam_steps=adam_steps,
          lbfgs_steps=lbfgs_steps, varpro_steps=varpro_steps, lr=lr, interior=points,
          boundary=boundary_points, sampler=sampler, dtype=dtype, seed=seed, device=device,
          budget=budget, eval_every=eval_every, sets=set_)
@@ -148,7 +149,7 @@ def fit(
     lbfgs_steps: LbfgsSteps = None, varpro_steps: VarproSteps = None, lr: Lr = None,
     points: Points = None, sampler: Sampler = None, dtype: Dtype = None, seed: Seed = 0,
     device: Device = None, eval_every: EvalEvery = None, out: Out = Path("runs"),
-    quiet: Quiet = False,
+    quiet: Quiet = False, jobs: Jobs = 1,
 ) -> None:
     """Fit FUNCTION(s) from samples with every model and compare them (the paper's
     function-approximation experiment): the same table and files as `compare`; errors are
@@ -165,7 +166,7 @@ def fit(
         check_fit_target(name)
     if len(names) > 1:
         out = new_run_dir(out, "fit-catalogue")
-    results = [_run(name, models, seeds, params, quiet, out, method=method,
+    results = [_run(name, models, seeds, params, quiet, out, jobs, method=method,
                     adam_steps=adam_steps, lbfgs_steps=lbfgs_steps, varpro_steps=varpro_steps,
                     lr=lr, interior=points, sampler=sampler, dtype=dtype, seed=seed,
                     device=device, budget=budget, eval_every=eval_every, sets=[])

@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +63,7 @@ class Comparison:
     models: tuple[str, ...] = MODEL_ORDER
     seeds: int = 3
     params: int | None = None
+    jobs: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -72,6 +76,7 @@ class Comparison:
         require_positive("seeds", self.seeds, integer=True)
         if self.params is not None:
             require_positive("target parameter count (--params)", self.params, integer=True)
+        require_positive("jobs", self.jobs, integer=True)
 
     @property
     def budget_text(self) -> str:
@@ -184,24 +189,75 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
     if out is not None:
         directory = new_run_dir(Path(out), f"compare-{comparison.base.problem}")
     result = ComparisonResult(comparison, problem, target, [], directory)
-    grid = slice_grid(problem)[0] if problem.dim >= 2 else None
-    for index, cfg in enumerate(configs):
-        stages = prepare(cfg)[3]
-        callbacks = observer.on_run_start(index, len(configs), cfg, stages) if observer else ()
-        record, solved = _one_run(cfg, problem, stages, callbacks, directory)
-        if solved is not None and cfg.model not in result.fields:
-            result.fields[cfg.model] = _slice_prediction(solved, problem, grid)
+    if comparison.jobs > 1:
+        records = run_parallel(configs, comparison.jobs, directory, observer)
+    else:
+        records = []
+        for index, cfg in enumerate(configs):
+            stages = prepare(cfg)[3]
+            callbacks = observer.on_run_start(index, len(configs), cfg, stages) if observer else ()
+            records.append(_one_run(cfg, problem, stages, callbacks, directory))
+            if observer:
+                observer.on_run_end(index, records[-1][0])
+    for record, field in records:
+        if field is not None and record.model not in result.fields:
+            result.fields[record.model] = field
         result.records.append(record)
-        if observer:
-            observer.on_run_end(index, record)
     if directory is not None:
         write_report(result)
     return result
 
 
+def _worker_init(counter: Any, threads: int) -> None:
+    """Pin a sweep worker to its own share of the cores (and as many torch threads)."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    share = cores[index * threads:(index + 1) * threads]
+    if share:
+        os.sched_setaffinity(0, share)
+    torch.set_num_threads(threads)
+
+
+def _worker_run(cfg: RunConfig, directory: Path | None) -> tuple[RunRecord, np.ndarray | None]:
+    problem = get_problem(cfg.problem, **cfg.params)
+    return _one_run(cfg, problem, prepare(cfg)[3], (), directory)
+
+
+def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None,
+                 observer: Observer | None = None) -> list[tuple[RunRecord, np.ndarray | None]]:
+    """Run independent configs in ``jobs`` worker processes, each pinned to a share of the
+    cores; results come back in the order of ``configs``.
+
+    Every run is seeded by its own config, so with equal steps (no wall-clock budget) the
+    numbers equal those of sequential execution. Workers start fresh interpreters
+    (``spawn``): the problem must come from the catalogue or a ``file.py:function``.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    threads = max(1, cores // jobs)
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("i", 0)
+    out: list[tuple[RunRecord, np.ndarray | None] | None] = [None] * len(configs)
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
+                             initargs=(counter, threads)) as pool:
+        futures = {pool.submit(_worker_run, cfg, directory): i for i, cfg in enumerate(configs)}
+        for i, cfg in enumerate(configs):
+            if observer:
+                observer.on_run_start(i, len(configs), cfg, prepare(cfg)[3])
+        for future in as_completed(futures):
+            i = futures[future]
+            out[i] = future.result()
+            if observer:
+                observer.on_run_end(i, out[i][0])
+    return [o for o in out if o is not None]
+
+
 def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
-             callbacks: Sequence[Callback], directory: Path | None) -> tuple[RunRecord, RunResult | None]:
-    """Run one config; numerical failures become a 'failed' record instead of an abort."""
+             callbacks: Sequence[Callback], directory: Path | None
+             ) -> tuple[RunRecord, np.ndarray | None]:
+    """Run one config; numerical failures become a 'failed' record instead of an abort.
+    Also returns the model's prediction on the problem's plotting slice."""
     start = time.perf_counter()
     try:
         res = run(cfg, out=None, callbacks=callbacks)
@@ -234,7 +290,8 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
     record = RunRecord(cfg.model, cfg.seed, status, res.method,
                        describe_stages(res.solution.stages), res.solution.parameters, m,
                        res.solution.history, run_dir)
-    return record, res
+    grid = slice_grid(problem)[0] if problem.dim >= 2 else None
+    return record, _slice_prediction(res, problem, grid)
 
 
 def _slice_prediction(res: RunResult, problem: Problem, grid: torch.Tensor | None) -> np.ndarray:

@@ -164,3 +164,27 @@ def test_bad_input_gives_one_line_error(args, message):
     assert r.exit_code != 0
     assert message in r.output, r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.slow
+def test_parallel_jobs_give_the_sequential_results(tmp_path):
+    """--jobs 2 runs the same configs in pinned worker processes; with equal steps every
+    number equals the sequential run's."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from pinn_gmnm.cli.main import app
+
+    args = ["compare", "poisson", "--models", "gmnm,mlp", "--seeds", "2", "--method", "adam-lbfgs",
+            "--adam-steps", "15", "--lbfgs-steps", "5", "--points", "150", "--boundary-points", "40",
+            "-q", "--device", "cpu"]
+    runs = {}
+    for jobs in (1, 2):
+        r = CliRunner().invoke(app, [*args, "--jobs", str(jobs), "--out", str(tmp_path / f"j{jobs}")])
+        assert r.exit_code == 0, r.output
+        (directory,) = (tmp_path / f"j{jobs}").iterdir()
+        summary = json.loads((directory / "summary.json").read_text())
+        runs[jobs] = [(x["model"], x["seed"], x["rel_l2"], x["max_abs"], x["steps"]) for x in summary["runs"]]
+        assert len(list((directory / "runs").iterdir())) == 4
+    assert runs[1] == runs[2]

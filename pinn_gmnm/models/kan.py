@@ -305,9 +305,15 @@ class GridUpdates:
 
     def on_stage_start(self, stage: object, task) -> None:
         if task.step == 0:
-            task.model.update_grid(task.loss.batch.interior)
+            task.model.update_grid(self._points(task))
 
     def on_record(self, row: dict, task) -> None:
         step = int(row["step"])
         if row["stage"] == "adam" and step % self.every == 0 and step <= self.until:
-            task.model.update_grid(task.loss.batch.interior)
+            task.model.update_grid(self._points(task))
+
+    @staticmethod
+    def _points(task) -> Tensor:
+        """All interior points (gathered from every rank in data-parallel training, so
+        that every rank moves its grids identically)."""
+        return task.loss.parallel.gather_rows(task.loss.batch.interior)
