@@ -114,11 +114,15 @@ class GradNormBalance(_Every):
         if not self.due(row, task):
             return
         loss = task.loss
-        parts = [r.square().mean() for r in loss.residuals(task.model)]
+        rs = loss.residuals(task.model)
+        parts = [r.square().sum() / c for r, c in zip(rs, loss.counts)]
         norms = []
         for part in parts:
             grads = torch.autograd.grad(part, task.params, retain_graph=True, allow_unused=True)
-            norms.append(math.sqrt(sum(float(g.square().sum()) for g in grads if g is not None)))
+            flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
+                              for g, p in zip(grads, task.params)])
+            loss.parallel.sum_([flat])  # every rank's share: the same norms everywhere
+            norms.append(float(flat.norm()))
         total = sum(norms)
         weights = {}
         for name, w, n in zip(loss.names, loss.weights, norms):
