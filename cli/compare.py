@@ -91,6 +91,11 @@ def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bo
         with ComparisonProgress(runs, f"compare {problem}") as bar:
             result = run_comparison(comparison, out=out, observer=bar)
     _print_table(result)
+    if result.interrupted:
+        where = f"; the runs done so far are in {result.directory}" if result.directory else ""
+        typer.secho(f"error: interrupted by {result.interrupted}{where} (a comparison starts "
+                    "afresh when run again)", err=True, fg=typer.colors.RED)
+        raise typer.Exit(130)
     return result
 
 

@@ -44,16 +44,23 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
-        except KeyboardInterrupt:
-            raise fail("interrupted", 130) from None
+        except KeyboardInterrupt as exc:
+            raise fail(_with_notes("interrupted", exc), 130) from None
         except Exception as exc:
             if _state["debug"]:
                 traceback.print_exc()
             if isinstance(exc, GMNMError):
-                raise fail(str(exc)) from None
-            raise fail(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)", 1) from None
+                raise fail(_with_notes(str(exc), exc)) from None
+            raise fail(_with_notes(f"{type(exc).__name__}: {exc} (run with --debug for the "
+                                   "traceback)", exc), 1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _with_notes(message: str, exc: BaseException) -> str:
+    """The message with the notes the library added to the exception (e.g. where the
+    last good state of a failed run was saved)."""
+    return "; ".join([message, *getattr(exc, "__notes__", [])])
 
 
 @app.callback()
@@ -168,17 +175,42 @@ def solve(
     balance_every: Optional[int] = typer.Option(None, help="Adam: balance loss weights by gradient norms every N steps. [default: off]"),
     out: Path = typer.Option(Path("runs"), help="Folder for run directories."),
     config: Optional[Path] = typer.Option(None, help="Run settings from a JSON or TOML file (options given here override it)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the stopped run in this run directory (with its saved settings; --budget may be raised)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a surrogate for PROBLEM and write metrics, history, checkpoint and plots.
 
     Examples: `gmnm-pde solve poisson`, `gmnm-pde solve poisson --model mlp`,
-    `gmnm-pde solve my_problems.py:heat_bar --set k=2`.
+    `gmnm-pde solve my_problems.py:heat_bar --set k=2`, `gmnm-pde solve --resume RUN_DIR`.
+
+    Ctrl-C stops training at the next step and saves what is needed to resume it.
+    Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 training diverged,
+    130 interrupted.
     """
     from pinn_gmnm.models import MODELS
     from pinn_gmnm.progress import RichProgress
     from pinn_gmnm.run import prepare, run
     from pinn_gmnm.sampling import SAMPLERS
+
+    if resume is not None:
+        given = {"PROBLEM": problem, "--model": model, "--components": components,
+                 "--projections": projections, "--width-factor": width_factor, "--width": width,
+                 "--depth": depth, "--activation": activation, "--method": method,
+                 "--adam-steps": adam_steps, "--lbfgs-steps": lbfgs_steps,
+                 "--varpro-steps": varpro_steps, "--lr": lr, "--points": points,
+                 "--boundary-points": boundary_points, "--sampler": sampler, "--dtype": dtype,
+                 "--seed": seed, "--device": device, "--config": config,
+                 "--set": set_ or None, "--reference": reference, "--hard/--soft": hard,
+                 "--resample-every": resample_every, "--refine-every": refine_every,
+                 "--balance-every": balance_every}
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise GMNMError(
+                f"--resume continues a run with its saved settings; {', '.join(extra)} cannot be "
+                "changed (only --budget and --quiet go with --resume)"
+            )
+        _resume(resume, budget, quiet)
+        return
 
     base = RunConfig.load(config).to_dict() if config is not None else RunConfig().to_dict()
     if problem is None and config is None:
@@ -217,13 +249,58 @@ def solve(
     else:
         with RichProgress(stages, label) as bar:
             result = run(cfg, out=out, callbacks=[bar])
-    if is_main_process():
-        _summary(result)
+    _finish(result, is_main_process())
 
 
 def is_main_process() -> bool:
     """False on every torchrun rank but rank 0 (which alone prints and writes)."""
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def _resume(directory: Path, budget: Optional[float], quiet: bool) -> None:
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.progress import RichProgress
+    from pinn_gmnm.run import load_run, prepare, resume
+
+    cfg = RunConfig.from_dict(load_run(directory)["config"])
+    if quiet or not is_main_process():
+        result = resume(directory, budget=budget)
+    else:
+        _, _, _, stages = prepare(cfg)
+        with RichProgress(stages, f"{cfg.problem} · {cfg.model} (resumed)") as bar:
+            result = resume(directory, budget=budget, callbacks=[bar])
+    _finish(result, is_main_process())
+
+
+def _finish(result: Any, show: bool = True) -> None:
+    """The summary, then what the run's status means and the exit code it gets (every
+    rank of a data-parallel run exits alike; only rank 0, ``show``, prints)."""
+    if not show:
+        code = {"interrupted": 130, "diverged": 3}.get(result.status)
+        if code:
+            raise typer.Exit(code)
+        return
+    _summary(result)
+    s, d = result.solution, result.directory
+    diverged = [e for e in s.events if e["event"] == "diverged"]
+    if result.status == "interrupted":
+        where = f"; to continue: gmnm-pde solve --resume {d}" if d is not None else ""
+        raise fail(f"interrupted by {result.signal or 'a stop request'} at step "
+                   f"{int(s.metrics['steps'])}{where}", 130)
+    if result.status == "diverged":
+        last = diverged[-1]
+        raise fail(
+            f"training diverged in stage {last['stage']} at step {last['step']} ({last['reason']}); "
+            f"{len(diverged) - 1} roll-back(s) with a lower learning rate did not help. The run "
+            f"stopped at the last good state (step {int(s.metrics['steps'])})"
+            + (f", saved in {d}" if d is not None else "")
+            + "; try a smaller --lr", 3)
+    if diverged:
+        typer.secho(f"  note           training diverged {len(diverged)} time(s) and recovered: "
+                    f"{diverged[-1]['action']} (see events in metrics.json)", fg=typer.colors.YELLOW)
+    if result.status == "out-of-budget":
+        more = f"gmnm-pde solve --resume {d} --budget SECONDS" if d is not None else "a larger budget"
+        typer.echo(f"  budget         spent before training finished; to continue: {more}")
 
 
 def _fmt(v: float) -> str:

@@ -79,10 +79,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise GMNMError(f"checkpoint not found: {path}") from None
+    except IsADirectoryError:
+        raise GMNMError(f"{path} is a directory, not a checkpoint file") from None
     except Exception as exc:
-        raise GMNMError(f"{path} is not a gmnm-pde checkpoint ({type(exc).__name__})") from None
+        raise GMNMError(
+            f"{path} is not a gmnm-pde checkpoint: it cannot be read as one safely "
+            f"({type(exc).__name__}); it may be damaged or come from another program"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise GMNMError(f"{path} is not a gmnm-pde checkpoint")
+        raise GMNMError(
+            f"{path} is not a gmnm-pde checkpoint (no '{CHECKPOINT_FORMAT}' marker); "
+            "checkpoints are the model.pt files of run directories"
+        )
     return payload
 
 
@@ -93,12 +101,20 @@ def slug(text: str) -> str:
 
 
 def new_run_dir(root: Path, name: str, overwrite: bool = False) -> Path:
-    """``root/name-YYYYmmdd-HHMMSS``, with a numeric suffix if that exists already."""
+    """A new, empty ``root/name-YYYYmmdd-HHMMSS`` (``-2``, ``-3``… appended when taken).
+
+    The directory is claimed with an exclusive ``mkdir``, so runs started at the same
+    moment (in parallel processes too) never share one. Only ``overwrite=True`` reuses
+    an existing directory of that name.
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = root / f"{slug(name)}-{stamp}"
+    root.mkdir(parents=True, exist_ok=True)
     path, i = base, 1
-    while path.exists() and not overwrite:
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    while True:
+        try:
+            path.mkdir(exist_ok=overwrite)
+            return path
+        except FileExistsError:
+            i += 1
+            path = base.with_name(f"{base.name}-{i}")

@@ -27,9 +27,11 @@ import dataclasses
 import math
 import multiprocessing
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -40,6 +42,7 @@ import torch
 from .artifacts import new_run_dir, write_json
 from .config import RunConfig
 from .errors import GMNMError, require_positive
+from .interrupt import StopOnSignal
 from .models import MODELS
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
@@ -93,7 +96,7 @@ class RunRecord:
 
     model: str
     seed: int
-    status: str                       # "ok", "diverged" or "failed: …"
+    status: str                       # "ok", "diverged", "interrupted" or "failed: …"
     method: str
     training: str                     # the stages, in words
     parameters: int
@@ -116,6 +119,7 @@ class ComparisonResult:
     records: list[RunRecord]
     directory: Path | None
     fields: dict[str, np.ndarray] = field(default_factory=dict)  # model → slice prediction
+    interrupted: str | None = None    # the signal that stopped the comparison early
 
 
 class Observer(Protocol):
@@ -178,10 +182,15 @@ def _fallback_method(cfg: RunConfig) -> RunConfig:
 
 
 def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
-                   observer: Observer | None = None) -> ComparisonResult:
+                   observer: Observer | None = None, stop: StopOnSignal | None = None
+                   ) -> ComparisonResult:
     """Run every (model, seed) and, with ``out``, write the comparison directory:
     ``summary.md``, ``summary.json``, ``convergence.png``, ``fields.png`` and
-    ``runs/MODEL-seedS/`` (each run's own directory)."""
+    ``runs/MODEL-seedS/`` (each run's own directory).
+
+    Ctrl-C or SIGTERM (one handler for the whole comparison, or ``stop``) ends the current
+    run at its next step and the comparison after it: the report covers the runs done so
+    far and ``interrupted`` names the signal."""
     from .compare_report import write_report
 
     problem, target, configs = plan(comparison)
@@ -189,16 +198,21 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
     if out is not None:
         directory = new_run_dir(Path(out), f"compare-{comparison.base.problem}")
     result = ComparisonResult(comparison, problem, target, [], directory)
-    if comparison.jobs > 1:
-        records = run_parallel(configs, comparison.jobs, directory, observer)
-    else:
-        records = []
-        for index, cfg in enumerate(configs):
-            stages = prepare(cfg)[3]
-            callbacks = observer.on_run_start(index, len(configs), cfg, stages) if observer else ()
-            records.append(_one_run(cfg, problem, stages, callbacks, directory))
-            if observer:
-                observer.on_run_end(index, records[-1][0])
+    with StopOnSignal() if stop is None else nullcontext(stop) as signals:
+        if comparison.jobs > 1:
+            records = run_parallel(configs, comparison.jobs, directory, observer, signals)
+        else:
+            records = []
+            for index, cfg in enumerate(configs):
+                stages = prepare(cfg)[3]
+                callbacks = observer.on_run_start(index, len(configs), cfg, stages) if observer else ()
+                records.append(_one_run(cfg, problem, stages, callbacks, directory, signals))
+                if observer:
+                    observer.on_run_end(index, records[-1][0])
+                if signals():
+                    break
+        if signals():
+            result.interrupted = signals.signal_name or "a stop request"
     for record, field in records:
         if field is not None and record.model not in result.fields:
             result.fields[record.model] = field
@@ -218,6 +232,9 @@ def _worker_init(counter: Any, threads: int) -> None:
     if share:
         os.sched_setaffinity(0, share)
     torch.set_num_threads(threads)
+    # Ctrl-C reaches every worker: a running run stops at its next step (its own handler),
+    # an idle worker ignores it (the parent cancels the runs not started).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_run(cfg: RunConfig, directory: Path | None) -> tuple[RunRecord, np.ndarray | None]:
@@ -226,7 +243,8 @@ def _worker_run(cfg: RunConfig, directory: Path | None) -> tuple[RunRecord, np.n
 
 
 def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None,
-                 observer: Observer | None = None) -> list[tuple[RunRecord, np.ndarray | None]]:
+                 observer: Observer | None = None, stop: StopOnSignal | None = None
+                 ) -> list[tuple[RunRecord, np.ndarray | None]]:
     """Run independent configs in ``jobs`` worker processes, each pinned to a share of the
     cores; results come back in the order of ``configs``.
 
@@ -246,21 +264,26 @@ def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None
             if observer:
                 observer.on_run_start(i, len(configs), cfg, prepare(cfg)[3])
         for future in as_completed(futures):
+            if future.cancelled():
+                continue
             i = futures[future]
             out[i] = future.result()
             if observer:
                 observer.on_run_end(i, out[i][0])
+            if stop is not None and stop():  # runs not started yet are dropped
+                for f in futures:
+                    f.cancel()
     return [o for o in out if o is not None]
 
 
 def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
-             callbacks: Sequence[Callback], directory: Path | None
+             callbacks: Sequence[Callback], directory: Path | None, stop: StopOnSignal | None = None
              ) -> tuple[RunRecord, np.ndarray | None]:
     """Run one config; numerical failures become a 'failed' record instead of an abort.
     Also returns the model's prediction on the problem's plotting slice."""
     start = time.perf_counter()
     try:
-        res = run(cfg, out=None, callbacks=callbacks)
+        res = run(cfg, out=None, callbacks=callbacks, stop=stop)
     except (RuntimeError, ArithmeticError) as exc:  # e.g. a singular solve after divergence
         nan = math.nan
         metrics = {"rel_l2": nan, "max_abs": nan, "residual_rms": nan,
@@ -281,7 +304,7 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
     finite = all(math.isfinite(float(r["loss"])) for r in res.solution.history[-1:])
     if res.solution.problem.exact is not None:
         finite = finite and math.isfinite(m["rel_l2"])
-    status = "ok" if finite else "diverged"
+    status = res.status if res.status in ("diverged", "interrupted") else "ok" if finite else "diverged"
     run_dir = None
     if directory is not None:
         run_dir = directory / "runs" / f"{cfg.model}-seed{cfg.seed}"

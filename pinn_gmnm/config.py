@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,10 @@ class RunConfig:
             )
         if self.dtype not in ("float32", "float64"):
             raise GMNMError(f"unknown dtype '{self.dtype}'; known: float32, float64")
-        for name in ("interior", "boundary", "eval_every"):
-            require_positive(f"{name}", getattr(self, name), integer=True)
+        for name, label in (("interior", "interior points (--points)"),
+                            ("boundary", "boundary points (--boundary-points)"),
+                            ("eval_every", "eval_every")):
+            require_positive(label, getattr(self, name), integer=True)
         for name in ("adam_steps", "lbfgs_steps", "varpro_steps", "resample_every",
                      "refine_every", "balance_every"):
             v = getattr(self, name)
@@ -85,8 +88,11 @@ class RunConfig:
         require_positive("learning rate", self.lr)
         if self.budget is not None:
             require_positive("budget (seconds)", self.budget)
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-            raise GMNMError(f"seed must be an integer, got {self.seed!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:
+            raise GMNMError(f"seed must be a whole number from 0 to 2**32 - 1, got {self.seed!r}")
+        for term, w in self.weights.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 <= w < math.inf:
+                raise GMNMError(f"loss weight '{term}' must be a finite number >= 0, got {w!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import math
+import sysconfig
 from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
 
 
 class GMNMError(ValueError):
@@ -34,3 +38,27 @@ def require_positive(name: str, value: float, *, integer: bool = False) -> None:
         raise GMNMError(f"{name} must be a positive integer, got {value!r}")
     if not value > 0:
         raise GMNMError(f"{name} must be positive, got {value!r}")
+    if not math.isfinite(value):
+        raise GMNMError(f"{name} must be a finite number, got {value!r}")
+
+
+def user_location(exc: BaseException) -> str:
+    """`` (path line N)`` for the deepest traceback frame outside torch, numpy, the
+    standard library and this library's own code (the built-in problem catalogue counts
+    as user code), or an empty string."""
+    import numpy
+    import torch
+
+    here = Path(__file__).resolve().parent
+    library = [Path(torch.__file__).resolve().parent, Path(numpy.__file__).resolve().parent,
+               here, Path(sysconfig.get_paths()["stdlib"]).resolve()]
+    catalogue = here / "problems"
+    found = ""
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        path = Path(tb.tb_frame.f_code.co_filename).resolve()
+        inside = any(path.is_relative_to(d) for d in library) and not path.is_relative_to(catalogue)
+        if not inside and not path.name.startswith("<"):
+            found = f" ({path} line {tb.tb_lineno})"
+        tb = tb.tb_next
+    return found

@@ -21,7 +21,7 @@ from torch import Tensor
 from ._types import Points
 from .conditions import Condition
 from .derivatives import Field
-from .errors import GMNMError, unknown
+from .errors import GMNMError, unknown, user_location
 from .geometry import Geometry
 from .references import Reference
 from .registry import Registry, first_line
@@ -264,7 +264,11 @@ def build(factory: ProblemFactory, name: str, params: Mapping[str, object] | Non
                 f"problem '{name}' has no parameters to set (got '{key}')"
             )
     resolved = {k: _coerce(k, params.get(k, v), v) for k, v in defaults.items()}
-    problem = factory(**resolved)
+    try:
+        problem = factory(**resolved)
+    except Exception as exc:  # the user's factory: say where, not our stack
+        what = f"{exc}" if isinstance(exc, GMNMError) else f"{type(exc).__name__}: {exc}"
+        raise GMNMError(f"building problem '{name}' failed: {what}{user_location(exc)}") from exc
     if not isinstance(problem, Problem):
         raise GMNMError(f"problem factory for '{name}' returned {type(problem).__name__}, not a Problem")
     return dataclasses.replace(
@@ -279,6 +283,9 @@ def get_problem(name: str, **params: object) -> Problem:
     """A problem by name: a registered one, or ``path/to/file.py:function`` from a user file."""
     if ":" in name and name.split(":", 1)[0].endswith(".py"):
         return build(load_factory(name), name, params)
+    if name.endswith(".py"):
+        raise GMNMError(f"'{name}' is a file: add the function that builds the problem, "
+                        f"e.g. {name}:my_problem")
     return build(PROBLEMS.get(name), name, params)
 
 

@@ -40,6 +40,8 @@ class RichProgress:
 
     def on_stage_start(self, stage: Stage, task: Task) -> None:
         self._stage_start = task.step
+        # The stages before this one are done (also when a run is resumed or rolled back).
+        self._offset = sum(max(1, s.steps_planned) for s in task.stages[:task.stage_index])
         self.progress.update(self.bar, description=f"{self.label} {stage.kind}".strip())
 
     def on_record(self, row: dict, task: Task) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Sequence
+from contextlib import nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ import torch
 from torch import nn
 
 from . import __version__, distributed
-from .artifacts import new_run_dir, save_checkpoint, write_history, write_json
+from .artifacts import load_checkpoint, new_run_dir, save_checkpoint, write_history, write_json
 from .config import RunConfig
 from .errors import GMNMError
+from .interrupt import StopOnSignal
 from .models import build_model
 from .models.hard import hard_constraint
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
@@ -29,9 +31,10 @@ from .references import load_reference
 from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
+from .training.loop import snapshot_dict
 from .training.solve import least_squares_applies, prefers_least_squares
 from .training.stages import Stage
-from .training.task import Callback
+from .training.task import Callback, Task
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -97,6 +100,12 @@ class RunResult:
     solution: Solution
     directory: Path | None
     wall_time: float
+    signal: str | None = None
+    """The signal that stopped the run (status ``interrupted``), e.g. ``SIGINT``."""
+
+    @property
+    def status(self) -> str:
+        return self.solution.status
 
 
 def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
@@ -115,28 +124,164 @@ def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
 
 
 def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequence[Callback] = (),
-        name: str | None = None) -> RunResult:
-    """Run ``config``; with ``out``, write a run directory under it."""
+        name: str | None = None, stop: StopOnSignal | None = None, autosave: float = 60.0
+        ) -> RunResult:
+    """Run ``config``; with ``out``, write a run directory under it.
+
+    Ctrl-C or SIGTERM stops training at its next safe point; the run directory then holds
+    what :func:`resume` needs (status ``interrupted``). Give ``stop`` to share one signal
+    handler between several runs (as a comparison does); otherwise the run installs its own.
+    The checkpoint is refreshed every ``autosave`` seconds of the run, so that a killed
+    process can be resumed too.
+    """
     start = time.perf_counter()
     problem, model, method, stages = prepare(config)
-    parallel, device = distributed.setup(resolve_device(config.device))
-    solution = solve(
-        problem, model, stages=stages,
-        collocation=Collocation(config.interior, config.boundary, get_sampler(config.sampler)),
-        seed=config.seed, dtype=DTYPES[config.dtype], device=device, weights=config.weights,
-        budget=config.budget, eval_every=config.eval_every,
-        callbacks=[*adaptive_callbacks(config), *callbacks], parallel=parallel,
-    )
     reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
                                     "reference": reference,
                                     "method": method,
                                     "stages": [s.to_dict() for s in stages]})
-    directory = None
-    if out is not None and parallel.is_main:  # only rank 0 writes
-        directory = new_run_dir(Path(out), name or f"{config.problem}-{config.model}")
-        write_artifacts(directory, resolved, solution, method, time.perf_counter() - start)
-    return RunResult(resolved, method, solution, directory, time.perf_counter() - start)
+    folder = None
+    if out is not None:
+        label = name or f"{config.problem}-{config.model}"
+        folder = RunFolder(lambda: new_run_dir(Path(out), label), resolved, method,
+                           autosave=autosave)
+    return _execute(resolved, problem, model, method, stages, folder, callbacks, start, stop)
+
+
+def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[Callback] = (),
+           stop: StopOnSignal | None = None, autosave: float = 60.0) -> RunResult:
+    """Continue the stopped run in ``directory`` where it stopped, writing to the same
+    directory. On the CPU in float64 the result equals that of an uninterrupted run.
+    ``budget`` replaces the run's training-time budget (total seconds, all sessions)."""
+    directory = Path(directory)
+    start = time.perf_counter()
+    payload = load_run(directory)
+    data = dict(payload["config"])
+    if budget is not None:
+        data["budget"] = budget
+    config = RunConfig.from_dict(data)
+    state = payload["resume"]
+    if payload.get("status") == "out-of-budget" and config.budget is not None and \
+            float(state["elapsed"]) >= config.budget:
+        raise GMNMError(
+            f"run {directory} stopped when its budget of {config.budget:g} s ran out; give a "
+            "larger --budget (total training seconds) to continue it"
+        )
+    problem, model, method, stages = prepare(config)
+    folder = RunFolder(lambda: directory, config, method, existing=True, autosave=autosave)
+    return _execute(config, problem, model, method, stages, folder, callbacks, start, stop, state)
+
+
+def load_run(directory: Path) -> dict[str, Any]:
+    """The checkpoint of a stopped run directory, checked to be resumable."""
+    if not directory.is_dir():
+        raise GMNMError(f"run directory not found: {directory}")
+    path = directory / "model.pt"
+    if not path.is_file():
+        raise GMNMError(f"{directory} holds no model.pt; is it a gmnm-pde run directory?")
+    payload = load_checkpoint(path)
+    if not isinstance(payload.get("config"), dict):
+        raise GMNMError(f"{path} records no run configuration, so its run cannot be resumed")
+    if payload.get("resume") is None:
+        raise GMNMError(
+            f"run {directory} has status '{payload.get('status', 'completed')}': there is nothing "
+            "to resume"
+        )
+    return payload
+
+
+def _execute(config: RunConfig, problem: Problem, model: nn.Module, method: str,
+             stages: list[Stage], folder: RunFolder | None, callbacks: Sequence[Callback],
+             start: float, stop: StopOnSignal | None, state: dict[str, Any] | None = None
+             ) -> RunResult:
+    parallel, device = distributed.setup(resolve_device(config.device))
+    if not parallel.is_main:  # only rank 0 writes
+        folder = None
+    observers = [*adaptive_callbacks(config), *callbacks]
+    if folder is not None:
+        observers.append(folder)
+    with StopOnSignal() if stop is None else nullcontext(stop) as signals:
+        try:
+            solution = solve(
+                problem, model, stages=stages,
+                collocation=Collocation(config.interior, config.boundary, get_sampler(config.sampler)),
+                seed=config.seed, dtype=DTYPES[config.dtype], device=device, weights=config.weights,
+                budget=config.budget, eval_every=config.eval_every, callbacks=observers,
+                parallel=parallel, stop=signals, resume=state,
+            )
+            if folder is not None:
+                folder.finish(solution, time.perf_counter() - start)
+        except BaseException as exc:
+            if folder is not None and folder.failed(exc):
+                exc.add_note(f"the last good state (step {folder.task.snapshot.step}) is saved in "
+                             f"{folder.path}; to continue: gmnm-pde solve --resume {folder.path}")
+            raise
+    directory = folder.path if folder is not None else None
+    return RunResult(config, method, solution, directory, time.perf_counter() - start,
+                     signals.signal_name if solution.status == "interrupted" else None)
+
+
+class RunFolder:
+    """The run directory, kept up to date as a training callback.
+
+    It is created when training starts (a run that fails its checks leaves nothing
+    behind) with ``config.json`` written at once; the checkpoint, with the state to resume
+    from, and the history are refreshed every ``autosave`` seconds, so that even a killed
+    process loses little; everything is written at the end. When a run fails, the last
+    good state is saved (status ``failed``) unless no step was done, in which case a
+    directory created for it is removed again.
+    """
+
+    def __init__(self, make: Callable[[], Path], config: RunConfig, method: str, *,
+                 existing: bool = False, autosave: float = 60.0) -> None:
+        self._make, self.config, self.method = make, config, method
+        self.existing, self.autosave = existing, autosave
+        self.path: Path | None = None
+        self.task: Task | None = None
+        self._saved = time.monotonic()
+
+    def on_stage_start(self, stage: Stage, task: Task) -> None:
+        self.task = task
+        if self.path is None:
+            self.path = self._make()
+            write_json(self.path / "config.json", {"version": 1, **self.config.to_dict()})
+
+    def on_record(self, row: dict[str, Any], task: Task) -> None:
+        if self.path is not None and time.monotonic() - self._saved >= self.autosave:
+            self._save_state(task, "running")
+
+    def _save_state(self, task: Task, status: str) -> None:
+        assert self.path is not None
+        state = snapshot_dict(task)
+        save_checkpoint(self.path / "model.pt", task.model,
+                        {"config": self.config.to_dict(), "status": status, "resume": state})
+        write_history(self.path / "history.csv", state["history"] if state else [])
+        self._saved = time.monotonic()
+
+    def finish(self, solution: Solution, wall_time: float) -> None:
+        if self.path is None:  # no stage ran
+            self.path = self._make()
+        write_artifacts(self.path, self.config, solution, self.method, wall_time)
+
+    def failed(self, exc: BaseException) -> bool:
+        """Save what a failed run did; True when a resumable state was saved."""
+        task = self.task
+        if self.path is None or task is None:
+            return False
+        if task.snapshot is None or (task.snapshot.step == 0 and not self.existing):
+            (self.path / "config.json").unlink(missing_ok=True)
+            if not any(self.path.iterdir()):
+                self.path.rmdir()
+            self.path = None
+            return False
+        self._save_state(task, "failed")
+        error = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        write_json(self.path / "metrics.json", {
+            "problem": task.loss.problem.name, "model": self.config.model, "method": self.method,
+            "status": "failed", "error": error, "steps": task.snapshot.step,
+            "events": task.events, "environment": environment()})
+        return True
 
 
 def adaptive_callbacks(config: RunConfig) -> list[Callback]:
@@ -158,21 +303,29 @@ def environment() -> dict[str, Any]:
 
 def write_artifacts(directory: Path, config: RunConfig, solution: Solution, method: str,
                     wall_time: float) -> None:
-    """config.json, metrics.json, history.csv, model.pt, solution.png, training.png, and
-    snapshots.png (time-dependent problems) and unknowns.png (inverse problems)."""
+    """config.json, model.pt, history.csv, metrics.json, then solution.png, training.png,
+    snapshots.png (time-dependent problems) and unknowns.png (inverse problems); no
+    figures for an interrupted run, which should exit quickly. Each file is written
+    atomically; the checkpoint holds the state to resume from unless the run completed."""
     problem = solution.problem
     write_json(directory / "config.json", {"version": 1, **config.to_dict()})
-    metrics = {"problem": problem.name, "model": config.model, "method": method,
-               "parameters": solution.parameters, **solution.metrics,
-               "wall_time": wall_time, "environment": environment()}
-    write_json(directory / "metrics.json", metrics)
+    extra: dict[str, Any] = {"config": config.to_dict(), "status": solution.status}
+    if solution.state is not None:
+        extra["resume"] = solution.state
+    save_checkpoint(directory / "model.pt", solution.model, extra)
     write_history(directory / "history.csv", solution.history)
-    save_checkpoint(directory / "model.pt", solution.model, {"config": config.to_dict()})
+    metrics = {"problem": problem.name, "model": config.model, "method": method,
+               "parameters": solution.parameters, **solution.metrics, "status": solution.status,
+               "events": solution.events, "wall_time": wall_time, "environment": environment()}
+    write_json(directory / "metrics.json", metrics)
+    if solution.status == "interrupted":
+        return
     title = f"{problem.name} · {config.model} ({solution.parameters} parameters, {method})"
     plot_solution(problem, solution.model, directory / "solution.png", title)
-    plot_training(solution.history, directory / "training.png", title)
+    if solution.history:
+        plot_training(solution.history, directory / "training.png", title)
     if problem.geometry.time_dependent:
         plot_snapshots(problem, solution.model, directory / "snapshots.png", title)
-    if problem.unknowns:
+    if problem.unknowns and solution.history:
         plot_unknowns(solution.history, directory / "unknowns.png",
                       {k.name: k.true for k in problem.unknowns}, title)

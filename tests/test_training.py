@@ -77,7 +77,7 @@ def test_history_records_loss_terms_and_errors():
 
 def test_loss_weights_by_term_name():
     p = get_problem("poisson")
-    with pytest.raises(GMNMError, match="unknown term 'boundary'"):
+    with pytest.raises(GMNMError, match="unknown loss term 'boundary'"):
         solve(p, GMNM(2, components=16), stages=[Adam(steps=1)], weights={"boundary": 10.0},
               collocation=Collocation(64, 16))
 

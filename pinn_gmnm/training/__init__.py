@@ -8,10 +8,11 @@ from .loss import Loss
 from .registry import STAGES, stage_from_dict
 from .solve import Solution, default_stages, solve
 from .stages import LBFGS, Adam, Stage
+from .state import Divergence
 from .task import Callback, Clock, Task
 
 __all__ = [
     "LBFGS", "STAGES", "Adam", "Batch", "Callback", "Clock", "Coefficients", "Collocation",
-    "GradNormBalance", "LeastSquares", "Loss", "Refine", "Resample", "Solution", "Stage", "Task",
-    "VarPro", "default_stages", "sample_batch", "solve", "stage_from_dict",
+    "Divergence", "GradNormBalance", "LeastSquares", "Loss", "Refine", "Resample", "Solution",
+    "Stage", "Task", "VarPro", "default_stages", "sample_batch", "solve", "stage_from_dict",
 ]

@@ -33,6 +33,14 @@ class _Every:
     def due(self, row: dict, task: Task) -> bool:
         return row["stage"] in self.stages and task.step % self.every == 0
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue alike (see :meth:`Task.safe_point`)."""
+        return {"count": getattr(self, "count", 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if hasattr(self, "count"):
+            self.count = int(state["count"])
+
 
 @dataclass
 class Resample(_Every):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from ..errors import GMNMError
+from ..errors import GMNMError, unknown
 from ..problem import Problem
 from ..distributed import SERIAL, Serial
 from .batch import Batch
@@ -86,9 +86,11 @@ class Loss:
 
     def _set_names(self, n_equations: int) -> None:
         names = term_names(self.problem, n_equations)
-        for key in self.weights_given:
+        for key, w in self.weights_given.items():
             if key not in names:
-                raise GMNMError(f"loss weight for unknown term '{key}'; terms: {', '.join(names)}")
+                raise unknown("loss term", key, names)
+            if not 0 <= float(w) < float("inf"):
+                raise GMNMError(f"loss weight '{key}' must be a finite number >= 0, got {w!r}")
         defaults = [1.0] * n_equations + [c.weight for c in self.problem.conditions]
         self._names = names
         self._weights = [float(self.weights_given.get(n, d)) for n, d in zip(names, defaults)]

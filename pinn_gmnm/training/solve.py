@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,11 +14,14 @@ from ..errors import GMNMError, require_positive
 from ..evaluation import Evaluator
 from ..models import count_parameters
 from ..problem import Problem
-from .batch import Batch, Collocation, sample_batch
+from ..validation import check_initial_loss, check_model
+from .batch import Collocation, sample_batch
 from .loss import Loss
 from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
+from .loop import apply_resume, run_stages, snapshot_dict
 from .stages import LBFGS, Adam, Stage
+from .state import Divergence
 from .task import Callback, Clock, Task
 
 
@@ -57,6 +61,14 @@ class Solution:
     train_time: float
     parameters: int
     stages: list[Stage] = field(default_factory=list)
+    status: str = "completed"
+    """``completed``, ``out-of-budget``, ``interrupted`` or ``diverged`` (see
+    :mod:`pinn_gmnm.training.loop`)."""
+    events: list[dict[str, Any]] = field(default_factory=list)
+    """What happened besides plain training: divergences and roll-backs, stops, resumes."""
+    state: dict[str, Any] | None = None
+    """The training state to resume from (plain data, see :mod:`.state`); None when the
+    run completed."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """The trained model's prediction at points ``x`` (n, d) → (n, k)."""
@@ -69,7 +81,9 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
           dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu",
           weights: Mapping[str, float] | None = None, budget: float | None = None,
           eval_every: int = 50, callbacks: Sequence[Callback] = (),
-          parallel: Serial = SERIAL) -> Solution:
+          parallel: Serial = SERIAL, divergence: Divergence | None = None,
+          stop: Callable[[], bool] | None = None, resume: dict[str, Any] | None = None
+          ) -> Solution:
     """Train ``model`` to solve ``problem`` and measure it.
 
     The problem's unknown coefficients (inverse problems) are trained with the model and
@@ -89,6 +103,13 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
             ``training_callbacks()``, when it has them, run after these.
         parallel: the data-parallel context (see :mod:`pinn_gmnm.distributed`); each rank
             trains on its shard of the points and all ranks end with the same model.
+        divergence: what to do when the loss or parameters stop being finite (default:
+            roll back and lower the learning rate up to 3 times, see :class:`Divergence`).
+        stop: polled at every safe point; when it returns True training stops there and
+            the solution's ``state`` can be passed back as ``resume`` (see
+            :class:`~pinn_gmnm.interrupt.StopOnSignal`).
+        resume: a saved ``Solution.state``: continue that run exactly where it stopped
+            (same problem, model, stages and settings).
     """
     stages = list(default_stages(problem, model) if stages is None else stages)
     # A model may need to act during training (KAN: grid updates from the points).
@@ -104,6 +125,7 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
             raise GMNMError(f"stages must be Stage objects such as Adam(...) or LBFGS(...), got {s!r}")
 
     model.to(device=device, dtype=dtype)
+    check_model(problem, model, dtype, device)
     for unknown in problem.unknowns:  # inverse problems: coefficients train with the model
         unknown.to(device=device, dtype=dtype)
     batch = sample_batch(problem, collocation, seed).shard(parallel).to(dtype, device)
@@ -113,25 +135,20 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
     params = [p for p in model.parameters() if p.requires_grad]
     params += [p for k in problem.unknowns for p in k.parameters()]
     task = Task(model, loss, params, Clock(budget), evaluator, eval_every, callbacks,
-                collocation=collocation, seed=seed)
+                collocation=collocation, seed=seed, divergence=divergence or Divergence(),
+                stop=stop, stages=stages)
     # Evaluate once before training: checks the residual's shape and names the loss terms.
-    task.evaluate_loss()
+    task.initial_loss = check_initial_loss(problem, task.evaluate_loss)
+    if resume is not None:
+        apply_resume(task, resume)
 
-    for stage in stages:
-        for cb in callbacks:
-            if hasattr(cb, "on_stage_start"):
-                cb.on_stage_start(stage, task)
-        stage.run(task)
-        for cb in callbacks:
-            if hasattr(cb, "on_stage_end"):
-                cb.on_stage_end(stage, task)
-        if task.out_of_time():
-            break
+    status = run_stages(task, callbacks)
     train_time = task.clock.elapsed()
     metrics = evaluator.metrics(model)
     for unknown in problem.unknowns:
         metrics.update(unknown.report())
     metrics["train_time"] = train_time
     metrics["steps"] = task.step
+    state = snapshot_dict(task) if status != "completed" else None
     return Solution(problem, model, metrics, task.history, train_time,
-                    count_parameters(model), stages)
+                    count_parameters(model), stages, status, task.events, state)

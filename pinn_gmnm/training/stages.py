@@ -28,7 +28,27 @@ def _check_steps(name: str, steps: int) -> None:
 
 @dataclass(frozen=True)
 class Stage(ABC):
-    """One phase of training."""
+    """One phase of training.
+
+    To be resumable after Ctrl-C and to recover from divergence, a stage follows this
+    contract (Adam, LBFGS and VarPro are examples):
+
+    - when it starts, ``state = task.resumed()``: not None when the run continues inside
+      this stage; restore the stage's own progress from it (step within the stage,
+      optimiser ``load_state_dict``). The model's parameters are already restored.
+    - after each step (or group of steps), once :meth:`Task.record` has logged it, call
+      ``task.safe_point(state)`` with what is needed to continue from there besides the
+      parameters, as plain data (tensors, dicts, lists, numbers, strings), e.g.
+      ``{"step": i + 1, "optimizer": opt.state_dict()}``. It may raise (to stop, or to
+      roll back after divergence): let those exceptions propagate, and don't hold
+      resources that need cleaning up across it.
+    - a stage with an ``lr`` field gets it lowered on divergence by :meth:`with_lower_lr`
+      (override that for another knob); a restored optimiser must then take its learning
+      rate from the stage's options, not from the saved state.
+
+    A stage that never calls ``safe_point`` still works: on resume (or after divergence)
+    it restarts from its beginning, from the state the previous stage left.
+    """
 
     kind: ClassVar[str] = ""
 
@@ -39,6 +59,17 @@ class Stage(ABC):
     @property
     def steps_planned(self) -> int:
         return getattr(self, "steps", 0)
+
+    def with_lower_lr(self, factor: float) -> Stage | None:
+        """This stage with its learning rate (``lr``, and ``final_lr`` when set)
+        multiplied by ``factor``, or None when it has no learning rate to lower."""
+        names = {f.name for f in dataclasses.fields(self)}
+        if "lr" not in names:
+            return None
+        changes = {"lr": self.lr * factor}  # type: ignore[attr-defined]
+        if getattr(self, "final_lr", None) is not None:
+            changes["final_lr"] = self.final_lr * factor  # type: ignore[attr-defined]
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.kind, **dataclasses.asdict(self)}
@@ -65,12 +96,17 @@ class Adam(Stage):
             return
         opt = torch.optim.Adam(task.params, lr=self.lr)
         gamma = (self.final_lr / self.lr) ** (1.0 / self.steps) if self.final_lr else 1.0
-        sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma)
-        for i in range(self.steps):
+        start = 0
+        if (state := task.resumed()) is not None:
+            opt.load_state_dict(state["optimizer"])
+            start = state["step"]
+        group = opt.param_groups[0]
+        for i in range(start, self.steps):
+            group["lr"] = self.lr * gamma**i  # the schedule is stateless: resumable as is
             loss = task.closure()
             opt.step()
-            sched.step()
             task.record(self.kind, float(loss.detach()), force_eval=i == self.steps - 1)
+            task.safe_point({"step": i + 1, "optimizer": opt.state_dict()})
             if task.out_of_time():
                 break
 
@@ -110,10 +146,13 @@ def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[]
     eps = torch.finfo(params[0].dtype).eps
     opt = torch.optim.LBFGS(params, lr=lr, history_size=history, line_search_fn="strong_wolfe",
                             tolerance_grad=eps, tolerance_change=eps)
+    done, previous = 0, math.inf
+    if (saved := task.resumed()) is not None:
+        opt.load_state_dict(saved["optimizer"])
+        done, previous = saved["done"], saved["previous"]
     group = opt.param_groups[0]
+    group["lr"] = lr  # from the options: lower after a divergence than when saved
     state = opt.state[params[0]]
-    done = 0
-    previous = math.inf
     while done < steps:
         group["max_iter"] = min(chunk, steps - done)
         group["max_eval"] = max(group["max_iter"] + 1, int(evals_per_iter * group["max_iter"]))
@@ -131,5 +170,7 @@ def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[]
         stalled = float(total) > (1 - min_progress) * previous
         previous = float(total)
         task.record(kind, float(total), iters, force_eval=converged or stalled or done >= steps)
-        if converged or stalled or task.out_of_time() or not torch.isfinite(total):
+        task.safe_point({"done": done, "previous": previous, "optimizer": opt.state_dict()},
+                        loss=float(total))
+        if converged or stalled or task.out_of_time():
             break

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from ..evaluation import Evaluator
-from .batch import Collocation
+from .batch import Batch, Collocation
 from .loss import Loss
+from .state import Diverged, Divergence, Snapshot, Stopped, copy_state
 
 
 class Clock:
@@ -26,6 +27,10 @@ class Clock:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._start - self._paused
+
+    def set_elapsed(self, seconds: float) -> None:
+        """Continue counting from ``seconds`` of training time (a resumed run)."""
+        self._start = time.perf_counter() - seconds - self._paused
 
     def expired(self) -> bool:
         return self.budget is not None and self.elapsed() >= self.budget
@@ -74,6 +79,17 @@ class Task:
     collocation: Collocation | None = None  # how the batch was drawn (for resampling)
     seed: int = 0
     _last_eval: int = -1
+    divergence: Divergence = field(default_factory=Divergence)
+    stop: Callable[[], bool] | None = None
+    stages: list[Any] = field(default_factory=list)
+    stage_index: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    snapshot: Snapshot | None = None
+    good: Snapshot | None = None
+    snapshot_every: int = 10
+    initial_loss: float = math.nan
+    _pending: dict[str, Any] | None = None
+    _batch0: Batch | None = None
 
     def closure(self) -> Tensor:
         """Zero the gradients, evaluate the loss and back-propagate it; returns the loss.
@@ -121,12 +137,123 @@ class Task:
             if hasattr(cb, "on_record"):
                 cb.on_record(row, self)
 
+    def resumed(self) -> dict[str, Any] | None:
+        """The state the current stage last passed to :meth:`safe_point` when the run is
+        resumed (or rolled back) inside that stage, else None; a stage asks once, when it
+        starts."""
+        state, self._pending = self._pending, None
+        return state
+
+    def safe_point(self, state: dict[str, Any] | None = None, *, loss: float | None = None) -> None:
+        """Mark a consistent point between two steps of the current stage (call it after
+        :meth:`record`). ``state`` is what the stage needs to continue from here, besides
+        the model's parameters: plain data (tensors, dicts, lists, numbers, strings), for
+        instance ``{"step": i, "optimizer": opt.state_dict()}``.
+
+        Divergence is judged on the last recorded loss; for most optimisers that is the
+        loss *before* the step (it vouches for the previous safe point). Pass ``loss``
+        when it is the loss at the current parameters, so this point counts as good too.
+
+        Raises :class:`Diverged` when the loss or a parameter is not finite (or the loss
+        blew up), and :class:`Stopped` when a stop was requested; stages let both
+        propagate.
+        """
+        current = loss is not None
+        if loss is None:
+            loss = float(self.history[-1]["loss"]) if self.history else float(self.initial_loss)
+        reason = self.divergence.check(loss, self.params, self.initial_loss)
+        if reason is not None:
+            raise Diverged(reason, self.step, loss)
+        if self.snapshot is not None and (current or self.snapshot.step < self.step):
+            self.good = self.snapshot  # a loss evaluated at (or after) its parameters was fine
+        # Every rank of a data-parallel run stops at the same point, whichever got the signal.
+        stop = self.loss.parallel.any(self.stop is not None and self.stop())
+        # Snapshots cost a copy of the model and optimiser state: take one every few steps
+        # (a roll-back goes back at most that far), and always where resuming needs one.
+        if (stop or current or self.snapshot is None or self.clock.expired()
+                or self.step - self.snapshot.step >= self.snapshot_every):
+            self.snapshot = Snapshot(
+                stage=self.stage_index, stage_state=copy_state(state),
+                model=copy_state(self.model.state_dict()), step=self.step,
+                history_len=len(self.history), last_eval=self._last_eval,
+                elapsed=self.clock.elapsed(), rng=torch.get_rng_state(),
+                extra=copy_state(self._extra_state()),
+            )
+            if current or self.good is None:
+                self.good = self.snapshot
+        if stop:
+            raise Stopped()
+
+    def _extra_state(self) -> dict[str, Any]:
+        """What training changes besides the model: unknown coefficients (inverse
+        problems), loss weights (balancing), callbacks' counters (``state_dict()``) and,
+        when resampling or refinement replaced them, the points."""
+        loss = self.loss
+        if self._batch0 is None:
+            self._batch0 = loss.batch
+        extra: dict[str, Any] = {
+            "unknowns": [p.detach() for k in loss.problem.unknowns for p in k.parameters()],
+            "weights": list(loss._weights) if loss._weights is not None else None,
+            "callbacks": {key: cb.state_dict() for key, cb in _keyed(self.callbacks)
+                          if hasattr(cb, "state_dict")},
+        }
+        # Each rank holds its own share of the points: only a single process saves them.
+        if loss.batch is not self._batch0 and loss.parallel.world == 1:
+            extra["batch"] = [loss.batch.interior, *loss.batch.conditions]
+        return extra
+
+    def _restore_extra(self, extra: dict[str, Any]) -> None:
+        loss = self.loss
+        if self._batch0 is None:  # resuming: the points drawn for this run are the first ones
+            self._batch0 = loss.batch
+        with torch.no_grad():
+            unknowns = [p for k in loss.problem.unknowns for p in k.parameters()]
+            for p, v in zip(unknowns, extra.get("unknowns", [])):
+                p.copy_(v)
+        if extra.get("weights") is not None:
+            loss._weights = list(extra["weights"])
+        saved = extra.get("callbacks", {})
+        for key, cb in _keyed(self.callbacks):
+            if key in saved and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(saved[key])
+        if "batch" in extra:
+            x = loss.batch.interior
+            interior, *conditions = (t.to(device=x.device, dtype=x.dtype) for t in extra["batch"])
+            loss.batch = Batch(interior, tuple(conditions))
+        elif self._batch0 is not None:
+            loss.batch = self._batch0
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Go back to ``snapshot``: parameters, step, history and the random state; its
+        stage state is handed to the stage on its next start."""
+        with torch.no_grad():
+            self.model.load_state_dict(snapshot.model)
+        self._restore_extra(snapshot.extra)
+        self.step, self._last_eval = snapshot.step, snapshot.last_eval
+        del self.history[snapshot.history_len:]
+        torch.set_rng_state(snapshot.rng)
+        self.stage_index = snapshot.stage
+        self._pending = copy_state(snapshot.stage_state)
+        self.snapshot = self.good = snapshot
+
     @property
     def last_error(self) -> float:
         for row in reversed(self.history):
             if not math.isnan(float(row["rel_l2"])):
                 return float(row["rel_l2"])
         return math.nan
+
+
+def _keyed(callbacks: Sequence[Callback]) -> list[tuple[str, Callback]]:
+    """Callbacks named by class and rank among those of the same class (``Resample#0``):
+    keys that survive a resume with other callbacks (a progress bar) around them."""
+    seen: dict[str, int] = {}
+    out = []
+    for cb in callbacks:
+        name = type(cb).__name__
+        out.append((f"{name}#{seen.get(name, 0)}", cb))
+        seen[name] = seen.get(name, 0) + 1
+    return out
 
 
 def parameter_vector(params: Sequence[torch.Tensor]) -> torch.Tensor:
