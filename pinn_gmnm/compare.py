@@ -29,7 +29,7 @@ import multiprocessing
 import os
 import signal
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -222,8 +222,14 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
     return result
 
 
-def _worker_init(counter: Any, threads: int) -> None:
+_HALT: Any = None
+"""In a sweep worker process: the parent's event asking running runs to stop."""
+
+
+def _worker_init(counter: Any, threads: int, halt: Any) -> None:
     """Pin a sweep worker to its own share of the cores (and as many torch threads)."""
+    global _HALT
+    _HALT = halt
     with counter.get_lock():
         index = counter.value
         counter.value += 1
@@ -233,13 +239,14 @@ def _worker_init(counter: Any, threads: int) -> None:
         os.sched_setaffinity(0, share)
     torch.set_num_threads(threads)
     # Ctrl-C reaches every worker: a running run stops at its next step (its own handler),
-    # an idle worker ignores it (the parent cancels the runs not started).
+    # an idle one ignores it; the parent's event stops runs that start later.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker_run(cfg: RunConfig, directory: Path | None) -> tuple[RunRecord, np.ndarray | None]:
     problem = get_problem(cfg.problem, **cfg.params)
-    return _one_run(cfg, problem, prepare(cfg)[3], (), directory)
+    with StopOnSignal(also=_HALT.is_set) as stop:
+        return _one_run(cfg, problem, prepare(cfg)[3], (), directory, stop)
 
 
 def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None,
@@ -251,27 +258,32 @@ def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None
     Every run is seeded by its own config, so with equal steps (no wall-clock budget) the
     numbers equal those of sequential execution. Workers start fresh interpreters
     (``spawn``): the problem must come from the catalogue or a ``file.py:function``.
+    When ``stop`` asks, running runs stop at their next step and the others are dropped.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     threads = max(1, cores // jobs)
     ctx = multiprocessing.get_context("spawn")
-    counter = ctx.Value("i", 0)
+    counter, halt = ctx.Value("i", 0), ctx.Event()
     out: list[tuple[RunRecord, np.ndarray | None] | None] = [None] * len(configs)
     with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init,
-                             initargs=(counter, threads)) as pool:
+                             initargs=(counter, threads, halt)) as pool:
         futures = {pool.submit(_worker_run, cfg, directory): i for i, cfg in enumerate(configs)}
         for i, cfg in enumerate(configs):
             if observer:
                 observer.on_run_start(i, len(configs), cfg, prepare(cfg)[3])
-        for future in as_completed(futures):
-            if future.cancelled():
-                continue
-            i = futures[future]
-            out[i] = future.result()
-            if observer:
-                observer.on_run_end(i, out[i][0])
-            if stop is not None and stop():  # runs not started yet are dropped
-                for f in futures:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.cancelled():
+                    continue
+                i = futures[future]
+                out[i] = future.result()
+                if observer:
+                    observer.on_run_end(i, out[i][0])
+            if stop is not None and stop() and not halt.is_set():
+                halt.set()
+                for f in pending:
                     f.cancel()
     return [o for o in out if o is not None]
 

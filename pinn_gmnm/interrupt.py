@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -25,14 +26,16 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopOnSignal:
     """A stop request set by SIGINT/SIGTERM; call it (``stop()``) to ask whether a stop
-    was requested, ``signal_name`` says which signal asked."""
+    was requested, ``signal_name`` says which signal asked. ``also`` is another source of
+    stop requests (e.g. a parent process's ``Event.is_set``), polled with the signals."""
 
-    def __init__(self) -> None:
+    def __init__(self, also: Callable[[], bool] | None = None) -> None:
         self.signal_name: str | None = None
+        self.also = also
         self._previous: dict[int, Any] = {}
 
     def __call__(self) -> bool:
-        return self.signal_name is not None
+        return self.signal_name is not None or (self.also is not None and self.also())
 
     def request(self, name: str = "request") -> None:
         """Ask for a stop as a signal would (for tests and other front ends)."""

@@ -199,6 +199,35 @@ def test_a_resumed_varpro_run_ends_equal_to_an_uninterrupted_one():
         assert torch.equal(a, b)
 
 
+def test_resume_restores_adaptive_points_weights_and_unknowns():
+    """Resampling, refinement and loss balancing change the batch and weights during
+    training, and an inverse problem trains a coefficient outside the model: a resumed
+    run restores all of them (and the callbacks' counters) and ends equal."""
+    from pinn_gmnm.training import GradNormBalance, Refine, Resample
+
+    p = get_problem("poisson-inverse", observations=20)
+
+    def run(**kw):
+        torch.manual_seed(0)
+        problem = get_problem("poisson-inverse", observations=20)  # a fresh unknown each time
+        model = MLP(2, 1, 6, 1, bounds=p.geometry.bbox)
+        adaptive = [Resample(every=5), Refine(every=7, candidates=64, add=4),
+                    GradNormBalance(every=6)]
+        s = solve(problem, model, stages=[Adam(steps=30, lr=1e-2)], collocation=Collocation(32, 16),
+                  callbacks=[*adaptive, *kw.pop("callbacks", [])], **kw)
+        return s, float(problem.unknowns[0])
+
+    full, a_full = run()
+    stop = StopAt(17)
+    stopped, a_stopped = run(stop=stop, callbacks=[stop])
+    assert stopped.status == "interrupted" and a_stopped != a_full
+    resumed, a_resumed = run(resume=stopped.state)
+    assert a_resumed == a_full
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+
+
 def test_second_signal_stops_at_once():
     with StopOnSignal() as stop:
         os.kill(os.getpid(), signal.SIGINT)
@@ -371,6 +400,26 @@ def test_ctrl_c_ends_a_comparison_after_the_current_run(runs: Path, monkeypatch)
     assert "error: interrupted by SIGINT; the runs done so far are in" in r.output
     summary = json.loads((only_dir(runs) / "summary.json").read_text())
     assert [(x["model"], x["status"], x["steps"]) for x in summary["runs"]] == [("mlp", "interrupted", 3)]
+
+
+def test_a_stop_reaches_the_worker_processes_of_a_parallel_comparison(runs: Path):
+    """With --jobs the runs live in worker processes: a stop asked of the parent ends the
+    running runs at their next step and drops the others (no run goes on for long)."""
+    import threading
+
+    from pinn_gmnm.compare import Comparison, run_comparison
+    from pinn_gmnm.config import RunConfig
+
+    base = RunConfig(problem="poisson-1d", method="adam-lbfgs", adam_steps=10**6, lbfgs_steps=0,
+                     interior=32, boundary=2)
+    stop = StopOnSignal()
+    threading.Timer(8.0, stop.request).start()
+    t = time.monotonic()
+    result = run_comparison(Comparison(base, ("mlp",), seeds=3, params=200, jobs=2), out=runs,
+                            stop=stop)
+    assert time.monotonic() - t < 90
+    assert result.interrupted == "request"
+    assert result.records and all(r.status == "interrupted" for r in result.records)
 
 
 # --- artifacts ---------------------------------------------------------------------------
