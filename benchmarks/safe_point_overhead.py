@@ -21,6 +21,7 @@ import statistics
 import torch
 
 from pinn_gmnm import GMNM, LBFGS, MLP, Adam, Collocation, get_problem, solve
+from pinn_gmnm.interrupt import StopAfter
 from pinn_gmnm.training.task import Task
 
 
@@ -38,17 +39,6 @@ def train_time(device: str, make, steps: int, points: int, safe_points: bool) ->
         Task.safe_point = original  # type: ignore[method-assign]
 
 
-class StopAt:
-    def __init__(self, step: int) -> None:
-        self.step, self.task = step, None
-
-    def on_record(self, row, task) -> None:
-        self.task = task
-
-    def __call__(self) -> bool:
-        return self.task is not None and self.task.step >= self.step
-
-
 def resume_gap(device: str, stop_at: int) -> float:
     problem = get_problem("poisson-1d")
 
@@ -59,7 +49,7 @@ def resume_gap(device: str, stop_at: int) -> float:
                      collocation=Collocation(64, 2), device=device, **kw)
 
     full = run()
-    stop = StopAt(stop_at)
+    stop = StopAfter(stop_at)
     stopped = run(stop=stop, callbacks=[stop])
     assert stopped.status == "interrupted", stopped.status
     resumed = run(resume=stopped.state)

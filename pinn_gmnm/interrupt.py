@@ -56,3 +56,18 @@ class StopOnSignal:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+
+
+class StopAfter:
+    """A stop request that fires once training has reached ``step`` steps: pass it both
+    as ``stop`` and as a callback, ``solve(..., stop=s, callbacks=[s])``, to split a long
+    run into sessions (continue with ``resume=solution.state``)."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self._task = step, None
+
+    def on_record(self, row: dict[str, Any], task: Any) -> None:
+        self._task = task
+
+    def __call__(self) -> bool:
+        return self._task is not None and self._task.step >= self.step

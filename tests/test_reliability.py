@@ -23,7 +23,7 @@ from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, LeastSquares, Stage,
                        solve)
 from pinn_gmnm.artifacts import atomic_write, load_checkpoint, new_run_dir
 from pinn_gmnm.cli.main import app
-from pinn_gmnm.interrupt import StopOnSignal
+from pinn_gmnm.interrupt import StopAfter, StopOnSignal
 from pinn_gmnm.training import Divergence
 
 runner = CliRunner()
@@ -142,19 +142,6 @@ def test_a_stage_without_learning_rate_stops_at_the_last_good_state():
 
 # --- stop and resume, in process -------------------------------------------------------
 
-class StopAt:
-    """A stop request raised once training has reached ``step``."""
-
-    def __init__(self, step: int) -> None:
-        self.step, self.task = step, None
-
-    def on_record(self, row, task) -> None:
-        self.task = task
-
-    def __call__(self) -> bool:
-        return self.task is not None and self.task.step >= self.step
-
-
 @pytest.mark.parametrize("stages,stop_at", [
     (lambda: [Adam(steps=30, lr=1e-2, final_lr=1e-3), LBFGS(steps=30)], 17),   # inside Adam
     (lambda: [Adam(steps=30, lr=1e-2, final_lr=1e-3), LBFGS(steps=30)], 45),   # inside L-BFGS
@@ -169,7 +156,7 @@ def test_a_resumed_run_ends_equal_to_an_uninterrupted_one(stages, stop_at):
         return solve(p, model, stages=stages(), collocation=Collocation(32, 2), **kw)
 
     full = run()
-    stop = StopAt(stop_at)
+    stop = StopAfter(stop_at)
     stopped = run(stop=stop, callbacks=[stop])
     assert stopped.status == "interrupted" and stopped.metrics["steps"] < full.metrics["steps"]
     resumed = run(resume=stopped.state)
@@ -190,7 +177,7 @@ def test_a_resumed_varpro_run_ends_equal_to_an_uninterrupted_one():
                      collocation=Collocation(32, 2), **kw)
 
     full = run()
-    stop = StopAt(11)
+    stop = StopAfter(11)
     stopped = run(stop=stop, callbacks=[stop])
     assert stopped.status == "interrupted"
     resumed = run(resume=stopped.state)
@@ -218,7 +205,7 @@ def test_resume_restores_adaptive_points_weights_and_unknowns():
         return s, float(problem.unknowns[0])
 
     full, a_full = run()
-    stop = StopAt(17)
+    stop = StopAfter(17)
     stopped, a_stopped = run(stop=stop, callbacks=[stop])
     assert stopped.status == "interrupted" and a_stopped != a_full
     resumed, a_resumed = run(resume=stopped.state)
