@@ -72,7 +72,8 @@ def torchrun_step_time(ranks: int, points: int, steps: int) -> float:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={ranks}",
                f"--master-port={free_port()}", "--master-addr=127.0.0.1", *args]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       cwd=tmp)  # not the checkout: its source folder would shadow the install
         (run_dir,) = Path(tmp).iterdir()
         rows = list(csv.DictReader((run_dir / "history.csv").open()))
         t = [float(r["time"]) for r in rows]

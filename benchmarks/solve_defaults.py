@@ -22,7 +22,8 @@ from pathlib import Path
 def one_run(problem: str, model: str, out: Path) -> tuple[float, float]:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "pinn_gmnm.cli.main", "solve", problem, "--model", model,
-                    "--out", str(out), "--quiet"], check=True, stdout=subprocess.DEVNULL)
+                    "--out", str(out), "--quiet"], check=True, stdout=subprocess.DEVNULL,
+                   cwd=out)  # not the checkout: its source folder would shadow the install
     wall = time.perf_counter() - start
     newest = max(out.iterdir(), key=lambda p: p.stat().st_mtime)
     return wall, json.loads((newest / "metrics.json").read_text())["rel_l2"]

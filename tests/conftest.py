@@ -21,6 +21,15 @@ def _reference_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture(autouse=True)
+def _scratch_cwd(tmp_path, monkeypatch):
+    """Every test runs in its own empty folder: default outputs (runs/) land there, and
+    Python subprocesses (python -m …, python -c …) import the installed package rather
+    than the checkout's source folder, which lacks pinn_gmnm.problems and pinn_gmnm.cli
+    in a regular (non-editable) install."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def runs(tmp_path):
     """A scratch folder for run directories."""
