@@ -159,6 +159,7 @@ def solve(
     adam_steps: Optional[int] = typer.Option(None, help="adam-lbfgs: Adam steps. [default: 1000]"),
     lbfgs_steps: Optional[int] = typer.Option(None, help="adam-lbfgs: L-BFGS iterations. [default: 2000]"),
     varpro_steps: Optional[int] = typer.Option(None, help="varpro: L-BFGS iterations on the features. [default: 100]"),
+    gn_steps: Optional[int] = typer.Option(None, help="gauss-newton: iterations per stage. [default: 100]"),
     lr: Optional[float] = typer.Option(None, help="adam-lbfgs: initial Adam learning rate (decays 100x). [default: 0.01]"),
     points: Optional[int] = typer.Option(None, "--points", help="Interior collocation points. [default: 2000]"),
     boundary_points: Optional[int] = typer.Option(None, help="Boundary collocation points. [default: 400]"),
@@ -223,14 +224,15 @@ def solve(
         SAMPLERS.entry(sampler)
     overrides = {
         "problem": problem, "model": model, "method": method, "adam_steps": adam_steps,
-        "lbfgs_steps": lbfgs_steps, "varpro_steps": varpro_steps, "lr": lr, "interior": points,
+        "lbfgs_steps": lbfgs_steps, "varpro_steps": varpro_steps, "gn_steps": gn_steps, "lr": lr,
+        "interior": points,
         "boundary": boundary_points, "sampler": sampler, "dtype": dtype, "seed": seed,
         "budget": budget, "device": device, "hard": hard, "resample_every": resample_every,
         "refine_every": refine_every, "balance_every": balance_every,
         "reference": None if reference is None else str(reference),
     }
     data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
-    if any(v is not None for v in (method, adam_steps, lbfgs_steps, varpro_steps, lr)):
+    if any(v is not None for v in (method, adam_steps, lbfgs_steps, varpro_steps, gn_steps, lr)):
         data["stages"] = None  # the stages follow the method and step options given here
         if method is None and any(v is not None for v in (adam_steps, lbfgs_steps, lr)):
             data["method"] = "adam-lbfgs"

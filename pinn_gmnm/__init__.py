@@ -17,8 +17,8 @@ from .models.hard import HardConstraint, hard_constraint
 from .problem import PROBLEMS, Problem, get_problem, register
 from .references import Reference, load_reference
 from .sampling import Grid, Halton, LatinHypercube, Sampler, Sobol, Uniform
-from .training import (LBFGS, Adam, Coefficients, Collocation, Divergence, LeastSquares,
-                       Solution, Stage, VarPro, solve)
+from .training import (LBFGS, Adam, Coefficients, Collocation, Divergence, GaussNewton,
+                       LeastSquares, Solution, Stage, VarPro, solve)
 from .unknowns import Unknown
 
 __version__ = "0.1.0"
@@ -26,11 +26,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Adam", "Ball", "Box", "Coefficients", "Collocation", "Condition", "Data", "Difference",
     "Dirichlet", "Disk", "Divergence", "Evaluator", "Field", "GMNM", "GMNMError", "GMNMLayer",
-    "Geometry", "Grid", "Halton", "HardConstraint", "Initial", "Intersection", "Interval", "KAN",
-    "LBFGS", "LatinHypercube", "LeastSquares", "MLP", "Neumann", "PINN", "PROBLEMS", "Periodic",
-    "Polygon", "Problem", "Rectangle", "Reference", "Robin", "Sampler", "Sobol", "Solution",
-    "SpaceTime", "Sphere", "Stage", "StopOnSignal", "Uniform", "Union", "Unknown", "VarPro",
-    "build_model", "count_parameters", "fit_problem", "get_problem", "hard_constraint",
-    "load_reference", "near", "register",
-    "register_target", "solve",
+    "GaussNewton", "Geometry", "Grid", "Halton", "HardConstraint", "Initial", "Intersection",
+    "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "MLP", "Neumann", "PINN",
+    "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference", "Robin", "Sampler",
+    "Sobol", "Solution", "SpaceTime", "Sphere", "Stage", "StopOnSignal", "Uniform", "Union",
+    "Unknown", "VarPro", "build_model", "count_parameters", "fit_problem", "get_problem",
+    "hard_constraint", "load_reference", "near", "register", "register_target", "solve",
 ]

@@ -18,9 +18,12 @@ from typing import Any
 from .errors import GMNMError, did_you_mean, require_positive
 
 METHODS = {
-    "auto": "least squares + variable projection for linear problems with a linear-head model, else adam-lbfgs",
+    "auto": "varpro for linear problems with a linear-head model, else gauss-newton for models of up to "
+            "8000 parameters, else adam-lbfgs",
     "lstsq": "solve the linear output layer by least squares once (linear problems)",
     "varpro": "least squares, then L-BFGS on the features with the output layer re-solved at every step",
+    "gauss-newton": "Levenberg-Marquardt on the linear output layer (Newton's method on the collocation "
+                    "equations), then on all parameters; any problem, models of up to 8000 parameters",
     "adam-lbfgs": "Adam with an exponentially decaying learning rate, then L-BFGS (the classic PINN recipe)",
     "custom": "the explicit list of stages given in a config file's `stages`",
 }
@@ -49,6 +52,7 @@ class RunConfig:
     adam_steps: int = 1000
     lbfgs_steps: int = 2000
     varpro_steps: int = 100
+    gn_steps: int = 100
     lr: float = 1e-2
     interior: int = 2000
     boundary: int = 400
@@ -80,7 +84,7 @@ class RunConfig:
                             ("boundary", "boundary points (--boundary-points)"),
                             ("eval_every", "eval_every")):
             require_positive(label, getattr(self, name), integer=True)
-        for name in ("adam_steps", "lbfgs_steps", "varpro_steps", "resample_every",
+        for name in ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "resample_every",
                      "refine_every", "balance_every"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:

@@ -32,7 +32,7 @@ from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
 from .training.loop import snapshot_dict
-from .training.solve import least_squares_applies, prefers_least_squares
+from .training.solve import default_method, least_squares_applies, method_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
 
@@ -72,23 +72,15 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     if method == "custom":
         raise GMNMError("method 'custom' needs a list of stages in the config file")
     if method == "auto":
-        method = "varpro" if prefers_least_squares(problem, model) else "adam-lbfgs"
+        method = default_method(problem, model)
     if method in ("lstsq", "varpro") and not least_squares_applies(problem, model):
-        why = ("the problem is not declared linear" if problem.linear is not True
+        why = ("the problem is not linear (declared or detected)" if problem.linear is not True
                else f"model '{config.model}' has no linear output layer")
-        raise GMNMError(f"method '{method}' needs least squares, but {why}; use --method adam-lbfgs")
-    # inverse problems: learn the unknown coefficients with the head re-solved first
-    learn = [stage_from_dict({"type": "coefficients"})] if problem.unknowns else []
-    if method == "lstsq":
-        return method, [stage_from_dict({"type": "lstsq"})] + learn
-    if method == "varpro":
-        return method, [stage_from_dict({"type": "lstsq"})] + learn + [
-            stage_from_dict({"type": "varpro", "steps": config.varpro_steps})]
-    return method, [
-        stage_from_dict({"type": "adam", "steps": config.adam_steps, "lr": config.lr,
-                         "final_lr": config.lr / 100}),
-        stage_from_dict({"type": "lbfgs", "steps": config.lbfgs_steps}),
-    ]
+        raise GMNMError(f"method '{method}' needs least squares, but {why}; use --method "
+                        "gauss-newton or adam-lbfgs")
+    return method, method_stages(method, problem, model, varpro_steps=config.varpro_steps,
+                                 gn_steps=config.gn_steps, adam_steps=config.adam_steps,
+                                 lbfgs_steps=config.lbfgs_steps, lr=config.lr)
 
 
 @dataclass

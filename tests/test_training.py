@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, GMNMError, Interval,
-                       LeastSquares, Problem, VarPro, get_problem, solve)
+from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, GaussNewton, GMNMError,
+                       Interval, LeastSquares, Problem, VarPro, get_problem, solve)
 from pinn_gmnm.training import default_stages, stage_from_dict
 
 
@@ -23,7 +23,15 @@ def test_default_stages_follow_linearity():
     p = get_problem("poisson")
     assert [type(s) for s in default_stages(p, GMNM(2))] == [LeastSquares, VarPro]
     nonlinear = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
-    assert [type(s) for s in default_stages(nonlinear, GMNM(1))] == [Adam, LBFGS]
+    stages = default_stages(nonlinear, GMNM(1))
+    assert [(type(s), s.head_only) for s in stages] == [(GaussNewton, True), (GaussNewton, False)]
+    big = MLP(1, 1, 100, 3)  # more parameters than Gauss–Newton takes
+    assert [type(s) for s in default_stages(nonlinear, big)] == [Adam, LBFGS]
+    # not declared: detected from the residual
+    undeclared = Problem(Interval(0, 1), lambda u, x: u.d("xx") + 1.0, [Dirichlet(0.0)])
+    assert [type(s) for s in default_stages(undeclared, GMNM(1))] == [LeastSquares, VarPro]
+    undeclared_nl = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
+    assert type(default_stages(undeclared_nl, GMNM(1))[0]) is GaussNewton
 
 
 def test_varpro_lowers_the_loss():

@@ -122,11 +122,14 @@ class MLP(nn.Module):
 
 class JetEngine:
     """Values, gradients and second derivatives of an :class:`MLP` pushed forward
-    through the layers together: for z = W h + b and y = f(z),
+    through the layers: for z = W h + b and y = f(z),
 
-        ∂y = f'(z) ∂z,    ∂_a∂_b y = f''(z) ∂_a z ∂_b z + f'(z) ∂_a∂_b z.
+        ∂_a y = f'(z) ∂_a z,    Σ_(a,b) ∂_a∂_b y = f''(z) Σ_(a,b) ∂_a z ∂_b z + f'(z) Σ_(a,b) ∂_a∂_b z.
 
-    Only the second derivatives asked for are propagated (the diagonal for a Laplacian).
+    A value alone is one plain forward pass. The first derivative asked for triggers one
+    pass carrying the value and all d first derivatives as a (1 + d)·n row block (one
+    matrix product per layer) and keeps f'(z), f''(z) and ∂z of every layer; each second
+    derivative, or Laplacian (a sum over (a, a)), then costs one more row per layer.
     With ``head=False`` the outputs are the last hidden layer's features.
     """
 
@@ -134,43 +137,45 @@ class JetEngine:
         self.mlp, self.x, self.head = mlp, x, head
         self._value: Tensor | None = None
         self._first: Tensor | None = None
-        self._second: dict[tuple[int, int], Tensor] = {}
+        self._layers: list[tuple[list[Tensor], Tensor, Tensor]] = []
+        self._second: dict[tuple[tuple[int, int], ...], Tensor] = {}
         self._fallback: DerivativeEngine | None = None
 
-    def _out(self, t: Tensor, bias: bool = False) -> Tensor:
-        """Apply the output layer (without bias for derivatives) to per-feature values."""
-        if not self.head:
-            return t
-        w = self.mlp.head.weight
-        if t.ndim == 2:
-            return t @ w.T + (self.mlp.head.bias if bias else 0)
-        return torch.einsum("nw...,ow->no...", t, w)
+    def _to_output(self, t: Tensor) -> Tensor:
+        return t @ self.mlp.head.weight.T if self.head else t
 
-    def _propagate(self, pairs: list[tuple[int, int]]) -> None:
-        """One forward pass computing value, all first derivatives and ``pairs``."""
-        m = self.mlp
-        x = self.x
-        d = x.shape[1]
-        h = m.normalize(x)
+    def _first_pass(self) -> None:
+        """Value and all first derivatives; keeps what second derivatives need."""
+        m, x = self.mlp, self.x
+        n, d = x.shape
         inv = 1.0 / torch.tensor(m.normalize.half_width, dtype=x.dtype, device=x.device)
-        J = torch.diag_embed(inv).expand(len(x), d, d)           # (n, width, d)
-        S = {p: x.new_zeros(len(x), d) for p in pairs}           # (n, width) each
+        rows = [m.normalize(x), *(torch.diag(inv)[a].expand(n, d) for a in range(d))]
         for lin in m.linears:
-            z = lin(h)
-            Jz = torch.einsum("nid,oi->nod", J, lin.weight)
-            Sz = {p: s @ lin.weight.T for p, s in S.items()}
+            z, *Jz = (torch.cat(rows) @ lin.weight.T).split(n)
+            z = z + lin.bias
             h = m.activation(z)
             d1, d2 = m.activation.derivs(z, h)
-            S = {(a, b): d2 * Jz[..., a] * Jz[..., b] + d1 * Sz[(a, b)] for (a, b) in pairs}
-            J = d1[..., None] * Jz
-        self._value = self._out(h, bias=True)
-        self._first = self._out(J)
-        for p, s in S.items():
-            self._second[p] = self._out(s)
+            self._layers.append((Jz, d1, d2))
+            rows = [h, *(d1 * j for j in Jz)]
+        out = list(self._to_output(torch.cat(rows)).split(n))
+        self._value = out[0] + m.head.bias if self.head else out[0]
+        self._first = torch.stack(out[1:], dim=-1)  # (n, k, d)
+
+    def _second_order(self, pairs: tuple[tuple[int, int], ...]) -> Tensor:
+        """Σ_(a,b)∈pairs ∂_a∂_b of the outputs, shape (n, k)."""
+        if pairs not in self._second:
+            if not self._layers:
+                self._first_pass()
+            S: Tensor | None = None  # zero at the input: the scaling is affine
+            for lin, (Jz, d1, d2) in zip(self.mlp.linears, self._layers):
+                curv = sum(Jz[a] * Jz[b] for a, b in pairs)
+                S = d2 * curv if S is None else d2 * curv + d1 * (S @ lin.weight.T)
+            self._second[pairs] = self._to_output(S)
+        return self._second[pairs]
 
     def value(self) -> Tensor:
         if self._value is None:
-            self._propagate([])
+            self._value = self.mlp(self.x) if self.head else self.mlp.features(self.x)
         return self._value
 
     def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
@@ -178,12 +183,10 @@ class JetEngine:
             out = self.value()
         elif len(axes) == 1:
             if self._first is None:
-                self._propagate([])
+                self._first_pass()
             out = self._first[..., axes[0]]
         elif len(axes) == 2:
-            if axes not in self._second:
-                self._propagate([axes])
-            out = self._second[axes]
+            out = self._second_order((axes,))
         else:
             if not self.head:
                 raise GMNMError(f"derivatives of order {len(axes)} are not available to the "
@@ -194,8 +197,5 @@ class JetEngine:
         return out if output is None else out[:, output]
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        missing = [(a, a) for a in axes if (a, a) not in self._second]
-        if missing:
-            self._propagate(missing)
-        out = sum(self._second[(a, a)] for a in axes)
+        out = self._second_order(tuple((a, a) for a in axes))
         return out if output is None else out[:, output]

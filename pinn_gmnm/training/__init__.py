@@ -2,6 +2,7 @@
 
 from .adaptive import GradNormBalance, Refine, Resample
 from .batch import Batch, Collocation, sample_batch
+from .gauss_newton import GaussNewton
 from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
 from .loss import Loss
@@ -13,6 +14,6 @@ from .task import Callback, Clock, Task
 
 __all__ = [
     "LBFGS", "STAGES", "Adam", "Batch", "Callback", "Clock", "Coefficients", "Collocation",
-    "Divergence", "GradNormBalance", "LeastSquares", "Loss", "Refine", "Resample", "Solution",
+    "Divergence", "GaussNewton", "GradNormBalance", "LeastSquares", "Loss", "Refine", "Resample", "Solution",
     "Stage", "Task", "VarPro", "default_stages", "sample_batch", "solve", "stage_from_dict",
 ]

@@ -14,6 +14,7 @@ be written twice.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ..derivatives import Field
 from ..errors import GMNMError
 from ..models.head import ConstantColumn, LinearHead
 from ..problem import Problem
+from .batch import Collocation, sample_batch
 from .loss import Loss
 from .stages import Stage, _check_steps, run_lbfgs
 from .task import Task
@@ -175,6 +177,21 @@ def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
             "declare linear=False and use the adam/lbfgs stages, or write the residual with "
             "elementwise operations on (n,) tensors"
         )
+
+
+def detect_linear(problem: Problem, model: nn.Module) -> bool:
+    """Whether ``problem``'s residuals behave affinely in ``model``'s linear output layer,
+    checked as :func:`check_affine` does on a small float64 batch (a copy of the model).
+    For problems that do not declare ``linear``; False when it cannot be checked."""
+    try:
+        probe = copy.deepcopy(model).to(device="cpu", dtype=torch.float64)
+        batch = sample_batch(problem, Collocation(128, 256), seed=12345).to(torch.float64, "cpu")
+        loss = Loss(problem, batch)
+        loss(probe)
+        check_affine(loss, probe, linear_head(probe))
+    except GMNMError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,13 @@ import dataclasses
 from typing import Any
 
 from ..errors import GMNMError, unknown
+from .gauss_newton import GaussNewton
 from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
 from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
-                                                             Coefficients)}
+                                                             Coefficients, GaussNewton)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:

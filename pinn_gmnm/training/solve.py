@@ -10,15 +10,16 @@ import torch
 from torch import nn
 
 from ..distributed import SERIAL, Serial
-from ..errors import GMNMError, require_positive
+from ..errors import GMNMError, require_positive, unknown
 from ..evaluation import Evaluator
 from ..models import count_parameters
 from ..problem import Problem
 from ..validation import check_initial_loss, check_model
 from .batch import Collocation, sample_batch
 from .loss import Loss
+from .gauss_newton import GaussNewton
 from .inverse import Coefficients
-from .linear import LeastSquares, VarPro
+from .linear import LeastSquares, VarPro, detect_linear
 from .loop import apply_resume, run_stages, snapshot_dict
 from .stages import LBFGS, Adam, Stage
 from .state import Divergence
@@ -26,9 +27,11 @@ from .task import Callback, Clock, Task
 
 
 def least_squares_applies(problem: Problem, model: nn.Module) -> bool:
-    """Least squares applies when the problem is declared linear and the model has a
-    linear output layer."""
-    return problem.linear is True and hasattr(model, "linear_head")
+    """Least squares applies when the problem is linear (declared, or detected when not
+    declared: see :func:`~.linear.detect_linear`) and the model has a linear output layer."""
+    if not hasattr(model, "linear_head"):
+        return False
+    return problem.linear is True or (problem.linear is None and detect_linear(problem, model))
 
 
 def prefers_least_squares(problem: Problem, model: nn.Module) -> bool:
@@ -38,16 +41,45 @@ def prefers_least_squares(problem: Problem, model: nn.Module) -> bool:
     return least_squares_applies(problem, model) and getattr(model, "auto_least_squares", True)
 
 
-def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
-    """The strongest default: for linear problems and models with a linear output layer,
-    least squares then 100 variable-projection iterations; otherwise Adam (lr 1e-2
-    decaying to 1e-4 over 1000 steps) then up to 2000 L-BFGS iterations. Problems with
-    unknown coefficients learn them first, with the head re-solved (:class:`Coefficients`)."""
+def default_method(problem: Problem, model: nn.Module) -> str:
+    """The strongest method that applies: ``varpro`` when :func:`prefers_least_squares`;
+    else ``gauss-newton`` for models of up to ``GaussNewton.max_parameters`` parameters
+    (not for models that opt out of automatic least squares, whose head-only first stage
+    is least squares in all but name); else ``adam-lbfgs``."""
     if prefers_least_squares(problem, model):
-        if problem.unknowns:
-            return [LeastSquares(), Coefficients(), VarPro(steps=100)]
-        return [LeastSquares(), VarPro(steps=100)]
-    return [Adam(steps=1000, lr=1e-2, final_lr=1e-4), LBFGS(steps=2000)]
+        return "varpro"
+    if (getattr(model, "auto_least_squares", True)
+            and count_parameters(model) <= GaussNewton.max_parameters):
+        return "gauss-newton"
+    return "adam-lbfgs"
+
+
+def method_stages(method: str, problem: Problem, model: nn.Module, *, varpro_steps: int = 100,
+                  gn_steps: int = 100, adam_steps: int = 1000, lbfgs_steps: int = 2000,
+                  lr: float = 1e-2) -> list[Stage]:
+    """The stages of a named method (see :data:`~pinn_gmnm.config.METHODS`). Inverse
+    problems learn their unknown coefficients right after the least-squares solve
+    (:class:`Coefficients`); Gauss–Newton trains them with everything else."""
+    learn = [Coefficients()] if problem.unknowns else []
+    if method == "lstsq":
+        return [LeastSquares(), *learn]
+    if method == "varpro":
+        return [LeastSquares(), *learn, VarPro(steps=varpro_steps)]
+    if method == "gauss-newton":
+        head = [GaussNewton(steps=gn_steps, head_only=True)] if hasattr(model, "linear_head") else []
+        return [*head, GaussNewton(steps=gn_steps)]
+    if method == "adam-lbfgs":
+        return [Adam(steps=adam_steps, lr=lr, final_lr=lr / 100), LBFGS(steps=lbfgs_steps)]
+    raise unknown("training method", method, ("lstsq", "varpro", "gauss-newton", "adam-lbfgs"))
+
+
+def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
+    """The stages of :func:`default_method`: least squares then 100 variable-projection
+    iterations; or Levenberg–Marquardt on the output layer then on everything (up to 100
+    iterations each); or Adam (lr 1e-2 decaying to 1e-4 over 1000 steps) then up to 2000
+    L-BFGS iterations. Problems with unknown coefficients learn them right after least
+    squares, with the head re-solved (:class:`Coefficients`)."""
+    return method_stages(default_method(problem, model), problem, model)
 
 
 @dataclass

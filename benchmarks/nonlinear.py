@@ -1,0 +1,99 @@
+"""Gauss–Newton against Adam → L-BFGS on two small nonlinear problems with exact solutions,
+for GMNM and the MLP: error reached and training time.
+
+    python benchmarks/nonlinear.py [--quick] [--out results/benchmarks/nonlinear.md]
+
+Problems (defined here, not in the catalogue):
+  bratu:       u'' + e^u = 0 on [0, 1], u(0) = u(1) = 0;
+               u = −2 ln(cosh((x − ½)θ/2) / cosh(θ/4)), θ = √2 cosh(θ/4) (lower branch)
+  cubic-2d:    −Δu + u³ = f on [−1, 1]², u = 0 on the boundary, u = sin(πx) sin(πy)
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from datetime import date
+from pathlib import Path
+
+import torch
+
+from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, Interval, Problem,
+                       Rectangle, solve)
+from pinn_gmnm.training import GaussNewton
+
+
+def bratu() -> Problem:
+    theta = 1.0
+    for _ in range(100):  # fixed point of θ = √2 cosh(θ/4), lower branch
+        theta = math.sqrt(2.0) * math.cosh(theta / 4)
+
+    def exact(x):
+        return -2 * torch.log(torch.cosh((x[:, 0] - 0.5) * theta / 2) / math.cosh(theta / 4))
+
+    return Problem(Interval(0, 1), lambda u, x: u.d("xx") + torch.exp(u()), [Dirichlet(0.0)],
+                   exact=exact, name="bratu", linear=False)
+
+
+def cubic_2d() -> Problem:
+    def exact(x):
+        return torch.sin(math.pi * x[:, 0]) * torch.sin(math.pi * x[:, 1])
+
+    def residual(u, x):
+        s = exact(x)
+        return -u.laplacian() + u() ** 3 - (2 * math.pi**2 * s + s**3)
+
+    return Problem(Rectangle((-1, -1), (1, 1)), residual, [Dirichlet(0.0)], exact=exact,
+                   name="cubic-2d", linear=False)
+
+
+def models(problem: Problem, quick: bool):
+    d, box = problem.dim, problem.geometry.bbox
+    m = 64 if d == 1 else (100 if quick else 196)
+    return {
+        "gmnm": lambda: GMNM(d, components=m, width_factor=2.0, bounds=box),
+        "mlp": lambda: MLP(d, 1, 20, 3, bounds=box),
+    }
+
+
+def methods(quick: bool):
+    k = 4 if quick else 1
+    return {
+        "gauss-newton": [GaussNewton(steps=200 // k)],
+        "adam-lbfgs": [Adam(steps=1000 // k, lr=1e-2, final_lr=1e-4), LBFGS(steps=2000 // k)],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller models and budgets")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    lines = [f"# Nonlinear problems: Gauss–Newton vs Adam → L-BFGS",
+             "", f"{date.today()} · {platform.node()} · {platform.processor() or platform.machine()} · "
+             f"torch {torch.__version__} · {torch.get_num_threads()} threads · float64"
+             f"{' · --quick' if args.quick else ''}", "",
+             "| problem | model | params | method | rel. L2 | train s | steps |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    print("\n".join(lines))
+    for problem in (bratu(), cubic_2d()):
+        n = (256, 2) if problem.dim == 1 else ((1000, 200) if args.quick else (2000, 400))
+        for name, make in models(problem, args.quick).items():
+            for method, stages in methods(args.quick).items():
+                torch.manual_seed(0)
+                model = make()
+                t = time.perf_counter()
+                s = solve(problem, model, stages=stages, collocation=Collocation(*n))
+                row = (f"| {problem.name} | {name} | {s.parameters} | {method} | "
+                       f"{s.metrics['rel_l2']:.2e} | {time.perf_counter() - t:.1f} | {s.metrics['steps']} |")
+                print(row, flush=True)
+                lines.append(row)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

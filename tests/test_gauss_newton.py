@@ -1,0 +1,170 @@
+"""Gauss–Newton / Levenberg–Marquardt: the residual Jacobian, the damped step, the stage."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from pinn_gmnm import (GMNM, MLP, Collocation, Dirichlet, GaussNewton, GMNMError, Interval,
+                       LeastSquares, Problem, Rectangle, get_problem, solve)
+from pinn_gmnm.training import Loss, sample_batch, stage_from_dict
+from pinn_gmnm.training.gauss_newton import DampedSolver
+from pinn_gmnm.training.jacobian import residual_jacobian, residual_vector
+
+
+def burgers_like() -> Problem:
+    """A nonlinear 2-variable residual using values, first and second partials."""
+    return Problem(Rectangle((0, -1), (1, 1)),
+                   lambda u, x: u.d("y") + u() * u.d("x") - 0.1 * u.d("xx") + u.d("xy"),
+                   [Dirichlet(lambda x: torch.sin(x[:, 0]))], name="burgers-like", linear=False)
+
+
+def two_outputs() -> Problem:
+    """A system in two outputs, with a condition on the second."""
+    def residual(u, x):
+        v = u["v"]
+        return [u.laplacian() - v(), v.d("x") * u() + v.d("yy")]
+
+    return Problem(Rectangle((0, 0), (1, 1)), residual,
+                   [Dirichlet(0.0), Dirichlet(1.0, output="v", weight=3.0)],
+                   outputs=("u", "v"), name="pair", linear=False)
+
+
+class _Residuals(nn.Module):
+    """The residual vector as a module, so functional_call can swap the parameters."""
+
+    def __init__(self, model: nn.Module, loss: Loss) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+
+    def forward(self) -> torch.Tensor:
+        return residual_vector(self.loss, self.model)
+
+
+def reference_jacobian(loss: Loss, model: nn.Module) -> torch.Tensor:
+    """∂r/∂θ by plain autograd through the whole residual (the slow, obvious way)."""
+    names = [n for n, _ in model.named_parameters()]
+    wrapper = _Residuals(model, loss)
+
+    def r(*params):
+        return torch.func.functional_call(wrapper, {f"model.{n}": p for n, p in zip(names, params)}, ())
+
+    jac = torch.autograd.functional.jacobian(r, tuple(p.detach() for p in model.parameters()))
+    return torch.cat([j.reshape(j.shape[0], -1) for j in jac], dim=1)
+
+
+@pytest.mark.parametrize("make_problem", [burgers_like, two_outputs])
+@pytest.mark.parametrize("make_model", [
+    lambda o: GMNM(2, o, 6, bounds=((0, -1), (1, 1)), width_factor=1.5),
+    lambda o: GMNM(2, o, 5, projections=3),
+    lambda o: MLP(2, o, 6, 2),
+    lambda o: MLP(2, o, 5, 2, "sin"),
+])
+def test_jacobian_matches_autograd(make_problem, make_model):
+    problem = make_problem()
+    model = make_model(problem.n_outputs).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    batch = sample_batch(problem, Collocation(24, 16), seed=0).to(torch.float64, "cpu")
+    loss = Loss(problem, batch)
+    total, _ = loss(model)
+    r, J = residual_jacobian(loss, model, list(model.parameters()))
+    torch.testing.assert_close(r.square().sum(), total.detach(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(J, reference_jacobian(loss, model), rtol=1e-9, atol=1e-11)
+
+
+def test_jacobian_matches_finite_differences():
+    problem = burgers_like()
+    model = GMNM(2, 1, 4, bounds=((0, -1), (1, 1))).double()
+    batch = sample_batch(problem, Collocation(16, 8), seed=1).to(torch.float64, "cpu")
+    loss = Loss(problem, batch)
+    loss(model)
+    params = list(model.parameters())
+    _, J = residual_jacobian(loss, model, params)
+    flat = torch.cat([p.detach().reshape(-1) for p in params])
+    h = 1e-6
+    for j in (0, 5, 12, len(flat) - 1):  # a mean, projections, a weight, the bias
+        cols = []
+        for sign in (1, -1):
+            shifted = flat.clone()
+            shifted[j] += sign * h
+            torch.nn.utils.vector_to_parameters(shifted, params)
+            with torch.no_grad():
+                cols.append(residual_vector(loss, model))
+        torch.nn.utils.vector_to_parameters(flat, params)
+        torch.testing.assert_close(J[:, j], (cols[0] - cols[1]) / (2 * h), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(40, 7), (7, 40)])
+def test_damped_step_tends_to_least_squares(shape):
+    J = torch.randn(*shape, dtype=torch.float64)
+    r = torch.randn(shape[0], dtype=torch.float64)
+    step, predicted = DampedSolver(J, r).step(1e-14)
+    best = torch.linalg.lstsq(J, -r[:, None]).solution[:, 0]  # minimum norm when wide
+    if shape[0] > shape[1]:
+        torch.testing.assert_close(step, best, rtol=1e-6, atol=1e-8)
+    else:  # any exact solution; ours is the minimum-norm one in scaled variables
+        torch.testing.assert_close(J @ step, -r, rtol=1e-5, atol=1e-6)
+    assert math.isclose(predicted, float((r + J @ step).square().sum()), abs_tol=1e-8)
+    # heavy damping gives a short step along the (scaled) steepest descent
+    big, _ = DampedSolver(J, r).step(1e6)
+    assert big.norm() < 1e-3 * best.norm()
+    assert float((r + J @ big).square().sum()) < float(r.square().sum())
+
+
+def test_head_only_newton_solves_a_linear_problem():
+    """For a linear problem, Gauss–Newton on the output layer is a least-squares solve."""
+    p = get_problem("poisson-1d")
+    torch.manual_seed(0)
+    a = GMNM(1, components=24, bounds=p.geometry.bbox, width_factor=4.0)
+    b = GMNM(1, components=24, bounds=p.geometry.bbox, width_factor=4.0)
+    b.load_state_dict(a.state_dict())
+    col = Collocation(128, 2)
+    gn = solve(p, a, stages=[GaussNewton(steps=20, head_only=True)], collocation=col)
+    ls = solve(p, b, stages=[LeastSquares()], collocation=col)
+    assert gn.metrics["rel_l2"] < 1e-7
+    assert gn.metrics["rel_l2"] < 2 * ls.metrics["rel_l2"]
+
+
+def bratu() -> Problem:
+    """u'' + e^u = 0 on [0, 1], u = 0 at both ends (lower-branch solution known)."""
+    theta = 1.0
+    for _ in range(100):
+        theta = math.sqrt(2.0) * math.cosh(theta / 4)
+
+    def exact(x):
+        return -2 * torch.log(torch.cosh((x[:, 0] - 0.5) * theta / 2) / math.cosh(theta / 4))
+
+    return Problem(Interval(0, 1), lambda u, x: u.d("xx") + torch.exp(u()), [Dirichlet(0.0)],
+                   exact=exact, name="bratu", linear=False)
+
+
+@pytest.mark.parametrize("make, head_only, target", [
+    (lambda b: GMNM(1, components=32, bounds=b, width_factor=3.0), True, 1e-6),
+    (lambda b: MLP(1, 1, 10, 2, bounds=b), False, 1e-3),
+])
+def test_gauss_newton_solves_a_nonlinear_problem(make, head_only, target):
+    p = bratu()
+    torch.manual_seed(0)
+    s = solve(p, make(p.geometry.bbox), stages=[GaussNewton(steps=60, head_only=head_only)],
+              collocation=Collocation(64, 2))
+    losses = [r["loss"] for r in s.history]
+    assert losses[-1] < 1e-4 * losses[0]
+    assert s.metrics["rel_l2"] < target
+
+
+def test_stage_options_and_errors():
+    stage = GaussNewton(steps=7, head_only=True, damping=1e-2)
+    assert stage_from_dict(stage.to_dict()) == stage
+    with pytest.raises(GMNMError, match="decrease must be in"):
+        GaussNewton(decrease=2.0)
+    with pytest.raises(GMNMError, match="must be a whole number"):
+        GaussNewton(steps=-1)
+    p = get_problem("poisson-1d")
+    with pytest.raises(GMNMError, match="more than max_parameters=10"):
+        solve(p, MLP(1, 1, 4, 1), stages=[GaussNewton(max_parameters=10)],
+              collocation=Collocation(16, 2))
