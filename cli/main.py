@@ -149,7 +149,7 @@ def solve(
     problem: Optional[str] = typer.Argument(
         None, help="Problem name (see `gmnm-pde list`) or path/to/file.py:function."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="gmnm or mlp. [default: gmnm]"),
-    components: Optional[int] = typer.Option(None, help="GMNM: number of Gaussians m. [default: 400]"),
+    components: Optional[int] = typer.Option(None, help="GMNM: number of Gaussians m. [default: 64 in 1D, 400 in 2D, 1000 in 3D+]"),
     projections: Optional[int] = typer.Option(None, help="GMNM: projections k per Gaussian. [default: input dimension]"),
     width_factor: Optional[float] = typer.Option(None, help="GMNM: initial width / spacing of the means. [default: 4]"),
     width: Optional[int] = typer.Option(None, help="MLP: hidden units per layer. [default: 50]"),

@@ -27,7 +27,7 @@ ModelBuilder = Callable[..., nn.Module]
 MODELS: Registry[ModelBuilder] = Registry("model")
 
 
-def _gmnm(in_features: int, out_features: int, *, bounds: Bounds, components: int = 400,
+def _gmnm(in_features: int, out_features: int, *, bounds: Bounds, components: int | None = None,
           projections: int | None = None, width_factor: float = 4.0) -> nn.Module:
     return GMNM(in_features, out_features, components, projections, bounds=bounds,
                 width_factor=width_factor)

@@ -200,9 +200,10 @@ class VarPro(Stage):
     projections) with the linear head re-solved exactly at every evaluation, so the
     optimiser only ever sees the best head for its features (linear problems only).
 
-    Stops early when 10 iterations lower the loss by less than ``min_progress`` (a
+    Stops early when 3 iterations lower the loss by less than ``min_progress`` (a
     fraction): with broad Gaussians the least-squares solution is already at rounding
-    level and further iterations only cost time.
+    level and further iterations only cost time (in 3D with 1000 Gaussians, seconds
+    each).
     """
 
     steps: int = 100
@@ -223,7 +224,8 @@ class VarPro(Stage):
         params = [p for p in task.params if id(p) not in fixed]
         closure, after_chunk = projected(task, head, self.rcond)
         run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
-                  evals_per_iter=1.25, min_progress=self.min_progress)
+                  chunk=3, evals_per_iter=1.25, min_progress=self.min_progress,
+                  initial_loss=float(task.evaluate_loss()[0]))
 
 
 def projected(task: Task, head: LinearHead, rcond: float | None
