@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pinn_gmnm import (GMNM, MLP, Collocation, Dirichlet, GaussNewton, GMNMError, Interval,
-                       LeastSquares, Problem, Rectangle, get_problem, solve)
+from pinn_gmnm import (GMNM, KAN, MLP, Collocation, Dirichlet, GaussNewton, GMNMError, Interval,
+                       LeastSquares, Problem, Rectangle, Unknown, get_problem, solve)
 from pinn_gmnm.training import Loss, sample_batch, stage_from_dict
 from pinn_gmnm.training.gauss_newton import DampedSolver
 from pinn_gmnm.training.jacobian import residual_jacobian, residual_vector
@@ -34,25 +34,28 @@ def two_outputs() -> Problem:
 
 
 class _Residuals(nn.Module):
-    """The residual vector as a module, so functional_call can swap the parameters."""
+    """The residual vector as a module, so functional_call can swap the parameters (the
+    model's and the problem's unknown coefficients)."""
 
     def __init__(self, model: nn.Module, loss: Loss) -> None:
         super().__init__()
         self.model, self.loss = model, loss
+        self.unknowns = nn.ModuleList(loss.problem.unknowns)
 
     def forward(self) -> torch.Tensor:
         return residual_vector(self.loss, self.model)
 
 
 def reference_jacobian(loss: Loss, model: nn.Module) -> torch.Tensor:
-    """∂r/∂θ by plain autograd through the whole residual (the slow, obvious way)."""
-    names = [n for n, _ in model.named_parameters()]
+    """∂r/∂θ by plain autograd through the whole residual (the slow, obvious way), for
+    the model's parameters then the unknown coefficients'."""
     wrapper = _Residuals(model, loss)
+    names = [n for n, _ in wrapper.named_parameters()]
 
     def r(*params):
-        return torch.func.functional_call(wrapper, {f"model.{n}": p for n, p in zip(names, params)}, ())
+        return torch.func.functional_call(wrapper, dict(zip(names, params)), ())
 
-    jac = torch.autograd.functional.jacobian(r, tuple(p.detach() for p in model.parameters()))
+    jac = torch.autograd.functional.jacobian(r, tuple(p.detach() for p in wrapper.parameters()))
     return torch.cat([j.reshape(j.shape[0], -1) for j in jac], dim=1)
 
 
@@ -62,6 +65,7 @@ def reference_jacobian(loss: Loss, model: nn.Module) -> torch.Tensor:
     lambda o: GMNM(2, o, 5, projections=3),
     lambda o: MLP(2, o, 6, 2),
     lambda o: MLP(2, o, 5, 2, "sin"),
+    lambda o: KAN(2, o, 4, 2, grid_updates=False),
 ])
 def test_jacobian_matches_autograd(make_problem, make_model):
     problem = make_problem()
@@ -75,6 +79,28 @@ def test_jacobian_matches_autograd(make_problem, make_model):
     r, J = residual_jacobian(loss, model, list(model.parameters()))
     torch.testing.assert_close(r.square().sum(), total.detach(), rtol=1e-12, atol=0)
     torch.testing.assert_close(J, reference_jacobian(loss, model), rtol=1e-9, atol=1e-11)
+
+
+def test_jacobian_includes_unknown_coefficients():
+    """Inverse problems: the columns of the unknown coefficients, which enter the
+    residual directly rather than through the model."""
+    a = Unknown("a", 0.7, positive=True)
+    b = Unknown("b", -0.3)
+    problem = Problem(Rectangle((0, 0), (1, 1)),
+                      lambda u, x: a * u.laplacian() + b * u() ** 2 - x[:, 0],
+                      [Dirichlet(lambda x: b * x[:, 1])], unknowns=[a, b], linear=False)
+    model = GMNM(2, 1, 5, width_factor=1.5).double()
+    for k in (a, b):
+        k.double()
+    batch = sample_batch(problem, Collocation(20, 12), seed=0).to(torch.float64, "cpu")
+    loss = Loss(problem, batch)
+    loss(model)
+    params = [*model.parameters(), a.raw, b.raw]
+    r, J = residual_jacobian(loss, model, params)
+    torch.testing.assert_close(J, reference_jacobian(loss, model), rtol=1e-9, atol=1e-11)
+    # columns follow the order the parameters are given in
+    _, J2 = residual_jacobian(loss, model, [b.raw, *model.parameters(), a.raw])
+    torch.testing.assert_close(J2, torch.cat([J[:, -1:], J[:, :-1]], dim=1))
 
 
 def test_jacobian_matches_finite_differences():

@@ -29,7 +29,7 @@ from ..errors import GMNMError, require_positive
 from .base import Bounds, Normalize, default_bounds
 from .bspline import bspline_basis, extend_grid, fit_coefficients, uniform_grid
 from .head import LinearHead
-from .mlp import ACTIVATIONS, JetEngine
+from .mlp import ACTIVATIONS, PairJetEngine
 
 _silu, _silu_derivs = ACTIVATIONS["silu"]
 
@@ -250,7 +250,7 @@ class KANHead(LinearHead):
         L.bias.copy_(theta[-1])
 
 
-class KANEngine(JetEngine):
+class KANEngine(PairJetEngine):
     """Values, gradients and second derivatives of a :class:`KAN` pushed forward through
     its layers. With J_ia = ∂h_i/∂x_a and S_i = ∂_a∂_b h_i for the layer's inputs,
 

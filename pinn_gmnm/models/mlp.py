@@ -120,7 +120,65 @@ class MLP(nn.Module):
                           self.head.weight, self.head.bias, transposed=True)
 
 
-class JetEngine:
+class PairJetEngine:
+    """Base of forward-mode engines that push values, gradients and chosen second
+    derivatives ∂_a∂_b through a network in one pass. Subclasses implement
+    ``_propagate(pairs)``, which sets ``_value`` (n, k), ``_first`` (n, k, d) and
+    ``_second[(a, b)]`` (n, k); derivatives above second order fall back to autograd.
+    """
+
+    def __init__(self, net: nn.Module, x: Points, *, head: bool) -> None:
+        self.mlp, self.x, self.head = net, x, head
+        self._value: Tensor | None = None
+        self._first: Tensor | None = None
+        self._second: dict = {}
+        self._fallback: DerivativeEngine | None = None
+
+    def _propagate(self, pairs: list[tuple[int, int]]) -> None:
+        raise NotImplementedError
+
+    def value(self) -> Tensor:
+        if self._value is None:
+            self._propagate([])
+        return self._value
+
+    def _first_derivatives(self) -> Tensor:
+        """(n, k, d)."""
+        if self._first is None:
+            self._propagate([])
+        return self._first
+
+    def _mixed(self, axes: tuple[int, int]) -> Tensor:
+        """∂_a∂_b of the outputs, (n, k)."""
+        if axes not in self._second:
+            self._propagate([axes])
+        return self._second[axes]
+
+    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        if len(axes) == 0:
+            out = self.value()
+        elif len(axes) == 1:
+            out = self._first_derivatives()[..., axes[0]]
+        elif len(axes) == 2:
+            out = self._mixed(axes)
+        else:
+            if not self.head:
+                raise GMNMError(f"derivatives of order {len(axes)} are not available to the "
+                                "least-squares solvers (at most 2)")
+            if self._fallback is None:
+                self._fallback = AutogradEngine(self.mlp, self.x)
+            return self._fallback.partial(output, axes)
+        return out if output is None else out[:, output]
+
+    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        missing = [(a, a) for a in axes if (a, a) not in self._second]
+        if missing:
+            self._propagate(missing)
+        out = sum(self._second[(a, a)] for a in axes)
+        return out if output is None else out[:, output]
+
+
+class JetEngine(PairJetEngine):
     """Values, gradients and second derivatives of an :class:`MLP` pushed forward
     through the layers: for z = W h + b and y = f(z),
 
@@ -134,12 +192,9 @@ class JetEngine:
     """
 
     def __init__(self, mlp: MLP, x: Points, *, head: bool) -> None:
-        self.mlp, self.x, self.head = mlp, x, head
-        self._value: Tensor | None = None
-        self._first: Tensor | None = None
+        super().__init__(mlp, x, head=head)
         self._layers: list[tuple[list[Tensor], Tensor, Tensor]] = []
         self._second: dict[tuple[tuple[int, int], ...], Tensor] = {}
-        self._fallback: DerivativeEngine | None = None
 
     def _to_output(self, t: Tensor) -> Tensor:
         return t @ self.mlp.head.weight.T if self.head else t
@@ -178,23 +233,13 @@ class JetEngine:
             self._value = self.mlp(self.x) if self.head else self.mlp.features(self.x)
         return self._value
 
-    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        if len(axes) == 0:
-            out = self.value()
-        elif len(axes) == 1:
-            if self._first is None:
-                self._first_pass()
-            out = self._first[..., axes[0]]
-        elif len(axes) == 2:
-            out = self._second_order((axes,))
-        else:
-            if not self.head:
-                raise GMNMError(f"derivatives of order {len(axes)} are not available to the "
-                                "least-squares solvers (at most 2)")
-            if self._fallback is None:
-                self._fallback = AutogradEngine(self.mlp, self.x)
-            return self._fallback.partial(output, axes)
-        return out if output is None else out[:, output]
+    def _first_derivatives(self) -> Tensor:
+        if self._first is None:
+            self._first_pass()
+        return self._first
+
+    def _mixed(self, axes: tuple[int, int]) -> Tensor:
+        return self._second_order((axes,))
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         out = self._second_order(tuple((a, a) for a in axes))

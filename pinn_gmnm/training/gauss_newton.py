@@ -118,8 +118,8 @@ class GaussNewton(Stage):
     damping: float = 1e-3
     decrease: float = 0.01
     min_damping: float = 1e-24
-    min_progress: float = 0.02
-    patience: int = 3
+    min_progress: float = 1e-3
+    patience: int = 5
     tol: float = 1e-30
     max_parameters: int = 8000
     kind: ClassVar[str] = "gauss-newton"

@@ -47,50 +47,48 @@ def _ask(engine: DerivativeEngine, query: Query) -> Tensor:
     return engine.laplacian(output, axes)
 
 
-class _Recorder:
-    """A derivative engine that answers from ``engine`` and notes every question."""
+class _QueryEngine:
+    """A derivative engine whose every answer goes through ``_answer(query)``."""
+
+    def _answer(self, query: Query) -> Tensor:
+        raise NotImplementedError
+
+    def value(self) -> Tensor:
+        return self._answer(("value", None, ()))
+
+    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        return self._answer(("partial", output, axes))
+
+    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        return self._answer(("laplacian", output, axes))
+
+
+class _Recorder(_QueryEngine):
+    """Answers from ``engine`` and notes every question."""
 
     def __init__(self, engine: DerivativeEngine) -> None:
         self.engine = engine
         self.queries: list[Query] = []
 
-    def _note(self, query: Query) -> Tensor:
+    def _answer(self, query: Query) -> Tensor:
         if query not in self.queries:
             self.queries.append(query)
         return _ask(self.engine, query)
 
-    def value(self) -> Tensor:
-        return self._note(("value", None, ()))
 
-    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        return self._note(("partial", output, axes))
-
-    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        return self._note(("laplacian", output, axes))
-
-
-class _Replay:
-    """A derivative engine that answers recorded questions from given tensors."""
+class _Replay(_QueryEngine):
+    """Answers recorded questions from given tensors."""
 
     def __init__(self, queries: Sequence[Query], values: Sequence[Tensor]) -> None:
         self.answers = dict(zip(queries, values))
 
-    def _get(self, query: Query) -> Tensor:
+    def _answer(self, query: Query) -> Tensor:
         if query not in self.answers:
             raise GMNMError(
                 f"the residual asked for {query} only on its second evaluation; residuals must "
                 "ask for the same derivatives every time (no branching on values)"
             )
         return self.answers[query]
-
-    def value(self) -> Tensor:
-        return self._get(("value", None, ()))
-
-    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        return self._get(("partial", output, axes))
-
-    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        return self._get(("laplacian", output, axes))
 
 
 class _Fields:
@@ -109,14 +107,9 @@ class _Fields:
         return Field(engine, p.variables, p.outputs, p.spatial)
 
 
-def stack_residuals(loss: Loss, rs: Sequence[Tensor]) -> Tensor:
-    """[√(w_t / n_t) · r_t]_t as one vector, so that ‖r‖² is the loss."""
-    return torch.cat([r * math.sqrt(w / r.shape[-1]) for w, r in zip(loss.weights, rs)], dim=-1)
-
-
 def residual_vector(loss: Loss, model: nn.Module) -> Tensor:
     """The stacked, weighted residual vector r (N,) with loss = ‖r‖²."""
-    return stack_residuals(loss, loss.residuals(model))
+    return loss.weighted(loss.residuals(model))
 
 
 class _Quantities(nn.Module):
@@ -138,19 +131,42 @@ CHUNK_FLOATS = 2**25
 """About how many floats one vmapped chunk may hold (256 MB in float64)."""
 
 
+class _Replayed(nn.Module):
+    """The residual vector computed from recorded quantities; a module holding the
+    problem's unknown coefficients, so ``functional_call`` can swap them too."""
+
+    def __init__(self, loss: Loss, model: nn.Module, queries: list[list[Query]]) -> None:
+        super().__init__()
+        self.unknowns = nn.ModuleList(loss.problem.unknowns)
+        self.loss, self.queries = loss, queries
+        self._model = (model,)  # not a submodule: its parameters are not swapped here
+
+    def forward(self, *values: Tensor) -> Tensor:
+        it = iter(values)
+        given = [[next(it) for _ in qs] for qs in self.queries]
+        replay = _Fields(self.loss, lambda i, x: _Replay(self.queries[i], given[i]))
+        return self.loss.weighted(self.loss.residuals(self._model[0], replay))
+
+
 def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Parameter]
                       ) -> tuple[Tensor, Tensor]:
     """(r, J): the stacked, weighted residual vector (N,) and its Jacobian (N, P) with
-    respect to ``params`` (flattened in order), computed as the module docstring says.
+    respect to ``params`` (flattened in order): the model's parameters and the problem's
+    unknown coefficients (inverse problems), computed as the module docstring says.
     """
-    ids = {id(p) for p in params}
-    names = {id(p): n for n, p in model.named_parameters()}
-    if any(i not in names for i in ids):
-        raise GMNMError("gauss-newton: every trained parameter must belong to the model")
-    order = [names[id(p)] for p in params]
-    theta = {n: p.detach() for n, p in zip(order, params)}
-    frozen = {n: p.detach() for n, p in model.named_parameters() if id(p) not in ids}
-    sizes = [p.numel() for p in params]
+    in_model = {id(p): n for n, p in model.named_parameters()}
+    in_unknowns = {id(p): f"unknowns.{i}.{n}" for i, k in enumerate(loss.problem.unknowns)
+                   for n, p in k.named_parameters()}
+    for p in params:
+        if id(p) not in in_model and id(p) not in in_unknowns:
+            raise GMNMError("gauss-newton: a trained parameter belongs neither to the model "
+                            "nor to the problem's unknown coefficients")
+    own = [p for p in params if id(p) in in_model]
+    extra = [p for p in params if id(p) not in in_model]
+    order = [in_model[id(p)] for p in own]
+    theta = {n: p.detach() for n, p in zip(order, own)}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if n not in theta}
+    n_own, n_extra = sum(p.numel() for p in own), sum(p.numel() for p in extra)
 
     # 1. What does the residual ask for, point set by point set?
     recorders = _Fields(loss, lambda i, x: _Recorder(engine_for(model, x)))
@@ -159,61 +175,81 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
     queries = [r.queries for r in recorders.engines]
     points = [loss.batch.interior, *loss.batch.conditions]
 
-    # 2. Each quantity and its parameter Jacobian, point by point.
-    values: list[list[Tensor]] = []
-    tangents: list[list[Tensor]] = []
+    # 2. Each quantity and its Jacobian in the model's parameters, point by point.
+    values: list[Tensor] = []
+    tangents: list[Tensor] = []
     for qs, x in zip(queries, points):
-        if not qs:
-            values.append([])
-            tangents.append([])
-            continue
-        module = _Quantities(model, qs)
-        chunk = _chunk(len(qs) * (sum(sizes) + 1024))
+        if qs:
+            vs, ts = _quantities(model, qs, x, theta, frozen, order, loss.problem.n_outputs)
+            values += vs
+            tangents += ts
 
-        def at_point(th: dict[str, Tensor], xp: Tensor, module=module) -> Tensor:
-            state = {f"model.{k}": v for k, v in {**frozen, **th}.items()}
-            return torch.func.functional_call(module, state, (xp,))
+    # 3. The residual's own linearisation along every parameter: the model's through
+    # the quantities, the unknown coefficients' directly.
+    replayed = _Replayed(loss, model, queries)
+    extra_names = [in_unknowns[id(p)] for p in extra]
+    primals = (*values, *(p.detach() for p in extra))
 
-        try:
-            with torch.no_grad():
-                flat = torch.func.vmap(at_point, in_dims=(None, 0), chunk_size=chunk)(theta, x)
-                jac = torch.func.vmap(torch.func.jacrev(at_point), in_dims=(None, 0),
-                                      chunk_size=chunk)(theta, x)
-        except (RuntimeError, NotImplementedError) as exc:
-            raise GMNMError(
-                f"gauss-newton could not differentiate {type(model).__name__}'s derivatives "
-                f"with torch.func ({type(exc).__name__}: {str(exc).splitlines()[0]}); this "
-                "happens with derivatives above second order: use the adam/lbfgs stages"
-            ) from exc
-        J = torch.cat([jac[k].reshape(len(x), flat.shape[1], -1) for k in order], dim=2)
-        vs, ts, start = [], [], 0
-        for q in qs:
-            shape = _shape(q, loss.problem.n_outputs)
-            width = math.prod(shape)
-            vs.append(flat[:, start:start + width].reshape(len(x), *shape))
-            # (P, n, *shape): the tangent of this quantity along each parameter
-            ts.append(J[:, start:start + width].permute(2, 0, 1).reshape(-1, len(x), *shape))
-            start += width
-        values.append(vs)
-        tangents.append(ts)
+    def f(*args: Tensor) -> Tensor:
+        state = dict(zip(extra_names, args[len(values):]))
+        return torch.func.functional_call(replayed, state, args[:len(values)])
 
-    # 3. The residual's own linearisation along every parameter.
-    def f(*flat_values: Tensor) -> Tensor:
-        it = iter(flat_values)
-        given = [[next(it) for _ in qs] for qs in queries]
-        replay = _Fields(loss, lambda i, x: _Replay(queries[i], given[i]))
-        return stack_residuals(loss, loss.residuals(model, replay))
-
-    primals = tuple(v for vs in values for v in vs)
-    dirs = tuple(t for ts in tangents for t in ts)
+    dirs = [torch.cat([t, t.new_zeros(n_extra, *t.shape[1:])]) for t in tangents]
+    start = n_own
+    for p in extra:
+        d = p.new_zeros(n_own + n_extra, p.numel())
+        d[start:start + p.numel()] = torch.eye(p.numel(), dtype=p.dtype, device=p.device)
+        dirs.append(d.reshape(-1, *p.shape))
+        start += p.numel()
     with torch.no_grad():
         r = f(*primals)
-        if not primals:
-            return r, r.new_zeros(len(r), sum(sizes))
         jvp = torch.func.vmap(lambda *t: torch.func.jvp(f, primals, t)[1],
                               chunk_size=_chunk(4 * len(r)))
-        Jr = jvp(*dirs)  # (P, N)
-    return r, Jr.T
+        J = jvp(*dirs).T if dirs else r.new_zeros(len(r), 0)  # (N, P): own, then extra
+    # back to the order of ``params``
+    offsets, at = {}, 0
+    for p in [*own, *extra]:
+        offsets[id(p)] = at
+        at += p.numel()
+    index = torch.cat([torch.arange(offsets[id(p)], offsets[id(p)] + p.numel()) for p in params])
+    return r, J[:, index.to(J.device)]
+
+
+def _quantities(model: nn.Module, queries: list[Query], x: Points, theta: dict[str, Tensor],
+                frozen: dict[str, Tensor], order: list[str], n_outputs: int
+                ) -> tuple[list[Tensor], list[Tensor]]:
+    """The recorded quantities at points ``x`` (each (n,) or (n, k)) and their tangents
+    along every parameter in ``theta`` (each (P, n) or (P, n, k))."""
+    module = _Quantities(model, queries)
+    n_params = sum(v.numel() for v in theta.values())
+    chunk = _chunk(len(queries) * (n_params + 1024))
+
+    def at_point(th: dict[str, Tensor], xp: Tensor) -> Tensor:
+        state = {f"model.{k}": v for k, v in {**frozen, **th}.items()}
+        return torch.func.functional_call(module, state, (xp,))
+
+    try:
+        with torch.no_grad():
+            flat = torch.func.vmap(at_point, in_dims=(None, 0), chunk_size=chunk)(theta, x)
+            jac = (torch.func.vmap(torch.func.jacrev(at_point), in_dims=(None, 0),
+                                   chunk_size=chunk)(theta, x) if theta else {})
+    except (RuntimeError, NotImplementedError) as exc:
+        raise GMNMError(
+            f"gauss-newton could not differentiate {type(model).__name__}'s derivatives "
+            f"with torch.func ({type(exc).__name__}: {str(exc).splitlines()[0]}); this "
+            "happens with derivatives above second order: use the adam/lbfgs stages"
+        ) from exc
+    n, width = flat.shape
+    J = torch.cat([jac[k].reshape(n, width, -1) for k in order] + [flat.new_zeros(n, width, 0)],
+                  dim=2)
+    vs, ts, start = [], [], 0
+    for q in queries:
+        shape = _shape(q, n_outputs)
+        size = math.prod(shape)
+        vs.append(flat[:, start:start + size].reshape(n, *shape))
+        ts.append(J[:, start:start + size].permute(2, 0, 1).reshape(-1, n, *shape))
+        start += size
+    return vs, ts
 
 
 def _chunk(floats_each: int) -> int:

@@ -163,9 +163,7 @@ def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
         theta = torch.randn(J.shape[1], generator=g, dtype=J.dtype).to(J.device)
         theta /= math.sqrt(J.shape[1])
         head.set(theta.reshape(loss.problem.n_outputs, -1).T)
-        scaled = [r * math.sqrt(w / c)
-                  for w, r, c in zip(loss.weights, loss.residuals(model), loss.counts)]
-        actual = torch.cat(scaled)
+        actual = loss.weighted(loss.residuals(model))
         head.set(saved)
     predicted = J @ theta + r0
     tol = 1e3 * torch.finfo(J.dtype).eps ** 0.5 if J.dtype == torch.float32 else 1e-8

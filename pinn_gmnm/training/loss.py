@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -117,6 +118,12 @@ class Loss:
             if name not in self.names:
                 raise GMNMError(f"loss weight for unknown term '{name}'; terms: {', '.join(self.names)}")
             self.weights[self.names.index(name)] = float(w)
+
+    def weighted(self, residuals: Sequence[Tensor]) -> Tensor:
+        """The residuals scaled by √(w_t / n_t) and stacked into one vector r, so that
+        ‖r‖² is the loss (this rank's share of it)."""
+        return torch.cat([r * math.sqrt(w / c)
+                          for w, r, c in zip(self.weights, residuals, self.counts)], dim=-1)
 
     def __call__(self, model: nn.Module) -> tuple[Tensor, dict[str, Tensor]]:
         """The total loss and each term's unweighted mean square."""

@@ -66,7 +66,10 @@ def method_stages(method: str, problem: Problem, model: nn.Module, *, varpro_ste
     if method == "varpro":
         return [LeastSquares(), *learn, VarPro(steps=varpro_steps)]
     if method == "gauss-newton":
-        head = [GaussNewton(steps=gn_steps, head_only=True)] if hasattr(model, "linear_head") else []
+        # Newton on the output layer stops once its steps gain under 2 % (a creeping tail
+        # of ever smaller damping); the full stage is patient through slow phases.
+        head = ([GaussNewton(steps=gn_steps, head_only=True, min_progress=0.02, patience=3)]
+                if hasattr(model, "linear_head") else [])
         return [*head, GaussNewton(steps=gn_steps)]
     if method == "adam-lbfgs":
         return [Adam(steps=adam_steps, lr=lr, final_lr=lr / 100), LBFGS(steps=lbfgs_steps)]
