@@ -1,9 +1,9 @@
 """Time and peak memory of one training step (loss with a Laplacian + backward) on
 ``poisson``, against the number of collocation points n and of Gaussians m, for GMNM with
 closed-form derivatives, GMNM through nested autograd, the MLP (forward-mode jets, nested
-autograd and torch.func) and KAN when the toolkit has it; with fitted growth exponents.
+autograd and torch.func) and KAN (the same three); with fitted growth exponents.
 
-    python benchmarks/step_time.py [--quick] [--threads T] [--out results/benchmarks]
+    python benchmarks/step_time.py [--quick] [--threads T] [--variants a,b] [--out results/benchmarks]
 
 Each point runs in a fresh process, which reports the median of several steps after a
 warm-up and its peak resident memory during the steps (``ru_maxrss`` after the steps minus
@@ -34,7 +34,9 @@ VARIANTS = {
     "mlp jets": ("mlp", True),
     "mlp autograd": ("mlp", False),
     "mlp torch.func": ("mlp", "func"),
-    "kan": ("kan", True),
+    "kan jets": ("kan", True),
+    "kan autograd": ("kan", False),
+    "kan torch.func": ("kan", "func"),
 }
 
 
@@ -111,6 +113,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help="comma-separated subset of: " + ", ".join(VARIANTS))
     ap.add_argument("--out", type=Path, default=Path("results/benchmarks"))
     args = ap.parse_args()
     if args.child:
@@ -120,7 +124,9 @@ def main() -> None:
     n_grid = [1000, 2000, 10000, 30000] if args.quick else [1000, 2000, 10000, 30000, 100000]
     m_grid = [16, 64, 100, 256] if args.quick else [16, 64, 100, 256, 1024]
     rows: list[dict] = []
-    for variant in VARIANTS:
+    for variant in args.variants.split(","):
+        if variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
         for n in n_grid:
             if (r := measure(variant, n, 100, args)) is not None:
                 rows.append(r)
@@ -151,7 +157,7 @@ def report(rows: list[dict], args, n_grid: list[int], m_grid: list[int]) -> None
              "Median seconds per step over the repeats; peak = extra resident memory of the "
              "steps (MB). n interior points plus n/5 boundary points; m = 100 Gaussians in the n "
              "sweep, n = 2000 (+ 400) in the m sweep; "
-             "the MLP is 3 × 50 tanh. Exponents: slope of log time against log n (or m).", "",
+             "the MLP is 3 × 50 tanh, the KAN its default (2 × 15, grid 5, cubic). Exponents: slope of log time against log n (or m).", "",
              "| variant | sweep | sizes | ms per step | peak MB | exponent |",
              "| --- | --- | --- | --- | --- | --- |"]
     for variant in VARIANTS:

@@ -229,7 +229,9 @@ class MixtureEngine:
         self._phi = quadratic_features(x)
         self._Amu = torch.einsum("mde,me->md", A, mu)
         coef = quadratic_coefficients(A, -2.0 * self._Amu, (self._Amu * mu).sum(dim=1))
-        self.G = torch.exp(-0.5 * (self._phi @ coef).clamp_min(0.0))
+        # −½ folded into the (F, m) coefficients rather than applied to the (n, m) result;
+        # no clamp at 0: a distance rounded to −1e-16 only gives exp(5e-17).
+        self.G = torch.exp(self._phi @ (-0.5 * coef))
         self._P: dict[int, Tensor] = {}
         self._fallback_engine: DerivativeEngine | None = None
 
@@ -270,6 +272,7 @@ class MixtureEngine:
         select[list(axes)] = 1.0
         B = self.A @ (select[:, None] * self.A)  # A E_S A
         Bmu = torch.einsum("mde,me->md", B, self.mu)
-        coef = quadratic_coefficients(B, -2.0 * Bmu, (Bmu * self.mu).sum(dim=1))
         trace = (self.A.diagonal(dim1=1, dim2=2) * select).sum(dim=1)
-        return self._mix(self.G * (self._phi @ coef - trace), output)
+        # the trace goes into the constant coefficient: one (n, m) operation fewer
+        coef = quadratic_coefficients(B, -2.0 * Bmu, (Bmu * self.mu).sum(dim=1) - trace)
+        return self._mix(self.G * (self._phi @ coef), output)
