@@ -63,9 +63,12 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path, extra: list[str], ill_
     # Least-squares weights of nearly dependent Gaussians are ill-conditioned (their
     # rounding differences are amplified), so for them the solution itself is compared:
     # the metrics on the evaluation set. Everything else must agree parameter by parameter.
+    # (The features' own gradients pass through that head, so they agree to ~1e-8: the
+    # margin at rtol 1e-7 was under 2x and a reordering of the closed form's operations
+    # used it up.)
     for k in a:
         if k not in ill_conditioned:
-            torch.testing.assert_close(a[k], b[k], rtol=1e-7, atol=1e-9, msg=k)
+            torch.testing.assert_close(a[k], b[k], rtol=1e-6, atol=1e-8, msg=k)
     # (cond(J) is about 1e10 here, so agreement to ~1e-6 relative is floating-point level.)
     for key in ("rel_l2", "max_abs", "residual_rms"):
         assert abs(ma[key] - mb[key]) <= 1e-4 * abs(ma[key]), key

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -77,7 +78,9 @@ def assert_same_params(a: Path, b: Path) -> None:
 def test_absurd_learning_rate_diverges_and_is_reported(runs: Path):
     r = invoke("solve", *RUN, "--lr", "1e200", "--out", str(runs))
     assert r.exit_code == 3, r.output
-    assert "training diverged in stage adam at step 2 (the loss is inf)" in r.output
+    # inf or nan: which one overflowing weights produce depends on the order of operations
+    assert re.search(r"training diverged in stage adam at step 2 \(the loss is (inf|nan)\)",
+                     r.output), r.output
     assert "3 roll-back(s) with a lower learning rate did not help" in r.output
     assert "Traceback" not in r.output
     run_dir = only_dir(runs)

@@ -110,7 +110,9 @@ class GaussNewton(Stage):
     ``max_parameters`` guards against Jacobians (N × P floats) and factorisations that
     would not fit or take too long.
 
-    Resuming from a checkpoint would need the parameters and λ, ν (not stored yet).
+    Resumable (see :class:`~.stages.Stage`): each iteration ends at a safe point holding
+    the iteration count, λ, ν and the stopping rule's counters. Steps are only accepted
+    when they lower the loss, so it cannot diverge.
     """
 
     steps: int = 100
@@ -147,12 +149,13 @@ class GaussNewton(Stage):
                 f"{self.max_parameters}; use a smaller model, raise max_parameters, or use the "
                 "adam/lbfgs stages"
             )
-        lam, nu = self.damping, 2.0
-        start, slow = math.inf, 0
-        for i in range(self.steps):
+        lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
+        if (state := task.resumed()) is not None:  # continue inside this stage
+            lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
+        for i in range(first, self.steps):
             r, J = residual_jacobian(task.loss, task.model, params)
             loss = float(r.square().sum())
-            start = min(start, loss) if i == 0 else start
+            start = loss if start == math.inf else start
             if not math.isfinite(loss) or loss <= self.tol * start:
                 break
             theta = torch.cat([p.detach().reshape(-1) for p in params])
@@ -180,6 +183,7 @@ class GaussNewton(Stage):
                     or task.out_of_time())
             total, task._parts = task.evaluate_loss()
             task.record(self.kind, float(total), force_eval=done)
+            task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow})
             if done:
                 break
 
