@@ -21,13 +21,12 @@ import argparse
 import csv
 import math
 import os
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 import torch
+from common import header
 
 from pinn_gmnm import Evaluator, get_problem
 from pinn_gmnm.config import RunConfig
@@ -129,9 +128,8 @@ def main() -> None:
 
 def report(runs: dict, args) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
-    head = (f"{date.today()} · {platform.node()} · {platform.machine()} · torch "
-            f"{torch.__version__} · {args.threads} thread(s) · Adam {args.adam} + L-BFGS "
-            f"{args.lbfgs} for the PINNs · seed {args.seed}")
+    head = header(args.threads, f"Adam {args.adam} + L-BFGS {args.lbfgs} for the PINNs",
+                  f"seed {args.seed}")
     lines = ["# poisson: error against training time, gmnm-pde vs DeepXDE", "", head, "",
              "| run | relative L2 (final) | training s | first time ≤ 1e-2 | first time ≤ 1e-4 |",
              "| --- | --- | --- | --- | --- |"]

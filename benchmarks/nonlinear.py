@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import time
-from datetime import date
 from pathlib import Path
 
 import torch
+from common import header
 
 from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, Interval, Problem,
                        Rectangle, solve)
@@ -77,9 +76,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    head = (f"{date.today()} · {platform.node()} · {platform.machine()} · torch "
-            f"{torch.__version__} · {args.threads} thread(s) · float64"
-            f"{' · --quick' if args.quick else ''}")
+    head = header(args.threads, "float64", "--quick" if args.quick else "")
     lines = ["# Nonlinear problems: Gauss–Newton vs Adam → L-BFGS", "", head, "",
              "| problem | model | params | method | rel. L2 | train s | steps |",
              "| --- | --- | --- | --- | --- | --- | --- |"]

@@ -17,11 +17,9 @@ import argparse
 import csv
 import json
 import math
-import platform
 import statistics
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -149,9 +147,9 @@ def report(rows: list[dict], args, n_grid: list[int], m_grid: list[int]) -> None
         w.writeheader()
         for r in rows:
             w.writerow({k: r[k] for k in w.fieldnames})
-    head = (f"{date.today()} · {platform.node()} · {platform.machine()} · "
-            f"torch {__import__('torch').__version__} · {args.threads} thread(s) · {args.dtype}"
-            f"{' · --quick' if args.quick else ''}")
+    from common import header
+
+    head = header(args.threads, args.dtype, "--quick" if args.quick else "")
     lines = ["# Time per training step (poisson: Laplacian residual + boundary values, "
              "loss and backward)", "", head, "",
              "Median seconds per step over the repeats; peak = extra resident memory of the "
