@@ -16,7 +16,8 @@ cd "$PKG"  # so that the checkout's own pinn_gmnm folder does not shadow the lai
 nvidia-smi -L
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
 timeout 240 python3 -m pytest -q -p no:cacheprovider --rootdir "$REPO" "$REPO/tests/test_device.py" \
-    "$REPO/tests/test_gmnm_layer.py" "$REPO/tests/test_derivatives.py" "$REPO/tests/test_training.py" 2>&1 | tail -15 | tee "$OUT/tests.log"
+    "$REPO/tests/test_gmnm_layer.py" "$REPO/tests/test_derivatives.py" "$REPO/tests/test_training.py" \
+    "$REPO/tests/test_gauss_newton.py" 2>&1 | tail -15 | tee "$OUT/tests.log"
 for dtype in float64 float32; do
     /usr/bin/time -f "wall %e s" python3 -m pinn_gmnm.cli.main solve poisson --device cuda \
         --dtype "$dtype" --out "$OUT/runs" --quiet 2>&1 | tee -a "$OUT/solve.log"
