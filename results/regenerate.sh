@@ -32,9 +32,11 @@ gmnm-pde compare poisson --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK
     --out "$(fresh poisson-budget)" -q
 
 # 2. poisson, equal steps: every model Adam 1000 + L-BFGS 2000 (like-for-like; pinn keeps
-#    its constant lr 1e-3, the others lr 1e-2 decaying to 1e-4), no time limit.
+#    its constant lr 1e-3, the others lr 1e-2 decaying to 1e-4), no time limit. Two runs at
+#    a time, each pinned to one core: with equal steps the numbers are those of running
+#    them one by one (only the times per step are single-core times).
 gmnm-pde compare poisson --seeds "$SEEDS" --method adam-lbfgs ${QUICK[@]+"${QUICK[@]}"} \
-    ${QUICK_STEPS[@]+"${QUICK_STEPS[@]}"} --out "$(fresh poisson-steps)" -q
+    ${QUICK_STEPS[@]+"${QUICK_STEPS[@]}"} --jobs 2 --out "$(fresh poisson-steps)" -q
 
 # 3. poisson-3d, equal wall clock, default training.
 gmnm-pde compare poisson-3d --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
