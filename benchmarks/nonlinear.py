@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from common import header
 
-from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, Interval, Problem,
+from pinn_gmnm import (GMNM, MLP, Collocation, Dirichlet, Interval, Problem,
                        Rectangle, solve)
 from pinn_gmnm.training.solve import method_stages
 

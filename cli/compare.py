@@ -10,11 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from pinn_gmnm.config import METHODS, RunConfig
-from pinn_gmnm.errors import GMNMError
 from pinn_gmnm.progress import RichProgress
 
 Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]

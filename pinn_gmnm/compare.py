@@ -213,9 +213,9 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
                     break
         if signals():
             result.interrupted = signals.signal_name or "a stop request"
-    for record, field in records:
-        if field is not None and record.model not in result.fields:
-            result.fields[record.model] = field
+    for record, prediction in records:
+        if prediction is not None and record.model not in result.fields:
+            result.fields[record.model] = prediction
         result.records.append(record)
     if directory is not None:
         write_report(result)
@@ -331,7 +331,6 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
 
 def _slice_prediction(res: RunResult, problem: Problem, grid: torch.Tensor | None) -> np.ndarray:
     """The model's first output on the 2D slice grid of :func:`slice_grid` (1D: a line)."""
-    model = res.solution.model
     if grid is None:
         lo, hi = problem.geometry.bbox
         grid = torch.linspace(lo[0], hi[0], 1001, dtype=torch.float64)[:, None]

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 

@@ -8,7 +8,6 @@ fixed loss, which changing the points or weights would invalidate).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 

@@ -161,8 +161,8 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
 
     model.to(device=device, dtype=dtype)
     check_model(problem, model, dtype, device)
-    for unknown in problem.unknowns:  # inverse problems: coefficients train with the model
-        unknown.to(device=device, dtype=dtype)
+    for coefficient in problem.unknowns:  # inverse problems: they train with the model
+        coefficient.to(device=device, dtype=dtype)
     batch = sample_batch(problem, collocation, seed).shard(parallel).to(dtype, device)
     parallel.broadcast_([p.data for p in model.parameters()])
     loss = Loss(problem, batch, weights, parallel=parallel)
@@ -180,8 +180,8 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
     status = run_stages(task, callbacks)
     train_time = task.clock.elapsed()
     metrics = evaluator.metrics(model)
-    for unknown in problem.unknowns:
-        metrics.update(unknown.report())
+    for coefficient in problem.unknowns:
+        metrics.update(coefficient.report())
     metrics["train_time"] = train_time
     metrics["steps"] = task.step
     state = snapshot_dict(task) if status != "completed" else None
