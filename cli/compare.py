@@ -65,6 +65,7 @@ class ComparisonProgress(RichProgress):
 
 def _config(problem: str, **given: Any) -> RunConfig:
     from pinn_gmnm.cli.main import parse_sets
+    from pinn_gmnm.config import UNTIL_BUDGET
     from pinn_gmnm.sampling import SAMPLERS
 
     sets = given.pop("sets")
@@ -73,6 +74,11 @@ def _config(problem: str, **given: Any) -> RunConfig:
     data = {k: v for k, v in given.items() if v is not None}
     if data.get("method") is None and any(k in data for k in ("adam_steps", "lbfgs_steps", "lr")):
         data["method"] = "adam-lbfgs"
+    if data.get("budget") is not None:
+        # Equal wall clock means every run may use all of it: the open-ended last stage
+        # runs until the budget (or its own stopping rule) unless its steps are given.
+        for name in ("lbfgs_steps", "varpro_steps", "gn_steps"):
+            data.setdefault(name, UNTIL_BUDGET)
     return RunConfig(problem=problem, params=parse_sets(sets), **data)
 
 

@@ -6,7 +6,9 @@ What is held equal, and what is not:
 - **Size.** Every model is sized to the same parameter count (±10 %): ``params``, or by
   default the size of the default GMNM for the problem (see :mod:`.models.sizing`).
 - **Budget.** Either the same wall-clock training budget per run (``budget`` seconds;
-  a run that converges sooner stops sooner and says so), or — without a budget — the
+  a run that converges sooner stops sooner and says so; the CLI lets the open-ended last
+  stage, L-BFGS, variable projection or Gauss–Newton, run until the budget unless steps
+  are given: :data:`~.config.UNTIL_BUDGET`), or — without a budget — the
   same step options for every run ("equal steps"; an L-BFGS iteration is not an Adam
   step, so the table also gives the time per step).
 - **Data.** Seed s draws the same collocation points and evaluation set for every model.
@@ -40,7 +42,7 @@ import numpy as np
 import torch
 
 from .artifacts import new_run_dir, write_json
-from .config import RunConfig
+from .config import UNTIL_BUDGET, RunConfig
 from .errors import GMNMError, require_positive
 from .interrupt import StopOnSignal
 from .models import MODELS
@@ -85,7 +87,10 @@ class Comparison:
     def budget_text(self) -> str:
         b = self.base
         if b.budget is not None:
-            return f"equal wall-clock budget: {b.budget:g} s of training per run"
+            text = f"equal wall-clock budget: {b.budget:g} s of training per run"
+            if UNTIL_BUDGET in (b.lbfgs_steps, b.varpro_steps, b.gn_steps):
+                text += " (the last stage runs until the budget or its own stopping rule)"
+            return text
         return (f"equal steps: Adam {b.adam_steps} + L-BFGS {b.lbfgs_steps}, "
                 f"or least squares + variable projection {b.varpro_steps}, per the row's method")
 
@@ -135,7 +140,9 @@ def describe_stages(stages: Sequence[Stage]) -> str:
     parts = []
     for s in stages:
         d = s.to_dict()
-        text = s.kind if s.kind == "lstsq" else f"{s.kind} {d.get('steps')}"
+        steps = d.get("steps")
+        text = (s.kind if s.kind == "lstsq"
+                else f"{s.kind} {'until budget' if steps == UNTIL_BUDGET else steps}")
         if s.kind == "adam":
             end = f" → {d['final_lr']:g}" if d.get("final_lr") else ""
             text += f" (lr {d['lr']:g}{end})"

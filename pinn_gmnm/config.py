@@ -29,6 +29,13 @@ METHODS = {
 }
 
 
+UNTIL_BUDGET = 1_000_000_000
+"""A step count that stands for "until the budget runs out": what ``compare`` and ``fit``
+give the open-ended stages (L-BFGS, variable projection, Gauss–Newton) when a wall-clock
+budget is set and their steps are not, so every run may use all of its budget and stops
+sooner only by its own stopping rule (convergence, stalled progress)."""
+
+
 @dataclass
 class RunConfig:
     """One run: problem, model, training and sampling settings.

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from .config import UNTIL_BUDGET
 from .training.stages import Stage
 from .training.task import Task
 
@@ -15,12 +16,15 @@ from .training.task import Task
 class RichProgress:
     """Shows a run's progress; use as a context manager around :func:`solve`.
 
-    The bar counts planned steps; a stage that converges early jumps to its end.
+    The bar counts planned steps; a stage that converges early jumps to its end. A stage
+    that runs until the budget (:data:`~.config.UNTIL_BUDGET` steps) makes the total
+    open (``n/?``).
     """
 
     def __init__(self, stages: Sequence[Stage], label: str = "", console: Console | None = None,
                  transient: bool = False) -> None:
-        self.total = sum(max(1, s.steps_planned) for s in stages)
+        total = sum(max(1, s.steps_planned) for s in stages)
+        self.total = None if total >= UNTIL_BUDGET else total
         self.label = label
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -27,7 +27,8 @@ fresh() { rm -rf "$OUT/$1"; mkdir -p "$OUT/$1"; echo "$OUT/$1"; }
 
 # 1. poisson, equal wall clock: every model with its own default training
 #    (gmnm: auto = least squares + variable projection; mlp: the same; kan: Adam then
-#    L-BFGS; pinn: the classic recipe).
+#    L-BFGS; pinn: the classic recipe). The last stage of each runs until the budget or its
+#    own stopping rule, so no model is cut short by a step cap.
 gmnm-pde compare poisson --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
     --out "$(fresh poisson-budget)" -q
 

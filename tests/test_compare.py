@@ -188,3 +188,27 @@ def test_parallel_jobs_give_the_sequential_results(tmp_path):
         runs[jobs] = [(x["model"], x["seed"], x["rel_l2"], x["max_abs"], x["steps"]) for x in summary["runs"]]
         assert len(list((directory / "runs").iterdir())) == 4
     assert runs[1] == runs[2]
+
+
+def test_a_budget_lets_the_last_stage_run_until_it_is_spent():
+    """Equal wall clock: capped step counts would stop some models long before the budget
+    (an unfair comparison); explicit steps are still honoured."""
+    from pinn_gmnm.cli.compare import _config
+    from pinn_gmnm.compare import Comparison, describe_stages
+    from pinn_gmnm.config import UNTIL_BUDGET
+    from pinn_gmnm.training.solve import method_stages
+    from pinn_gmnm.problem import get_problem
+    from pinn_gmnm.models import build_model
+
+    timed = _config("poisson", sets=[], budget=10.0, lbfgs_steps=None, varpro_steps=None)
+    assert (timed.lbfgs_steps, timed.varpro_steps, timed.gn_steps) == (UNTIL_BUDGET,) * 3
+    assert "until the budget" in Comparison(timed).budget_text
+    stepped = _config("poisson", sets=[], budget=None, lbfgs_steps=None)
+    assert (stepped.lbfgs_steps, stepped.varpro_steps) == (2000, 100)
+    assert "until" not in Comparison(stepped).budget_text
+    given = _config("poisson", sets=[], budget=10.0, lbfgs_steps=500, varpro_steps=7)
+    assert (given.lbfgs_steps, given.varpro_steps) == (500, 7)
+    problem = get_problem("poisson")
+    model = build_model("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox)
+    text = describe_stages(method_stages("varpro", problem, model, varpro_steps=UNTIL_BUDGET))
+    assert text == "lstsq → varpro until budget"
