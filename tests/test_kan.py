@@ -12,6 +12,7 @@ from pinn_gmnm.derivatives import AutogradEngine
 from pinn_gmnm.models import KAN, KANLayer, build_model, count_parameters
 from pinn_gmnm.models.bspline import bspline_basis, extend_grid, fit_coefficients, uniform_grid
 from pinn_gmnm.models.head import ConstantColumn
+from pinn_gmnm.errors import GMNMError
 from pinn_gmnm.models.sizing import match_parameters, parameter_count
 
 
@@ -176,7 +177,7 @@ def test_linear_head_reproduces_the_model_and_its_derivatives():
 
 
 @pytest.mark.parametrize("name", ["gmnm", "mlp", "pinn", "kan"])
-@pytest.mark.parametrize("dim,target", [(1, 1201), (2, 2801), (3, 5201), (2, 900)])
+@pytest.mark.parametrize("dim,target", [(1, 1201), (2, 2801), (3, 5201), (2, 900), (1, 193)])
 def test_models_are_sized_within_ten_percent(name, dim, target):
     bounds = ((-1.0,) * dim, (1.0,) * dim)
     options = match_parameters(name, dim, 1, target, bounds=bounds)
@@ -185,6 +186,16 @@ def test_models_are_sized_within_ten_percent(name, dim, target):
     state = torch.random.get_rng_state()
     parameter_count(name, dim, 1, bounds=bounds, **options)
     assert torch.equal(state, torch.random.get_rng_state())  # sizing never moves the RNG
+
+
+def test_small_kans_are_sized_with_the_grid_when_the_width_alone_cannot():
+    # The default 1D GMNM (64 Gaussians, 193 parameters: the `bessel` fit): KAN widths 3
+    # and 4 give 157 and 249; width 3 with a grid of 7 gives 187.
+    bounds = ((-1.0,), (1.0,))
+    assert match_parameters("kan", 1, 1, 193, bounds=bounds) == {"width": 3, "grid": 7}
+    assert match_parameters("kan", 2, 1, 2801, bounds=((-1.0,) * 2, (1.0,) * 2)) == {"width": 15}
+    with pytest.raises(GMNMError, match="cannot be sized"):
+        match_parameters("kan", 1, 1, 193, bounds=bounds, grid=5)  # grid given: width only
 
 
 def test_pinn_always_trains_with_the_classic_recipe():

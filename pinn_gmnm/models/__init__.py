@@ -52,6 +52,8 @@ def _kan(in_features: int, out_features: int, *, bounds: Bounds, width: int = 15
 # The option that scales each model, for parameter-matched comparisons (models/sizing.py).
 _gmnm.size_option = "components"  # type: ignore[attr-defined]
 _mlp.size_option = _pinn.size_option = _kan.size_option = "width"  # type: ignore[attr-defined]
+# Small KANs grow in steps of ~60 % per unit of width; the grid size fills the gaps.
+_kan.fine_size_option = "grid"  # type: ignore[attr-defined]
 
 MODELS.add("gmnm", _gmnm, "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
 MODELS.add("mlp", _mlp, "tanh multilayer perceptron, trained with the same settings as GMNM")

@@ -4,10 +4,15 @@ Every registered model may name one integer option that scales it (GMNM: the num
 Gaussians; MLP, PINN, KAN: the width) through its builder's ``size_option`` attribute.
 :func:`match_parameters` picks the value of that option whose parameter count is closest
 to a target, counting real models (built without touching the global random state).
+When that option alone cannot come within the tolerance (small KANs: a 1D KAN of width 3
+has 157 parameters, of width 4 already 249), a second option named by ``fine_size_option``
+(KAN: the grid size) is varied too, next to the closest values of the first, staying as
+near its usual value as the tolerance allows.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -46,6 +51,8 @@ def match_parameters(name: str, in_features: int, out_features: int, target: int
 
     Raises GMNMError when no size comes within ``tolerance`` (a fraction) of the target.
     """
+    from . import MODELS
+
     require_positive("target parameter count", target, integer=True)
     option = size_option(name)
 
@@ -66,6 +73,16 @@ def match_parameters(name: str, in_features: int, out_features: int, target: int
             lo = mid
     best = min((hi, max(1, hi - 1)), key=lambda v: abs(count(v) - target))
     got = count(best)
+    fine = getattr(MODELS.get(name), "fine_size_option", None)
+    if abs(got - target) > tolerance * target and fine is not None and fine not in options:
+        pairs = [(v, g) for v in sorted({max(1, best - 1), best, best + 1}) for g in range(2, 31)]
+        counts = {p: parameter_count(name, in_features, out_features, bounds=bounds,
+                                     **{**options, option: p[0], fine: p[1]}) for p in pairs}
+        usual = inspect.signature(MODELS.get(name)).parameters[fine].default
+        close = [p for p in pairs if abs(counts[p] - target) <= tolerance * target]
+        if close:  # the one nearest the usual value of the second option
+            v, g = min(close, key=lambda p: (abs(p[1] - usual), abs(counts[p] - target)))
+            return {**options, option: v, fine: g}
     if abs(got - target) > tolerance * target:
         raise GMNMError(
             f"model '{name}' cannot be sized to {target} parameters within ±{tolerance:.0%} "
