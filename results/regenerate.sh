@@ -4,7 +4,7 @@
 # holds exactly one comparison directory (summary.md, summary.json, convergence.png,
 # fields.png, runs/).
 #
-#   bash results/regenerate.sh            # the committed settings (about 2 hours on 2 cores)
+#   bash results/regenerate.sh            # the committed settings (about 1 hour on 2 cores)
 #   bash results/regenerate.sh --quick    # tiny budgets, to check the script end to end;
 #                                         # numbers are meaningless; writes to $OUT (default
 #                                         # /tmp/gmnm-results-quick), never to results/
