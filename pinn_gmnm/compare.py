@@ -13,8 +13,8 @@ What is held equal, and what is not:
   step, so the table also gives the time per step).
 - **Data.** Seed s draws the same collocation points and evaluation set for every model.
 - **Method.** ``gmnm`` and ``kan`` train with the method asked for (``auto``: each
-  model's strongest default — least squares + variable projection for GMNM on linear
-  problems, Adam then L-BFGS for KAN, as pykan trains it); ``mlp`` with the method the
+  model's default — least squares + variable projection for GMNM on linear problems,
+  Adam then L-BFGS with pykan-style grid updates for KAN); ``mlp`` with the method the
   GMNM run uses (the architecture ablation); ``pinn`` always with its classic recipe,
   Adam (lr 1e-3) then L-BFGS. With an explicit method (e.g. ``adam-lbfgs``) every model
   but ``pinn`` uses it; the tables state each row's training.

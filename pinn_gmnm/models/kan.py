@@ -161,7 +161,7 @@ class KAN(nn.Module):
     points before training and every 5 Adam steps up to step 50 (see
     :class:`GridUpdates`).
 
-    The default method (``auto``) trains a KAN with Adam then L-BFGS, as pykan does: a
+    The default method (``auto``) trains a KAN with Adam (grid updates) then L-BFGS: a
     least-squares fit of the last layer over the random initial features is
     ill-conditioned (on the ``sines`` fit it reaches a small training loss with a test
     error far above 1), so ``auto_least_squares`` is False. ``--method varpro`` still
