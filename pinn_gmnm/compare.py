@@ -143,6 +143,8 @@ def describe_stages(stages: Sequence[Stage]) -> str:
         steps = d.get("steps")
         text = (s.kind if s.kind == "lstsq"
                 else f"{s.kind} {'until budget' if steps == UNTIL_BUDGET else steps}")
+        if d.get("head_only"):
+            text += " (output layer only)"
         if s.kind == "adam":
             end = f" → {d['final_lr']:g}" if d.get("final_lr") else ""
             text += f" (lr {d['lr']:g}{end})"

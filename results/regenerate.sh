@@ -32,6 +32,11 @@ fresh() { rm -rf "$OUT/$1"; mkdir -p "$OUT/$1"; echo "$OUT/$1"; }
 gmnm-pde compare poisson --seeds "$SEEDS" --budget "$BUDGET" ${QUICK[@]+"${QUICK[@]}"} \
     --out "$(fresh poisson-budget)" -q
 
+# 1b. KAN alone, same budget, trained by Gauss-Newton: its default (Adam then L-BFGS) is
+#     still in the Adam phase when the minute ends; this shows KAN at a better method.
+gmnm-pde compare poisson --models kan --seeds "$SEEDS" --budget "$BUDGET" --method gauss-newton \
+    ${QUICK[@]+"${QUICK[@]}"} --out "$(fresh poisson-budget-kan-gn)" -q
+
 # 2. poisson, equal steps: every model Adam 1000 + L-BFGS 2000 (like-for-like; pinn keeps
 #    its constant lr 1e-3, the others lr 1e-2 decaying to 1e-4), no time limit. Two runs at
 #    a time, each pinned to one core: with equal steps the numbers are those of running
