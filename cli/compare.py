@@ -18,15 +18,17 @@ from pinn_gmnm.progress import RichProgress
 Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]
 Seeds = Annotated[int, typer.Option(help="Seeds per model (seed, seed + 1, …).")]
 Budget = Annotated[Optional[float], typer.Option(
-    help="Equal wall-clock training budget per run, in seconds. Without it: equal steps.")]
+    help="Equal wall-clock training budget per run, in seconds; the last stage (L-BFGS, "
+    "variable projection, Gauss-Newton) then runs until it is spent unless its steps are "
+    "given. Without it: equal steps.")]
 Params = Annotated[Optional[int], typer.Option(
     "--params", help="Target parameter count for every model (±10 %). [default: the default GMNM's]")]
 Method = Annotated[Optional[str], typer.Option(
     help="Method for gmnm, mlp and kan (" + ", ".join(METHODS) + "); pinn always uses its "
-    "classic recipe. [default: auto, and mlp/kan follow GMNM's]")]
+    "classic recipe. [default: auto: each model's own default; mlp follows GMNM's]")]
 AdamSteps = Annotated[Optional[int], typer.Option(help="Adam steps. [default: 1000]")]
-LbfgsSteps = Annotated[Optional[int], typer.Option(help="L-BFGS iterations. [default: 2000]")]
-VarproSteps = Annotated[Optional[int], typer.Option(help="Variable-projection iterations. [default: 100]")]
+LbfgsSteps = Annotated[Optional[int], typer.Option(help="L-BFGS iterations. [default: 2000; with --budget, until it is spent]")]
+VarproSteps = Annotated[Optional[int], typer.Option(help="Variable-projection iterations. [default: 100; with --budget, until it is spent]")]
 Lr = Annotated[Optional[float], typer.Option(help="adam-lbfgs: initial Adam learning rate (decays 100x; pinn keeps 1e-3). [default: 0.01]")]
 Points = Annotated[Optional[int], typer.Option("--points", help="Interior (training) points. [default: 2000]")]
 Sampler = Annotated[Optional[str], typer.Option(help="sobol, halton, lhs, uniform or grid. [default: sobol]")]
