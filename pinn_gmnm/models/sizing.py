@@ -56,34 +56,37 @@ def match_parameters(name: str, in_features: int, out_features: int, target: int
     require_positive("target parameter count", target, integer=True)
     option = size_option(name)
 
-    def count(v: int) -> int:
+    def count(**sizes: int) -> int:
         return parameter_count(name, in_features, out_features, bounds=bounds,
-                               **{**options, option: v})
+                               **{**options, **sizes})
+
+    def within(n: int) -> bool:
+        return abs(n - target) <= tolerance * target
 
     lo, hi = 1, 1
-    while count(hi) < target:
+    while count(**{option: hi}) < target:
         lo, hi = hi, hi * 2
         if hi > 1 << 24:
             raise GMNMError(f"cannot size model '{name}' to {target} parameters")
     while hi - lo > 1:  # smallest value with count >= target lies in (lo, hi]
         mid = (lo + hi) // 2
-        if count(mid) >= target:
+        if count(**{option: mid}) >= target:
             hi = mid
         else:
             lo = mid
-    best = min((hi, max(1, hi - 1)), key=lambda v: abs(count(v) - target))
-    got = count(best)
-    fine = getattr(MODELS.get(name), "fine_size_option", None)
-    if abs(got - target) > tolerance * target and fine is not None and fine not in options:
-        pairs = [(v, g) for v in sorted({max(1, best - 1), best, best + 1}) for g in range(2, 31)]
-        counts = {p: parameter_count(name, in_features, out_features, bounds=bounds,
-                                     **{**options, option: p[0], fine: p[1]}) for p in pairs}
-        usual = inspect.signature(MODELS.get(name)).parameters[fine].default
-        close = [p for p in pairs if abs(counts[p] - target) <= tolerance * target]
+    best = min((hi, max(1, hi - 1)), key=lambda v: abs(count(**{option: v}) - target))
+    got = count(**{option: best})
+    builder = MODELS.get(name)
+    fine = getattr(builder, "fine_size_option", None)
+    if not within(got) and fine is not None and fine not in options:
+        counts = {(v, g): count(**{option: v, fine: g})
+                  for v in sorted({max(1, best - 1), best, best + 1}) for g in range(2, 31)}
+        usual = inspect.signature(builder).parameters[fine].default
+        close = [p for p, n in counts.items() if within(n)]
         if close:  # the one nearest the usual value of the second option
             v, g = min(close, key=lambda p: (abs(p[1] - usual), abs(counts[p] - target)))
             return {**options, option: v, fine: g}
-    if abs(got - target) > tolerance * target:
+    if not within(got):
         raise GMNMError(
             f"model '{name}' cannot be sized to {target} parameters within ±{tolerance:.0%} "
             f"(closest: {option}={best} with {got}); choose a larger --params"
