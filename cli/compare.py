@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinn_gmnm.config import METHODS, RunConfig
-from pinn_gmnm.progress import RichProgress
+from pinn_gmnm.progress import RichProgress, planned_total
 
 Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]
 Seeds = Annotated[int, typer.Option(help="Seeds per model (seed, seed + 1, …).")]
@@ -56,9 +56,11 @@ class ComparisonProgress(RichProgress):
 
     def on_run_start(self, index: int, total: int, config: RunConfig, stages) -> list:
         self._offset = self._stage_start = 0
-        self.total = sum(max(1, s.steps_planned) for s in stages)
+        self.total = planned_total(stages)
         self.label = f"  {config.model} seed {config.seed}"
-        self.progress.reset(self.bar, total=self.total, description=self.label, loss="-", err="-")
+        # A fresh bar per run: rich's reset keeps the old total when given None (open).
+        self.progress.remove_task(self.bar)
+        self.bar = self.progress.add_task(self.label, total=self.total, loss="-", err="-")
         return [self]
 
     def on_run_end(self, index: int, record: Any) -> None:

@@ -13,6 +13,13 @@ from .training.stages import Stage
 from .training.task import Task
 
 
+def planned_total(stages: Sequence[Stage]) -> int | None:
+    """The steps a bar counts for ``stages``; None (an open total) when a stage runs
+    until the budget (:data:`~.config.UNTIL_BUDGET` steps)."""
+    total = sum(max(1, s.steps_planned) for s in stages)
+    return None if total >= UNTIL_BUDGET else total
+
+
 class RichProgress:
     """Shows a run's progress; use as a context manager around :func:`solve`.
 
@@ -23,8 +30,7 @@ class RichProgress:
 
     def __init__(self, stages: Sequence[Stage], label: str = "", console: Console | None = None,
                  transient: bool = False) -> None:
-        total = sum(max(1, s.steps_planned) for s in stages)
-        self.total = None if total >= UNTIL_BUDGET else total
+        self.total = planned_total(stages)
         self.label = label
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
