@@ -198,9 +198,9 @@ def solve(
                  "--projections": projections, "--width-factor": width_factor, "--width": width,
                  "--depth": depth, "--activation": activation, "--method": method,
                  "--adam-steps": adam_steps, "--lbfgs-steps": lbfgs_steps,
-                 "--varpro-steps": varpro_steps, "--lr": lr, "--points": points,
-                 "--boundary-points": boundary_points, "--sampler": sampler, "--dtype": dtype,
-                 "--seed": seed, "--device": device, "--config": config,
+                 "--varpro-steps": varpro_steps, "--gn-steps": gn_steps, "--lr": lr,
+                 "--points": points, "--boundary-points": boundary_points, "--sampler": sampler,
+                 "--dtype": dtype, "--seed": seed, "--device": device, "--config": config,
                  "--set": set_ or None, "--reference": reference, "--hard/--soft": hard,
                  "--resample-every": resample_every, "--refine-every": refine_every,
                  "--balance-every": balance_every}
