@@ -71,9 +71,9 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     method = config.method
     if method == "custom":
         raise GMNMError("method 'custom' needs a list of stages in the config file")
-    if method == "auto":
+    if method == "auto":  # picks least squares only where it applies
         method = default_method(problem, model)
-    if method in ("lstsq", "varpro") and not least_squares_applies(problem, model):
+    elif method in ("lstsq", "varpro") and not least_squares_applies(problem, model):
         why = ("the problem is not linear (declared or detected)" if problem.linear is not True
                else f"model '{config.model}' has no linear output layer")
         raise GMNMError(f"method '{method}' needs least squares, but {why}; use --method "

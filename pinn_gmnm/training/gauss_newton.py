@@ -35,7 +35,7 @@ from ..errors import GMNMError, require_positive
 from .jacobian import residual_jacobian, residual_vector
 from .linear import linear_head
 from .stages import Stage, _check_steps
-from .task import Task
+from .task import Task, parameter_vector
 
 
 class DampedSolver:
@@ -158,7 +158,7 @@ class GaussNewton(Stage):
             start = loss if start == math.inf else start
             if not math.isfinite(loss) or loss <= self.tol * start:
                 break
-            theta = torch.cat([p.detach().reshape(-1) for p in params])
+            theta = parameter_vector(params)
             solver = DampedSolver(J, r)
             new_loss = math.inf
             while lam < self.MAX_DAMPING:
