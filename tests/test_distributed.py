@@ -50,7 +50,10 @@ def final_state(out: Path) -> tuple[dict[str, torch.Tensor], dict]:
     (["poisson-1d", "--model", "mlp", "--width", "10", "--depth", "2", "--method", "adam-lbfgs",
       "--adam-steps", "20", "--lbfgs-steps", "5", "--points", "101", "--boundary-points", "4"],
      set()),
-], ids=["gmnm-varpro", "mlp-adam-lbfgs"])
+    (["poisson-1d", "--model", "mlp", "--width", "10", "--depth", "2", "--method",
+      "gauss-newton", "--gn-steps", "5", "--points", "101", "--boundary-points", "4"],
+     set()),
+], ids=["gmnm-varpro", "mlp-adam-lbfgs", "mlp-gauss-newton"])
 def test_two_gloo_ranks_match_one_process(tmp_path: Path, extra: list[str], ill_conditioned: set):
     one = run(solve_cmd(tmp_path / "one", extra), ranks=1)
     assert one.returncode == 0, one.stderr

@@ -149,11 +149,15 @@ class GaussNewton(Stage):
                 f"{self.max_parameters}; use a smaller model, raise max_parameters, or use the "
                 "adam/lbfgs stages"
             )
+        parallel = task.loss.parallel
         lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
         if (state := task.resumed()) is not None:  # continue inside this stage
             lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
         for i in range(first, self.steps):
             r, J = residual_jacobian(task.loss, task.model, params)
+            # Under torchrun every rank solves the whole system (all ranks' rows), so all
+            # take the identical step.
+            r, J = parallel.gather_rows(r[:, None])[:, 0], parallel.gather_rows(J)
             loss = float(r.square().sum())
             start = loss if start == math.inf else start
             if not math.isfinite(loss) or loss <= self.tol * start:
@@ -169,7 +173,9 @@ class GaussNewton(Stage):
                     continue
                 _assign(params, theta + step)
                 with torch.no_grad():
-                    new_loss = float(residual_vector(task.loss, task.model).square().sum())
+                    new = residual_vector(task.loss, task.model).square().sum().reshape(1)
+                parallel.sum_([new])
+                new_loss = float(new)
                 if new_loss < loss:  # False for NaN
                     gain = min(1.0, (loss - new_loss) / max(loss - predicted, 1e-300))
                     lam = max(lam * max(self.decrease, 1 - (2 * gain - 1) ** 3), self.min_damping)
