@@ -25,6 +25,7 @@ class _Every:
 
     every: int = 100
     stages: Sequence[str] = ("adam",)
+    count: int = field(default=0, init=False)  # actions so far (seeds the fresh points)
 
     def __post_init__(self) -> None:
         require_positive(f"{type(self).__name__} every", self.every, integer=True)
@@ -34,19 +35,16 @@ class _Every:
 
     def state_dict(self) -> dict:
         """What a resumed run needs to continue alike (see :meth:`Task.safe_point`)."""
-        return {"count": getattr(self, "count", 0)}
+        return {"count": self.count}
 
     def load_state_dict(self, state: dict) -> None:
-        if hasattr(self, "count"):
-            self.count = int(state["count"])
+        self.count = int(state["count"])
 
 
 @dataclass
 class Resample(_Every):
     """Draw a fresh batch of collocation points every ``every`` steps (same counts and
     sampler, a new seed each time): the network never overfits one point set."""
-
-    count: int = field(default=0, init=False)
 
     def on_record(self, row: dict, task: Task) -> None:
         if not self.due(row, task):
@@ -68,7 +66,6 @@ class Refine(_Every):
     add: int = 100
     max_points: int = 20_000
     sampler: Sampler = field(default_factory=Uniform)
-    count: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
