@@ -53,6 +53,23 @@ def test_refine_adds_points_where_the_residual_is_largest():
     assert r_added.min() > r_cand.median()
 
 
+def test_refine_counts_every_rank_s_points_against_its_limit():
+    """Under torchrun a rank holds a shard: the limit applies to the total, so a run
+    already past it (here 2 ranks × 32 points > 50) adds nothing."""
+    from pinn_gmnm.distributed import Serial
+
+    class TwoRanks(Serial):  # this rank's counts, as if another rank held as many
+        def total(self, count: int) -> int:
+            return 2 * count
+
+    p = get_problem("poisson-1d")
+    spy = Spy()
+    solve(p, _small_mlp(p), stages=[Adam(steps=4)], collocation=Collocation(32, 2),
+          callbacks=[Refine(every=2, candidates=500, add=10, max_points=50), spy],
+          parallel=TwoRanks())
+    assert [len(x) for x in spy.interiors] == [32, 32, 32, 32]
+
+
 def test_grad_norm_balance_equalises_the_terms_pull():
     p = get_problem("poisson")
     model = _small_mlp(p)

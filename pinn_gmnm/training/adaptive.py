@@ -75,8 +75,12 @@ class Refine(_Every):
             raise GMNMError(f"Refine: cannot add {self.add} of {self.candidates} candidates")
 
     def on_record(self, row: dict, task: Task) -> None:
-        batch = task.loss.batch
-        if not self.due(row, task) or len(batch.interior) >= self.max_points:
+        if not self.due(row, task):
+            return
+        batch, parallel = task.loss.batch, task.loss.parallel
+        # Under torchrun each rank holds a shard: the limit is on all ranks' points.
+        room = self.max_points - parallel.total(len(batch.interior))
+        if room <= 0:
             return
         self.count += 1
         problem = task.loss.problem
@@ -88,9 +92,8 @@ class Refine(_Every):
             xi = x[i:i + 4096]
             rs = problem.residuals(problem.field(task.model, xi), xi)
             score[i:i + 4096] = sum(r.detach().square() for r in rs)
-        parallel = task.loss.parallel  # every rank scores the same candidates alike
-        k = min(self.add, self.max_points - parallel.total(len(batch.interior)))
-        top = parallel.shard(x[score.topk(k).indices])
+        # every rank scores the same candidates alike
+        top = parallel.shard(x[score.topk(min(self.add, room)).indices])
         task.loss.batch = Batch(torch.cat([batch.interior, top]), batch.conditions)
 
 
