@@ -54,7 +54,7 @@ class Problem:
         conditions: boundary and other conditions.
         exact: the solution ``exact(x) -> (n,)`` or ``(n, k)``, when known.
         reference: a numerical solution (a :class:`~pinn_gmnm.references.Reference`, or
-            a function of no arguments returning one, called only when needed) used for
+            a function of no arguments returning one, called once, when first needed) used for
             metrics and plots when there is no exact solution.
         unknowns: scalar coefficients learned with u (inverse problems), see
             :class:`~pinn_gmnm.unknowns.Unknown`.
@@ -145,7 +145,9 @@ class Problem:
         return v
 
     def reference_solution(self) -> Reference | None:
-        """The numerical reference solution (computed or loaded now), or None."""
+        """The numerical reference solution, or None. A reference function is called on
+        the first request and its result kept: metrics and every plot ask for it, and
+        each call would load it from the cache again (or solve again, without one)."""
         ref = self.reference
         if ref is None or isinstance(ref, Reference):
             return ref
@@ -153,6 +155,7 @@ class Problem:
         if not isinstance(ref, Reference):
             raise GMNMError(f"{self.name}: the reference function returned "
                             f"{type(ref).__name__}, not a Reference")
+        object.__setattr__(self, "reference", ref)
         return ref
 
     def solution_values(self, x: Points) -> Tensor | None:

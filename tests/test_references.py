@@ -67,6 +67,22 @@ def test_references_are_cached_on_disk(tmp_path, monkeypatch):
     assert b.axes is not None and b.source == "test" and c.n_outputs == 1
 
 
+def test_a_problem_asks_its_reference_function_once():
+    from dataclasses import replace
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return Reference.on_grid([np.linspace(-1, 1, 9)], np.zeros(9), source="test")
+
+    p = replace(get_problem("poisson-1d"), exact=None, reference=compute)
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64)[:, None]
+    first, second = p.solution_values(x), p.solution_values(x)
+    assert len(calls) == 1 and p.reference_solution() is p.reference_solution()
+    torch.testing.assert_close(first, second)
+
+
 def test_reference_files_in_every_format(tmp_path):
     x = np.linspace(0, 1, 6)
     X, Y = np.meshgrid(x, x, indexing="ij")
