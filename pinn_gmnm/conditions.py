@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._types import Mask, Points, Predicate
+from ._types import Points, Predicate
 from .derivatives import Field
 from .errors import GMNMError
-from .geometry import Geometry
+from .geometry import Geometry, near
 from .sampling import Sampler
 
 ValueSpec = float | Callable[[Points], Tensor]
@@ -173,7 +173,7 @@ class Periodic(Condition):
         axis = list(variables).index(self.variable)
         lo, hi = geometry.bbox[0][axis], geometry.bbox[1][axis]
         low = self.select(geometry, boundary)
-        low = low[(low[:, axis] - lo).abs() <= 1e-9 * max(1.0, abs(hi - lo))]
+        low = low[near(low[:, axis], lo, 1e-9 * max(1.0, abs(hi - lo)))]
         high = low.clone()
         high[:, axis] = hi
         if len(low) == 0 or not bool(geometry.on_boundary(high).all()):
@@ -226,17 +226,13 @@ class Initial(Condition):
             x = make(self.count or n, sampler, seed)
         else:
             t0 = geometry.bbox[0][-1]
-            x = boundary[_near(boundary[:, -1], t0, geometry)]
+            x = boundary[near(boundary[:, -1], t0, 1e-9 * max(1.0, geometry.diameter))]
         return x if self.on is None else self.select(geometry, x)
 
     def residual(self, u: Field, x: Points, geometry: Geometry) -> Tensor:
         f = self.field(u)
         v = f() if self.order == 0 else f.d("t")
         return v - evaluate_value(self.value, x)
-
-
-def _near(a: Tensor, b: float, geometry: Geometry) -> Mask:
-    return (a - b).abs() <= 1e-9 * max(1.0, geometry.diameter)
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,11 @@ def _faces_of(condition: Dirichlet, problem: Problem) -> tuple[tuple[int, bool],
     g = problem.geometry
     lo, hi = g.bbox
     spatial = [i for i, v in enumerate(problem.variables) if v != "t"]
+    box = g._sample_bbox(64, Sobol(), 7)
     faces = []
     for axis in spatial:
         for high in (False, True):
-            lo_t, hi_t = (torch.tensor(c, dtype=torch.float64) for c in (lo, hi))
-            x = lo_t + torch.from_numpy(Sobol().unit(64, g.dim, 7)) * (hi_t - lo_t)
+            x = box.clone()
             x[:, axis] = hi[axis] if high else lo[axis]
             sel = torch.ones(len(x), dtype=torch.bool) if condition.on is None else condition.on(x)
             if sel.all():
