@@ -121,10 +121,8 @@ class GradNormBalance(_Every):
         if not self.due(row, task):
             return
         loss = task.loss
-        rs = loss.residuals(task.model)
-        parts = [r.square().sum() / c for r, c in zip(rs, loss.counts)]
         norms = []
-        for part in parts:
+        for part in loss(task.model)[1].values():  # each term's mean square, unweighted
             grads = torch.autograd.grad(part, task.params, retain_graph=True, allow_unused=True)
             flat = torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1)
                               for g, p in zip(grads, task.params)])
