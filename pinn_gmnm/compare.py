@@ -253,9 +253,9 @@ def _worker_init(counter: Any, threads: int, halt: Any) -> None:
 
 
 def _worker_run(cfg: RunConfig, directory: Path | None) -> tuple[RunRecord, np.ndarray | None]:
-    problem = get_problem(cfg.problem, **cfg.params)
+    problem, _, _, stages = prepare(cfg)
     with StopOnSignal(also=_HALT.is_set) as stop:
-        return _one_run(cfg, problem, prepare(cfg)[3], (), directory, stop)
+        return _one_run(cfg, problem, stages, (), directory, stop)
 
 
 def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None,
@@ -334,13 +334,14 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
     record = RunRecord(cfg.model, cfg.seed, status, res.method,
                        describe_stages(res.solution.stages), res.solution.parameters, m,
                        res.solution.history, run_dir)
-    grid = slice_grid(problem)[0] if problem.dim >= 2 else None
-    return record, _slice_prediction(res, problem, grid)
+    return record, _slice_prediction(res, problem)
 
 
-def _slice_prediction(res: RunResult, problem: Problem, grid: torch.Tensor | None) -> np.ndarray:
+def _slice_prediction(res: RunResult, problem: Problem) -> np.ndarray:
     """The model's first output on the 2D slice grid of :func:`slice_grid` (1D: a line)."""
-    if grid is None:
+    if problem.dim >= 2:
+        grid = slice_grid(problem)[0]
+    else:
         lo, hi = problem.geometry.bbox
         grid = torch.linspace(lo[0], hi[0], 1001, dtype=torch.float64)[:, None]
     with torch.no_grad():
