@@ -23,7 +23,7 @@ from common import header
 
 from pinn_gmnm import (GMNM, MLP, Collocation, Dirichlet, Interval, Problem,
                        Rectangle, solve)
-from pinn_gmnm.training.solve import method_stages
+from pinn_gmnm.methods import METHODS, Steps
 
 
 def bratu() -> Problem:
@@ -62,11 +62,9 @@ def models(problem: Problem, quick: bool):
 def methods(problem: Problem, model, quick: bool):
     """The two methods as ``gmnm-pde solve --method`` builds them (quick: fewer steps)."""
     k = 4 if quick else 1
-    return {
-        "gauss-newton": method_stages("gauss-newton", problem, model, gn_steps=100 // k),
-        "adam-lbfgs": method_stages("adam-lbfgs", problem, model, adam_steps=1000 // k,
-                                    lbfgs_steps=2000 // k),
-    }
+    steps = Steps(gn_steps=100 // k, adam_steps=1000 // k, lbfgs_steps=2000 // k)
+    return {name: METHODS.get(name).build(problem, model, steps)
+            for name in ("gauss-newton", "adam-lbfgs")}
 
 
 def main() -> None:

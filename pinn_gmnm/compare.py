@@ -8,7 +8,7 @@ What is held equal, and what is not:
 - **Budget.** Either the same wall-clock training budget per run (``budget`` seconds;
   a run that converges sooner stops sooner and says so; the CLI lets the open-ended last
   stage, L-BFGS, variable projection or Gauss–Newton, run until the budget unless steps
-  are given: :data:`~.config.UNTIL_BUDGET`), or — without a budget — the
+  are given: a step count of None), or — without a budget — the
   same step options for every run ("equal steps"; an L-BFGS iteration is not an Adam
   step, so the table also gives the time per step).
 - **Data.** Seed s draws the same collocation points and evaluation set for every model.
@@ -34,7 +34,6 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,90 +41,17 @@ import numpy as np
 import torch
 
 from .artifacts import new_run_dir, write_json
-from .config import UNTIL_BUDGET, RunConfig
-from .errors import GMNMError, require_positive
+from .comparison import MODEL_ORDER, Comparison, ComparisonResult, RunRecord  # noqa: F401 (re-exported)
+from .config import RunConfig
 from .interrupt import StopOnSignal
-from .models import MODELS
+from .methods import METHODS
+from .models.contract import capabilities
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
-from .run import RunResult, prepare, run, write_artifacts
+from .run import RunResult, build, prepare, run, write_artifacts
 from .training.stages import Stage
 from .training.task import Callback
-
-MODEL_ORDER = ("gmnm", "pinn", "mlp", "kan")
-"""The default models, in table order."""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """What to compare: ``models`` on ``base.problem``, ``seeds`` runs each (seeds
-    base.seed, base.seed + 1, …), sized to ``params`` parameters (None: the default
-    GMNM's size). ``base`` carries the shared settings: method, steps, budget, points,
-    sampler, dtype, device, problem parameters."""
-
-    base: RunConfig
-    models: tuple[str, ...] = MODEL_ORDER
-    seeds: int = 3
-    params: int | None = None
-    jobs: int = 1
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "models", tuple(self.models))
-        if not self.models:
-            raise GMNMError("give at least one model to compare, e.g. --models gmnm,mlp")
-        for name in self.models:
-            MODELS.entry(name)  # unknown model: the standard error
-        if len(set(self.models)) != len(self.models):
-            raise GMNMError(f"models are listed twice: {','.join(self.models)}")
-        require_positive("seeds", self.seeds, integer=True)
-        if self.params is not None:
-            require_positive("target parameter count (--params)", self.params, integer=True)
-        require_positive("jobs", self.jobs, integer=True)
-
-    @property
-    def budget_text(self) -> str:
-        b = self.base
-        if b.budget is not None:
-            text = f"equal wall-clock budget: {b.budget:g} s of training per run"
-            if UNTIL_BUDGET in (b.lbfgs_steps, b.varpro_steps, b.gn_steps):
-                text += " (the last stage runs until the budget or its own stopping rule)"
-            return text
-        return (f"equal steps: Adam {b.adam_steps} + L-BFGS {b.lbfgs_steps}, "
-                f"or least squares + variable projection {b.varpro_steps}, per the row's method")
-
-
-@dataclass
-class RunRecord:
-    """One finished (or failed) run of a comparison."""
-
-    model: str
-    seed: int
-    status: str                       # "ok", "diverged", "interrupted" or "failed: …"
-    method: str
-    training: str                     # the stages, in words
-    parameters: int
-    metrics: dict[str, float]
-    history: list[dict[str, Any]]
-    directory: Path | None
-
-    def summary(self) -> dict[str, Any]:
-        return {"model": self.model, "seed": self.seed, "status": self.status,
-                "method": self.method, "training": self.training,
-                "parameters": self.parameters, **self.metrics,
-                "directory": None if self.directory is None else str(self.directory)}
-
-
-@dataclass
-class ComparisonResult:
-    comparison: Comparison
-    problem: Problem
-    target: int
-    records: list[RunRecord]
-    directory: Path | None
-    fields: dict[str, np.ndarray] = field(default_factory=dict)  # model → slice prediction
-    interrupted: str | None = None    # the signal that stopped the comparison early
-
 
 class Observer(Protocol):
     """Follows a comparison (e.g. a progress bar); returns training callbacks per run."""
@@ -142,7 +68,7 @@ def describe_stages(stages: Sequence[Stage]) -> str:
         d = s.to_dict()
         steps = d.get("steps")
         text = (s.kind if s.kind == "lstsq"
-                else f"{s.kind} {'until budget' if steps == UNTIL_BUDGET else steps}")
+                else f"{s.kind} {'until budget' if steps is None else steps}")
         if d.get("head_only"):
             text += " (output layer only)"
         if s.kind == "adam":
@@ -179,14 +105,13 @@ def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
 
 
 def _fallback_method(cfg: RunConfig) -> RunConfig:
-    """A model without a linear output layer cannot follow a least-squares method:
-    it trains with adam-lbfgs instead (the table says so)."""
-    try:
-        prepare(cfg)
-    except GMNMError as exc:
-        if cfg.method in ("lstsq", "varpro") and "needs least squares" in str(exc):
-            return dataclasses.replace(cfg, method="adam-lbfgs")
-        raise
+    """A model the method does not apply to (a least-squares method and a model
+    without a linear output layer, or a nonlinear problem) trains with adam-lbfgs
+    instead (the table says so); decided from what the model declares."""
+    problem, model = build(cfg)
+    chosen = capabilities(model).fixed_method or METHODS.get(cfg.method)
+    if chosen.resolve(problem, model).unavailable(problem, model) is not None:
+        return dataclasses.replace(cfg, method="adam-lbfgs")
     return cfg
 
 

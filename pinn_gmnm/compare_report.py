@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.colors import LogNorm
@@ -21,9 +21,7 @@ from .artifacts import atomic_write, write_json
 from .fitting import is_fit_problem
 from .plotting import _save, slice_grid
 from .run import environment
-
-if TYPE_CHECKING:
-    from .compare import ComparisonResult, RunRecord
+from .comparison import ComparisonResult, RunRecord
 
 # (key, column title, formatter of mean and std)
 COLUMNS: list[tuple[str, str, Callable[[float, float], str]]] = [

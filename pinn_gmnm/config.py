@@ -16,29 +16,27 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GMNMError, did_you_mean, require_positive
+from .methods import METHODS, Steps
 
-METHODS = {
-    "auto": "varpro for linear problems with a linear-head model, else gauss-newton for models of up to "
-            "8000 parameters, else adam-lbfgs",
-    "lstsq": "solve the linear output layer by least squares once (linear problems)",
-    "varpro": "least squares, then L-BFGS on the features with the output layer re-solved at every step",
-    "gauss-newton": "Levenberg-Marquardt on the linear output layer (Newton's method on the collocation "
-                    "equations), then on all parameters; any problem, models of up to 8000 parameters",
-    "adam-lbfgs": "Adam with an exponentially decaying learning rate, then L-BFGS (the classic PINN recipe)",
-    "custom": "the explicit list of stages given in a config file's `stages`",
-}
+_STEPS = Steps()
 
 
-UNTIL_BUDGET = 1_000_000_000
-"""A step count that stands for "until the budget runs out": what ``compare`` and ``fit``
-give the open-ended stages (L-BFGS, variable projection, Gauss–Newton) when a wall-clock
-budget is set and their steps are not, so every run may use all of its budget and stops
-sooner only by its own stopping rule (convergence, stalled progress)."""
+def _option(default: Any, help: str, *, flag: str | tuple[str, ...] | None = None) -> Any:
+    """A RunConfig field that ``gmnm-pde solve`` offers as ``--flag`` (default: the
+    field's name with dashes; a tuple adds short forms) with this help; the CLI derives
+    the option from it."""
+    return field(default=default, metadata={"help": help, "flag": flag})
 
 
 @dataclass
 class RunConfig:
     """One run: problem, model, training and sampling settings.
+
+    This class is the single source of the run settings' defaults: ``gmnm-pde solve``
+    derives its options (flags, help, defaults) from the fields declared with a help
+    line, and the step counts take theirs from :class:`~pinn_gmnm.methods.Steps`. A step
+    count of None (``null`` in a config file) means *until the budget* for the
+    open-ended stages (L-BFGS, variable projection, Gauss–Newton).
 
     ``stages`` is the explicit list of training stages (``[{"type": "adam", ...}, ...]``);
     when None it is derived from ``method`` and the step options when the run starts, and
@@ -52,39 +50,40 @@ class RunConfig:
 
     problem: str = "poisson"
     params: dict[str, Any] = field(default_factory=dict)
-    model: str = "gmnm"
+    model: str = _option("gmnm", "Model: see `gmnm-pde list`.", flag=("--model", "-m"))
     model_options: dict[str, Any] = field(default_factory=dict)
-    method: str = "auto"
+    method: str = _option("auto", "Training method (see `gmnm-pde list`).")
     stages: list[dict[str, Any]] | None = None
-    adam_steps: int = 1000
-    lbfgs_steps: int = 2000
-    varpro_steps: int = 100
-    gn_steps: int = 100
-    lr: float = 1e-2
-    interior: int = 2000
-    boundary: int = 400
-    sampler: str = "sobol"
-    dtype: str = "float64"
-    seed: int = 0
-    budget: float | None = None
-    device: str = "auto"
+    adam_steps: int = _option(_STEPS.adam_steps, "adam-lbfgs: Adam steps.")
+    lbfgs_steps: int | None = _option(_STEPS.lbfgs_steps, "adam-lbfgs: L-BFGS iterations.")
+    varpro_steps: int | None = _option(_STEPS.varpro_steps,
+                                       "varpro: L-BFGS iterations on the features.")
+    gn_steps: int | None = _option(_STEPS.gn_steps, "gauss-newton: iterations per stage.")
+    lr: float = _option(_STEPS.lr, "adam-lbfgs: initial Adam learning rate (decays 100x).")
+    interior: int = _option(2000, "Interior collocation points.", flag="--points")
+    boundary: int = _option(400, "Boundary collocation points.", flag="--boundary-points")
+    sampler: str = _option("sobol", "sobol, halton, lhs, uniform or grid.")
+    dtype: str = _option("float64", "float64 or float32.")
+    seed: int = _option(0, "Random seed (model initialisation and points).")
+    budget: float | None = _option(None, "Wall-clock training budget in seconds.")
+    device: str = _option("auto", "auto (a GPU when present), cpu, cuda or cuda:N.")
     weights: dict[str, float] = field(default_factory=dict)
-    eval_every: int = 50
-    reference: str | None = None
-    hard: bool = False
-    resample_every: int = 0
-    refine_every: int = 0
-    balance_every: int = 0
+    eval_every: int = _option(50, "Steps between error evaluations in the history.")
+    reference: str | None = _option(
+        None, "Reference solution file (.npz; .csv; text with %/# comments) for metrics and plots.")
+    hard: bool = _option(False, "Enforce Dirichlet and initial conditions exactly (box domains).",
+                         flag="--hard/--soft")
+    resample_every: int = _option(0, "Adam: fresh collocation points every N steps (0: off).")
+    refine_every: int = _option(
+        0, "Adam: add points where the residual is largest every N steps (0: off).")
+    balance_every: int = _option(
+        0, "Adam: balance loss weights by gradient norms every N steps (0: off).")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        if self.method not in METHODS:
-            raise GMNMError(
-                f"unknown method '{self.method}'; known: {', '.join(METHODS)}"
-                f"{did_you_mean(self.method, METHODS)}"
-            )
+        METHODS.entry(self.method)  # an unknown method: the standard error
         if self.dtype not in ("float32", "float64"):
             raise GMNMError(f"unknown dtype '{self.dtype}'; known: float32, float64")
         for name, label in (("interior", "interior points (--points)"),
@@ -94,6 +93,11 @@ class RunConfig:
         for name in ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "resample_every",
                      "refine_every", "balance_every"):
             v = getattr(self, name)
+            if v is None and name in Steps.OPEN_ENDED:
+                if self.budget is None:
+                    raise GMNMError(f"{name.replace('_', ' ')} is None (until the budget), but "
+                                    "no budget is set; give a budget or a step count")
+                continue
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise GMNMError(f"{name.replace('_', ' ')} must be a whole number >= 0, got {v!r}")
         require_positive("learning rate", self.lr)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ._types import Points
 from .errors import GMNMError
+from .models.contract import closed_form_engine
 
 
 @runtime_checkable
@@ -132,12 +133,8 @@ class FuncEngine:
 
 def engine_for(model: nn.Module, x: Points, *, closed_form: bool = True) -> DerivativeEngine:
     """The model's own closed-form engine when it has one (and ``closed_form``), else autograd."""
-    make = getattr(model, "derivative_engine", None)
-    if closed_form and make is not None:
-        engine = make(x)
-        if engine is not None:
-            return engine
-    return AutogradEngine(model, x)
+    engine = closed_form_engine(model, x) if closed_form else None
+    return AutogradEngine(model, x) if engine is None else engine
 
 
 class Field:

@@ -100,6 +100,8 @@ class Problem:
             raise GMNMError(f"unknowns must be Unknown objects with distinct names, got {self.unknowns!r}")
         if self.reference is not None and not callable(self.reference):
             raise GMNMError("reference must be a Reference or a function returning one")
+        if callable(self.reference) and not isinstance(self.reference, (Reference, _Once)):
+            object.__setattr__(self, "reference", _Once(self.reference))
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "conditions", tuple(self.conditions))
@@ -151,12 +153,9 @@ class Problem:
         ref = self.reference
         if ref is None or isinstance(ref, Reference):
             return ref
-        ref = ref()
-        if not isinstance(ref, Reference):
-            raise GMNMError(f"{self.name}: the reference function returned "
-                            f"{type(ref).__name__}, not a Reference")
-        object.__setattr__(self, "reference", ref)
-        return ref
+        assert isinstance(ref, _Once)
+        return ref(self.name)
+
 
     def solution_values(self, x: Points) -> Tensor | None:
         """The solution at ``x`` as (n, k): exact when known, else the reference
@@ -199,6 +198,24 @@ class Problem:
 
 
 ProblemFactory = Callable[..., Problem]
+
+
+class _Once:
+    """A reference function called once, on first request, its result kept (the problem
+    itself stays as it was built)."""
+
+    def __init__(self, make: Callable[[], Reference]) -> None:
+        self.make = make
+        self.value: Reference | None = None
+
+    def __call__(self, problem: str) -> Reference:
+        if self.value is None:
+            ref = self.make()
+            if not isinstance(ref, Reference):
+                raise GMNMError(f"{problem}: the reference function returned "
+                                f"{type(ref).__name__}, not a Reference")
+            self.value = ref
+        return self.value
 
 
 def _load_catalogue() -> None:

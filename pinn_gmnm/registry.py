@@ -64,6 +64,11 @@ class Registry(Generic[T]):
         self._entries[name] = Entry(name, obj, summary, group)
         return obj
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (an unknown name is the usual error)."""
+        self.entry(name)
+        del self._entries[name]
+
     def get(self, name: str) -> T:
         return self.entry(name).obj
 

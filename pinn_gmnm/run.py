@@ -23,7 +23,9 @@ from .artifacts import load_checkpoint, new_run_dir, save_checkpoint, write_hist
 from .config import RunConfig
 from .errors import GMNMError
 from .interrupt import StopOnSignal
+from .methods import METHODS, Steps
 from .models import build_model
+from .models.contract import capabilities
 from .models.hard import hard_constraint
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
 from .problem import Problem, get_problem
@@ -32,7 +34,6 @@ from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
 from .training.loop import snapshot_dict
-from .training.solve import default_method, least_squares_applies, method_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
 
@@ -60,27 +61,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[str, list[Stage]]:
-    """The training stages of a run and the name of the method they implement."""
+    """The training stages of a run and the name of the method they implement: the
+    config's explicit stages when it lists them; else the model's fixed method when it
+    declares one (the PINN baseline); else the config's method (``auto`` resolved)."""
     if config.stages is not None:
         method = config.method if config.method != "auto" else "custom"
         return method, [stage_from_dict(s) for s in config.stages]
-    recipe = getattr(model, "training_recipe", None)  # a model with a fixed recipe (pinn)
-    if recipe is not None:
-        method, specs = recipe(config.adam_steps, config.lbfgs_steps)
-        return method, [stage_from_dict(s) for s in specs]
-    method = config.method
-    if method == "custom":
-        raise GMNMError("method 'custom' needs a list of stages in the config file")
-    if method == "auto":  # picks least squares only where it applies
-        method = default_method(problem, model)
-    elif method in ("lstsq", "varpro") and not least_squares_applies(problem, model):
-        why = ("the problem is not linear (declared or detected)" if problem.linear is not True
-               else f"model '{config.model}' has no linear output layer")
-        raise GMNMError(f"method '{method}' needs least squares, but {why}; use --method "
-                        "gauss-newton or adam-lbfgs")
-    return method, method_stages(method, problem, model, varpro_steps=config.varpro_steps,
-                                 gn_steps=config.gn_steps, adam_steps=config.adam_steps,
-                                 lbfgs_steps=config.lbfgs_steps, lr=config.lr)
+    chosen = capabilities(model).fixed_method or METHODS.get(config.method)
+    chosen = chosen.resolve(problem, model)
+    return chosen.name, chosen.build(problem, model, Steps.of(config))
 
 
 @dataclass
@@ -102,6 +91,13 @@ class RunResult:
 
 def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
     """Build problem, model and stages for ``config`` (seeding the model's initialisation)."""
+    problem, model = build(config)
+    method, stages = stages_for(config, problem, model)
+    return problem, model, method, stages
+
+
+def build(config: RunConfig) -> tuple[Problem, nn.Module]:
+    """The problem and the (seeded) model of ``config``."""
     problem = get_problem(config.problem, **config.params)
     if config.reference is not None:  # the user's reference replaces the problem's own
         ref = load_reference(config.reference, problem.dim, problem.n_outputs)
@@ -111,8 +107,7 @@ def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
                         bounds=problem.geometry.bbox, **config.model_options)
     if config.hard:
         model = hard_constraint(problem, model)
-    method, stages = stages_for(config, problem, model)
-    return problem, model, method, stages
+    return problem, model
 
 
 def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequence[Callback] = (),

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import GMNMError, user_location
+from .models.contract import input_features
 from .problem import Problem
 
 
@@ -30,8 +31,8 @@ def check_model(problem: Problem, model: nn.Module, dtype: torch.dtype,
     problem's number of outputs; otherwise a GMNMError saying which side does not fit."""
     d, k = problem.dim, problem.n_outputs
     what = f"problem '{problem.name}' has {d} input variable(s) ({', '.join(problem.variables)})"
-    expects = getattr(model, "in_features", None)
-    if isinstance(expects, int) and expects != d:
+    expects = input_features(model)
+    if expects is not None and expects != d:
         raise GMNMError(
             f"{type(model).__name__} was built for {expects} input(s), but {what}; "
             f"build it with in_features={d}"

@@ -195,13 +195,12 @@ def test_a_budget_lets_the_last_stage_run_until_it_is_spent():
     (an unfair comparison); explicit steps are still honoured."""
     from pinn_gmnm.cli.compare import _config
     from pinn_gmnm.compare import Comparison, describe_stages
-    from pinn_gmnm.config import UNTIL_BUDGET
-    from pinn_gmnm.training.solve import method_stages
+    from pinn_gmnm.methods import METHODS, Steps
     from pinn_gmnm.problem import get_problem
     from pinn_gmnm.models import build_model
 
     timed = _config("poisson", sets=[], budget=10.0, lbfgs_steps=None, varpro_steps=None)
-    assert (timed.lbfgs_steps, timed.varpro_steps, timed.gn_steps) == (UNTIL_BUDGET,) * 3
+    assert (timed.lbfgs_steps, timed.varpro_steps, timed.gn_steps) == (None,) * 3
     assert "until the budget" in Comparison(timed).budget_text
     stepped = _config("poisson", sets=[], budget=None, lbfgs_steps=None)
     assert (stepped.lbfgs_steps, stepped.varpro_steps) == (2000, 100)
@@ -210,5 +209,6 @@ def test_a_budget_lets_the_last_stage_run_until_it_is_spent():
     assert (given.lbfgs_steps, given.varpro_steps) == (500, 7)
     problem = get_problem("poisson")
     model = build_model("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox)
-    text = describe_stages(method_stages("varpro", problem, model, varpro_steps=UNTIL_BUDGET))
+    stages = METHODS.get("varpro").build(problem, model, Steps(varpro_steps=None))
+    text = describe_stages(stages)
     assert text == "lstsq → varpro until budget"

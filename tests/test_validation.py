@@ -174,11 +174,18 @@ def test_debug_shows_the_traceback_of_user_code(user_file: Path):
 def test_model_and_problem_dimensions_must_match():
     p3 = get_problem("poisson-3d")
     fast = dict(stages=[Adam(steps=1)], collocation=Collocation(16, 8))
-    with pytest.raises(GMNMError, match=r"GMNM cannot take this problem's points of shape \(2, 3\): "
-                                        r"problem 'poisson-3d' has 3 input variable\(s\) \(x, y, z\)"):
+    # Models declare their input dimension (the model contract): checked before any evaluation.
+    with pytest.raises(GMNMError, match=r"GMNM was built for 2 input\(s\), but problem "
+                                        r"'poisson-3d' has 3 input variable\(s\) \(x, y, z\); "
+                                        r"build it with in_features=3"):
         solve(p3, GMNM(2, components=4), **fast)
-    with pytest.raises(GMNMError, match=r"MLP cannot take .* build the model for 3 input\(s\)"):
+    with pytest.raises(GMNMError, match=r"MLP was built for 2 input\(s\), .* in_features=3"):
         solve(p3, MLP(2, 1, 4, 1), **fast)
+    # A model that declares nothing is tried on a few points.
+    net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    with pytest.raises(GMNMError, match=r"Sequential cannot take this problem's points of shape "
+                                        r"\(2, 3\): problem 'poisson-3d' has 3 input variable\(s\)"):
+        solve(p3, net, **fast)
     with pytest.raises(GMNMError, match=r"gives outputs of shape \(2, 2\) for 2 points, but problem "
                                         r"'poisson-3d' has 1 output\(s\) \(u\): build it with out_features=1"):
         solve(p3, MLP(3, 2, 4, 1), **fast)

@@ -110,7 +110,9 @@ class Geometry(ABC):
     def __and__(self, other: Geometry) -> Geometry:
         return Intersection(self, other)
 
-    def _sample_bbox(self, n: int, sampler: Sampler, seed: int) -> Points:
+    def sample_bbox(self, n: int, sampler: Sampler, seed: int) -> Points:
+        """``n`` points of the bounding box (not only of the shape), shape (n, d) in
+        float64: for rejection sampling, and for probing what covers a face."""
         lo, hi = (torch.tensor(c, dtype=torch.float64) for c in self.bbox)
         u = torch.from_numpy(sampler.unit(n, self.dim, seed))
         return lo + (hi - lo) * u
@@ -120,7 +122,7 @@ class Geometry(ABC):
         fraction = max(self.volume / _box_volume(self.bbox), 1e-3)
         m = math.ceil(1.3 * n / fraction) + 16
         for _ in range(8):
-            x = self._sample_bbox(m, sampler, seed)
+            x = self.sample_bbox(m, sampler, seed)
             x = x[self.interior(x)]
             if len(x) >= n:
                 return x[:n]
@@ -197,7 +199,7 @@ class _CSG(Geometry):
         from ..sampling import Uniform
 
         m = 200_000
-        x = self._sample_bbox(m, Uniform(), 12345)
+        x = self.sample_bbox(m, Uniform(), 12345)
         vol = _box_volume(self.bbox) * float(self.inside(x).double().mean())
         la, lb = self.a.boundary_measure, self.b.boundary_measure
         k = 20_000

@@ -81,7 +81,7 @@ class Box(Geometry):
         return float(self._face_areas().sum())
 
     def sample_interior(self, n: int, sampler: Sampler, seed: int) -> Points:
-        return self._sample_bbox(n, sampler, seed)
+        return self.sample_bbox(n, sampler, seed)
 
     def sample_boundary(self, n: int, sampler: Sampler, seed: int) -> Points:
         lo, hi = self._lo, self._hi

@@ -92,7 +92,7 @@ class SpaceTime(Geometry):
 
     def sample_interior(self, n: int, sampler: Sampler, seed: int) -> Points:
         if self.space.is_box:
-            return self._sample_bbox(n, sampler, seed)
+            return self.sample_bbox(n, sampler, seed)
         if isinstance(sampler, Grid):
             return self._rejection_interior(n, sampler, seed)
         # Spatial points from the shape's own (even) sampling, paired with times drawn

@@ -1,80 +1,123 @@
-"""Models: the GMNM surrogate and the baselines, and a registry to build them by name."""
+"""Models: the GMNM surrogate and the baselines, and a registry to build them by name.
+
+Each registered model is a :class:`ModelSpec`: its class (imported when first built),
+its options with their defaults and help, and which option scales it for
+parameter-matched comparisons. The command line derives its model options from these
+specs, so the registry imports no torch; the model classes are loaded on first use.
+"""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..errors import GMNMError
 from ..registry import Registry
-from .base import Bounds, Normalize, count_parameters
-from .gmnm import GMNM, GMNMLayer
-from .kan import KAN, KANLayer
-from .mlp import MLP
-from .pinn import PINN
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .base import Bounds
 
 __all__ = [
-    "GMNM", "GMNMLayer", "KAN", "KANLayer", "MLP", "MODELS", "Normalize", "PINN", "build_model",
-    "count_parameters", "model_options",
+    "GMNM", "GMNMLayer", "KAN", "KANLayer", "MLP", "MODELS", "ModelOption", "ModelSpec",
+    "Normalize", "PINN", "Surrogate", "build_model", "count_parameters", "model_options",
 ]
 
-ModelBuilder = Callable[..., nn.Module]
-"""``builder(in_features, out_features, *, bounds, **options) -> nn.Module``."""
 
-MODELS: Registry[ModelBuilder] = Registry("model")
+@dataclass(frozen=True)
+class ModelOption:
+    """One keyword option of a model: its default (None: chosen by the model, as
+    ``help`` says), type and a help line."""
 
-
-def _gmnm(in_features: int, out_features: int, *, bounds: Bounds, components: int | None = None,
-          projections: int | None = None, width_factor: float = 4.0) -> nn.Module:
-    return GMNM(in_features, out_features, components, projections, bounds=bounds,
-                width_factor=width_factor)
-
-
-def _mlp(in_features: int, out_features: int, *, bounds: Bounds, width: int = 50,
-         depth: int = 3, activation: str = "tanh") -> nn.Module:
-    return MLP(in_features, out_features, width, depth, activation, bounds=bounds)
+    name: str
+    default: Any
+    type: type
+    help: str
 
 
-def _pinn(in_features: int, out_features: int, *, bounds: Bounds, width: int = 50,
-          depth: int = 3) -> nn.Module:
-    return PINN(in_features, out_features, width, depth, bounds=bounds)
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: ``target`` (a class, or ``module:Class`` relative to this
+    package, imported on first use) is called as
+    ``Class(in_features, out_features, bounds=..., **options)``.
+
+    ``size_option`` scales the model for parameter-matched comparisons; ``fine_size_option``
+    fills the gaps when the size option alone jumps past the target (small KANs)."""
+
+    target: str | type
+    options: tuple[ModelOption, ...]
+    size_option: str | None = None
+    fine_size_option: str | None = None
+
+    def load(self) -> type:
+        if not isinstance(self.target, str):
+            return self.target
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module, __name__), name)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
 
 
-def _kan(in_features: int, out_features: int, *, bounds: Bounds, width: int = 15, depth: int = 2,
-         grid: int = 5, order: int = 3, grid_updates: bool = True) -> nn.Module:
-    return KAN(in_features, out_features, width, depth, grid, order, bounds=bounds,
-               grid_updates=grid_updates)
+_HIDDEN_WIDTH = ModelOption("width", 50, int, "hidden units per layer")
+_HIDDEN_DEPTH = ModelOption("depth", 3, int, "hidden layers")
 
-
-# The option that scales each model, for parameter-matched comparisons (models/sizing.py).
-_gmnm.size_option = "components"  # type: ignore[attr-defined]
-_mlp.size_option = _pinn.size_option = _kan.size_option = "width"  # type: ignore[attr-defined]
-# Small KANs grow in steps of ~60 % per unit of width; the grid size fills the gaps.
-_kan.fine_size_option = "grid"  # type: ignore[attr-defined]
-
-MODELS.add("gmnm", _gmnm, "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
-MODELS.add("mlp", _mlp, "tanh multilayer perceptron, trained with the same settings as GMNM")
-MODELS.add("pinn", _pinn, "classic PINN (DeepXDE-style): tanh MLP, always Adam (lr 1e-3) then L-BFGS")
-MODELS.add("kan", _kan, "B-spline Kolmogorov–Arnold network (cubic splines, pykan-style grid updates)")
+MODELS: Registry[ModelSpec] = Registry("model")
+MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
+    ModelOption("components", None, int,
+                "number of Gaussians m (default: 64 in 1D, 400 in 2D, 1000 in 3D+)"),
+    ModelOption("projections", None, int, "projections k per Gaussian (default: input dimension)"),
+    ModelOption("width_factor", 4.0, float, "initial width / spacing of the means"),
+), size_option="components"), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
+MODELS.add("mlp", ModelSpec(".mlp:MLP", (
+    _HIDDEN_WIDTH, _HIDDEN_DEPTH,
+    ModelOption("activation", "tanh", str, "activation: tanh, sin, silu, gelu, softplus or relu"),
+), size_option="width"), "tanh multilayer perceptron, trained with the same settings as GMNM")
+MODELS.add("pinn", ModelSpec(".pinn:PINN", (_HIDDEN_WIDTH, _HIDDEN_DEPTH), size_option="width"),
+           "classic PINN (DeepXDE-style): tanh MLP, always Adam (lr 1e-3) then L-BFGS")
+MODELS.add("kan", ModelSpec(".kan:KAN", (
+    ModelOption("width", 15, int, "hidden units per layer"),
+    ModelOption("depth", 2, int, "hidden layers"),
+    ModelOption("grid", 5, int, "spline grid intervals"),
+    ModelOption("order", 3, int, "spline order"),
+    ModelOption("grid_updates", True, bool, "move the knots to the data during the first Adam steps"),
+), size_option="width", fine_size_option="grid"),
+    "B-spline Kolmogorov–Arnold network (cubic splines, pykan-style grid updates)")
 
 
 def model_options(name: str) -> dict[str, Any]:
     """The options model ``name`` accepts, with their defaults."""
-    sig = inspect.signature(MODELS.get(name))
-    return {p.name: p.default for p in sig.parameters.values()
-            if p.kind is p.KEYWORD_ONLY and p.name != "bounds"}
+    return MODELS.get(name).defaults
 
 
 def build_model(name: str, in_features: int, out_features: int, *, bounds: Bounds,
                 **options: Any) -> nn.Module:
     """Build model ``name`` for inputs in the box ``bounds``; unknown options are errors."""
-    allowed = model_options(name)
+    spec = MODELS.get(name)
     for key in options:
-        if key not in allowed:
+        if key not in spec.defaults:
             raise GMNMError(
-                f"option '{key}' does not apply to model '{name}'; its options: {', '.join(allowed)}"
+                f"option '{key}' does not apply to model '{name}'; its options: "
+                f"{', '.join(spec.defaults)}"
             )
-    return MODELS.get(name)(in_features, out_features, bounds=bounds, **options)
+    given = {k: v for k, v in options.items() if v is not None}
+    return spec.load()(in_features, out_features, bounds=bounds, **{**spec.defaults, **given})
+
+
+_LAZY = {"GMNM": ".gmnm", "GMNMLayer": ".gmnm", "KAN": ".kan", "KANLayer": ".kan",
+         "MLP": ".mlp", "PINN": ".pinn", "Normalize": ".base", "count_parameters": ".base",
+         "Surrogate": ".contract"}
+
+
+def __getattr__(name: str) -> Any:
+    """The model classes, imported (with torch) on first use."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

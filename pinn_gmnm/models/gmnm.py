@@ -26,6 +26,7 @@ from ..derivatives import AutogradEngine, DerivativeEngine
 from ..errors import GMNMError, require_positive
 from ..sampling import Sobol
 from .base import Bounds, Normalize, default_bounds
+from .contract import Surrogate
 from .head import LinearHead
 
 
@@ -65,7 +66,7 @@ def quadratic_coefficients(mat: Tensor, lin: Tensor, const: Tensor) -> Tensor:
     return torch.cat([(mat[:, a, b] * off).T, lin.T, const[None, :]], dim=0)
 
 
-class GMNMLayer(nn.Module):
+class GMNMLayer(Surrogate):
     r"""A GMNM layer: G(x) = Σ_i π_i · exp(−½ ‖W_i (x − μ_i)‖²) + b.
 
     Shapes, with d = ``in_features``, o = ``out_features``, m = ``components`` and
@@ -158,7 +159,7 @@ def default_components(dim: int) -> int:
     return {1: 64, 2: 400}.get(dim, 1000)
 
 
-class GMNM(nn.Module):
+class GMNM(Surrogate):
     """A GMNM surrogate for a PDE: inputs scaled from the domain's bounding box to
     [−1, 1]^d, then one :class:`GMNMLayer` with ``components`` Gaussians.
 
@@ -176,6 +177,7 @@ class GMNM(nn.Module):
         super().__init__()
         require_positive("in_features", in_features, integer=True)
         components = default_components(in_features) if components is None else components
+        self.in_features, self.out_features = in_features, out_features
         lo, hi = default_bounds(in_features, bounds)
         self.normalize = Normalize(lo, hi)
         self.layer = GMNMLayer(in_features, out_features, components, projections,

@@ -12,12 +12,15 @@ With a Dirichlet value b and an initial value u0 the lift is g = b(x, t) + u0(x)
 which matches both wherever the data are compatible (u0 = b on ∂Ω at t0).
 
 Derivatives of the transformed model come from autograd (the network's own closed-form
-engine does not see the transform), and least squares does not apply to it.
+engine does not see the transform), and least squares does not apply to it. What the
+wrapped model declares about its training (a fixed method, callbacks such as KAN's grid
+updates, whether automatic least squares suits it) carries over to the wrapper.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -25,8 +28,10 @@ from torch import Tensor, nn
 from .._types import Points
 from ..conditions import Dirichlet, Initial, ValueSpec, evaluate_value
 from ..errors import GMNMError
+from ..methods import Method
 from ..problem import Problem
 from ..sampling import Sobol
+from .contract import Surrogate, capabilities, training_callbacks
 
 
 @dataclass(frozen=True)
@@ -38,7 +43,7 @@ class _Output:
     initial: ValueSpec | None
 
 
-class HardConstraint(nn.Module):
+class HardConstraint(Surrogate):
     """``g(x) + D(x) · model(x)`` for each output; build it with :func:`hard_constraint`."""
 
     def __init__(self, model: nn.Module, lo: tuple[float, ...], hi: tuple[float, ...],
@@ -46,6 +51,17 @@ class HardConstraint(nn.Module):
         super().__init__()
         self.model = model
         self.lo, self.hi, self.outputs, self.time_axis = lo, hi, outputs, time_axis
+        self.in_features, self.out_features = len(lo), len(outputs)
+
+    @property
+    def least_squares_by_default(self) -> bool:  # type: ignore[override]
+        return capabilities(self.model).least_squares_by_default
+
+    def fixed_method(self) -> Method | None:
+        return capabilities(self.model).fixed_method
+
+    def training_callbacks(self) -> list[Any]:
+        return training_callbacks(self.model)
 
     def _distance(self, spec: _Output, x: Points) -> Tensor:
         d = torch.ones(len(x), dtype=x.dtype, device=x.device)
@@ -86,7 +102,7 @@ def _faces_of(condition: Dirichlet, problem: Problem) -> tuple[tuple[int, bool],
     g = problem.geometry
     lo, hi = g.bbox
     spatial = [i for i, v in enumerate(problem.variables) if v != "t"]
-    box = g._sample_bbox(64, Sobol(), 7)
+    box = g.sample_bbox(64, Sobol(), 7)
     faces = []
     for axis in spatial:
         for high in (False, True):

@@ -27,6 +27,7 @@ from .._types import Points
 from ..derivatives import DerivativeEngine
 from ..errors import GMNMError, require_positive
 from .base import Bounds, Normalize, default_bounds
+from .contract import Surrogate
 from .bspline import bspline_basis, extend_grid, fit_coefficients, uniform_grid
 from .head import LinearHead
 from .mlp import ACTIVATIONS, PairJetEngine
@@ -152,7 +153,7 @@ class KANLayer(nn.Module):
         self._regrid(h, uniform_grid(lo, hi, grid, k))
 
 
-class KAN(nn.Module):
+class KAN(Surrogate):
     """A KAN surrogate: inputs scaled from the domain's box to [−1, 1]^d, then KAN layers
     of widths [d, width × depth, out] with ``grid`` intervals and order-``order`` splines.
 
@@ -164,11 +165,11 @@ class KAN(nn.Module):
     The default method (``auto``) trains a KAN with Adam (grid updates) then L-BFGS: a
     least-squares fit of the last layer over the random initial features is
     ill-conditioned (on the ``sines`` fit it reaches a small training loss with a test
-    error far above 1), so ``auto_least_squares`` is False. ``--method varpro`` still
+    error far above 1), so ``least_squares_by_default`` is False. ``--method varpro`` still
     applies it on request.
     """
 
-    auto_least_squares = False
+    least_squares_by_default = False
 
     def __init__(self, in_features: int, out_features: int = 1, width: int = 15, depth: int = 2,
                  grid: int = 5, order: int = 3, *, bounds: Bounds | None = None,
@@ -176,6 +177,7 @@ class KAN(nn.Module):
         super().__init__()
         require_positive("KAN width", width, integer=True)
         require_positive("KAN depth", depth, integer=True)
+        self.in_features, self.out_features = in_features, out_features
         lo, hi = default_bounds(in_features, bounds)
         self.normalize = Normalize(lo, hi)
         sizes = [in_features] + [width] * depth + [out_features]
@@ -215,7 +217,7 @@ class KAN(nn.Module):
         return KANHead(self)
 
     def training_callbacks(self) -> list[GridUpdates]:
-        return [GridUpdates()] if self.grid_updates else []
+        return [GridUpdates(self)] if self.grid_updates else []
 
 
 class KANHead(LinearHead):
@@ -298,22 +300,21 @@ class GridUpdates:
     """Training callback: the grid updates of pykan's ``fit`` (``update_grid=True``,
     ``grid_update_num=10``, ``stop_grid_update_step=50``): once before the first stage,
     then every ``every`` Adam steps up to step ``until``, each layer's knots are moved to
-    the quantiles of its inputs at the interior collocation points."""
+    the quantiles of its inputs at the interior collocation points (all of them, gathered
+    from every rank in data-parallel training, so every rank moves its grids alike). It
+    acts on ``kan`` itself, so it works under a wrapper such as hard constraints."""
 
+    kan: KAN
     every: int = 5
     until: int = 50
 
     def on_stage_start(self, stage: object, task) -> None:
         if task.step == 0:
-            task.model.update_grid(self._points(task))
+            self.kan.update_grid(task.interior_points())
 
     def on_record(self, row: dict, task) -> None:
-        step = int(row["step"])
-        if row["stage"] == "adam" and step % self.every == 0 and step <= self.until:
-            task.model.update_grid(self._points(task))
+        from ..training.stages import Adam
 
-    @staticmethod
-    def _points(task) -> Tensor:
-        """All interior points (gathered from every rank in data-parallel training, so
-        that every rank moves its grids identically)."""
-        return task.loss.parallel.gather_rows(task.loss.batch.interior)
+        step = int(row["step"])
+        if isinstance(task.current_stage, Adam) and step % self.every == 0 and step <= self.until:
+            self.kan.update_grid(task.interior_points())

@@ -14,6 +14,7 @@ from .._types import Points
 from ..derivatives import AutogradEngine, DerivativeEngine
 from ..errors import GMNMError, require_positive, unknown
 from .base import Bounds, Normalize, default_bounds
+from .contract import Surrogate
 from .head import LinearHead
 
 Derivs = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -76,7 +77,7 @@ class Activation(nn.Module):
         return self.name
 
 
-class MLP(nn.Module):
+class MLP(Surrogate):
     """Fully connected network: inputs scaled to [−1, 1]^d, ``depth`` hidden layers of
     ``width`` units with ``activation`` (tanh by default), then a linear output layer.
 
@@ -89,6 +90,7 @@ class MLP(nn.Module):
         super().__init__()
         require_positive("width", width, integer=True)
         require_positive("depth", depth, integer=True)
+        self.in_features, self.out_features = in_features, out_features
         lo, hi = default_bounds(in_features, bounds)
         self.normalize = Normalize(lo, hi)
         sizes = [in_features] + [width] * depth

@@ -9,8 +9,7 @@ run asks for (the ``mlp`` model is the same network trained like GMNM).
 
 from __future__ import annotations
 
-from typing import Any
-
+from ..methods import AdamLBFGSMethod, Method
 from .base import Bounds
 from .mlp import MLP
 
@@ -28,9 +27,7 @@ class PINN(MLP):
                  *, bounds: Bounds | None = None) -> None:
         super().__init__(in_features, out_features, width, depth, "tanh", bounds=bounds)
 
-    def training_recipe(self, adam_steps: int, lbfgs_steps: int) -> tuple[str, list[dict[str, Any]]]:
-        """The method name and stage specs this model always trains with."""
-        return "adam-lbfgs", [
-            {"type": "adam", "steps": adam_steps, "lr": PINN_LR},
-            {"type": "lbfgs", "steps": lbfgs_steps, "history": PINN_LBFGS_HISTORY},
-        ]
+    def fixed_method(self) -> Method:
+        """Adam at a constant learning rate of 1e-3, then L-BFGS with DeepXDE's memory;
+        the run's Adam and L-BFGS step counts apply."""
+        return AdamLBFGSMethod(lr=PINN_LR, decay=False, history=PINN_LBFGS_HISTORY)

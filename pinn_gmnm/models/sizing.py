@@ -1,7 +1,7 @@
 """Parameter-matched model sizes, so that comparisons pit networks of equal size.
 
 Every registered model may name one integer option that scales it (GMNM: the number of
-Gaussians; MLP, PINN, KAN: the width) through its builder's ``size_option`` attribute.
+Gaussians; MLP, PINN, KAN: the width) in its :class:`~.ModelSpec` (``size_option``).
 :func:`match_parameters` picks the value of that option whose parameter count is closest
 to a target, counting real models (built without touching the global random state).
 When that option alone cannot come within the tolerance (small KANs: a 1D KAN of width 3
@@ -12,7 +12,6 @@ near its usual value as the tolerance allows.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -28,7 +27,7 @@ def size_option(name: str) -> str:
     """The option that scales model ``name`` (a clear error when it has none)."""
     from . import MODELS
 
-    option = getattr(MODELS.get(name), "size_option", None)
+    option = MODELS.get(name).size_option
     if option is None:
         raise GMNMError(f"model '{name}' has no size option, so it cannot be parameter-matched; "
                         "give its options explicitly")
@@ -76,12 +75,12 @@ def match_parameters(name: str, in_features: int, out_features: int, target: int
             lo = mid
     best = min((hi, max(1, hi - 1)), key=lambda v: abs(count(**{option: v}) - target))
     got = count(**{option: best})
-    builder = MODELS.get(name)
-    fine = getattr(builder, "fine_size_option", None)
+    spec = MODELS.get(name)
+    fine = spec.fine_size_option
     if not within(got) and fine is not None and fine not in options:
         counts = {(v, g): count(**{option: v, fine: g})
                   for v in sorted({max(1, best - 1), best, best + 1}) for g in range(2, 31)}
-        usual = inspect.signature(builder).parameters[fine].default
+        usual = spec.defaults[fine]
         close = [p for p, n in counts.items() if within(n)]
         if close:  # the one nearest the usual value of the second option
             v, g = min(close, key=lambda p: (abs(p[1] - usual), abs(counts[p] - target)))

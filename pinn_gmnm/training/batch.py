@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._types import Points
+from ..config import RunConfig
 from ..distributed import Serial
 from ..errors import GMNMError, require_positive
 from ..problem import Problem
@@ -18,8 +19,8 @@ class Collocation:
     """``interior`` PDE points and ``boundary`` points shared by the boundary conditions
     (each condition keeps those on its piece), drawn with ``sampler``."""
 
-    interior: int = 2000
-    boundary: int = 400
+    interior: int = RunConfig.interior  # the defaults of a run (2000, 400)
+    boundary: int = RunConfig.boundary
     sampler: Sampler = field(default_factory=Sobol)
 
     def __post_init__(self) -> None:

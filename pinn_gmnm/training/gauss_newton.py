@@ -23,6 +23,7 @@ float64, out of reach beyond.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from torch import Tensor
 from ..errors import GMNMError, require_positive
 from .jacobian import residual_jacobian, residual_vector
 from .linear import linear_head
-from .stages import Stage, _check_steps
+from .stages import Stage, _check_steps, step_limit
 from .task import Task, parameter_vector
 
 
@@ -95,7 +96,8 @@ class DampedSolver:
 
 @dataclass(frozen=True)
 class GaussNewton(Stage):
-    """Levenberg–Marquardt iterations for up to ``steps``, on all trained parameters or,
+    """Levenberg–Marquardt iterations for up to ``steps`` (None: until the budget or the
+    stopping rule), on all trained parameters or,
     with ``head_only``, on the model's linear output layer alone (GMNM: π and b).
 
     Head-only, the features stay fixed and the iteration is Newton's method on the
@@ -115,7 +117,7 @@ class GaussNewton(Stage):
     when they lower the loss, so it cannot diverge.
     """
 
-    steps: int = 100
+    steps: int | None = 100
     head_only: bool = False
     damping: float = 1e-3
     decrease: float = 0.01
@@ -129,7 +131,7 @@ class GaussNewton(Stage):
     MAX_DAMPING: ClassVar[float] = 1e8
 
     def __post_init__(self) -> None:
-        _check_steps("gauss-newton steps", self.steps)
+        _check_steps("gauss-newton steps", self.steps, open_ended=True)
         for name in ("damping", "min_damping", "tol"):
             require_positive(name, getattr(self, name))
         require_positive("patience", self.patience, integer=True)
@@ -153,7 +155,10 @@ class GaussNewton(Stage):
         lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
         if (state := task.resumed()) is not None:  # continue inside this stage
             lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
-        for i in range(first, self.steps):
+        limit = step_limit(self.steps)
+        for i in itertools.count(first):
+            if i >= limit:
+                break
             r, J = residual_jacobian(task.loss, task.model, params)
             # Under torchrun every rank solves the whole system (all ranks' rows), so all
             # take the identical step.
@@ -185,9 +190,9 @@ class GaussNewton(Stage):
                 lam, nu = lam * nu, 2 * nu
             accepted = new_loss < loss
             slow = slow + 1 if not new_loss < (1 - self.min_progress) * loss else 0
-            done = (not accepted or slow >= self.patience or i == self.steps - 1
+            done = (not accepted or slow >= self.patience or i == limit - 1
                     or task.out_of_time())
-            total, task._parts = task.evaluate_loss()
+            total, _ = task.evaluate_loss()
             task.record(self.kind, float(total), force_eval=done)
             task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow})
             if done:

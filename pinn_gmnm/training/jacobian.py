@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from .._types import Points
 from ..derivatives import DerivativeEngine, Field, FuncEngine, engine_for
 from ..errors import GMNMError
+from ..models.contract import closed_form_engine
 from .loss import Loss
 
 Query = tuple[str, "int | None", tuple[int, ...]]
@@ -122,8 +123,8 @@ class _Quantities(nn.Module):
 
     def forward(self, xp: Tensor) -> Tensor:
         x = xp[None]
-        make = getattr(self.model, "derivative_engine", None)
-        engine = make(x) if make is not None else FuncEngine(self.model, x)
+        engine = closed_form_engine(self.model, x)
+        engine = FuncEngine(self.model, x) if engine is None else engine
         return torch.cat([_ask(engine, q).reshape(-1) for q in self.queries])
 
 

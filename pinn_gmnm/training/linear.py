@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..derivatives import Field
 from ..errors import GMNMError
+from ..models.contract import linear_head_of
 from ..models.head import ConstantColumn, LinearHead
 from ..problem import Problem
 from .batch import Collocation, sample_batch
@@ -56,13 +57,13 @@ class Basis:
 
 def linear_head(model: nn.Module) -> LinearHead:
     """The model's linear output layer, or a clear error when it has none."""
-    make = getattr(model, "linear_head", None)
-    if make is None:
+    head = linear_head_of(model)
+    if head is None:
         raise GMNMError(
             f"{type(model).__name__} has no linear output layer, so it cannot be trained "
             "by least squares; use the adam/lbfgs stages"
         )
-    return make()
+    return head
 
 
 def check_linear(problem: Problem) -> None:
@@ -149,7 +150,7 @@ class LeastSquares(Stage):
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
         fit_head(task.loss, task.model, head, self.rcond)
-        total, task._parts = task.evaluate_loss()
+        total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
 
 
@@ -205,14 +206,14 @@ class VarPro(Stage):
     each).
     """
 
-    steps: int = 100
+    steps: int | None = 100
     history: int = 50
     rcond: float | None = None
     min_progress: float = 0.01
     kind: ClassVar[str] = "varpro"
 
     def __post_init__(self) -> None:
-        _check_steps("varpro steps", self.steps)
+        _check_steps("varpro steps", self.steps, open_ended=True)
 
     def run(self, task: Task) -> None:
         if self.steps == 0:

@@ -54,8 +54,7 @@ def run_stages(task: Task, callbacks: Sequence[Callback] = ()) -> str:
             stage.run(task)
             if task.out_of_time():
                 return "out-of-budget"  # keep the snapshot inside the stage: resumable
-            task.stage_index = i + 1
-            task._pending = None  # a stage that did not ask for its state must not pass it on
+            task.advance_stage()
             # The stage boundary: the next stage starts afresh, from verified parameters.
             task.safe_point(None, loss=float(task.evaluate_loss()[0]))
         except Stopped:

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor, nn
 
+from .._types import Points
+from ..derivatives import Field
 from ..errors import GMNMError, unknown
 from ..problem import Problem
 from ..distributed import SERIAL, Serial
 from .batch import Batch
 
-if TYPE_CHECKING:
-    from .linear import Basis
+
+class BasisFields(Protocol):
+    """Fields whose values have one row per basis function of a model's linear head
+    (:class:`~pinn_gmnm.training.linear.Basis` is one): ``rows`` rows."""
+
+    rows: int
+
+    def field(self, x: Points) -> Field: ...
 
 
 def term_names(problem: Problem, n_equations: int = 1) -> list[str]:
@@ -57,7 +65,7 @@ class Loss:
         self._batch = batch
         self._counts: list[int] | None = None
 
-    def residuals(self, model: nn.Module, basis: Basis | None = None) -> list[Tensor]:
+    def residuals(self, model: nn.Module, basis: BasisFields | None = None) -> list[Tensor]:
         """Every residual vector: the PDE's (one per equation), then each condition's.
 
         With a ``basis`` (see :mod:`pinn_gmnm.training.linear`) each residual has shape
@@ -111,6 +119,15 @@ class Loss:
     def weights(self) -> list[float]:
         assert self._weights is not None, "evaluate the loss once before asking for its weights"
         return self._weights
+
+    def weights_state(self) -> list[float] | None:
+        """The current weights as plain data for a checkpoint (None before the first
+        evaluation, when they are still the given ones)."""
+        return None if self._weights is None else list(self._weights)
+
+    def load_weights_state(self, weights: Sequence[float]) -> None:
+        """Restore weights saved by :meth:`weights_state`."""
+        self._weights = [float(w) for w in weights]
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Change terms' weights by name during training (adaptive balancing)."""

@@ -10,79 +10,30 @@ import torch
 from torch import nn
 
 from ..distributed import SERIAL, Serial
-from ..errors import GMNMError, require_positive, unknown
+from ..errors import GMNMError, require_positive
 from ..evaluation import Evaluator
+from ..methods import METHODS, Steps
 from ..models import count_parameters
+from ..models.contract import training_callbacks
 from ..problem import Problem
 from ..validation import check_initial_loss, check_model
 from .batch import Collocation, sample_batch
 from .loss import Loss
-from .gauss_newton import GaussNewton
-from .inverse import Coefficients
-from .linear import LeastSquares, VarPro, detect_linear
 from .loop import apply_resume, run_stages, snapshot_dict
-from .stages import LBFGS, Adam, Stage
+from .stages import Stage
 from .state import Divergence
 from .task import Callback, Clock, Task
 
 
-def least_squares_applies(problem: Problem, model: nn.Module) -> bool:
-    """Least squares applies when the problem is linear (declared, or detected when not
-    declared: see :func:`~.linear.detect_linear`) and the model has a linear output layer."""
-    if not hasattr(model, "linear_head"):
-        return False
-    return problem.linear is True or (problem.linear is None and detect_linear(problem, model))
-
-
-def prefers_least_squares(problem: Problem, model: nn.Module) -> bool:
-    """What the default (``auto``) picks: least squares when it applies, unless the model
-    opts out with ``auto_least_squares = False`` (KAN: least squares over its random
-    initial spline features is ill-conditioned and fits unseen points badly)."""
-    return least_squares_applies(problem, model) and getattr(model, "auto_least_squares", True)
-
-
-def default_method(problem: Problem, model: nn.Module) -> str:
-    """The strongest method that applies: ``varpro`` when :func:`prefers_least_squares`;
-    else ``gauss-newton`` for models of up to ``GaussNewton.max_parameters`` parameters
-    (not for models that opt out of automatic least squares, whose head-only first stage
-    is least squares in all but name); else ``adam-lbfgs``."""
-    if prefers_least_squares(problem, model):
-        return "varpro"
-    if (getattr(model, "auto_least_squares", True)
-            and count_parameters(model) <= GaussNewton.max_parameters):
-        return "gauss-newton"
-    return "adam-lbfgs"
-
-
-def method_stages(method: str, problem: Problem, model: nn.Module, *, varpro_steps: int = 100,
-                  gn_steps: int = 100, adam_steps: int = 1000, lbfgs_steps: int = 2000,
-                  lr: float = 1e-2) -> list[Stage]:
-    """The stages of a named method (see :data:`~pinn_gmnm.config.METHODS`). Inverse
-    problems learn their unknown coefficients right after the least-squares solve
-    (:class:`Coefficients`); Gauss–Newton trains them with everything else."""
-    learn = [Coefficients()] if problem.unknowns else []
-    if method == "lstsq":
-        return [LeastSquares(), *learn]
-    if method == "varpro":
-        return [LeastSquares(), *learn, VarPro(steps=varpro_steps)]
-    if method == "gauss-newton":
-        # Newton on the output layer stops once its steps gain under 2 % (a creeping tail
-        # of ever smaller damping); the full stage is patient through slow phases.
-        head = ([GaussNewton(steps=gn_steps, head_only=True, min_progress=0.02, patience=3)]
-                if hasattr(model, "linear_head") else [])
-        return [*head, GaussNewton(steps=gn_steps)]
-    if method == "adam-lbfgs":
-        return [Adam(steps=adam_steps, lr=lr, final_lr=lr / 100), LBFGS(steps=lbfgs_steps)]
-    raise unknown("training method", method, ("lstsq", "varpro", "gauss-newton", "adam-lbfgs"))
-
-
 def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
-    """The stages of :func:`default_method`: least squares then 100 variable-projection
+    """The stages of the ``auto`` method (:class:`~pinn_gmnm.methods.AutoMethod`) with
+    the default step counts: least squares then up to 100 variable-projection
     iterations; or Levenberg–Marquardt on the output layer then on everything (up to 100
     iterations each); or Adam (lr 1e-2 decaying to 1e-4 over 1000 steps) then up to 2000
-    L-BFGS iterations. Problems with unknown coefficients learn them right after least
-    squares, with the head re-solved (:class:`Coefficients`)."""
-    return method_stages(default_method(problem, model), problem, model)
+    L-BFGS iterations; or the model's own fixed method (the PINN baseline). Problems with
+    unknown coefficients learn them right after least squares, with the head re-solved
+    (:class:`~.inverse.Coefficients`)."""
+    return METHODS.get("auto").build(problem, model, Steps())
 
 
 @dataclass
@@ -134,8 +85,9 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
         weights: loss weights by term name (``pde``, ``dirichlet``, …).
         budget: wall-clock training seconds; stages stop when it is spent.
         eval_every: steps between error evaluations recorded in the history.
-        callbacks: observers of training (e.g. a progress bar); a model's own
-            ``training_callbacks()``, when it has them, run after these.
+        callbacks: observers of training (e.g. a progress bar); the callbacks the model
+            declares (:meth:`~pinn_gmnm.models.contract.Surrogate.training_callbacks`) run
+            after these.
         parallel: the data-parallel context (see :mod:`pinn_gmnm.distributed`); each rank
             trains on its shard of the points and all ranks end with the same model.
         divergence: what to do when the loss or parameters stop being finite (default:
@@ -148,7 +100,7 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
     """
     stages = list(default_stages(problem, model) if stages is None else stages)
     # A model may need to act during training (KAN: grid updates from the points).
-    callbacks = [*callbacks, *getattr(model, "training_callbacks", lambda: [])()]
+    callbacks = [*callbacks, *training_callbacks(model)]
     collocation = collocation or Collocation()
     if dtype not in (torch.float32, torch.float64):
         raise GMNMError(f"dtype must be float32 or float64, got {dtype}")

@@ -20,10 +20,20 @@ from ..errors import GMNMError, require_positive
 from .task import Task
 
 
-def _check_steps(name: str, steps: int) -> None:
-    """Step counts are whole numbers >= 0 (0 skips the stage)."""
+def _check_steps(name: str, steps: int | None, *, open_ended: bool = False) -> None:
+    """Step counts are whole numbers >= 0 (0 skips the stage); ``open_ended`` stages
+    also take None: no step limit, until the budget or their own stopping rule."""
+    if steps is None and open_ended:
+        return
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise GMNMError(f"{name} must be a whole number >= 0, got {steps!r}")
+        allowed = "a whole number >= 0 or None (until the budget)" if open_ended else \
+            "a whole number >= 0"
+        raise GMNMError(f"{name} must be {allowed}, got {steps!r}")
+
+
+def step_limit(steps: int | None) -> float:
+    """A stage's step count as a loop bound: None (until the budget) is unbounded."""
+    return math.inf if steps is None else steps
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,10 @@ class Stage(ABC):
         """Train ``task.model`` until the stage's own stopping rule or the budget ends it."""
 
     @property
-    def steps_planned(self) -> int:
-        return getattr(self, "steps", 0)
+    def steps_planned(self) -> int | None:
+        """The steps this stage plans to take; None when it runs until the budget."""
+        names = {f.name for f in dataclasses.fields(self)}
+        return self.steps if "steps" in names else 0  # type: ignore[attr-defined]
 
     def with_lower_lr(self, factor: float) -> Stage | None:
         """This stage with its learning rate (``lr``, and ``final_lr`` when set)
@@ -117,15 +129,16 @@ class LBFGS(Stage):
 
     In float32 L-BFGS often stalls early (rounding hides the curvature it relies on);
     float64 lets it converge much further, which is why runs default to float64.
+    ``steps=None`` runs until the budget or convergence.
     """
 
-    steps: int = 500
+    steps: int | None = 500
     history: int = 50
     lr: float = 1.0
     kind: ClassVar[str] = "lbfgs"
 
     def __post_init__(self) -> None:
-        _check_steps("lbfgs steps", self.steps)
+        _check_steps("lbfgs steps", self.steps, open_ended=True)
         require_positive("lbfgs history", self.history, integer=True)
 
     def run(self, task: Task) -> None:
@@ -134,16 +147,17 @@ class LBFGS(Stage):
 
 
 def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[], torch.Tensor],
-              steps: int, history: int, kind: str, after_chunk: Callable[[], None] | None = None,
+              steps: int | None, history: int, kind: str, after_chunk: Callable[[], None] | None = None,
               *, lr: float = 1.0, chunk: int = 10, evals_per_iter: float = 4.0,
               min_progress: float = 0.0, initial_loss: float = math.inf) -> None:
     """L-BFGS (strong-Wolfe line search) on ``params`` for up to ``steps`` iterations,
-    reporting every ``chunk`` iterations and stopping early when it converges, when a
+    (None: no limit), reporting every ``chunk`` iterations and stopping early when it converges, when a
     chunk lowers the loss by less than the fraction ``min_progress``, or when the budget
     is spent. ``after_chunk`` runs after each report interval (before recording);
     ``initial_loss`` lets the first chunk count as stalled too."""
     if steps == 0 or not params:
         return
+    limit = step_limit(steps)
     eps = torch.finfo(params[0].dtype).eps
     opt = torch.optim.LBFGS(params, lr=lr, history_size=history, line_search_fn="strong_wolfe",
                             tolerance_grad=eps, tolerance_change=eps)
@@ -154,8 +168,8 @@ def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[]
     group = opt.param_groups[0]
     group["lr"] = lr  # from the options: lower after a divergence than when saved
     state = opt.state[params[0]]
-    while done < steps:
-        group["max_iter"] = min(chunk, steps - done)
+    while done < limit:
+        group["max_iter"] = int(min(chunk, limit - done))
         group["max_eval"] = max(group["max_iter"] + 1, int(evals_per_iter * group["max_iter"]))
         iters0, evals0 = state.get("n_iter", 0), state.get("func_evals", 0)
         opt.step(closure)
@@ -164,13 +178,13 @@ def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[]
         done += iters
         if after_chunk is not None:
             after_chunk()
-        total, task._parts = task.evaluate_loss()
+        total, _ = task.evaluate_loss()
         # Fewer iterations than asked, with evaluations to spare: L-BFGS met its
         # tolerance (or its line search could not move): it has converged.
         converged = iters < group["max_iter"] and evals < group["max_eval"]
         stalled = float(total) > (1 - min_progress) * previous
         previous = float(total)
-        task.record(kind, float(total), iters, force_eval=converged or stalled or done >= steps)
+        task.record(kind, float(total), iters, force_eval=converged or stalled or done >= limit)
         task.safe_point({"done": done, "previous": previous, "optimizer": opt.state_dict()},
                         loss=float(total))
         if converged or stalled or task.out_of_time():

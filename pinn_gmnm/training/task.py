@@ -63,8 +63,9 @@ class Task:
     """The state shared by the stages of one training run.
 
     ``history`` gets one row per recorded step: stage, step (counted across stages),
-    time (training seconds), loss, each loss term, and ``rel_l2`` when the error was
-    evaluated at that step (NaN otherwise).
+    time (training seconds), loss, each loss term (``terms``: those of the latest
+    evaluation, by :meth:`closure` or :meth:`evaluate_loss`), and ``rel_l2`` when the
+    error was evaluated at that step (NaN otherwise).
     """
 
     model: nn.Module
@@ -88,6 +89,7 @@ class Task:
     good: Snapshot | None = None
     snapshot_every: int = 10
     initial_loss: float = math.nan
+    terms: dict[str, Tensor] = field(default_factory=dict)
     _pending: dict[str, Any] | None = None
     _batch0: Batch | None = None
 
@@ -100,13 +102,13 @@ class Task:
         total, parts = self.loss(self.model)
         total.backward()
         self.loss.parallel.sum_grads(self.params)
-        total, self._parts = self._summed(total, parts)
-        return total
+        return self._summed(total, parts)[0]
 
     def _summed(self, total: Tensor, parts: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         values = [total.detach().clone(), *(v.detach().clone() for v in parts.values())]
         self.loss.parallel.sum_(values)
-        return values[0], dict(zip(parts, values[1:]))
+        self.terms = dict(zip(parts, values[1:]))
+        return values[0], self.terms
 
     def evaluate_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss and its terms at the current parameters, without back-propagation."""
@@ -121,7 +123,7 @@ class Task:
         self.step += steps
         row: dict[str, float | str] = {"stage": stage, "step": self.step,
                                        "time": self.clock.elapsed(), "loss": float(loss)}
-        for name, value in getattr(self, "_parts", {}).items():
+        for name, value in self.terms.items():
             row[f"loss_{name}"] = float(value)
         for unknown in self.loss.problem.unknowns:
             row[f"unknown_{unknown.name}"] = float(unknown)
@@ -136,6 +138,12 @@ class Task:
         for cb in self.callbacks:
             if hasattr(cb, "on_record"):
                 cb.on_record(row, self)
+
+    def advance_stage(self) -> None:
+        """The current stage has finished: the next one starts afresh (any state saved
+        inside the finished stage is not passed on)."""
+        self.stage_index += 1
+        self._pending = None
 
     def resumed(self) -> dict[str, Any] | None:
         """The state the current stage last passed to :meth:`safe_point` when the run is
@@ -193,7 +201,7 @@ class Task:
             self._batch0 = loss.batch
         extra: dict[str, Any] = {
             "unknowns": [p.detach() for k in loss.problem.unknowns for p in k.parameters()],
-            "weights": list(loss._weights) if loss._weights is not None else None,
+            "weights": loss.weights_state(),
             "callbacks": {key: cb.state_dict() for key, cb in _keyed(self.callbacks)
                           if hasattr(cb, "state_dict")},
         }
@@ -211,7 +219,7 @@ class Task:
             for p, v in zip(unknowns, extra.get("unknowns", [])):
                 p.copy_(v)
         if extra.get("weights") is not None:
-            loss._weights = list(extra["weights"])
+            loss.load_weights_state(extra["weights"])
         saved = extra.get("callbacks", {})
         for key, cb in _keyed(self.callbacks):
             if key in saved and hasattr(cb, "load_state_dict"):
@@ -235,6 +243,15 @@ class Task:
         self.stage_index = snapshot.stage
         self._pending = copy_state(snapshot.stage_state)
         self.snapshot = self.good = snapshot
+
+    @property
+    def current_stage(self) -> Any:
+        """The stage being run (None before the first and after the last)."""
+        return self.stages[self.stage_index] if self.stage_index < len(self.stages) else None
+
+    def interior_points(self) -> Tensor:
+        """Every interior collocation point of the run, gathered from all ranks."""
+        return self.loss.parallel.gather_rows(self.loss.batch.interior)
 
     @property
     def last_error(self) -> float:

@@ -1,0 +1,234 @@
+"""Training methods: named recipes of stages, in one registry.
+
+A *method* is an object that knows its name, a one-line description, which run
+settings it reads (step counts, learning rate; defaults in :class:`Steps`), whether it
+applies to a (problem, model) pair and how to build its stages for one. The CLI's
+``--method``, ``gmnm-pde list``, config files and ``compare`` all read :data:`METHODS`.
+
+Adding a method is one subclass and one registration::
+
+    from pinn_gmnm.methods import METHODS, Method, Steps
+
+    class AdamOnly(Method):
+        name = "adam"
+        description = "Adam alone, with the run's learning rate"
+        settings = ("adam_steps", "lr")
+
+        def stages(self, problem, model, steps: Steps):
+            from pinn_gmnm import Adam
+            return [Adam(steps=steps.adam_steps, lr=steps.lr)]
+
+    METHODS.add(AdamOnly.name, AdamOnly(), AdamOnly.description)
+
+This module imports no torch: stages are imported when they are built, so the command
+line can list methods and answer ``--help`` quickly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from .errors import GMNMError
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .problem import Problem
+    from .training.stages import Stage
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The step counts and learning rate methods build their stages from, with their
+    defaults (the one place they are written; :class:`~pinn_gmnm.config.RunConfig` and
+    the command line take them from here).
+
+    A step count of ``None`` means *until the budget*: the stage runs until the run's
+    wall-clock budget is spent or its own stopping rule ends it (convergence, stalled
+    progress). Only the open-ended stages take it: L-BFGS, variable projection and
+    Gauss–Newton.
+    """
+
+    adam_steps: int = 1000
+    lbfgs_steps: int | None = 2000
+    varpro_steps: int | None = 100
+    gn_steps: int | None = 100
+    lr: float = 1e-2
+
+    OPEN_ENDED: ClassVar[tuple[str, ...]] = ("lbfgs_steps", "varpro_steps", "gn_steps")
+    """The settings that may be None (until the budget)."""
+
+    @classmethod
+    def of(cls, settings: Any) -> Steps:
+        """The fields of ``settings`` (e.g. a RunConfig) that are step settings."""
+        return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+
+class Method(ABC):
+    """A named recipe of training stages (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    settings: ClassVar[tuple[str, ...]] = ()
+    """The :class:`Steps` fields this method reads."""
+
+    def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
+        """Why this method cannot train ``model`` on ``problem``, or None when it can."""
+        return None
+
+    @abstractmethod
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        """The stages for ``problem`` and ``model``."""
+
+    def resolve(self, problem: Problem, model: nn.Module) -> Method:
+        """The method that actually runs (``auto`` picks one; others are themselves)."""
+        return self
+
+    def build(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        """The stages, after checking the method applies (a clear error when not)."""
+        why = self.unavailable(problem, model)
+        if why is not None:
+            others = [m for m in ("gauss-newton", "adam-lbfgs") if m != self.name]
+            raise GMNMError(f"method '{self.name}' does not apply here: {why}; use --method "
+                            f"{' or '.join(others)}")
+        return self.stages(problem, model, steps)
+
+
+def _learn_unknowns(problem: Problem) -> list[Stage]:
+    """Inverse problems learn their unknown coefficients right after least squares,
+    with the head re-solved (:class:`~pinn_gmnm.training.Coefficients`)."""
+    from .training.inverse import Coefficients
+
+    return [Coefficients()] if problem.unknowns else []
+
+
+def least_squares_unavailable(problem: Problem, model: nn.Module) -> str | None:
+    """Why least squares cannot train ``model`` on ``problem`` (None when it can): it
+    needs a linear problem (declared, or detected when not declared) and a model with a
+    linear output layer."""
+    from .models.contract import capabilities
+    from .training.linear import detect_linear
+
+    if not capabilities(model).linear_head:
+        return f"{type(model).__name__} has no linear output layer"
+    if problem.linear is False:
+        return f"problem '{problem.name}' is declared nonlinear"
+    if problem.linear is None and not detect_linear(problem, model):
+        return f"problem '{problem.name}' is not linear (detected)"
+    return None
+
+
+class LeastSquaresMethod(Method):
+    name = "lstsq"
+    description = "solve the linear output layer by least squares once (linear problems)"
+
+    def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
+        return least_squares_unavailable(problem, model)
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .training.linear import LeastSquares
+
+        return [LeastSquares(), *_learn_unknowns(problem)]
+
+
+class VarProMethod(LeastSquaresMethod):
+    name = "varpro"
+    description = ("least squares, then L-BFGS on the features with the output layer re-solved "
+                   "at every step")
+    settings = ("varpro_steps",)
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .training.linear import VarPro
+
+        return [*super().stages(problem, model, steps), VarPro(steps=steps.varpro_steps)]
+
+
+class GaussNewtonMethod(Method):
+    name = "gauss-newton"
+    description = ("Levenberg-Marquardt on the linear output layer (Newton's method on the "
+                   "collocation equations), then on all parameters; any problem, models of up "
+                   "to 8000 parameters")
+    settings = ("gn_steps",)
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .models.contract import capabilities
+        from .training.gauss_newton import GaussNewton
+
+        # Newton on the output layer stops once its steps gain under 2 % (a creeping tail
+        # of ever smaller damping); the full stage is patient through slow phases.
+        head = ([GaussNewton(steps=steps.gn_steps, head_only=True, min_progress=0.02, patience=3)]
+                if capabilities(model).linear_head else [])
+        return [*head, GaussNewton(steps=steps.gn_steps)]
+
+
+@dataclass(frozen=True)
+class AdamLBFGSMethod(Method):
+    """Adam, then L-BFGS. ``decay``: the learning rate decays 100-fold over the Adam
+    steps; ``lr`` (when set) replaces the run's; ``history``: L-BFGS memory (None: the
+    stage's default). The PINN baseline uses a configured instance (constant 1e-3,
+    history 100: DeepXDE's recipe)."""
+
+    lr: float | None = None
+    decay: bool = True
+    history: int | None = None
+
+    name: ClassVar[str] = "adam-lbfgs"
+    description: ClassVar[str] = ("Adam with an exponentially decaying learning rate, then "
+                                  "L-BFGS (the classic PINN recipe)")
+    settings: ClassVar[tuple[str, ...]] = ("adam_steps", "lbfgs_steps", "lr")
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .training.stages import LBFGS, Adam
+
+        lr = steps.lr if self.lr is None else self.lr
+        lbfgs = {} if self.history is None else {"history": self.history}
+        return [Adam(steps=steps.adam_steps, lr=lr, final_lr=lr / 100 if self.decay else None),
+                LBFGS(steps=steps.lbfgs_steps, **lbfgs)]
+
+
+class AutoMethod(Method):
+    name = "auto"
+    description = ("varpro for linear problems with a linear-head model, else gauss-newton for "
+                   "models of up to 8000 parameters, else adam-lbfgs")
+    settings = ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "lr")
+
+    def resolve(self, problem: Problem, model: nn.Module) -> Method:
+        """The strongest method that applies: ``varpro`` when least squares applies and
+        the model takes it by default; else ``gauss-newton`` for models of up to
+        ``GaussNewton.max_parameters`` parameters (not for models that opt out of
+        automatic least squares, whose head-only first stage is least squares in all but
+        name); else ``adam-lbfgs``."""
+        from .models import count_parameters
+        from .models.contract import capabilities
+        from .training.gauss_newton import GaussNewton
+
+        caps = capabilities(model)
+        if caps.fixed_method is not None:
+            return caps.fixed_method
+        if not caps.least_squares_by_default:
+            return METHODS.get("adam-lbfgs")
+        if least_squares_unavailable(problem, model) is None:
+            return METHODS.get("varpro")
+        if count_parameters(model) <= GaussNewton.max_parameters:
+            return METHODS.get("gauss-newton")
+        return METHODS.get("adam-lbfgs")
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        return self.resolve(problem, model).build(problem, model, steps)
+
+
+class CustomMethod(Method):
+    name = "custom"
+    description = "the explicit list of stages given in a config file's `stages`"
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        raise GMNMError("method 'custom' needs a list of stages in the config file")
+
+
+METHODS: Registry[Method] = Registry("method")
+for _method in (AutoMethod(), LeastSquaresMethod(), VarProMethod(), GaussNewtonMethod(),
+                AdamLBFGSMethod(), CustomMethod()):
+    METHODS.add(_method.name, _method, _method.description)
