@@ -12,83 +12,67 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pinn_gmnm.config import METHODS, RunConfig
-from pinn_gmnm.progress import RichProgress, planned_total
+from pinn_gmnm.cli.options import config_parameter, with_parameters
+from pinn_gmnm.config import RunConfig
 
 Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]
 Seeds = Annotated[int, typer.Option(help="Seeds per model (seed, seed + 1, …).")]
-Budget = Annotated[Optional[float], typer.Option(
-    help="Equal wall-clock training budget per run, in seconds; the last stage (L-BFGS, "
-    "variable projection, Gauss-Newton) then runs until it is spent unless its steps are "
-    "given. Without it: equal steps.")]
 Params = Annotated[Optional[int], typer.Option(
-    "--params", help="Target parameter count for every model (±10 %). [default: the default GMNM's]")]
-Method = Annotated[Optional[str], typer.Option(
-    help="Method for gmnm, mlp and kan (" + ", ".join(METHODS) + "); pinn always uses its "
-    "classic recipe. [default: auto: each model's own default; mlp follows GMNM's]")]
-AdamSteps = Annotated[Optional[int], typer.Option(help="Adam steps. [default: 1000]")]
-LbfgsSteps = Annotated[Optional[int], typer.Option(help="L-BFGS iterations. [default: 2000; with --budget, until it is spent]")]
-VarproSteps = Annotated[Optional[int], typer.Option(help="Variable-projection iterations. [default: 100; with --budget, until it is spent]")]
-Lr = Annotated[Optional[float], typer.Option(help="adam-lbfgs: initial Adam learning rate (decays 100x; pinn keeps 1e-3). [default: 0.01]")]
-Points = Annotated[Optional[int], typer.Option("--points", help="Interior (training) points. [default: 2000]")]
-Sampler = Annotated[Optional[str], typer.Option(help="sobol, halton, lhs, uniform or grid. [default: sobol]")]
-Dtype = Annotated[Optional[str], typer.Option(help="float64 or float32. [default: float64]")]
+    "--params", help="Target parameter count for every model (±10 %). \\[default: the default GMNM's]")]
 Seed = Annotated[int, typer.Option(help="First seed.")]
-Device = Annotated[Optional[str], typer.Option(help="auto (a GPU when present), cpu, cuda or cuda:N. [default: auto]")]
-EvalEvery = Annotated[Optional[int], typer.Option(help="Steps between error evaluations in the history. [default: 50]")]
 Out = Annotated[Path, typer.Option(help="Folder for comparison directories.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 Jobs = Annotated[int, typer.Option(help="Runs at once, each in a worker process pinned to its share of the cores (equal-steps results are identical to --jobs 1; under --budget each run gets fewer cores).")]
 
 
-class ComparisonProgress(RichProgress):
-    """One bar across the runs of a comparison, one for the current run's steps."""
+SHARED = {
+    "method": "Method for gmnm, mlp and kan (see `gmnm-pde list`); pinn always uses its classic "
+              "recipe; with auto, mlp follows GMNM's method.",
+    "budget": "Equal wall-clock training budget per run, in seconds; the last stage (L-BFGS, "
+              "variable projection, Gauss-Newton) then runs until it is spent unless its steps "
+              "are given. Without it: equal steps.",
+    "adam_steps": None,
+    "lbfgs_steps": "L-BFGS iterations (with --budget: until it is spent).",
+    "varpro_steps": "Variable-projection iterations (with --budget: until it is spent).",
+    "lr": "adam-lbfgs: initial Adam learning rate (decays 100x; pinn keeps 1e-3).",
+    "interior": "Interior (training) points.",
+    "sampler": None, "dtype": None, "device": None, "eval_every": None,
+}
+"""The run settings every run of a comparison shares, with the help that differs from
+``solve``'s (None: the same); the options are derived from RunConfig."""
 
-    def __init__(self, runs: int, label: str) -> None:
-        super().__init__([], label)
-        self.runs = runs
 
-    def __enter__(self) -> ComparisonProgress:
-        self.progress.start()
-        self.overall = self.progress.add_task(self.label, total=self.runs, loss="", err="")
-        self.bar = self.progress.add_task("", total=1, loss="-", err="-")
-        return self
+def shared_parameters(*extra: str) -> list:
+    """The options for the settings in SHARED (and ``extra``), derived from RunConfig."""
+    import dataclasses
 
-    def on_run_start(self, index: int, total: int, config: RunConfig, stages) -> list:
-        self._offset = self._stage_start = 0
-        self.total = planned_total(stages)
-        self.label = f"  {config.model} seed {config.seed}"
-        # A fresh bar per run: rich's reset keeps the old total when given None (open).
-        self.progress.remove_task(self.bar)
-        self.bar = self.progress.add_task(self.label, total=self.total, loss="-", err="-")
-        return [self]
-
-    def on_run_end(self, index: int, record: Any) -> None:
-        self.progress.advance(self.overall)
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    return [config_parameter(fields[name], SHARED.get(name)) for name in (*SHARED, *extra)]
 
 
 def _config(problem: str, **given: Any) -> RunConfig:
     from pinn_gmnm.cli.main import parse_sets
-    from pinn_gmnm.config import UNTIL_BUDGET
+    from pinn_gmnm.methods import AdamLBFGSMethod, Steps
     from pinn_gmnm.sampling import SAMPLERS
 
     sets = given.pop("sets")
     if given.get("sampler") is not None:
         SAMPLERS.entry(given["sampler"])
     data = {k: v for k, v in given.items() if v is not None}
-    if data.get("method") is None and any(k in data for k in ("adam_steps", "lbfgs_steps", "lr")):
+    if data.get("method") is None and set(data) & set(AdamLBFGSMethod.settings):
         data["method"] = "adam-lbfgs"
     if data.get("budget") is not None:
         # Equal wall clock means every run may use all of it: the open-ended last stage
         # runs until the budget (or its own stopping rule) unless its steps are given.
-        for name in ("lbfgs_steps", "varpro_steps", "gn_steps"):
-            data.setdefault(name, UNTIL_BUDGET)
+        for name in Steps.OPEN_ENDED:
+            data.setdefault(name, None)
     return RunConfig(problem=problem, params=parse_sets(sets), **data)
 
 
 def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
          jobs: int = 1, **settings: Any):
     from pinn_gmnm.compare import Comparison, run_comparison
+    from pinn_gmnm.progress import ComparisonProgress
 
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
@@ -132,15 +116,10 @@ def _print_table(result: Any) -> None:
 
 def compare(
     problem: Annotated[str, typer.Argument(help="Problem name (see `gmnm-pde list`) or path/to/file.py:function.")],
-    models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, budget: Budget = None,
-    params: Params = None, method: Method = None, adam_steps: AdamSteps = None,
-    lbfgs_steps: LbfgsSteps = None, varpro_steps: VarproSteps = None, lr: Lr = None,
-    points: Points = None,
-    boundary_points: Annotated[Optional[int], typer.Option(help="Boundary points. [default: 400]")] = None,
-    sampler: Sampler = None, dtype: Dtype = None, seed: Seed = 0, device: Device = None,
-    eval_every: EvalEvery = None,
+    models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, params: Params = None,
+    seed: Seed = 0,
     set_: Annotated[list[str], typer.Option("--set", help="Problem parameter, name=value (repeatable).")] = [],  # noqa: B006
-    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1,
+    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1, **settings: Any,
 ) -> None:
     """Compare models on PROBLEM: same size, same budget, several seeds; print a table
     and write summary.md, summary.json, convergence.png, fields.png and every run.
@@ -148,21 +127,15 @@ def compare(
     Examples: `gmnm-pde compare poisson --seeds 3 --budget 60`,
     `gmnm-pde compare poisson --models gmnm,kan --method adam-lbfgs`.
     """
-    _run(problem, models, seeds, params, quiet, out, jobs, method=method, adam_steps=adam_steps,
-         lbfgs_steps=lbfgs_steps, varpro_steps=varpro_steps, lr=lr, interior=points,
-         boundary=boundary_points, sampler=sampler, dtype=dtype, seed=seed, device=device,
-         budget=budget, eval_every=eval_every, sets=set_)
+    _run(problem, models, seeds, params, quiet, out, jobs, seed=seed, sets=set_, **settings)
 
 
 def fit(
     functions: Annotated[list[str], typer.Argument(
         help="Fitting target(s) (see the 'fit' group of `gmnm-pde list`), `all`, or path/to/file.py:function.")],
-    models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, budget: Budget = None,
-    params: Params = None, method: Method = None, adam_steps: AdamSteps = None,
-    lbfgs_steps: LbfgsSteps = None, varpro_steps: VarproSteps = None, lr: Lr = None,
-    points: Points = None, sampler: Sampler = None, dtype: Dtype = None, seed: Seed = 0,
-    device: Device = None, eval_every: EvalEvery = None, out: Out = Path("runs"),
-    quiet: Quiet = False, jobs: Jobs = 1,
+    models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, params: Params = None,
+    seed: Seed = 0, out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1,
+    **settings: Any,
 ) -> None:
     """Fit FUNCTION(s) from samples with every model and compare them (the paper's
     function-approximation experiment): the same table and files as `compare`; errors are
@@ -179,10 +152,7 @@ def fit(
         check_fit_target(name)
     if len(names) > 1:
         out = new_run_dir(out, "fit-catalogue")
-    results = [_run(name, models, seeds, params, quiet, out, jobs, method=method,
-                    adam_steps=adam_steps, lbfgs_steps=lbfgs_steps, varpro_steps=varpro_steps,
-                    lr=lr, interior=points, sampler=sampler, dtype=dtype, seed=seed,
-                    device=device, budget=budget, eval_every=eval_every, sets=[])
+    results = [_run(name, models, seeds, params, quiet, out, jobs, seed=seed, sets=[], **settings)
                for name in names]
     if len(names) > 1:
         _write_overview(out, results)
@@ -214,5 +184,5 @@ def _write_overview(out: Path, results: list) -> None:
 
 def register(app: typer.Typer, wrap: Any) -> None:
     """Add `compare` and `fit` to the CLI, each wrapped by ``wrap`` (the error handler)."""
-    app.command("compare")(wrap(compare))
-    app.command("fit")(wrap(fit))
+    app.command("compare")(wrap(with_parameters(compare, shared_parameters("boundary"))))
+    app.command("fit")(wrap(with_parameters(fit, shared_parameters())))

@@ -13,7 +13,8 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
-from pinn_gmnm.config import METHODS, RunConfig
+from pinn_gmnm.cli.options import config_fields, model_option_names, solve_parameters, with_parameters
+from pinn_gmnm.config import RunConfig
 from pinn_gmnm.errors import GMNMError
 
 app = typer.Typer(
@@ -74,6 +75,7 @@ def main_options(
 @user_errors
 def list_command() -> None:
     """List the problems, models and training methods on offer."""
+    from pinn_gmnm.methods import METHODS
     from pinn_gmnm.models import MODELS
     from pinn_gmnm.problem import PROBLEMS
 
@@ -88,8 +90,8 @@ def list_command() -> None:
     for e in MODELS:
         typer.echo(f"    {e.name:<16} {e.summary}")
     typer.secho("Methods (--method)", bold=True)
-    for name, text in METHODS.items():
-        typer.echo(f"    {name:<16} {text}")
+    for e in METHODS:
+        typer.echo(f"    {e.name:<16} {e.summary}")
 
 
 @app.command()
@@ -143,41 +145,32 @@ def _model_options(model: str, given: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-@app.command()
-@user_errors
+RESUME_OPTIONS = ("resume", "budget", "quiet")
+"""What may be given with --resume: a stopped run continues with its saved settings."""
+
+
+def _given(ctx: typer.Context) -> dict[str, str]:
+    """The parameters the user gave on the command line (not left at their defaults):
+    parameter name → how it is written (``--points``, ``--hard/--soft``, ``PROBLEM``)."""
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)  # Click's ParameterSource, by name
+        return source is not None and source.name != "DEFAULT"
+
+    return {p.name: "/".join(p.opts + p.secondary_opts) if p.opts[0].startswith("-")
+            else p.name.upper()
+            for p in ctx.command.params if given(p.name)}
+
+
 def solve(
+    ctx: typer.Context,
     problem: Optional[str] = typer.Argument(
         None, help="Problem name (see `gmnm-pde list`) or path/to/file.py:function."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="gmnm or mlp. [default: gmnm]"),
-    components: Optional[int] = typer.Option(None, help="GMNM: number of Gaussians m. [default: 64 in 1D, 400 in 2D, 1000 in 3D+]"),
-    projections: Optional[int] = typer.Option(None, help="GMNM: projections k per Gaussian. [default: input dimension]"),
-    width_factor: Optional[float] = typer.Option(None, help="GMNM: initial width / spacing of the means. [default: 4]"),
-    width: Optional[int] = typer.Option(None, help="MLP: hidden units per layer. [default: 50]"),
-    depth: Optional[int] = typer.Option(None, help="MLP: hidden layers. [default: 3]"),
-    activation: Optional[str] = typer.Option(None, help="MLP: activation (tanh, sin, silu, gelu, softplus, relu). [default: tanh]"),
-    method: Optional[str] = typer.Option(None, help="Training method: " + ", ".join(METHODS) + ". [default: auto]"),
-    adam_steps: Optional[int] = typer.Option(None, help="adam-lbfgs: Adam steps. [default: 1000]"),
-    lbfgs_steps: Optional[int] = typer.Option(None, help="adam-lbfgs: L-BFGS iterations. [default: 2000]"),
-    varpro_steps: Optional[int] = typer.Option(None, help="varpro: L-BFGS iterations on the features. [default: 100]"),
-    gn_steps: Optional[int] = typer.Option(None, help="gauss-newton: iterations per stage. [default: 100]"),
-    lr: Optional[float] = typer.Option(None, help="adam-lbfgs: initial Adam learning rate (decays 100x). [default: 0.01]"),
-    points: Optional[int] = typer.Option(None, "--points", help="Interior collocation points. [default: 2000]"),
-    boundary_points: Optional[int] = typer.Option(None, help="Boundary collocation points. [default: 400]"),
-    sampler: Optional[str] = typer.Option(None, help="sobol, halton, lhs, uniform or grid. [default: sobol]"),
-    dtype: Optional[str] = typer.Option(None, help="float64 or float32. [default: float64]"),
-    seed: Optional[int] = typer.Option(None, help="Random seed (model initialisation and points). [default: 0]"),
-    budget: Optional[float] = typer.Option(None, help="Wall-clock training budget in seconds."),
-    device: Optional[str] = typer.Option(None, help="auto (a GPU when present), cpu, cuda or cuda:N. [default: auto]"),
     set_: list[str] = typer.Option([], "--set", help="Problem parameter, name=value (repeatable)."),
-    reference: Optional[Path] = typer.Option(None, help="Reference solution file (.npz; .csv; text with %/# comments) for metrics and plots."),
-    hard: Optional[bool] = typer.Option(None, "--hard/--soft", help="Enforce Dirichlet and initial conditions exactly (box domains). [default: soft]"),
-    resample_every: Optional[int] = typer.Option(None, help="Adam: fresh collocation points every N steps. [default: off]"),
-    refine_every: Optional[int] = typer.Option(None, help="Adam: add points where the residual is largest every N steps. [default: off]"),
-    balance_every: Optional[int] = typer.Option(None, help="Adam: balance loss weights by gradient norms every N steps. [default: off]"),
     out: Path = typer.Option(Path("runs"), help="Folder for run directories."),
     config: Optional[Path] = typer.Option(None, help="Run settings from a JSON or TOML file (options given here override it)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the stopped run in this run directory (with its saved settings; --budget may be raised)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    **options: Any,
 ) -> None:
     """Train a surrogate for PROBLEM and write metrics, history, checkpoint and plots.
 
@@ -188,60 +181,47 @@ def solve(
     Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 training diverged,
     130 interrupted.
     """
+    from pinn_gmnm.methods import AdamLBFGSMethod, Steps
     from pinn_gmnm.models import MODELS
     from pinn_gmnm.progress import RichProgress
     from pinn_gmnm.run import prepare, run
     from pinn_gmnm.sampling import SAMPLERS
 
     if resume is not None:
-        given = {"PROBLEM": problem, "--model": model, "--components": components,
-                 "--projections": projections, "--width-factor": width_factor, "--width": width,
-                 "--depth": depth, "--activation": activation, "--method": method,
-                 "--adam-steps": adam_steps, "--lbfgs-steps": lbfgs_steps,
-                 "--varpro-steps": varpro_steps, "--gn-steps": gn_steps, "--lr": lr,
-                 "--points": points, "--boundary-points": boundary_points, "--sampler": sampler,
-                 "--dtype": dtype, "--seed": seed, "--device": device, "--config": config,
-                 "--set": set_ or None, "--reference": reference, "--hard/--soft": hard,
-                 "--resample-every": resample_every, "--refine-every": refine_every,
-                 "--balance-every": balance_every}
-        extra = [k for k, v in given.items() if v is not None]
+        extra = [shown for name, shown in _given(ctx).items() if name not in RESUME_OPTIONS]
         if extra:
             raise GMNMError(
                 f"--resume continues a run with its saved settings; {', '.join(extra)} cannot be "
                 "changed (only --budget and --quiet go with --resume)"
             )
-        _resume(resume, budget, quiet)
+        _resume(resume, options["budget"], quiet)
         return
 
     base = RunConfig.load(config).to_dict() if config is not None else RunConfig().to_dict()
     if problem is None and config is None:
         raise GMNMError("give a PROBLEM (see `gmnm-pde list`) or --config FILE")
+    model = options["model"]
     if model is not None:
         MODELS.entry(model)  # unknown model: a clear error now
         if model != base["model"]:
             base["model_options"] = {}
-    if sampler is not None:
-        SAMPLERS.entry(sampler)
-    overrides = {
-        "problem": problem, "model": model, "method": method, "adam_steps": adam_steps,
-        "lbfgs_steps": lbfgs_steps, "varpro_steps": varpro_steps, "gn_steps": gn_steps, "lr": lr,
-        "interior": points,
-        "boundary": boundary_points, "sampler": sampler, "dtype": dtype, "seed": seed,
-        "budget": budget, "device": device, "hard": hard, "resample_every": resample_every,
-        "refine_every": refine_every, "balance_every": balance_every,
-        "reference": None if reference is None else str(reference),
-    }
-    data = {**base, **{k: v for k, v in overrides.items() if v is not None}}
-    if any(v is not None for v in (method, adam_steps, lbfgs_steps, varpro_steps, gn_steps, lr)):
+    if options["sampler"] is not None:
+        SAMPLERS.entry(options["sampler"])
+    settings = {f.name: options[f.name] for f in config_fields()}
+    if settings["reference"] is not None:
+        settings["reference"] = str(settings["reference"])
+    data = {**base, "problem": problem or base["problem"],
+            **{k: v for k, v in settings.items() if v is not None}}
+    steps_given = {k for k in (*Steps.OPEN_ENDED, "adam_steps", "lr") if settings[k] is not None}
+    if settings["method"] is not None or steps_given:
         data["stages"] = None  # the stages follow the method and step options given here
-        if method is None and any(v is not None for v in (adam_steps, lbfgs_steps, lr)):
+        if settings["method"] is None and steps_given & set(AdamLBFGSMethod.settings):
             data["method"] = "adam-lbfgs"
     if problem is not None and config is not None and problem != base["problem"]:
         data["params"] = {}
     data["params"] = {**data["params"], **parse_sets(set_)}
-    data["model_options"] = {**data["model_options"], **_model_options(data["model"], {
-        "components": components, "projections": projections, "width_factor": width_factor,
-        "width": width, "depth": depth, "activation": activation})}
+    data["model_options"] = {**data["model_options"], **_model_options(
+        data["model"], {name: options[name] for name in model_option_names()})}
     cfg = RunConfig.from_dict(data)
 
     _, _, _, stages = prepare(cfg)  # fail fast on bad problems, models and stages
@@ -252,6 +232,9 @@ def solve(
         with RichProgress(stages, label) as bar:
             result = run(cfg, out=out, callbacks=[bar])
     _finish(result, is_main_process())
+
+
+app.command()(user_errors(with_parameters(solve, solve_parameters())))
 
 
 def is_main_process() -> bool:
