@@ -161,3 +161,19 @@ def test_resume_refuses_every_option_but_budget_and_quiet(tmp_path):
     assert "PROBLEM cannot be changed" in r.output
     r = runner.invoke(app, ["solve", "--resume", str(tmp_path), "--budget", "5", "-q"])
     assert "cannot be changed" not in r.output and "holds no model.pt" in r.output
+
+
+def test_a_loss_knows_its_terms_and_weights_from_construction():
+    """No hidden 'call it once first' state: names and weights are there at once, for
+    systems too, and a weight for an unknown term fails at construction."""
+    from pinn_gmnm.errors import GMNMError
+    from pinn_gmnm.training import Collocation, Loss, sample_batch
+
+    problem = get_problem("poisson-neumann")
+    loss = Loss(problem, sample_batch(problem, Collocation(32, 16), 0), {"flux": 3.0})
+    assert loss.names == ["pde", "sides", "flux"] and loss.weights == [1.0, 1.0, 3.0]
+    assert loss.weights_state() == [1.0, 1.0, 3.0]
+    loss.load_weights_state([2.0, 1.0, 1.0])
+    assert loss.weights == [2.0, 1.0, 1.0]
+    with pytest.raises(GMNMError, match="unknown loss term 'flx'"):
+        Loss(problem, sample_batch(problem, Collocation(32, 16), 0), {"flx": 1.0})

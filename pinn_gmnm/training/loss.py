@@ -36,6 +36,33 @@ def term_names(problem: Problem, n_equations: int = 1) -> list[str]:
     return names
 
 
+class _Zeros:
+    """The derivative engine of the zero function, which is all it takes to count the
+    equations a residual returns."""
+
+    def __init__(self, x: Points, outputs: int) -> None:
+        self.x, self.outputs = x, outputs
+
+    def value(self) -> Tensor:
+        return self.x.new_zeros(len(self.x), self.outputs)
+
+    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        return self.value() if output is None else self.x.new_zeros(len(self.x))
+
+    laplacian = partial
+
+
+def _count_equations(problem: Problem, x: Points) -> int | None:
+    """How many equations the problem's residual returns (its terms ``pde``, or ``pde1``,
+    ``pde2``… for systems), from the zero function at a few points; None when the
+    residual cannot be evaluated there (the checked first evaluation reports why)."""
+    p = problem
+    try:
+        return len(p.residuals(Field(_Zeros(x, p.n_outputs), p.variables, p.outputs, p.spatial), x))
+    except Exception:
+        return None
+
+
 class Loss:
     """Σ_terms w_t · mean(r_t²) over a fixed :class:`Batch`.
 
@@ -54,6 +81,9 @@ class Loss:
         self.weights_given = dict(weights or {})
         self._names: list[str] | None = None
         self._weights: list[float] | None = None
+        equations = _count_equations(problem, batch.interior[:2])
+        if equations is not None:  # else the first evaluation says what is wrong
+            self._set_names(equations)
 
     @property
     def batch(self) -> Batch:
@@ -106,7 +136,8 @@ class Loss:
 
     @property
     def names(self) -> list[str]:
-        assert self._names is not None, "evaluate the loss once before asking for its terms"
+        """The terms' names (known from construction, see :func:`term_names`)."""
+        assert self._names is not None, "the residual could not be evaluated: no terms"
         return self._names
 
     @property
@@ -117,12 +148,12 @@ class Loss:
 
     @property
     def weights(self) -> list[float]:
-        assert self._weights is not None, "evaluate the loss once before asking for its weights"
+        """The terms' weights, in the order of :attr:`names`."""
+        assert self._weights is not None, "the residual could not be evaluated: no terms"
         return self._weights
 
     def weights_state(self) -> list[float] | None:
-        """The current weights as plain data for a checkpoint (None before the first
-        evaluation, when they are still the given ones)."""
+        """The current weights as plain data for a checkpoint."""
         return None if self._weights is None else list(self._weights)
 
     def load_weights_state(self, weights: Sequence[float]) -> None:
