@@ -19,7 +19,7 @@ from pinn_gmnm.models.hard import hard_constraint
 from pinn_gmnm.models.kan import GridUpdates
 from pinn_gmnm.problem import get_problem
 from pinn_gmnm.run import stages_for
-from pinn_gmnm.training import LBFGS, Adam
+from pinn_gmnm.training import LBFGS, Adam, Collocation
 
 MODEL_NAMES = [e.name for e in MODELS]
 WRAPPERS = {"plain": lambda problem, model: model, "hard": hard_constraint}
@@ -80,7 +80,8 @@ def test_kan_grid_updates_act_under_hard_constraints():
     (callback,) = training_callbacks(model)
     assert isinstance(callback, GridUpdates) and callback.kan is kan
     before = kan.layers[0].grid.clone()
-    solve(problem, model, stages=[Adam(steps=5, lr=1e-3)], eval_every=5)
+    solve(problem, model, stages=[Adam(steps=5, lr=1e-3)], eval_every=5,
+          collocation=Collocation(64, 32))
     assert not torch.equal(before, kan.layers[0].grid)  # the knots moved to the points
 
 
@@ -167,7 +168,7 @@ def test_a_loss_knows_its_terms_and_weights_from_construction():
     """No hidden 'call it once first' state: names and weights are there at once, for
     systems too, and a weight for an unknown term fails at construction."""
     from pinn_gmnm.errors import GMNMError
-    from pinn_gmnm.training import Collocation, Loss, sample_batch
+    from pinn_gmnm.training import Loss, sample_batch
 
     problem = get_problem("poisson-neumann")
     loss = Loss(problem, sample_batch(problem, Collocation(32, 16), 0), {"flux": 3.0})
