@@ -8,7 +8,8 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
+import stat
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,9 +24,13 @@ CHECKPOINT_FORMAT = "gmnm-pde/checkpoint-v1"
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
     """Write ``path`` through a temporary file in the same folder, then rename it into
-    place: readers see the old file or the new one, never half of one."""
+    place: readers see the old file or the new one, never half of one.
+
+    The file gets the permissions an ordinary ``open(path, "w")`` would give it: those of
+    the file it replaces, or for a new file 0o666 less the user's umask (so that
+    collaborators can read results where the umask allows it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -35,6 +40,25 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``path``, open for writing, created as ``open`` would
+    create ``path`` (``tempfile.mkstemp`` would make it private, mode 0o600)."""
+    try:
+        keep: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        keep = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
+        except FileExistsError:
+            continue
+        if keep is not None:
+            os.chmod(tmp, keep)
+        return fd, tmp
 
 
 def _clean(value: Any) -> Any:

@@ -1,0 +1,91 @@
+"""Run directories others can use: resumable and rerunnable from any folder, guarded
+against a problem file that changed since, readable under the user's umask, written by one
+process at a time, and an --out that cannot hold them refused before training."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pinn_gmnm.artifacts import atomic_write
+from pinn_gmnm.cli.main import app
+
+runner = CliRunner()
+
+# Adam until a 0.3 s budget runs out: a run that stops early and can be continued.
+BUDGETED = ["--model", "mlp", "--width", "6", "--depth", "1", "--method", "adam-lbfgs",
+            "--adam-steps", "100000", "--lbfgs-steps", "0", "--points", "32",
+            "--boundary-points", "2", "--budget", "0.3", "-q"]
+
+PROBLEM_FILE = (
+    "from pinn_gmnm import Dirichlet, Interval, Problem\n"
+    "def bar():\n"
+    "    '''u'' = 2 on [0, 1], u = x^2 at the ends.'''\n"
+    "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - 2,\n"
+    "                   [Dirichlet(lambda x: x[:, 0] ** 2)], exact=lambda x: x[:, 0] ** 2)\n"
+)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def only_dir(root: Path) -> Path:
+    (d,) = [p for p in root.iterdir() if p.is_dir()]
+    return d
+
+
+@pytest.fixture
+def stopped_run(tmp_path: Path, monkeypatch) -> Path:
+    """A run of a problem in ``probs/base.py``, given by a relative path, that ran out of
+    budget; afterwards the test is in another folder."""
+    (tmp_path / "probs").mkdir()
+    (tmp_path / "probs" / "base.py").write_text(PROBLEM_FILE)
+    monkeypatch.chdir(tmp_path)
+    r = invoke("solve", "probs/base.py:bar", *BUDGETED, "--out", "runs")
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir("/")
+    return only_dir(tmp_path / "runs").resolve()
+
+
+# --- file permissions --------------------------------------------------------------------
+
+@pytest.fixture
+def umask():
+    """``umask(mask)`` sets the process umask for the test."""
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("mask,expected", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
+def test_a_new_file_gets_the_mode_of_an_ordinary_open(tmp_path: Path, umask, mask, expected):
+    umask(mask)
+    atomic_write(tmp_path / "new.json", lambda f: f.write("{}"))
+    assert mode(tmp_path / "new.json") == expected
+
+
+def test_a_rewritten_file_keeps_its_mode(tmp_path: Path, umask):
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    target.chmod(0o604)
+    atomic_write(target, lambda f: f.write("new"))
+    assert target.read_text() == "new" and mode(target) == 0o604
+
+
+def test_run_artifacts_are_readable_by_others_under_a_umask_of_022(umask, stopped_run: Path):
+    for path in stopped_run.iterdir():
+        assert mode(path) == 0o644, path.name
