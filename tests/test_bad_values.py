@@ -1,0 +1,84 @@
+"""Bad values, whoever brings them: metrics that are not finite are reported as such,
+config values of the wrong type, references with missing or infinite values or damaged
+files, exact solutions of the wrong shape and sizes that cannot fit in memory are refused
+with one line (exit 2), and the CLI's own parse errors are one line too."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pinn_gmnm import (GMNM, Collocation, Dirichlet, GMNMError, Interval, LeastSquares, Problem,
+                       Reference, load_reference, solve)
+from pinn_gmnm.cli.main import app
+from pinn_gmnm.config import RunConfig
+
+runner = CliRunner()
+
+TINY = ["--components", "6", "--varpro-steps", "0", "--points", "32", "--boundary-points", "2",
+        "-q"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_line_error(r, code: int = 2) -> str:
+    assert r.exit_code == code, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def square(u, x):
+    return u.d("xx") - 2
+
+
+def exact(x):
+    return x[:, 0] ** 2
+
+
+def problem(**kw) -> Problem:
+    return Problem(**{"geometry": Interval(0, 1), "residual": square,
+                      "conditions": [Dirichlet(exact)], "exact": exact, "linear": True, **kw})
+
+
+def quick_solve(p: Problem):
+    torch.manual_seed(0)
+    return solve(p, GMNM(1, components=6, bounds=p.geometry.bbox), stages=[LeastSquares()],
+                 collocation=Collocation(32, 2))
+
+
+# --- config values of the wrong type ------------------------------------------------------
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("lr", "0.01", "float"),
+    ("interior", 2.5, "int"),
+    ("seed", 1.0, "int"),
+    ("hard", "yes", "bool"),
+    ("budget", "10", "float or null"),
+    ("params", "k=2", "dict[str, Any]"),
+    ("weights", {"pde": "1"}, "dict[str, float]"),
+    ("stages", {"type": "adam"}, "list[dict[str, Any]] or null"),
+    ("problem", 3, "str"),
+])
+def test_config_values_of_the_wrong_type_are_named(tmp_path: Path, key, value, expected):
+    with pytest.raises(GMNMError) as info:
+        RunConfig.from_dict({"problem": "poisson", key: value})
+    assert str(info.value).startswith(
+        f"config key '{key}' must be {expected}, got {json.dumps(value)} ({type(value).__name__})")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"problem": "poisson", key: value}))
+    assert f"config key '{key}'" in one_line_error(invoke("solve", "--config", str(path)))
+
+
+def test_a_number_in_quotes_is_told_to_drop_them():
+    with pytest.raises(GMNMError, match=r"write it without quotes"):
+        RunConfig.from_dict({"lr": "0.01"})
