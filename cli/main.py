@@ -13,6 +13,7 @@ from typing import Any, Optional, TypeVar
 
 import typer
 
+from pinn_gmnm.cli.reporting import OneLineGroup
 from pinn_gmnm.config import METHODS, RunConfig
 from pinn_gmnm.errors import GMNMError
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineGroup,  # one-line parse errors and warnings
 )
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -82,3 +82,20 @@ def test_config_values_of_the_wrong_type_are_named(tmp_path: Path, key, value, e
 def test_a_number_in_quotes_is_told_to_drop_them():
     with pytest.raises(GMNMError, match=r"write it without quotes"):
         RunConfig.from_dict({"lr": "0.01"})
+
+
+# --- the CLI's own parse errors --------------------------------------------------------------
+
+@pytest.mark.parametrize("args,text", [
+    (["solve", "poisson", "--nosuch"], "(see gmnm-pde solve --help)"),
+    (["solve", "poisson", "--points", "many"], "(see gmnm-pde solve --help)"),
+    (["nosuchcommand"], "(see gmnm-pde --help)"),
+    (["compare", "poisson", "--seeds"], "(see gmnm-pde compare --help)"),
+])
+def test_parse_errors_are_one_line(args, text):
+    assert text in one_line_error(invoke(*args))
+
+
+def test_scientific_notation_for_a_whole_number_is_explained():
+    line = one_line_error(invoke("solve", "poisson", "--points", "1e12"))
+    assert "'1e12'" in line and "write it as 1000000000000" in line
