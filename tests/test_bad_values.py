@@ -84,6 +84,51 @@ def test_a_number_in_quotes_is_told_to_drop_them():
         RunConfig.from_dict({"lr": "0.01"})
 
 
+# --- references with bad values or damaged files -------------------------------------------
+
+def grid_reference(path: Path, values) -> Path:
+    x = np.linspace(-1, 1, 11)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    np.savez(path, points=np.stack([X.ravel(), Y.ravel()], 1), values=values)
+    return path
+
+
+@pytest.mark.parametrize("values,message", [
+    (np.full(121, np.nan), "has no finite values (all 121 points are NaN)"),
+    (np.where(np.arange(121) < 3, np.inf, 0.0), "3 of 121 values are infinite"),
+])
+def test_references_without_usable_values_are_refused(tmp_path: Path, values, message):
+    path = grid_reference(tmp_path / "ref.npz", values)
+    line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
+    assert message in line
+    with pytest.raises(GMNMError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Reference(np.zeros((121, 2)), values)
+
+
+def test_missing_reference_values_are_counted(tmp_path: Path):
+    from pinn_gmnm.errors import GMNMWarning
+
+    path = grid_reference(tmp_path / "ref.npz", np.where(np.arange(121) < 5, np.nan, 1.0))
+    with pytest.warns(GMNMWarning, match="5 of 121 points of the reference have NaN values"):
+        ref = load_reference(path, 2)
+    assert len(ref.known()[0]) == 116
+
+
+@pytest.mark.parametrize("content", [b"hello", b"PK\x03\x04" + b"garbage" * 10])
+def test_a_damaged_npz_is_not_a_valid_npz(tmp_path: Path, content):
+    path = tmp_path / "ref.npz"
+    path.write_bytes(content)
+    line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
+    assert f"{path} is not a valid .npz file" in line and "pickle" not in line
+
+
+def test_an_npz_of_python_objects_is_never_unpickled(tmp_path: Path):
+    path = tmp_path / "ref.npz"
+    np.savez(path, points=np.zeros((3, 2)), values=np.array([{}, {}, {}], dtype=object))
+    line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
+    assert "array 'values' holds Python objects, which are never unpickled" in line
+
+
 # --- the CLI's own parse errors --------------------------------------------------------------
 
 @pytest.mark.parametrize("args,text", [
