@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 from ._types import Points
-from .errors import GMNMError
 from .problem import Problem
 from .sampling import Sobol
 
@@ -54,11 +53,6 @@ class Evaluator:
         if problem.exact is None:
             ref = problem.reference_solution()
             if ref is not None:
-                if ref.dim != problem.dim or ref.n_outputs != problem.n_outputs:
-                    raise GMNMError(
-                        f"{problem.name}: the reference solution is {ref.dim}-D with "
-                        f"{ref.n_outputs} value(s) per point; the problem is {problem.dim}-D "
-                        f"with {problem.n_outputs} output(s)")
                 x, v = ref.known()
                 step = max(1, math.ceil(len(x) / (2 * n)))  # thin very large references
                 return cls(problem, x[::step].to(device=device, dtype=dtype),

@@ -132,23 +132,41 @@ class Problem:
                         closed_form=closed_form)
 
     def exact_values(self, x: Points) -> Tensor | None:
-        """The exact solution at ``x`` as shape (n, k), or None when unknown."""
+        """The exact solution at ``x`` as shape (n, k), or None when unknown.
+
+        Checked like the residual: an exact solution that raises, or gives values of
+        another shape than (n,) or (n, k) (k outputs) or another dtype than the points',
+        is a GMNMError saying so (and where, in the user's code)."""
         if self.exact is None:
             return None
-        v = torch.as_tensor(self.exact(x), dtype=x.dtype, device=x.device)
-        v = v.reshape(len(x), -1)
-        if v.shape[1] != self.n_outputs:
+        try:
+            v = self.exact(x)
+        except Exception as exc:
+            raise GMNMError(f"{self.name}: the exact solution raised {type(exc).__name__}: "
+                            f"{exc}{user_location(exc)}") from exc
+        if isinstance(v, Tensor) and v.dtype != x.dtype:
+            raise GMNMError(f"{self.name}: exact solution has dtype {v.dtype}, expected {x.dtype} "
+                            "(the points' dtype): compute it from x")
+        v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
+        n, k = len(x), self.n_outputs
+        allowed = [(n,), (n, 1)] if k == 1 else [(n, k)]
+        if tuple(v.shape) not in allowed:
             raise GMNMError(
-                f"{self.name}: exact solution gives {v.shape[1]} values per point, "
-                f"expected {self.n_outputs} (one per output)"
+                f"{self.name}: exact solution has shape {tuple(v.shape)} for {n} points; expected "
+                f"{' or '.join(map(str, allowed))}: one value per point and output "
+                f"({', '.join(self.outputs)})"
             )
-        return v
+        return v.reshape(n, k)
 
     def reference_solution(self) -> Reference | None:
         """The numerical reference solution, or None. A reference function is called on
         the first request and its result kept: metrics and every plot ask for it, and
         each call would load it from the cache again (or solve again, without one)."""
         ref = self.reference
+        if isinstance(ref, Reference) and (ref.dim != self.dim or ref.n_outputs != self.n_outputs):
+            raise GMNMError(
+                f"{self.name}: the reference solution is {ref.dim}-D with {ref.n_outputs} value(s) "
+                f"per point; the problem is {self.dim}-D with {self.n_outputs} output(s)")
         if ref is None or isinstance(ref, Reference):
             return ref
         ref = ref()
@@ -156,7 +174,7 @@ class Problem:
             raise GMNMError(f"{self.name}: the reference function returned "
                             f"{type(ref).__name__}, not a Reference")
         object.__setattr__(self, "reference", ref)
-        return ref
+        return self.reference_solution()
 
     def solution_values(self, x: Points) -> Tensor | None:
         """The solution at ``x`` as (n, k): exact when known, else the reference

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -127,6 +128,40 @@ def test_an_npz_of_python_objects_is_never_unpickled(tmp_path: Path):
     np.savez(path, points=np.zeros((3, 2)), values=np.array([{}, {}, {}], dtype=object))
     line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
     assert "array 'values' holds Python objects, which are never unpickled" in line
+
+
+# --- exact solutions and reference functions of the wrong shape -------------------------------
+
+@pytest.mark.parametrize("wrong,shape", [
+    (lambda x: torch.tensor(1.0, dtype=x.dtype), "()"),
+    (lambda x: torch.cat([x[:, 0], x[:, 0]]), "(4002,)"),
+    (lambda x: torch.stack([x[:, 0]] * 3, 1), "(2001, 3)"),
+])
+def test_an_exact_solution_of_the_wrong_shape_is_refused(wrong, shape):
+    with pytest.raises(GMNMError, match=rf"exact solution has shape {re.escape(shape)} for 2001 "
+                                        r"points; expected \(2001,\) or \(2001, 1\)"):
+        quick_solve(problem(exact=wrong))
+
+
+def test_an_exact_solution_of_another_dtype_is_refused():
+    with pytest.raises(GMNMError, match=r"exact solution has dtype torch.float32, expected "
+                                        r"torch.float64 \(the points' dtype\)"):
+        quick_solve(problem(exact=lambda x: x[:, 0].float() ** 2))
+
+
+def test_an_exact_solution_that_raises_names_the_place(tmp_path: Path):
+    def broken(x):
+        return x[:, 3]
+
+    with pytest.raises(GMNMError, match=r"exact solution raised IndexError: .* line \d+\)"):
+        quick_solve(problem(exact=broken))
+
+
+def test_a_reference_function_of_the_wrong_size_is_refused():
+    ref = Reference(np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(GMNMError, match=r"the reference solution is 2-D with 1 value\(s\) per point; "
+                                        r"the problem is 1-D"):
+        quick_solve(problem(exact=None, reference=lambda: ref))
 
 
 # --- the CLI's own parse errors --------------------------------------------------------------
