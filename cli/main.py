@@ -279,8 +279,9 @@ def _resume(directory: Path, budget: Optional[float], quiet: bool) -> None:
 def _finish(result: Any, show: bool = True) -> None:
     """The summary, then what the run's status means and the exit code it gets (every
     rank of a data-parallel run exits alike; only rank 0, ``show``, prints)."""
+    not_finite = [e for e in result.solution.events if e["event"] == "not finite"]
     if not show:
-        code = {"interrupted": 130, "diverged": 3}.get(result.status)
+        code = {"interrupted": 130, "diverged": 3}.get(result.status) or (4 if not_finite else 0)
         if code:
             raise typer.Exit(code)
         return
@@ -305,9 +306,21 @@ def _finish(result: Any, show: bool = True) -> None:
     if result.status == "out-of-budget":
         more = f"gmnm-pde solve --resume {d} --budget SECONDS" if d is not None else "a larger budget"
         typer.echo(f"  budget         spent before training finished; to continue: {more}")
+    if not_finite:
+        raise fail(f"a metric is not finite ({', '.join(e['metric'] for e in not_finite)}; see "
+                   "above" + (f" and the events in {d / 'metrics.json'}" if d is not None else "")
+                   + ")", 4)
 
 
-def _fmt(v: float) -> str:
+def _fmt(result: Any, key: str) -> str:
+    """A metric for the summary, or why it has no value."""
+    from pinn_gmnm.evaluation import not_finite
+
+    event = next((e for e in result.solution.events
+                  if e["event"] == "not finite" and e["metric"] == key), None)
+    if event is not None:
+        return not_finite(event)
+    v = result.solution.metrics[key]
     return "n/a (no exact or reference solution)" if v is None or math.isnan(v) else f"{v:.3e}"
 
 
@@ -320,9 +333,9 @@ def _summary(result: Any) -> None:
     against = ""
     if s.problem.exact is None and s.problem.reference is not None:
         against = " (vs reference)"
-    typer.echo(f"  relative L2    {_fmt(m['rel_l2'])}{against}")
-    typer.echo(f"  max |error|    {_fmt(m['max_abs'])}{against}")
-    typer.echo(f"  residual RMS   {_fmt(m['residual_rms'])}")
+    typer.echo(f"  relative L2    {_fmt(result, 'rel_l2')}{against}")
+    typer.echo(f"  max |error|    {_fmt(result, 'max_abs')}{against}")
+    typer.echo(f"  residual RMS   {_fmt(result, 'residual_rms')}")
     for k in s.problem.unknowns:
         true = "" if k.true is None else (
             f" (true {k.true:g}, relative error {m[f'unknown_{k.name}_error']:.2e})")

@@ -57,6 +57,44 @@ def quick_solve(p: Problem):
                  collocation=Collocation(32, 2))
 
 
+# --- metrics that are not finite --------------------------------------------------------
+
+LOG_AT_ZERO = (
+    "import torch\n"
+    "from pinn_gmnm import Dirichlet, Interval, Problem\n"
+    "def logp():\n"
+    "    '''u'' = 2 + 0 log x: NaN at x = 0, which only the evaluation grid holds.'''\n"
+    "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - 2 + 0 * torch.log(x[:, 0]),\n"
+    "                   [Dirichlet(lambda x: x[:, 0] ** 2)], exact=lambda x: x[:, 0] ** 2,\n"
+    "                   linear=True)\n"
+)
+
+
+def test_a_nan_residual_is_reported_as_such(tmp_path: Path):
+    (tmp_path / "logp.py").write_text(LOG_AT_ZERO)
+    r = invoke("solve", "logp.py:logp", *TINY, "--out", "runs")
+    assert r.exit_code == 4, r.output
+    assert "no exact or reference solution" not in r.output
+    assert "residual RMS   not finite at 1 of 2001 evaluation points (x = 0)" in r.output, r.output
+    assert "error: a metric is not finite" in r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (event,) = [e for e in metrics["events"] if e["event"] == "not finite"]
+    assert event["metric"] == "residual_rms" and event["points"] == 1 and event["of"] == 2001
+    assert event["where"] == {"x": [0.0, 0.0]} and event["examples"] == [[0.0]]
+    assert 0 < event["elsewhere"] < 1  # the residual RMS over the other points
+
+
+def test_a_nan_exact_solution_and_prediction_are_told_apart():
+    p = problem(exact=lambda x: torch.where(x[:, 0] > 0.5, math.nan, x[:, 0] ** 2))
+    s = quick_solve(p)
+    assert math.isnan(s.metrics["rel_l2"]) and math.isnan(s.metrics["max_abs"])
+    events = [e for e in s.events if e["event"] == "not finite"]
+    assert {e["metric"] for e in events} == {"rel_l2", "max_abs"}
+    assert all(e["cause"] == "exact solution" and e["points"] == 1000 for e in events)
+    assert events[0]["where"] == {"x": [pytest.approx(0.5005), 1.0]}
+
+
 # --- config values of the wrong type ------------------------------------------------------
 
 @pytest.mark.parametrize("key,value,expected", [
