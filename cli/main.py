@@ -190,6 +190,7 @@ def solve(
     Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 training diverged,
     130 interrupted.
     """
+    from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.models import MODELS
     from pinn_gmnm.progress import RichProgress
     from pinn_gmnm.run import prepare, run
@@ -246,6 +247,7 @@ def solve(
         "width": width, "depth": depth, "activation": activation})}
     cfg = RunConfig.from_dict(data)
 
+    check_out_folder(out)
     _, _, _, stages = prepare(cfg)  # fail fast on bad problems, models and stages
     label = f"{cfg.problem} · {cfg.model}"
     if quiet or not is_main_process():

@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -122,6 +123,37 @@ def slug(text: str) -> str:
     """A file-name-safe version of a problem or model name."""
     text = re.sub(r"\.py:", "-", Path(text).name if ".py:" in text else text)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def check_out_folder(path: Path, option: str = "--out") -> None:
+    """Refuse, before any training, a folder that cannot hold run directories: a file, a
+    path through a file, a place where folders cannot be created or written. Folders made
+    to find out are removed again."""
+    path = Path(path)
+    missing, existing = [], path
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == path else f": {existing}"
+        raise GMNMError(f"{option} {path}{where} is a file, not a folder; give a folder for the "
+                        "run directories")
+    made: list[Path] = []
+    doing = "create a folder"
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        doing = "write"
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".gmnm-pde-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GMNMError(f"{option} {path}: cannot {doing} there ({exc.strerror or exc}); choose a "
+                        "folder you can write to") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def new_run_dir(root: Path, name: str, overwrite: bool = False) -> Path:

@@ -89,3 +89,34 @@ def test_a_rewritten_file_keeps_its_mode(tmp_path: Path, umask):
 def test_run_artifacts_are_readable_by_others_under_a_umask_of_022(umask, stopped_run: Path):
     for path in stopped_run.iterdir():
         assert mode(path) == 0o644, path.name
+
+
+# --- --out that cannot hold a run ------------------------------------------------------
+
+@pytest.mark.parametrize("make,out,why", [
+    (lambda d: (d / "afile").write_text(""), "afile", "is a file, not a folder"),
+    (lambda d: (d / "afile").write_text(""), "afile/runs", "afile is a file, not a folder"),
+    (lambda d: None, "/proc/gmnm-pde-runs", "cannot create"),
+])
+@pytest.mark.parametrize("command", [["solve", "poisson-1d"], ["compare", "poisson-1d"],
+                                     ["fit", "bessel"]])
+def test_an_unusable_out_is_refused_before_training(tmp_path: Path, make, out, why, command):
+    make(tmp_path)
+    r = invoke(*command, "--out", out, "-q")
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"error: --out {out}") and why in r.output, r.output
+    assert "Errno" not in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into read-only folders")
+def test_a_read_only_out_is_refused(tmp_path: Path):
+    (tmp_path / "ro").mkdir(mode=0o555)
+    r = invoke("solve", "poisson-1d", "--out", "ro", "-q")
+    assert r.exit_code == 2 and "--out ro: cannot write there" in r.output, r.output
+
+
+def test_checking_out_leaves_no_folder_behind(tmp_path: Path):
+    from pinn_gmnm.artifacts import check_out_folder
+
+    check_out_folder(Path("new/runs"))
+    assert not (tmp_path / "new").exists()
