@@ -23,6 +23,7 @@ from .artifacts import load_checkpoint, new_run_dir, save_checkpoint, write_hist
 from .config import RunConfig
 from .errors import GMNMError
 from .interrupt import StopOnSignal
+from .memory import check_memory
 from .models import build_model
 from .models.hard import hard_constraint
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
@@ -101,7 +102,8 @@ class RunResult:
 
 
 def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
-    """Build problem, model and stages for ``config`` (seeding the model's initialisation)."""
+    """Build problem, model and stages for ``config`` (seeding the model's initialisation),
+    and check that the run fits in memory."""
     problem = get_problem(config.problem, **config.params)
     if config.reference is not None:  # the user's reference replaces the problem's own
         ref = load_reference(config.reference, problem.dim, problem.n_outputs)
@@ -112,6 +114,9 @@ def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
     if config.hard:
         model = hard_constraint(problem, model)
     method, stages = stages_for(config, problem, model)
+    check_memory(points=config.interior + config.boundary, outputs=problem.n_outputs,
+                 dim=problem.dim, model=model, stages=stages, dtype=DTYPES[config.dtype],
+                 device=resolve_device(config.device))  # before any point is drawn
     return problem, model, method, stages
 
 

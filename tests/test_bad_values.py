@@ -202,6 +202,32 @@ def test_a_reference_function_of_the_wrong_size_is_refused():
         quick_solve(problem(exact=None, reference=lambda: ref))
 
 
+# --- sizes that cannot fit ------------------------------------------------------------------
+
+def test_points_beyond_memory_are_refused_with_the_estimate():
+    line = one_line_error(invoke("solve", "poisson", "--points", "1000000000000"))
+    assert "needs about" in line and "available" in line and "--points" in line
+
+
+def test_the_estimate_refuses_what_the_available_memory_cannot_hold(monkeypatch):
+    import pinn_gmnm.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device: (2**10, "test"))
+    line = one_line_error(invoke("solve", "poisson-1d", *TINY))
+    assert "needs about" in line and "1.0 KiB available (test)" in line
+
+
+def test_the_estimate_grows_with_points_and_width():
+    from pinn_gmnm.memory import estimate
+
+    small = estimate(rows=1000, dim=2, width=100, parameters=700, least_squares=True,
+                     gauss_newton=False, bytes_per_value=8)
+    assert estimate(rows=2000, dim=2, width=100, parameters=700, least_squares=True,
+                    gauss_newton=False, bytes_per_value=8).total > small.total
+    assert estimate(rows=1000, dim=2, width=200, parameters=700, least_squares=True,
+                    gauss_newton=True, bytes_per_value=8).total > small.total
+
+
 # --- the CLI's own parse errors --------------------------------------------------------------
 
 @pytest.mark.parametrize("args,text", [
