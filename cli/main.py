@@ -176,9 +176,10 @@ def solve(
     resample_every: Optional[int] = typer.Option(None, help="Adam: fresh collocation points every N steps. [default: off]"),
     refine_every: Optional[int] = typer.Option(None, help="Adam: add points where the residual is largest every N steps. [default: off]"),
     balance_every: Optional[int] = typer.Option(None, help="Adam: balance loss weights by gradient norms every N steps. [default: off]"),
-    out: Path = typer.Option(Path("runs"), help="Folder for run directories."),
+    out: Optional[Path] = typer.Option(None, help="Folder for run directories. [default: runs]"),
     config: Optional[Path] = typer.Option(None, help="Run settings from a JSON or TOML file (options given here override it)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the stopped run in this run directory (with its saved settings; --budget may be raised)."),
+    accept_changed_problem: bool = typer.Option(False, "--accept-changed-problem", help="With --config or --resume: use the problem file even though it changed since the run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a surrogate for PROBLEM and write metrics, history, checkpoint and plots.
@@ -206,16 +207,17 @@ def solve(
                  "--dtype": dtype, "--seed": seed, "--device": device, "--config": config,
                  "--set": set_ or None, "--reference": reference, "--hard/--soft": hard,
                  "--resample-every": resample_every, "--refine-every": refine_every,
-                 "--balance-every": balance_every}
+                 "--balance-every": balance_every, "--out": out}
         extra = [k for k, v in given.items() if v is not None]
         if extra:
             raise GMNMError(
                 f"--resume continues a run with its saved settings; {', '.join(extra)} cannot be "
-                "changed (only --budget and --quiet go with --resume)"
+                "changed (only --budget, --quiet and --accept-changed-problem go with --resume)"
             )
-        _resume(resume, budget, quiet)
+        _resume(resume, budget, quiet, accept_changed_problem)
         return
 
+    out = Path("runs") if out is None else out
     base = RunConfig.load(config).to_dict() if config is not None else RunConfig().to_dict()
     if problem is None and config is None:
         raise GMNMError("give a PROBLEM (see `gmnm-pde list`) or --config FILE")
@@ -241,6 +243,8 @@ def solve(
             data["method"] = "adam-lbfgs"
     if problem is not None and config is not None and problem != base["problem"]:
         data["params"] = {}
+    if accept_changed_problem or data["problem"] != base["problem"]:
+        data["problem_sha256"] = None  # no check of the problem file against the config's
     data["params"] = {**data["params"], **parse_sets(set_)}
     data["model_options"] = {**data["model_options"], **_model_options(data["model"], {
         "components": components, "projections": projections, "width_factor": width_factor,
@@ -263,18 +267,19 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _resume(directory: Path, budget: Optional[float], quiet: bool) -> None:
-    from pinn_gmnm.config import RunConfig
+def _resume(directory: Path, budget: Optional[float], quiet: bool, accept_changed_problem: bool
+            ) -> None:
     from pinn_gmnm.progress import RichProgress
-    from pinn_gmnm.run import load_run, prepare, resume
+    from pinn_gmnm.run import load_run, prepare, resume, saved_config
 
-    cfg = RunConfig.from_dict(load_run(directory)["config"])
+    options = {"budget": budget, "accept_changed_problem": accept_changed_problem}
     if quiet or not is_main_process():
-        result = resume(directory, budget=budget)
+        result = resume(directory, **options)
     else:
+        cfg = saved_config(load_run(directory), **options)
         _, _, _, stages = prepare(cfg)
         with RichProgress(stages, f"{cfg.problem} · {cfg.model} (resumed)") as bar:
-            result = resume(directory, budget=budget, callbacks=[bar])
+            result = resume(directory, callbacks=[bar], **options)
     _finish(result, is_main_process())
 
 
@@ -342,7 +347,12 @@ def _summary(result: Any) -> None:
         true = "" if k.true is None else (
             f" (true {k.true:g}, relative error {m[f'unknown_{k.name}_error']:.2e})")
         typer.echo(f"  unknown {k.name:<6} {m[f'unknown_{k.name}']:.6g}{true}")
-    typer.echo(f"  time           {result.wall_time:.2f} s (training {s.train_time:.2f} s, {int(m['steps'])} steps)")
+    if any(e["event"] == "resumed" for e in s.events):  # wall time is this session's alone
+        typer.echo(f"  time           {result.wall_time:.2f} s this session (training "
+                   f"{s.train_time:.2f} s in all sessions, {int(m['steps'])} steps)")
+    else:
+        typer.echo(f"  time           {result.wall_time:.2f} s (training {s.train_time:.2f} s, "
+                   f"{int(m['steps'])} steps)")
     if result.directory is not None:
         typer.echo(f"  artifacts      {result.directory}")
 

@@ -46,6 +46,10 @@ class RunConfig:
     when None it is derived from ``method`` and the step options when the run starts, and
     the run directory's config records the list that was used.
 
+    ``problem_sha256`` is the SHA-256 of the problem's file when the problem is
+    ``path/to/file.py:function`` (a run records it, with the path made absolute); a run
+    repeated or continued from this config refuses a file whose content changed since.
+
     ``reference`` is a file with a reference solution that replaces the problem's own
     for metrics and plots; ``hard`` makes Dirichlet and initial conditions hold exactly
     (boxes); ``resample_every``, ``refine_every`` and ``balance_every`` (0: off) turn on
@@ -53,6 +57,7 @@ class RunConfig:
     """
 
     problem: str = "poisson"
+    problem_sha256: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     model: str = "gmnm"
     model_options: dict[str, Any] = field(default_factory=dict)

@@ -26,7 +26,7 @@ from .conditions import evaluate_value
 from .derivatives import Field
 from .errors import GMNMError, require_positive
 from .geometry import Box
-from .problem import PROBLEMS, Problem, register
+from .problem import PROBLEMS, Problem, problem_file, register
 from .registry import first_line
 
 FIT_GROUP = "fit"
@@ -100,7 +100,7 @@ def fit_targets() -> list[str]:
 
 def check_fit_target(name: str) -> None:
     """A clear error unless ``name`` is a registered fitting target (or a user file)."""
-    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+    if problem_file(name) is not None:
         return
     entry = PROBLEMS.entry(name)  # unknown names: the standard error
     if entry.group != FIT_GROUP:

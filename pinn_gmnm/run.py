@@ -27,7 +27,7 @@ from .memory import check_memory
 from .models import build_model
 from .models.hard import hard_constraint
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
-from .problem import Problem, get_problem
+from .problem import Problem, check_unchanged, get_problem, portable_spec
 from .references import load_reference
 from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
@@ -104,6 +104,7 @@ class RunResult:
 def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
     """Build problem, model and stages for ``config`` (seeding the model's initialisation),
     and check that the run fits in memory."""
+    check_unchanged(config.problem, config.problem_sha256)  # before running the file's code
     problem = get_problem(config.problem, **config.params)
     if config.reference is not None:  # the user's reference replaces the problem's own
         ref = load_reference(config.reference, problem.dim, problem.n_outputs)
@@ -135,7 +136,7 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
     problem, model, method, stages = prepare(config)
     reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
-                                    "reference": reference,
+                                    **_problem_source(config), "reference": reference,
                                     "method": method,
                                     "stages": [s.to_dict() for s in stages]})
     folder = None
@@ -147,17 +148,16 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
 
 
 def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[Callback] = (),
-           stop: StopOnSignal | None = None, autosave: float = 60.0) -> RunResult:
+           stop: StopOnSignal | None = None, autosave: float = 60.0,
+           accept_changed_problem: bool = False) -> RunResult:
     """Continue the stopped run in ``directory`` where it stopped, writing to the same
     directory. On the CPU in float64 the result equals that of an uninterrupted run.
-    ``budget`` replaces the run's training-time budget (total seconds, all sessions)."""
+    ``budget`` replaces the run's training-time budget (total seconds, all sessions);
+    ``accept_changed_problem`` continues even when the problem file changed since."""
     directory = Path(directory)
     start = time.perf_counter()
     payload = load_run(directory)
-    data = dict(payload["config"])
-    if budget is not None:
-        data["budget"] = budget
-    config = RunConfig.from_dict(data)
+    config = saved_config(payload, budget=budget, accept_changed_problem=accept_changed_problem)
     state = payload["resume"]
     if payload.get("status") == "out-of-budget" and config.budget is not None and \
             float(state["elapsed"]) >= config.budget:
@@ -166,8 +166,28 @@ def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[
             "larger --budget (total training seconds) to continue it"
         )
     problem, model, method, stages = prepare(config)
+    config = RunConfig.from_dict({**config.to_dict(), **_problem_source(config)})
     folder = RunFolder(lambda: directory, config, method, existing=True, autosave=autosave)
     return _execute(config, problem, model, method, stages, folder, callbacks, start, stop, state)
+
+
+def saved_config(payload: dict[str, Any], *, budget: float | None = None,
+                 accept_changed_problem: bool = False) -> RunConfig:
+    """The configuration a stopped run (``payload``, from :func:`load_run`) continues
+    with: its own, with ``budget`` when given, and no check of the problem file when
+    ``accept_changed_problem``."""
+    data = dict(payload["config"])
+    if budget is not None:
+        data["budget"] = budget
+    if accept_changed_problem:
+        data["problem_sha256"] = None
+    return RunConfig.from_dict(data)
+
+
+def _problem_source(config: RunConfig) -> dict[str, Any]:
+    """The config keys that let the run find its problem file again from any folder."""
+    problem, sha256 = portable_spec(config.problem)
+    return {"problem": problem, "problem_sha256": sha256}
 
 
 def load_run(directory: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from pinn_gmnm.artifacts import atomic_write
@@ -48,6 +49,8 @@ def only_dir(root: Path) -> Path:
 def stopped_run(tmp_path: Path, monkeypatch) -> Path:
     """A run of a problem in ``probs/base.py``, given by a relative path, that ran out of
     budget; afterwards the test is in another folder."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])  # imports torch._dynamo (seconds),
+    # which would otherwise count as the first session's training time
     (tmp_path / "probs").mkdir()
     (tmp_path / "probs" / "base.py").write_text(PROBLEM_FILE)
     monkeypatch.chdir(tmp_path)
@@ -55,6 +58,49 @@ def stopped_run(tmp_path: Path, monkeypatch) -> Path:
     assert r.exit_code == 0, r.output
     monkeypatch.chdir("/")
     return only_dir(tmp_path / "runs").resolve()
+
+
+# --- portable runs ---------------------------------------------------------------------
+
+def test_a_run_resumes_and_reruns_from_another_folder(stopped_run: Path, tmp_path: Path):
+    config = json.loads((stopped_run / "config.json").read_text())
+    assert config["problem"] == f"{tmp_path / 'probs' / 'base.py'}:bar"
+    assert len(config["problem_sha256"]) == 64
+    r = invoke("solve", "--resume", str(stopped_run), "--budget", "0.6", "-q")
+    assert r.exit_code == 0, r.output
+    r = invoke("solve", "--config", str(stopped_run / "config.json"), "--out",
+               str(tmp_path / "again"), "-q")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_changed_problem_file_is_refused_unless_accepted(stopped_run: Path, tmp_path: Path):
+    source = tmp_path / "probs" / "base.py"
+    source.write_text(PROBLEM_FILE.replace("- 2", "- 2.5"))
+    for args in (["--resume", str(stopped_run), "--budget", "0.6"],
+                 ["--config", str(stopped_run / "config.json"), "--out", str(tmp_path / "b")]):
+        r = invoke("solve", *args, "-q")
+        assert r.exit_code == 2, r.output
+        assert f"problem file {source} has changed since the run" in r.output, r.output
+        assert "--accept-changed-problem" in r.output and len(r.output.strip().splitlines()) == 1
+    r = invoke("solve", "--resume", str(stopped_run), "--budget", "0.6", "--accept-changed-problem",
+               "-q")
+    assert r.exit_code == 0, r.output
+    recorded = json.loads((stopped_run / "config.json").read_text())["problem_sha256"]
+    assert recorded == hashlib.sha256(source.read_bytes()).hexdigest()  # the file as accepted
+    r = invoke("solve", "--config", str(stopped_run / "config.json"), "--out", str(tmp_path / "c"),
+               "-q")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_resumed_summary_says_which_times_are_whose(stopped_run: Path):
+    r = invoke("solve", "--resume", str(stopped_run), "--budget", "0.6")
+    assert r.exit_code == 0, r.output
+    assert "s this session (training " in r.output and " s in all sessions, " in r.output
+
+
+def test_resume_refuses_out(stopped_run: Path, tmp_path: Path):
+    r = invoke("solve", "--resume", str(stopped_run), "--out", str(tmp_path / "elsewhere"))
+    assert r.exit_code == 2 and "--out cannot be changed" in r.output, r.output
 
 
 # --- file permissions --------------------------------------------------------------------
