@@ -23,6 +23,7 @@ from .artifacts import load_checkpoint, new_run_dir, save_checkpoint, write_hist
 from .config import RunConfig
 from .errors import GMNMError
 from .interrupt import StopOnSignal
+from .lock import RunLock
 from .memory import check_memory
 from .models import build_model
 from .models.hard import hard_constraint
@@ -156,19 +157,22 @@ def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[
     ``accept_changed_problem`` continues even when the problem file changed since."""
     directory = Path(directory)
     start = time.perf_counter()
-    payload = load_run(directory)
-    config = saved_config(payload, budget=budget, accept_changed_problem=accept_changed_problem)
-    state = payload["resume"]
-    if payload.get("status") == "out-of-budget" and config.budget is not None and \
-            float(state["elapsed"]) >= config.budget:
-        raise GMNMError(
-            f"run {directory} stopped when its budget of {config.budget:g} s ran out; give a "
-            "larger --budget (total training seconds) to continue it"
-        )
-    problem, model, method, stages = prepare(config)
-    config = RunConfig.from_dict({**config.to_dict(), **_problem_source(config)})
-    folder = RunFolder(lambda: directory, config, method, existing=True, autosave=autosave)
-    return _execute(config, problem, model, method, stages, folder, callbacks, start, stop, state)
+    load_run(directory)  # a resumable run directory: checked before it is locked
+    with RunLock(directory):
+        payload = load_run(directory)  # as the last writer left it
+        config = saved_config(payload, budget=budget, accept_changed_problem=accept_changed_problem)
+        state = payload["resume"]
+        if payload.get("status") == "out-of-budget" and config.budget is not None and \
+                float(state["elapsed"]) >= config.budget:
+            raise GMNMError(
+                f"run {directory} stopped when its budget of {config.budget:g} s ran out; give a "
+                "larger --budget (total training seconds) to continue it"
+            )
+        problem, model, method, stages = prepare(config)
+        config = RunConfig.from_dict({**config.to_dict(), **_problem_source(config)})
+        folder = RunFolder(lambda: directory, config, method, existing=True, autosave=autosave)
+        return _execute(config, problem, model, method, stages, folder, callbacks, start, stop,
+                        state)
 
 
 def saved_config(payload: dict[str, Any], *, budget: float | None = None,
@@ -234,6 +238,9 @@ def _execute(config: RunConfig, problem: Problem, model: nn.Module, method: str,
                 exc.add_note(f"the last good state (step {folder.task.snapshot.step}) is saved in "
                              f"{folder.path}; to continue: gmnm-pde solve --resume {folder.path}")
             raise
+        finally:
+            if folder is not None:
+                folder.close()
     directory = folder.path if folder is not None else None
     return RunResult(config, method, solution, directory, time.perf_counter() - start,
                      signals.signal_name if solution.status == "interrupted" else None)
@@ -247,7 +254,9 @@ class RunFolder:
     from, and the history are refreshed every ``autosave`` seconds, so that even a killed
     process loses little; everything is written at the end. When a run fails, the last
     good state is saved (status ``failed``) unless no step was done, in which case a
-    directory created for it is removed again.
+    directory created for it is removed again. A directory it creates is locked
+    (:class:`~pinn_gmnm.lock.RunLock`) until :meth:`close`; an ``existing`` one is
+    locked by whoever passes it in.
     """
 
     def __init__(self, make: Callable[[], Path], config: RunConfig, method: str, *,
@@ -257,12 +266,25 @@ class RunFolder:
         self.path: Path | None = None
         self.task: Task | None = None
         self._saved = time.monotonic()
+        self._lock: RunLock | None = None
+
+    def _open(self) -> Path:
+        self.path = self._make()
+        if not self.existing:
+            self._lock = RunLock(self.path)
+            self._lock.acquire()
+        return self.path
+
+    def close(self) -> None:
+        """Release the directory's lock, if this folder took it."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def on_stage_start(self, stage: Stage, task: Task) -> None:
         self.task = task
         if self.path is None:
-            self.path = self._make()
-            write_json(self.path / "config.json", {"version": 1, **self.config.to_dict()})
+            write_json(self._open() / "config.json", {"version": 1, **self.config.to_dict()})
 
     def on_record(self, row: dict[str, Any], task: Task) -> None:
         if self.path is not None and time.monotonic() - self._saved >= self.autosave:
@@ -277,9 +299,7 @@ class RunFolder:
         self._saved = time.monotonic()
 
     def finish(self, solution: Solution, wall_time: float) -> None:
-        if self.path is None:  # no stage ran
-            self.path = self._make()
-        write_artifacts(self.path, self.config, solution, self.method, wall_time)
+        write_artifacts(self.path or self._open(), self.config, solution, self.method, wall_time)
 
     def failed(self, exc: BaseException) -> bool:
         """Save what a failed run did; True when a resumable state was saved."""
@@ -287,6 +307,7 @@ class RunFolder:
         if self.path is None or task is None:
             return False
         if task.snapshot is None or (task.snapshot.step == 0 and not self.existing):
+            self.close()
             (self.path / "config.json").unlink(missing_ok=True)
             if not any(self.path.iterdir()):
                 self.path.rmdir()

@@ -166,3 +166,53 @@ def test_checking_out_leaves_no_folder_behind(tmp_path: Path):
 
     check_out_folder(Path("new/runs"))
     assert not (tmp_path / "new").exists()
+
+
+# --- one writer at a time -----------------------------------------------------------------
+
+def test_a_run_directory_is_written_by_one_process_at_a_time(stopped_run: Path):
+    from pinn_gmnm.lock import LOCK_NAME, RunLock
+
+    with RunLock(stopped_run):
+        r = invoke("solve", "--resume", str(stopped_run), "--budget", "0.6", "-q")
+        assert r.exit_code == 2, r.output
+        assert (f"run {stopped_run} is being written by process {os.getpid()} on "
+                f"{socket.gethostname()}") in r.output, r.output
+    assert not (stopped_run / LOCK_NAME).exists()
+    r = invoke("solve", "--resume", str(stopped_run), "--budget", "0.6", "-q")
+    assert r.exit_code == 0, r.output
+
+
+def test_a_stale_lock_is_explained_and_taken_over(stopped_run: Path):
+    from pinn_gmnm.lock import LOCK_NAME
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    (stopped_run / LOCK_NAME).write_text(json.dumps(
+        {"pid": pid, "host": socket.gethostname(), "since": "2026-01-01 00:00:00"}))
+    r = invoke("solve", "--resume", str(stopped_run), "--budget", "0.6", "-q")
+    assert r.exit_code == 0, r.output
+    assert (f"warning: took over the stale lock of process {pid} on {socket.gethostname()} "
+            "(since 2026-01-01 00:00:00), which no longer holds it") in r.output, r.output
+    assert not (stopped_run / LOCK_NAME).exists()
+
+
+def test_a_fresh_run_holds_the_lock_while_it_trains(tmp_path: Path):
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.lock import LOCK_NAME
+    from pinn_gmnm.run import run
+
+    seen = []
+
+    class Look:
+        def on_record(self, row, task):
+            if not seen:
+                directory = only_dir(tmp_path / "runs")
+                seen.append(json.loads((directory / LOCK_NAME).read_text()))
+
+    cfg = RunConfig(problem="poisson-1d", model="mlp", model_options={"width": 6, "depth": 1},
+                    method="adam-lbfgs", adam_steps=3, lbfgs_steps=0, interior=16, boundary=2)
+    result = run(cfg, out=tmp_path / "runs", callbacks=[Look()])
+    assert seen[0]["pid"] == os.getpid() and seen[0]["host"] == socket.gethostname()
+    assert not (result.directory / LOCK_NAME).exists()
