@@ -243,3 +243,30 @@ def test_parse_errors_are_one_line(args, text):
 def test_scientific_notation_for_a_whole_number_is_explained():
     line = one_line_error(invoke("solve", "poisson", "--points", "1e12"))
     assert "'1e12'" in line and "write it as 1000000000000" in line
+
+
+# --- smaller things -----------------------------------------------------------------------------
+
+NO_CONDITIONS = (
+    "from pinn_gmnm import Interval, Problem\n"
+    "def free():\n"
+    "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - 2, exact=lambda x: x[:, 0] ** 2,\n"
+    "                   linear=True)\n"
+)
+
+
+def test_a_problem_without_conditions_is_warned_about(tmp_path: Path):
+    from pinn_gmnm.errors import GMNMWarning
+
+    with pytest.warns(GMNMWarning, match="has no conditions: its solution is not unique"):
+        quick_solve(problem(conditions=[]))
+    (tmp_path / "free.py").write_text(NO_CONDITIONS)
+    r = invoke("solve", "free.py:free", *TINY, "--out", "runs")
+    assert r.exit_code == 0, r.output
+    assert "warning: problem 'free.py:free' has no conditions: its solution is not unique" in r.output
+
+
+def test_fit_names_only_fitting_targets():
+    line = one_line_error(invoke("fit", "nosuchtarget"))
+    assert line.startswith("error: unknown fitting target 'nosuchtarget'; known: bessel, ")
+    assert "poisson" not in line

@@ -14,7 +14,7 @@ from ..errors import GMNMError, require_positive, unknown
 from ..evaluation import Evaluator
 from ..models import count_parameters
 from ..problem import Problem
-from ..validation import check_initial_loss, check_model
+from ..validation import check_conditions, check_initial_loss, check_model
 from .batch import Collocation, sample_batch
 from .loss import Loss
 from .gauss_newton import GaussNewton
@@ -162,6 +162,7 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
 
     model.to(device=device, dtype=dtype)
     check_model(problem, model, dtype, device)
+    check_conditions(problem)
     for coefficient in problem.unknowns:  # inverse problems: they train with the model
         coefficient.to(device=device, dtype=dtype)
     batch = sample_batch(problem, collocation, seed).shard(parallel).to(dtype, device)
