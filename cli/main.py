@@ -189,7 +189,7 @@ def solve(
 
     Ctrl-C stops training at the next step and saves what is needed to resume it.
     Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 training diverged,
-    130 interrupted.
+    4 a metric is not finite, 130 interrupted.
     """
     from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.models import MODELS

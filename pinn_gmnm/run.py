@@ -158,7 +158,7 @@ def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[
     directory = Path(directory)
     start = time.perf_counter()
     load_run(directory)  # a resumable run directory: checked before it is locked
-    with RunLock(directory):
+    with RunLock(directory) if distributed.is_main_process() else nullcontext():  # the writer
         payload = load_run(directory)  # as the last writer left it
         config = saved_config(payload, budget=budget, accept_changed_problem=accept_changed_problem)
         state = payload["resume"]
