@@ -75,7 +75,13 @@ class Evaluator:
         x, ref = self.points[::step], self.exact[::step]
         return _rel_l2(self.predict(model, x), ref)
 
-    def residual_rms(self, model: nn.Module, chunk: int = 4096) -> tuple[float, Tensor]:
+    def residual_rms(self, model: nn.Module) -> float:
+        """The RMS of the residual over the evaluation points (NaN where it is not finite
+        at some: :meth:`measure` says where)."""
+        rms, bad = self._residual(model)
+        return math.nan if bad.any() else rms
+
+    def _residual(self, model: nn.Module, chunk: int = 4096) -> tuple[float, Tensor]:
         """The RMS of the residual over the points where it is finite, and the mask of
         the points where it is not (any equation)."""
         total, count, bad = 0.0, 0, []
@@ -101,24 +107,25 @@ class Evaluator:
         out: dict[str, float] = {"rel_l2": math.nan, "max_abs": math.nan}
         events = []
         if self.exact is not None:
-            pred = self.predict(model)
-            out["rel_l2"] = _rel_l2(pred, self.exact)
-            out["max_abs"] = float((pred - self.exact).abs().max())
+            pred, exact = self.predict(model), self.exact
+
+            def errors(rows: Tensor) -> dict[str, float]:
+                if not rows.any():
+                    return {"rel_l2": math.nan, "max_abs": math.nan}
+                p, e = pred[rows], exact[rows]
+                return {"rel_l2": _rel_l2(p, e), "max_abs": float((p - e).abs().max())}
+
+            wrong_exact, wrong_pred = ~exact.isfinite().all(dim=1), ~pred.isfinite().all(dim=1)
+            bad = wrong_exact | wrong_pred
+            out.update(errors(torch.ones_like(bad)))
             if self.problem.n_outputs > 1:
                 for c, name in enumerate(self.problem.outputs):
-                    out[f"rel_l2_{name}"] = _rel_l2(pred[:, c], self.exact[:, c])
-            wrong_exact = ~self.exact.isfinite().all(dim=1)
-            wrong_pred = ~pred.isfinite().all(dim=1)
-            bad = wrong_exact | wrong_pred
+                    out[f"rel_l2_{name}"] = _rel_l2(pred[:, c], exact[:, c])
             if bad.any():
                 cause = " and ".join(c for c, b in (("exact solution", wrong_exact),
                                                     ("prediction", wrong_pred)) if b.any())
-                ok = ~bad
-                elsewhere = {"rel_l2": _rel_l2(pred[ok], self.exact[ok]) if ok.any() else math.nan,
-                             "max_abs": float((pred[ok] - self.exact[ok]).abs().max())
-                             if ok.any() else math.nan}
-                events += [self._not_finite(k, cause, bad, v) for k, v in elsewhere.items()]
-        out["residual_rms"], bad = self.residual_rms(model)
+                events += [self._not_finite(k, cause, bad, v) for k, v in errors(~bad).items()]
+        out["residual_rms"], bad = self._residual(model)
         if bad.any():
             events.append(self._not_finite("residual_rms", "residual", bad, out["residual_rms"]))
             out["residual_rms"] = math.nan
