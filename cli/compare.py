@@ -71,9 +71,11 @@ def _config(problem: str, **given: Any) -> RunConfig:
 
 def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
          jobs: int = 1, **settings: Any):
+    from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.compare import Comparison, run_comparison
     from pinn_gmnm.progress import ComparisonProgress
 
+    check_out_folder(out)
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
     if quiet:
@@ -144,9 +146,10 @@ def fit(
 
     Examples: `gmnm-pde fit bessel`, `gmnm-pde fit all --seeds 3 --budget 30`.
     """
-    from pinn_gmnm.artifacts import new_run_dir
+    from pinn_gmnm.artifacts import check_out_folder, new_run_dir
     from pinn_gmnm.fitting import check_fit_target, fit_targets
 
+    check_out_folder(out)
     names = fit_targets() if functions == ["all"] else functions
     for name in names:
         check_fit_target(name)

@@ -14,6 +14,7 @@ from typing import Any, Optional, TypeVar
 import typer
 
 from pinn_gmnm.cli.options import config_fields, model_option_names, solve_parameters, with_parameters
+from pinn_gmnm.cli.reporting import OneLineGroup
 from pinn_gmnm.config import RunConfig
 from pinn_gmnm.errors import GMNMError
 
@@ -24,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineGroup,  # one-line parse errors and warnings
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,7 +147,7 @@ def _model_options(model: str, given: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-RESUME_OPTIONS = ("resume", "budget", "quiet")
+RESUME_OPTIONS = ("resume", "budget", "quiet", "accept_changed_problem")
 """What may be given with --resume: a stopped run continues with its saved settings."""
 
 
@@ -169,6 +171,7 @@ def solve(
     out: Path = typer.Option(Path("runs"), help="Folder for run directories."),
     config: Optional[Path] = typer.Option(None, help="Run settings from a JSON or TOML file (options given here override it)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the stopped run in this run directory (with its saved settings; --budget may be raised)."),
+    accept_changed_problem: bool = typer.Option(False, "--accept-changed-problem", help="With --config or --resume: use the problem file even though it changed since the run."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     **options: Any,
 ) -> None:
@@ -179,8 +182,9 @@ def solve(
 
     Ctrl-C stops training at the next step and saves what is needed to resume it.
     Exit codes: 0 done, 1 unexpected error, 2 bad input, 3 training diverged,
-    130 interrupted.
+    4 a metric is not finite, 130 interrupted.
     """
+    from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.methods import AdamLBFGSMethod, Steps
     from pinn_gmnm.models import MODELS
     from pinn_gmnm.progress import RichProgress
@@ -192,9 +196,9 @@ def solve(
         if extra:
             raise GMNMError(
                 f"--resume continues a run with its saved settings; {', '.join(extra)} cannot be "
-                "changed (only --budget and --quiet go with --resume)"
+                "changed (only --budget, --quiet and --accept-changed-problem go with --resume)"
             )
-        _resume(resume, options["budget"], quiet)
+        _resume(resume, options["budget"], quiet, accept_changed_problem)
         return
 
     base = RunConfig.load(config).to_dict() if config is not None else RunConfig().to_dict()
@@ -219,11 +223,14 @@ def solve(
             data["method"] = "adam-lbfgs"
     if problem is not None and config is not None and problem != base["problem"]:
         data["params"] = {}
+    if accept_changed_problem or data["problem"] != base["problem"]:
+        data["problem_sha256"] = None  # no check of the problem file against the config's
     data["params"] = {**data["params"], **parse_sets(set_)}
     data["model_options"] = {**data["model_options"], **_model_options(
         data["model"], {name: options[name] for name in model_option_names()})}
     cfg = RunConfig.from_dict(data)
 
+    check_out_folder(out)
     _, _, _, stages = prepare(cfg)  # fail fast on bad problems, models and stages
     label = f"{cfg.problem} · {cfg.model}"
     if quiet or not is_main_process():
@@ -242,26 +249,28 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def _resume(directory: Path, budget: Optional[float], quiet: bool) -> None:
-    from pinn_gmnm.config import RunConfig
+def _resume(directory: Path, budget: Optional[float], quiet: bool, accept_changed_problem: bool
+            ) -> None:
     from pinn_gmnm.progress import RichProgress
-    from pinn_gmnm.run import load_run, prepare, resume
+    from pinn_gmnm.run import load_run, prepare, resume, saved_config
 
-    cfg = RunConfig.from_dict(load_run(directory)["config"])
+    options = {"budget": budget, "accept_changed_problem": accept_changed_problem}
     if quiet or not is_main_process():
-        result = resume(directory, budget=budget)
+        result = resume(directory, **options)
     else:
+        cfg = saved_config(load_run(directory), **options)
         _, _, _, stages = prepare(cfg)
         with RichProgress(stages, f"{cfg.problem} · {cfg.model} (resumed)") as bar:
-            result = resume(directory, budget=budget, callbacks=[bar])
+            result = resume(directory, callbacks=[bar], **options)
     _finish(result, is_main_process())
 
 
 def _finish(result: Any, show: bool = True) -> None:
     """The summary, then what the run's status means and the exit code it gets (every
     rank of a data-parallel run exits alike; only rank 0, ``show``, prints)."""
+    not_finite = [e for e in result.solution.events if e["event"] == "not finite"]
     if not show:
-        code = {"interrupted": 130, "diverged": 3}.get(result.status)
+        code = {"interrupted": 130, "diverged": 3}.get(result.status) or (4 if not_finite else 0)
         if code:
             raise typer.Exit(code)
         return
@@ -286,9 +295,21 @@ def _finish(result: Any, show: bool = True) -> None:
     if result.status == "out-of-budget":
         more = f"gmnm-pde solve --resume {d} --budget SECONDS" if d is not None else "a larger budget"
         typer.echo(f"  budget         spent before training finished; to continue: {more}")
+    if not_finite:
+        raise fail(f"a metric is not finite ({', '.join(e['metric'] for e in not_finite)}; see "
+                   "above" + (f" and the events in {d / 'metrics.json'}" if d is not None else "")
+                   + ")", 4)
 
 
-def _fmt(v: float) -> str:
+def _fmt(result: Any, key: str) -> str:
+    """A metric for the summary, or why it has no value."""
+    from pinn_gmnm.evaluation import not_finite
+
+    event = next((e for e in result.solution.events
+                  if e["event"] == "not finite" and e["metric"] == key), None)
+    if event is not None:
+        return not_finite(event)
+    v = result.solution.metrics[key]
     return "n/a (no exact or reference solution)" if v is None or math.isnan(v) else f"{v:.3e}"
 
 
@@ -301,14 +322,19 @@ def _summary(result: Any) -> None:
     against = ""
     if s.problem.exact is None and s.problem.reference is not None:
         against = " (vs reference)"
-    typer.echo(f"  relative L2    {_fmt(m['rel_l2'])}{against}")
-    typer.echo(f"  max |error|    {_fmt(m['max_abs'])}{against}")
-    typer.echo(f"  residual RMS   {_fmt(m['residual_rms'])}")
+    typer.echo(f"  relative L2    {_fmt(result, 'rel_l2')}{against}")
+    typer.echo(f"  max |error|    {_fmt(result, 'max_abs')}{against}")
+    typer.echo(f"  residual RMS   {_fmt(result, 'residual_rms')}")
     for k in s.problem.unknowns:
         true = "" if k.true is None else (
             f" (true {k.true:g}, relative error {m[f'unknown_{k.name}_error']:.2e})")
         typer.echo(f"  unknown {k.name:<6} {m[f'unknown_{k.name}']:.6g}{true}")
-    typer.echo(f"  time           {result.wall_time:.2f} s (training {s.train_time:.2f} s, {int(m['steps'])} steps)")
+    if any(e["event"] == "resumed" for e in s.events):  # wall time is this session's alone
+        typer.echo(f"  time           {result.wall_time:.2f} s this session (training "
+                   f"{s.train_time:.2f} s in all sessions, {int(m['steps'])} steps)")
+    else:
+        typer.echo(f"  time           {result.wall_time:.2f} s (training {s.train_time:.2f} s, "
+                   f"{int(m['steps'])} steps)")
     if result.directory is not None:
         typer.echo(f"  artifacts      {result.directory}")
 

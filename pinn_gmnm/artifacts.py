@@ -8,6 +8,8 @@ import json
 import math
 import os
 import re
+import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -23,9 +25,13 @@ CHECKPOINT_FORMAT = "gmnm-pde/checkpoint-v1"
 
 def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> None:
     """Write ``path`` through a temporary file in the same folder, then rename it into
-    place: readers see the old file or the new one, never half of one."""
+    place: readers see the old file or the new one, never half of one.
+
+    The file gets the permissions an ordinary ``open(path, "w")`` would give it: those of
+    the file it replaces, or for a new file 0o666 less the user's umask (so that
+    collaborators can read results where the umask allows it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -35,6 +41,25 @@ def atomic_write(path: Path, write: Callable[[Any], None], mode: str = "w") -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _temporary(path: Path) -> tuple[int, Path]:
+    """A new temporary file next to ``path``, open for writing, created as ``open`` would
+    create ``path`` (``tempfile.mkstemp`` would make it private, mode 0o600)."""
+    try:
+        keep: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        keep = None
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
+        except FileExistsError:
+            continue
+        if keep is not None:
+            os.chmod(tmp, keep)
+        return fd, tmp
 
 
 def _clean(value: Any) -> Any:
@@ -98,6 +123,37 @@ def slug(text: str) -> str:
     """A file-name-safe version of a problem or model name."""
     text = re.sub(r"\.py:", "-", Path(text).name if ".py:" in text else text)
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "run"
+
+
+def check_out_folder(path: Path, option: str = "--out") -> None:
+    """Refuse, before any training, a folder that cannot hold run directories: a file, a
+    path through a file, a place where folders cannot be created or written. Folders made
+    to find out are removed again."""
+    path = Path(path)
+    missing, existing = [], path
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == path else f": {existing}"
+        raise GMNMError(f"{option} {path}{where} is a file, not a folder; give a folder for the "
+                        "run directories")
+    made: list[Path] = []
+    doing = "create a folder"
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.append(folder)
+        doing = "write"
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".gmnm-pde-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GMNMError(f"{option} {path}: cannot {doing} there ({exc.strerror or exc}); choose a "
+                        "folder you can write to") from None
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
 
 
 def new_run_dir(root: Path, name: str, overwrite: bool = False) -> Path:

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import math
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,10 @@ class RunConfig:
     when None it is derived from ``method`` and the step options when the run starts, and
     the run directory's config records the list that was used.
 
+    ``problem_sha256`` is the SHA-256 of the problem's file when the problem is
+    ``path/to/file.py:function`` (a run records it, with the path made absolute); a run
+    repeated or continued from this config refuses a file whose content changed since.
+
     ``reference`` is a file with a reference solution that replaces the problem's own
     for metrics and plots; ``hard`` makes Dirichlet and initial conditions hold exactly
     (boxes); ``resample_every``, ``refine_every`` and ``balance_every`` (0: off) turn on
@@ -49,6 +55,7 @@ class RunConfig:
     """
 
     problem: str = "poisson"
+    problem_sha256: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     model: str = _option("gmnm", "Model: see `gmnm-pde list`.", flag=("--model", "-m"))
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +90,7 @@ class RunConfig:
         self.validate()
 
     def validate(self) -> None:
+        check_types(self)
         METHODS.entry(self.method)  # an unknown method: the standard error
         if self.dtype not in ("float32", "float64"):
             raise GMNMError(f"unknown dtype '{self.dtype}'; known: float32, float64")
@@ -137,3 +145,59 @@ class RunConfig:
             raise GMNMError(f"config {path} must hold a table of settings")
         data.pop("version", None)
         return cls.from_dict(data)
+
+
+def check_types(config: RunConfig) -> None:
+    """Every field of ``config`` holds a value of its annotated type (a JSON or TOML file
+    can hold anything), or a GMNMError naming the key, the value and the type expected."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        if not _conforms(value, hint):
+            quotes = (" (write it without quotes)" if isinstance(value, str)
+                      and _conforms(_number(value), hint) else "")
+            raise GMNMError(
+                f"config key '{f.name}' must be {_type_name(hint)}, got {json.dumps(value, default=repr)} "
+                f"({type(value).__name__}){quotes}"
+            )
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of type ``hint`` (a class, ``X | None``, ``dict[K, V]``,
+    ``list[T]`` or ``Any``); booleans are not numbers and whole numbers are floats."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
+    if origin is dict:
+        return isinstance(value, dict) and all(
+            _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items())
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    """``float``, ``dict[str, float]``, ``float or null`` (null: JSON's None)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if args:
+        return f"{typing.get_origin(hint).__name__}[{', '.join(_type_name(a) for a in args)}]"
+    return "Any" if hint is Any else hint.__name__
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a number (an int when whole), or None when it is not one."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if not math.isfinite(value):
+        return None
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value

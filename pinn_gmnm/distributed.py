@@ -126,6 +126,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_process() -> bool:
+    """False on every torchrun rank but rank 0 (which alone prints and writes)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device: torch.device) -> tuple[Serial, torch.device]:
     """The parallel context for this process and the device it should use.
 

@@ -18,6 +18,11 @@ class GMNMError(ValueError):
     """
 
 
+class GMNMWarning(UserWarning):
+    """Something the user should know that does not stop the run (a problem without
+    conditions, a reference with missing values); the CLI prints it on one line."""
+
+
 def did_you_mean(value: str, allowed: Iterable[str]) -> str:
     """Return `` (did you mean 'x'?)`` for the closest allowed value, or an empty string."""
     close = difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.6)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ._types import Points
-from .errors import GMNMError
 from .problem import Problem
 from .sampling import Sobol
 
@@ -54,11 +54,6 @@ class Evaluator:
         if problem.exact is None:
             ref = problem.reference_solution()
             if ref is not None:
-                if ref.dim != problem.dim or ref.n_outputs != problem.n_outputs:
-                    raise GMNMError(
-                        f"{problem.name}: the reference solution is {ref.dim}-D with "
-                        f"{ref.n_outputs} value(s) per point; the problem is {problem.dim}-D "
-                        f"with {problem.n_outputs} output(s)")
                 x, v = ref.known()
                 step = max(1, math.ceil(len(x) / (2 * n)))  # thin very large references
                 return cls(problem, x[::step].to(device=device, dtype=dtype),
@@ -80,29 +75,81 @@ class Evaluator:
         x, ref = self.points[::step], self.exact[::step]
         return _rel_l2(self.predict(model, x), ref)
 
-    def residual_rms(self, model: nn.Module, chunk: int = 4096) -> float:
-        total, count = 0.0, 0
+    def residual_rms(self, model: nn.Module) -> float:
+        """The RMS of the residual over the evaluation points (NaN where it is not finite
+        at some: :meth:`measure` says where)."""
+        rms, bad = self._residual(model)
+        return math.nan if bad.any() else rms
+
+    def _residual(self, model: nn.Module, chunk: int = 4096) -> tuple[float, Tensor]:
+        """The RMS of the residual over the points where it is finite, and the mask of
+        the points where it is not (any equation)."""
+        total, count, bad = 0.0, 0, []
         for i in range(0, len(self.points), chunk):
             x = self.points[i:i + chunk]
             u = self.problem.field(model, x)
             with torch.enable_grad():
-                rs = self.problem.residuals(u, x)
-            total += sum(float(r.detach().square().sum()) for r in rs)
-            count += sum(r.numel() for r in rs)
-        return math.sqrt(total / count)
+                rs = [r.detach() for r in self.problem.residuals(u, x)]
+            finite = torch.stack([r.isfinite() for r in rs]).all(dim=0)
+            total += sum(float(r[finite].square().sum()) for r in rs)
+            count += int(finite.sum()) * len(rs)
+            bad.append(~finite)
+        return math.sqrt(total / count) if count else math.nan, torch.cat(bad)
 
     def metrics(self, model: nn.Module) -> dict[str, float]:
         """``rel_l2``, ``max_abs`` (NaN without an exact solution) and ``residual_rms``."""
+        return self.measure(model)[0]
+
+    def measure(self, model: nn.Module) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """The :meth:`metrics` and, for each one that is not finite, an event saying at how
+        many points and where (see :func:`not_finite`). A metric is never computed over
+        only part of the points: what the other points give is the event's ``elsewhere``."""
         out: dict[str, float] = {"rel_l2": math.nan, "max_abs": math.nan}
+        events = []
         if self.exact is not None:
-            pred = self.predict(model)
-            out["rel_l2"] = _rel_l2(pred, self.exact)
-            out["max_abs"] = float((pred - self.exact).abs().max())
+            pred, exact = self.predict(model), self.exact
+
+            def errors(rows: Tensor) -> dict[str, float]:
+                if not rows.any():
+                    return {"rel_l2": math.nan, "max_abs": math.nan}
+                p, e = pred[rows], exact[rows]
+                return {"rel_l2": _rel_l2(p, e), "max_abs": float((p - e).abs().max())}
+
+            wrong_exact, wrong_pred = ~exact.isfinite().all(dim=1), ~pred.isfinite().all(dim=1)
+            bad = wrong_exact | wrong_pred
+            out.update(errors(torch.ones_like(bad)))
             if self.problem.n_outputs > 1:
                 for c, name in enumerate(self.problem.outputs):
-                    out[f"rel_l2_{name}"] = _rel_l2(pred[:, c], self.exact[:, c])
-        out["residual_rms"] = self.residual_rms(model)
-        return out
+                    out[f"rel_l2_{name}"] = _rel_l2(pred[:, c], exact[:, c])
+            if bad.any():
+                cause = " and ".join(c for c, b in (("exact solution", wrong_exact),
+                                                    ("prediction", wrong_pred)) if b.any())
+                events += [self._not_finite(k, cause, bad, v) for k, v in errors(~bad).items()]
+        out["residual_rms"], bad = self._residual(model)
+        if bad.any():
+            events.append(self._not_finite("residual_rms", "residual", bad, out["residual_rms"]))
+            out["residual_rms"] = math.nan
+        return out, events
+
+    def _not_finite(self, metric: str, cause: str, bad: Tensor, elsewhere: float) -> dict[str, Any]:
+        x = self.points[bad].detach().double().cpu()
+        lo, hi = x.min(dim=0).values.tolist(), x.max(dim=0).values.tolist()
+        return {"event": "not finite", "metric": metric, "cause": cause,
+                "points": int(bad.sum()), "of": len(self.points),
+                "where": {v: [a, b] for v, a, b in zip(self.problem.variables, lo, hi)},
+                "examples": x[:3].tolist(), "elsewhere": elsewhere}
+
+
+def not_finite(event: dict[str, Any]) -> str:
+    """A "not finite" event of :meth:`Evaluator.measure` in words: ``not finite at 1 of 2001
+    evaluation points (x = 0): the residual is NaN or infinite there; 3.1e-05 elsewhere``."""
+    where = ", ".join(f"{v} = {a:g}" if a == b else f"{v} in [{a:g}, {b:g}]"
+                      for v, (a, b) in event["where"].items())
+    elsewhere = event["elsewhere"]
+    return (f"not finite at {event['points']} of {event['of']} evaluation points ({where}): the "
+            f"{event['cause']} is NaN or infinite there"
+            + (f"; {elsewhere:.3e} elsewhere" if elsewhere is not None and math.isfinite(elsewhere)
+               else ""))
 
 
 def _rel_l2(pred: Tensor, ref: Tensor) -> float:

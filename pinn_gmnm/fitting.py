@@ -24,9 +24,9 @@ from torch import Tensor
 from ._types import Points
 from .conditions import evaluate_value
 from .derivatives import Field
-from .errors import GMNMError, require_positive
+from .errors import GMNMError, require_positive, unknown
 from .geometry import Box
-from .problem import PROBLEMS, Problem, register
+from .problem import PROBLEMS, Problem, problem_file, register
 from .registry import first_line
 
 FIT_GROUP = "fit"
@@ -100,11 +100,11 @@ def fit_targets() -> list[str]:
 
 def check_fit_target(name: str) -> None:
     """A clear error unless ``name`` is a registered fitting target (or a user file)."""
-    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+    if problem_file(name) is not None or name in fit_targets():
         return
-    entry = PROBLEMS.entry(name)  # unknown names: the standard error
-    if entry.group != FIT_GROUP:
-        raise GMNMError(
-            f"'{name}' is a PDE problem, not a fitting target; compare models on it with "
-            f"`gmnm-pde compare {name}`; fitting targets: {', '.join(fit_targets())}"
-        )
+    if name not in PROBLEMS:
+        raise unknown("fitting target", name, fit_targets())
+    raise GMNMError(
+        f"'{name}' is a PDE problem, not a fitting target; compare models on it with "
+        f"`gmnm-pde compare {name}`; fitting targets: {', '.join(fit_targets())}"
+    )

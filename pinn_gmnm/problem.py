@@ -8,6 +8,7 @@ problems live in the catalogue (``pinn_gmnm.problems``); users add their own wit
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
 import inspect
 import sys
@@ -134,28 +135,46 @@ class Problem:
                         closed_form=closed_form)
 
     def exact_values(self, x: Points) -> Tensor | None:
-        """The exact solution at ``x`` as shape (n, k), or None when unknown."""
+        """The exact solution at ``x`` as shape (n, k), or None when unknown.
+
+        Checked like the residual: an exact solution that raises, or gives values of
+        another shape than (n,) or (n, k) (k outputs) or another dtype than the points',
+        is a GMNMError saying so (and where, in the user's code)."""
         if self.exact is None:
             return None
-        v = torch.as_tensor(self.exact(x), dtype=x.dtype, device=x.device)
-        v = v.reshape(len(x), -1)
-        if v.shape[1] != self.n_outputs:
+        try:
+            v = self.exact(x)
+        except Exception as exc:
+            raise GMNMError(f"{self.name}: the exact solution raised {type(exc).__name__}: "
+                            f"{exc}{user_location(exc)}") from exc
+        if isinstance(v, Tensor) and v.dtype != x.dtype:
+            raise GMNMError(f"{self.name}: exact solution has dtype {v.dtype}, expected {x.dtype} "
+                            "(the points' dtype): compute it from x")
+        v = torch.as_tensor(v, dtype=x.dtype, device=x.device)
+        n, k = len(x), self.n_outputs
+        allowed = [(n,), (n, 1)] if k == 1 else [(n, k)]
+        if tuple(v.shape) not in allowed:
             raise GMNMError(
-                f"{self.name}: exact solution gives {v.shape[1]} values per point, "
-                f"expected {self.n_outputs} (one per output)"
+                f"{self.name}: exact solution has shape {tuple(v.shape)} for {n} points; expected "
+                f"{' or '.join(map(str, allowed))}: one value per point and output "
+                f"({', '.join(self.outputs)})"
             )
-        return v
+        return v.reshape(n, k)
 
     def reference_solution(self) -> Reference | None:
         """The numerical reference solution, or None. A reference function is called on
         the first request and its result kept: metrics and every plot ask for it, and
         each call would load it from the cache again (or solve again, without one)."""
         ref = self.reference
-        if ref is None or isinstance(ref, Reference):
-            return ref
-        assert isinstance(ref, _Once)
-        return ref(self.name)
-
+        if ref is None:
+            return None
+        if isinstance(ref, _Once):
+            ref = ref(self.name)
+        if ref.dim != self.dim or ref.n_outputs != self.n_outputs:
+            raise GMNMError(
+                f"{self.name}: the reference solution is {ref.dim}-D with {ref.n_outputs} value(s) "
+                f"per point; the problem is {self.dim}-D with {self.n_outputs} output(s)")
+        return ref
 
     def solution_values(self, x: Points) -> Tensor | None:
         """The solution at ``x`` as (n, k): exact when known, else the reference
@@ -299,9 +318,40 @@ def build(factory: ProblemFactory, name: str, params: Mapping[str, object] | Non
     )
 
 
+def problem_file(spec: str) -> Path | None:
+    """The file of a ``path/to/file.py:function`` spec; None for a registered name."""
+    path, colon, _ = spec.rpartition(":")
+    return Path(path) if colon and path.endswith(".py") else None
+
+
+def portable_spec(spec: str) -> tuple[str, str | None]:
+    """What a run records to find its problem again from any folder: the spec with the
+    file's path made absolute, and the SHA-256 of the file's content (None for a
+    registered problem, or a file that is not there)."""
+    path = problem_file(spec)
+    if path is None or not path.is_file():
+        return spec, None
+    return f"{path.resolve()}:{spec.rpartition(':')[2]}", hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_unchanged(spec: str, sha256: str | None) -> None:
+    """A GMNMError when the problem file of ``spec`` no longer has the content whose
+    SHA-256 a run recorded (None: nothing recorded, nothing to check)."""
+    path = problem_file(spec)
+    if sha256 is None or path is None or not path.is_file():
+        return
+    now = portable_spec(spec)[1]
+    if now != sha256:
+        raise GMNMError(
+            f"problem file {path} has changed since the run (SHA-256 {sha256[:12]}… recorded, "
+            f"{now[:12]}… now), so the run cannot be repeated or continued as it was; add "
+            "--accept-changed-problem to use the file as it is now"
+        )
+
+
 def get_problem(name: str, **params: object) -> Problem:
     """A problem by name: a registered one, or ``path/to/file.py:function`` from a user file."""
-    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+    if problem_file(name) is not None:
         return build(load_factory(name), name, params)
     if name.endswith(".py"):
         raise GMNMError(f"'{name}' is a file: add the function that builds the problem, "
@@ -311,7 +361,7 @@ def get_problem(name: str, **params: object) -> Problem:
 
 def problem_parameters(name: str) -> dict[str, object]:
     """The parameters (and defaults) of the problem called ``name``."""
-    if ":" in name and name.split(":", 1)[0].endswith(".py"):
+    if problem_file(name) is not None:
         return parameters(load_factory(name))
     return parameters(PROBLEMS.get(name))
 
@@ -324,7 +374,8 @@ def load_factory(spec: str) -> ProblemFactory:
     path_text, _, attr = spec.rpartition(":")
     path = Path(path_text)
     if not path.is_file():
-        raise GMNMError(f"problem file not found: {path}")
+        where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
+        raise GMNMError(f"problem file not found: {path}{where}")
     module_name = f"_gmnm_user_{abs(hash(str(path.resolve())))}"
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     assert loader_spec is not None and loader_spec.loader is not None

@@ -23,12 +23,14 @@ from .artifacts import load_checkpoint, new_run_dir, save_checkpoint, write_hist
 from .config import RunConfig
 from .errors import GMNMError
 from .interrupt import StopOnSignal
+from .lock import RunLock
+from .memory import check_memory
 from .methods import METHODS, Steps
 from .models import build_model
 from .models.contract import capabilities
 from .models.hard import hard_constraint
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
-from .problem import Problem, get_problem
+from .problem import Problem, check_unchanged, get_problem, portable_spec
 from .references import load_reference
 from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
@@ -90,14 +92,19 @@ class RunResult:
 
 
 def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
-    """Build problem, model and stages for ``config`` (seeding the model's initialisation)."""
+    """Build problem, model and stages for ``config`` (seeding the model's initialisation),
+    and check that the run fits in memory."""
     problem, model = build(config)
     method, stages = stages_for(config, problem, model)
+    check_memory(points=config.interior + config.boundary, outputs=problem.n_outputs,
+                 dim=problem.dim, model=model, stages=stages, dtype=DTYPES[config.dtype],
+                 device=resolve_device(config.device))  # before any point is drawn
     return problem, model, method, stages
 
 
 def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     """The problem and the (seeded) model of ``config``."""
+    check_unchanged(config.problem, config.problem_sha256)  # before running the file's code
     problem = get_problem(config.problem, **config.params)
     if config.reference is not None:  # the user's reference replaces the problem's own
         ref = load_reference(config.reference, problem.dim, problem.n_outputs)
@@ -125,7 +132,7 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
     problem, model, method, stages = prepare(config)
     reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
-                                    "reference": reference,
+                                    **_problem_source(config), "reference": reference,
                                     "method": method,
                                     "stages": [s.to_dict() for s in stages]})
     folder = None
@@ -137,27 +144,49 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
 
 
 def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[Callback] = (),
-           stop: StopOnSignal | None = None, autosave: float = 60.0) -> RunResult:
+           stop: StopOnSignal | None = None, autosave: float = 60.0,
+           accept_changed_problem: bool = False) -> RunResult:
     """Continue the stopped run in ``directory`` where it stopped, writing to the same
     directory. On the CPU in float64 the result equals that of an uninterrupted run.
-    ``budget`` replaces the run's training-time budget (total seconds, all sessions)."""
+    ``budget`` replaces the run's training-time budget (total seconds, all sessions);
+    ``accept_changed_problem`` continues even when the problem file changed since."""
     directory = Path(directory)
     start = time.perf_counter()
-    payload = load_run(directory)
+    load_run(directory)  # a resumable run directory: checked before it is locked
+    with RunLock(directory) if distributed.is_main_process() else nullcontext():  # the writer
+        payload = load_run(directory)  # as the last writer left it
+        config = saved_config(payload, budget=budget, accept_changed_problem=accept_changed_problem)
+        state = payload["resume"]
+        if payload.get("status") == "out-of-budget" and config.budget is not None and \
+                float(state["elapsed"]) >= config.budget:
+            raise GMNMError(
+                f"run {directory} stopped when its budget of {config.budget:g} s ran out; give a "
+                "larger --budget (total training seconds) to continue it"
+            )
+        problem, model, method, stages = prepare(config)
+        config = RunConfig.from_dict({**config.to_dict(), **_problem_source(config)})
+        folder = RunFolder(lambda: directory, config, method, existing=True, autosave=autosave)
+        return _execute(config, problem, model, method, stages, folder, callbacks, start, stop,
+                        state)
+
+
+def saved_config(payload: dict[str, Any], *, budget: float | None = None,
+                 accept_changed_problem: bool = False) -> RunConfig:
+    """The configuration a stopped run (``payload``, from :func:`load_run`) continues
+    with: its own, with ``budget`` when given, and no check of the problem file when
+    ``accept_changed_problem``."""
     data = dict(payload["config"])
     if budget is not None:
         data["budget"] = budget
-    config = RunConfig.from_dict(data)
-    state = payload["resume"]
-    if payload.get("status") == "out-of-budget" and config.budget is not None and \
-            float(state["elapsed"]) >= config.budget:
-        raise GMNMError(
-            f"run {directory} stopped when its budget of {config.budget:g} s ran out; give a "
-            "larger --budget (total training seconds) to continue it"
-        )
-    problem, model, method, stages = prepare(config)
-    folder = RunFolder(lambda: directory, config, method, existing=True, autosave=autosave)
-    return _execute(config, problem, model, method, stages, folder, callbacks, start, stop, state)
+    if accept_changed_problem:
+        data["problem_sha256"] = None
+    return RunConfig.from_dict(data)
+
+
+def _problem_source(config: RunConfig) -> dict[str, Any]:
+    """The config keys that let the run find its problem file again from any folder."""
+    problem, sha256 = portable_spec(config.problem)
+    return {"problem": problem, "problem_sha256": sha256}
 
 
 def load_run(directory: Path) -> dict[str, Any]:
@@ -204,6 +233,9 @@ def _execute(config: RunConfig, problem: Problem, model: nn.Module, method: str,
                 exc.add_note(f"the last good state (step {folder.task.snapshot.step}) is saved in "
                              f"{folder.path}; to continue: gmnm-pde solve --resume {folder.path}")
             raise
+        finally:
+            if folder is not None:
+                folder.close()
     directory = folder.path if folder is not None else None
     return RunResult(config, method, solution, directory, time.perf_counter() - start,
                      signals.signal_name if solution.status == "interrupted" else None)
@@ -217,7 +249,9 @@ class RunFolder:
     from, and the history are refreshed every ``autosave`` seconds, so that even a killed
     process loses little; everything is written at the end. When a run fails, the last
     good state is saved (status ``failed``) unless no step was done, in which case a
-    directory created for it is removed again.
+    directory created for it is removed again. A directory it creates is locked
+    (:class:`~pinn_gmnm.lock.RunLock`) until :meth:`close`; an ``existing`` one is
+    locked by whoever passes it in.
     """
 
     def __init__(self, make: Callable[[], Path], config: RunConfig, method: str, *,
@@ -227,12 +261,25 @@ class RunFolder:
         self.path: Path | None = None
         self.task: Task | None = None
         self._saved = time.monotonic()
+        self._lock: RunLock | None = None
+
+    def _open(self) -> Path:
+        self.path = self._make()
+        if not self.existing:
+            self._lock = RunLock(self.path)
+            self._lock.acquire()
+        return self.path
+
+    def close(self) -> None:
+        """Release the directory's lock, if this folder took it."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def on_stage_start(self, stage: Stage, task: Task) -> None:
         self.task = task
         if self.path is None:
-            self.path = self._make()
-            write_json(self.path / "config.json", {"version": 1, **self.config.to_dict()})
+            write_json(self._open() / "config.json", {"version": 1, **self.config.to_dict()})
 
     def on_record(self, row: dict[str, Any], task: Task) -> None:
         if self.path is not None and time.monotonic() - self._saved >= self.autosave:
@@ -247,9 +294,7 @@ class RunFolder:
         self._saved = time.monotonic()
 
     def finish(self, solution: Solution, wall_time: float) -> None:
-        if self.path is None:  # no stage ran
-            self.path = self._make()
-        write_artifacts(self.path, self.config, solution, self.method, wall_time)
+        write_artifacts(self.path or self._open(), self.config, solution, self.method, wall_time)
 
     def failed(self, exc: BaseException) -> bool:
         """Save what a failed run did; True when a resumable state was saved."""
@@ -257,6 +302,7 @@ class RunFolder:
         if self.path is None or task is None:
             return False
         if task.snapshot is None or (task.snapshot.step == 0 and not self.existing):
+            self.close()
             (self.path / "config.json").unlink(missing_ok=True)
             if not any(self.path.iterdir()):
                 self.path.rmdir()

@@ -3,6 +3,7 @@ wrong, where, and how to fix it.
 
 - :func:`check_model` — the model accepts the problem's points and gives one value per
   output (a model built for 2 inputs used on a 3-D problem fails here, not mid-training);
+- :func:`check_conditions` — a warning when a PDE has no conditions (no unique solution);
 - :func:`check_initial_loss` — the residuals and conditions can be evaluated and give a
   finite loss at the initial model;
 - :func:`~pinn_gmnm.errors.user_location` — `` (file.py line N)``: where in the user's
@@ -15,12 +16,14 @@ Reference-solution files are checked where they are read
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .errors import GMNMError, user_location
+from .errors import GMNMError, GMNMWarning, user_location
+from .fitting import is_fit_problem
 from .models.contract import input_features
 from .problem import Problem
 
@@ -55,6 +58,17 @@ def check_model(problem: Problem, model: nn.Module, dtype: torch.dtype,
             f"problem '{problem.name}' has {k} output(s) ({', '.join(problem.outputs)}): "
             f"build it with out_features={k}"
         )
+
+
+def check_conditions(problem: Problem) -> None:
+    """Warn (GMNMWarning) about a PDE problem without any condition: its solution is not
+    unique, so whatever the training finds is one of many. Fitting problems, whose
+    residual u − f pins u down, need none."""
+    if not problem.conditions and not is_fit_problem(problem):
+        warnings.warn(
+            f"problem '{problem.name}' has no conditions: its solution is not unique (add "
+            "boundary, initial or data conditions, e.g. Dirichlet, Neumann, Initial, Data)",
+            GMNMWarning, stacklevel=3)
 
 
 def check_initial_loss(problem: Problem, evaluate: Callable[[], tuple[Tensor, Mapping[str, Tensor]]]

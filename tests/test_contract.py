@@ -120,7 +120,8 @@ def _solve_command():
     return typer.main.get_command(app).commands["solve"]
 
 
-COMMAND_ONLY = {"ctx", "problem", "set_", "out", "config", "resume", "quiet"}
+COMMAND_ONLY = {"ctx", "problem", "set_", "out", "config", "resume", "quiet",
+                "accept_changed_problem"}
 
 
 def test_every_solve_option_has_one_source():
@@ -162,6 +163,8 @@ def test_resume_refuses_every_option_but_budget_and_quiet(tmp_path):
     assert "PROBLEM cannot be changed" in r.output
     r = runner.invoke(app, ["solve", "--resume", str(tmp_path), "--budget", "5", "-q"])
     assert "cannot be changed" not in r.output and "holds no model.pt" in r.output
+    r = runner.invoke(app, ["solve", "--resume", str(tmp_path), "--accept-changed-problem"])
+    assert "cannot be changed" not in r.output
 
 
 def test_a_loss_knows_its_terms_and_weights_from_construction():

@@ -361,7 +361,7 @@ def test_running_out_of_budget_can_be_continued_with_more(tmp_path: Path):
 @pytest.mark.parametrize("args,message", [
     (["--resume", "nowhere"], "run directory not found: nowhere"),
     (["poisson", "--resume", "."], "--resume continues a run with its saved settings; PROBLEM cannot be changed"),
-    (["--resume", ".", "--lr", "0.1"], "--lr cannot be changed (only --budget and --quiet go with --resume)"),
+    (["--resume", ".", "--lr", "0.1"], "--lr cannot be changed (only --budget, --quiet and --accept-changed-problem go with --resume)"),
     (["--resume", ".", "--gn-steps", "5"], "--gn-steps cannot be changed"),
     (["--resume", "."], "holds no model.pt; is it a gmnm-pde run directory?"),
 ])

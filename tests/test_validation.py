@@ -148,7 +148,7 @@ def test_bad_config_files(tmp_path: Path, config, message):
     ("strict", f"building problem '{{spec}}' failed: ValueError: k must be >= 0 ({{file}} line "
                f"{line_of('raise ValueError')})"),
     ("wrong_type", "returned int, not a Problem"),
-    ("two_exact_values", "exact solution gives 2 values per point, expected 1"),
+    ("two_exact_values", "exact solution has shape (2001, 2) for 2001 points; expected (2001,) or (2001, 1)"),
     ("two_colums", "unknown function in {file} 'two_colums'"),
 ])
 def test_bad_user_problems(user_file: Path, runs: Path, function, message):

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import torch
 from torch import Tensor
 
 from .._types import Points
-from ..errors import GMNMError
+from ..errors import GMNMError, GMNMWarning
 
 
 class Reference:
@@ -39,6 +42,14 @@ class Reference:
             raise GMNMError(f"reference has {len(x)} points but values of shape {v.shape}")
         if not np.isfinite(x).all():
             raise GMNMError("reference points must be finite")
+        what = f"reference ({source})" if source else "reference"
+        if np.isinf(v).any():
+            raise GMNMError(
+                f"{what}: {int(np.isinf(v).sum())} of {v.size} values are infinite; give NaN "
+                "where the solution is not known (those points are left out) or drop them"
+            )
+        if np.isnan(v).all():
+            raise GMNMError(f"{what} has no finite values (all {len(v)} points are NaN)")
         self.points, self.values, self.source = x, v, source
         self.axes = None if axes is None else tuple(np.asarray(a, dtype=np.float64) for a in axes)
         self._interp = None
@@ -121,7 +132,28 @@ class Reference:
 
     @classmethod
     def from_npz(cls, path: Path) -> Reference:
-        with np.load(path, allow_pickle=False) as z:
+        """Read arrays ``points`` and ``values`` (and ``axis0`` … of a grid) from an
+        ``.npz`` file; arrays of Python objects are refused, never unpickled."""
+        invalid = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error)
+        try:
+            z = np.load(path, allow_pickle=False)
+        except invalid:
+            z = None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise GMNMError(f"{path} is not a valid .npz file (a zip archive of arrays written "
+                            "by numpy.savez); save the reference with numpy.savez(path, "
+                            "points=..., values=...)")
+
+        def read(key: str) -> np.ndarray:
+            try:
+                return z[key]
+            except invalid:
+                if _holds_objects(z, key):
+                    raise GMNMError(f"{path}: array '{key}' holds Python objects, which are "
+                                    "never unpickled; save numeric arrays") from None
+                raise GMNMError(f"{path} is not a valid .npz file (array '{key}' is damaged)") from None
+
+        with z:
             keys = set(z.files)
             px = next((k for k in ("points", "x", "X", "coords") if k in keys), None)
             pv = next((k for k in ("values", "u", "U", "y", "solution") if k in keys), None)
@@ -130,10 +162,25 @@ class Reference:
                     f"{path}: a reference .npz needs arrays 'points' (N, d) and 'values' (N,) "
                     f"or (N, k); it has: {', '.join(sorted(keys)) or 'nothing'}"
                 )
-            axes = [z[f"axis{i}"] for i in range(z["points"].shape[1])] \
-                if px == "points" and "axis0" in keys else None
-            source = str(z["source"]) if "source" in keys else f"file {path}"
-            return cls(z[px], z[pv], source=source, axes=axes)
+            points, values = read(px), read(pv)
+            axes = [read(f"axis{i}") for i in range(points.shape[1])] \
+                if px == "points" and "axis0" in keys and points.ndim == 2 else None
+            source = str(read("source")) if "source" in keys else f"file {path}"
+            return cls(points, values, source=source, axes=axes)
+
+
+def _holds_objects(z: np.lib.npyio.NpzFile, key: str) -> bool:
+    """Whether the array ``key`` of an ``.npz`` file is declared to hold Python objects
+    (read from its header alone)."""
+    from numpy.lib import format as npy
+
+    try:
+        with z.zip.open(f"{key}.npy") as f:
+            version = npy.read_magic(f)
+            header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            return bool(header(f)[2].hasobject)
+    except Exception:  # a damaged header: not an object array we could name
+        return False
 
 
 def load_reference(path: str | Path, dim: int, n_outputs: int = 1) -> Reference:
@@ -159,6 +206,10 @@ def load_reference(path: str | Path, dim: int, n_outputs: int = 1) -> Reference:
     if ref.dim != dim or ref.n_outputs != n_outputs:
         raise GMNMError(f"{path}: reference is {ref.dim}-D with {ref.n_outputs} value(s) per "
                         f"point; the problem needs {dim}-D with {n_outputs}")
+    missing = int(np.isnan(ref.values).any(axis=1).sum())
+    if missing:
+        warnings.warn(f"{path}: {missing} of {len(ref.values)} points of the reference have NaN "
+                      "values; they are left out of the metrics", GMNMWarning, stacklevel=2)
     return ref
 
 

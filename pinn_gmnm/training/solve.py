@@ -16,7 +16,7 @@ from ..methods import METHODS, Steps
 from ..models import count_parameters
 from ..models.contract import training_callbacks
 from ..problem import Problem
-from ..validation import check_initial_loss, check_model
+from ..validation import check_conditions, check_initial_loss, check_model
 from .batch import Collocation, sample_batch
 from .loss import Loss
 from .loop import apply_resume, run_stages, snapshot_dict
@@ -51,7 +51,8 @@ class Solution:
     """``completed``, ``out-of-budget``, ``interrupted`` or ``diverged`` (see
     :mod:`pinn_gmnm.training.loop`)."""
     events: list[dict[str, Any]] = field(default_factory=list)
-    """What happened besides plain training: divergences and roll-backs, stops, resumes."""
+    """What happened besides plain training: divergences and roll-backs, stops, resumes,
+    and metrics that are not finite (where, see :meth:`~pinn_gmnm.evaluation.Evaluator.measure`)."""
     state: dict[str, Any] | None = None
     """The training state to resume from (plain data, see :mod:`.state`); None when the
     run completed."""
@@ -113,6 +114,7 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
 
     model.to(device=device, dtype=dtype)
     check_model(problem, model, dtype, device)
+    check_conditions(problem)
     for coefficient in problem.unknowns:  # inverse problems: they train with the model
         coefficient.to(device=device, dtype=dtype)
     batch = sample_batch(problem, collocation, seed).shard(parallel).to(dtype, device)
@@ -131,11 +133,11 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
 
     status = run_stages(task, callbacks)
     train_time = task.clock.elapsed()
-    metrics = evaluator.metrics(model)
+    metrics, not_finite = evaluator.measure(model)
     for coefficient in problem.unknowns:
         metrics.update(coefficient.report())
     metrics["train_time"] = train_time
     metrics["steps"] = task.step
     state = snapshot_dict(task) if status != "completed" else None
     return Solution(problem, model, metrics, task.history, train_time,
-                    count_parameters(model), stages, status, task.events, state)
+                    count_parameters(model), stages, status, [*task.events, *not_finite], state)

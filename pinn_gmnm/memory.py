@@ -1,0 +1,116 @@
+"""How much memory a run needs, estimated before its points are drawn, against how much
+the machine has: sizes that cannot fit are refused with both numbers instead of ending
+in a ``MemoryError`` (or the kernel's out-of-memory killer) mid-run.
+
+The estimate is a lower bound, in bytes, with N rows (collocation points times outputs),
+d input dimensions, a model of width w (its widest parameter dimension: GMNM's number of
+Gaussians, an MLP's or KAN's hidden width) and P parameters, b bytes per value of the run's
+dtype:
+
+==================  ================  ================================================
+part                bytes             what
+==================  ================  ================================================
+points              N · d · (8 + b)   the points as drawn (float64) and in the run's dtype
+features            N · w · (2+d) · 2b  each feature's value and derivatives at every
+                                      point, kept again for back-propagation
+least squares       N · w · 16        the float64 matrix of the linear solve and its SVD
+                                      factor (least squares, variable projection,
+                                      Gauss–Newton on the output layer)
+Gauss–Newton        N · P · 16        the float64 Jacobian and its QR factor
+==================  ================  ================================================
+
+Evaluation runs in chunks and is left out. Under ``torchrun`` each process holds its share
+of the points but least squares gathers all rows; the estimate is that of one process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import GMNMError
+from .training import GaussNewton, LeastSquares, VarPro
+from .training.stages import Stage
+
+PARTS = {"points": "the points", "features": "the features and their derivatives",
+         "least squares": "the least-squares matrix", "gauss-newton": "the Gauss-Newton Jacobian"}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes a run needs, by part (see the module's table)."""
+
+    parts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+    def largest(self) -> str:
+        return max(self.parts, key=self.parts.__getitem__)
+
+
+def estimate(*, rows: int, dim: int, width: int, parameters: int, least_squares: bool,
+             gauss_newton: bool, bytes_per_value: int) -> Estimate:
+    """The memory a run needs (see the module's table); ``least_squares`` and
+    ``gauss_newton`` say whether it solves for the output layer or for all parameters."""
+    b = bytes_per_value
+    return Estimate({
+        "points": rows * dim * (8 + b),
+        "features": rows * width * (2 + dim) * 2 * b,
+        "least squares": rows * width * 16 if least_squares else 0,
+        "gauss-newton": rows * parameters * 16 if gauss_newton else 0,
+    })
+
+
+def available_memory(device: torch.device) -> tuple[int, str] | None:
+    """Bytes free for a run on ``device`` and where the number comes from: the GPU's free
+    memory, or the kernel's MemAvailable (/proc/meminfo; elsewhere free physical pages).
+    None when the machine does not say."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0], f"free on {device}"
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "MemAvailable"
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free physical memory"
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(*, points: int, outputs: int, dim: int, model: nn.Module, stages: Sequence[Stage],
+                 dtype: torch.dtype, device: torch.device) -> None:
+    """Refuse a run whose estimated memory exceeds what ``device`` has available, with
+    both numbers and what to change (a GMNMError)."""
+    width = max((max(p.shape, default=1) for p in model.parameters()), default=1)
+    parameters = sum(p.numel() for p in model.parameters())
+    full_jacobian = any(isinstance(s, GaussNewton) and not s.head_only for s in stages)
+    head_solve = any(isinstance(s, (LeastSquares, VarPro, GaussNewton)) for s in stages)
+    need = estimate(rows=points * outputs, dim=dim, width=width, parameters=parameters,
+                    least_squares=head_solve, gauss_newton=full_jacobian,
+                    bytes_per_value=torch.finfo(dtype).bits // 8)
+    have = available_memory(device)
+    if have is None or need.total <= have[0]:
+        return
+    raise GMNMError(
+        f"this run needs about {_size(need.total)} of memory, mostly for "
+        f"{PARTS[need.largest()]} ({points} points, model width {width}, {parameters} "
+        f"parameters), but {_size(have[0])} available ({have[1]}); use fewer --points or "
+        "--boundary-points, or a smaller model"
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover

@@ -1,0 +1,272 @@
+"""Bad values, whoever brings them: metrics that are not finite are reported as such,
+config values of the wrong type, references with missing or infinite values or damaged
+files, exact solutions of the wrong shape and sizes that cannot fit in memory are refused
+with one line (exit 2), and the CLI's own parse errors are one line too."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from pinn_gmnm import (GMNM, Collocation, Dirichlet, GMNMError, Interval, LeastSquares, Problem,
+                       Reference, load_reference, solve)
+from pinn_gmnm.cli.main import app
+from pinn_gmnm.config import RunConfig
+
+runner = CliRunner()
+
+TINY = ["--components", "6", "--varpro-steps", "0", "--points", "32", "--boundary-points", "2",
+        "-q"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_line_error(r, code: int = 2) -> str:
+    assert r.exit_code == code, r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert "Traceback" not in r.output
+    return lines[0]
+
+
+def square(u, x):
+    return u.d("xx") - 2
+
+
+def exact(x):
+    return x[:, 0] ** 2
+
+
+def problem(**kw) -> Problem:
+    return Problem(**{"geometry": Interval(0, 1), "residual": square,
+                      "conditions": [Dirichlet(exact)], "exact": exact, "linear": True, **kw})
+
+
+def quick_solve(p: Problem):
+    torch.manual_seed(0)
+    return solve(p, GMNM(1, components=6, bounds=p.geometry.bbox), stages=[LeastSquares()],
+                 collocation=Collocation(32, 2))
+
+
+# --- metrics that are not finite --------------------------------------------------------
+
+LOG_AT_ZERO = (
+    "import torch\n"
+    "from pinn_gmnm import Dirichlet, Interval, Problem\n"
+    "def logp():\n"
+    "    '''u'' = 2 + 0 log x: NaN at x = 0, which only the evaluation grid holds.'''\n"
+    "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - 2 + 0 * torch.log(x[:, 0]),\n"
+    "                   [Dirichlet(lambda x: x[:, 0] ** 2)], exact=lambda x: x[:, 0] ** 2,\n"
+    "                   linear=True)\n"
+)
+
+
+def test_a_nan_residual_is_reported_as_such(tmp_path: Path):
+    (tmp_path / "logp.py").write_text(LOG_AT_ZERO)
+    r = invoke("solve", "logp.py:logp", *TINY, "--out", "runs")
+    assert r.exit_code == 4, r.output
+    assert "no exact or reference solution" not in r.output
+    assert "residual RMS   not finite at 1 of 2001 evaluation points (x = 0)" in r.output, r.output
+    assert "error: a metric is not finite" in r.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (event,) = [e for e in metrics["events"] if e["event"] == "not finite"]
+    assert event["metric"] == "residual_rms" and event["points"] == 1 and event["of"] == 2001
+    assert event["where"] == {"x": [0.0, 0.0]} and event["examples"] == [[0.0]]
+    assert 0 < event["elsewhere"] < 1  # the residual RMS over the other points
+
+
+def test_a_nan_exact_solution_and_prediction_are_told_apart():
+    p = problem(exact=lambda x: torch.where(x[:, 0] > 0.5, math.nan, x[:, 0] ** 2))
+    s = quick_solve(p)
+    assert math.isnan(s.metrics["rel_l2"]) and math.isnan(s.metrics["max_abs"])
+    events = [e for e in s.events if e["event"] == "not finite"]
+    assert {e["metric"] for e in events} == {"rel_l2", "max_abs"}
+    assert all(e["cause"] == "exact solution" and e["points"] == 1000 for e in events)
+    assert events[0]["where"] == {"x": [pytest.approx(0.5005), 1.0]}
+
+
+# --- config values of the wrong type ------------------------------------------------------
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("lr", "0.01", "float"),
+    ("interior", 2.5, "int"),
+    ("seed", 1.0, "int"),
+    ("hard", "yes", "bool"),
+    ("budget", "10", "float or null"),
+    ("params", "k=2", "dict[str, Any]"),
+    ("weights", {"pde": "1"}, "dict[str, float]"),
+    ("stages", {"type": "adam"}, "list[dict[str, Any]] or null"),
+    ("problem", 3, "str"),
+])
+def test_config_values_of_the_wrong_type_are_named(tmp_path: Path, key, value, expected):
+    with pytest.raises(GMNMError) as info:
+        RunConfig.from_dict({"problem": "poisson", key: value})
+    assert str(info.value).startswith(
+        f"config key '{key}' must be {expected}, got {json.dumps(value)} ({type(value).__name__})")
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"problem": "poisson", key: value}))
+    assert f"config key '{key}'" in one_line_error(invoke("solve", "--config", str(path)))
+
+
+def test_a_number_in_quotes_is_told_to_drop_them():
+    with pytest.raises(GMNMError, match=r"write it without quotes"):
+        RunConfig.from_dict({"lr": "0.01"})
+
+
+# --- references with bad values or damaged files -------------------------------------------
+
+def grid_reference(path: Path, values) -> Path:
+    x = np.linspace(-1, 1, 11)
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    np.savez(path, points=np.stack([X.ravel(), Y.ravel()], 1), values=values)
+    return path
+
+
+@pytest.mark.parametrize("values,message", [
+    (np.full(121, np.nan), "has no finite values (all 121 points are NaN)"),
+    (np.where(np.arange(121) < 3, np.inf, 0.0), "3 of 121 values are infinite"),
+])
+def test_references_without_usable_values_are_refused(tmp_path: Path, values, message):
+    path = grid_reference(tmp_path / "ref.npz", values)
+    line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
+    assert message in line
+    with pytest.raises(GMNMError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Reference(np.zeros((121, 2)), values)
+
+
+def test_missing_reference_values_are_counted(tmp_path: Path):
+    from pinn_gmnm.errors import GMNMWarning
+
+    path = grid_reference(tmp_path / "ref.npz", np.where(np.arange(121) < 5, np.nan, 1.0))
+    with pytest.warns(GMNMWarning, match="5 of 121 points of the reference have NaN values"):
+        ref = load_reference(path, 2)
+    assert len(ref.known()[0]) == 116
+
+
+@pytest.mark.parametrize("content", [b"hello", b"PK\x03\x04" + b"garbage" * 10])
+def test_a_damaged_npz_is_not_a_valid_npz(tmp_path: Path, content):
+    path = tmp_path / "ref.npz"
+    path.write_bytes(content)
+    line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
+    assert f"{path} is not a valid .npz file" in line and "pickle" not in line
+
+
+def test_an_npz_of_python_objects_is_never_unpickled(tmp_path: Path):
+    path = tmp_path / "ref.npz"
+    np.savez(path, points=np.zeros((3, 2)), values=np.array([{}, {}, {}], dtype=object))
+    line = one_line_error(invoke("solve", "poisson", "--reference", str(path), *TINY))
+    assert "array 'values' holds Python objects, which are never unpickled" in line
+
+
+# --- exact solutions and reference functions of the wrong shape -------------------------------
+
+@pytest.mark.parametrize("wrong,shape", [
+    (lambda x: torch.tensor(1.0, dtype=x.dtype), "()"),
+    (lambda x: torch.cat([x[:, 0], x[:, 0]]), "(4002,)"),
+    (lambda x: torch.stack([x[:, 0]] * 3, 1), "(2001, 3)"),
+])
+def test_an_exact_solution_of_the_wrong_shape_is_refused(wrong, shape):
+    with pytest.raises(GMNMError, match=rf"exact solution has shape {re.escape(shape)} for 2001 "
+                                        r"points; expected \(2001,\) or \(2001, 1\)"):
+        quick_solve(problem(exact=wrong))
+
+
+def test_an_exact_solution_of_another_dtype_is_refused():
+    with pytest.raises(GMNMError, match=r"exact solution has dtype torch.float32, expected "
+                                        r"torch.float64 \(the points' dtype\)"):
+        quick_solve(problem(exact=lambda x: x[:, 0].float() ** 2))
+
+
+def test_an_exact_solution_that_raises_names_the_place(tmp_path: Path):
+    def broken(x):
+        return x[:, 3]
+
+    with pytest.raises(GMNMError, match=r"exact solution raised IndexError: .* line \d+\)"):
+        quick_solve(problem(exact=broken))
+
+
+def test_a_reference_function_of_the_wrong_size_is_refused():
+    ref = Reference(np.zeros((4, 2)), np.zeros(4))
+    with pytest.raises(GMNMError, match=r"the reference solution is 2-D with 1 value\(s\) per point; "
+                                        r"the problem is 1-D"):
+        quick_solve(problem(exact=None, reference=lambda: ref))
+
+
+# --- sizes that cannot fit ------------------------------------------------------------------
+
+def test_points_beyond_memory_are_refused_with_the_estimate():
+    line = one_line_error(invoke("solve", "poisson", "--points", "1000000000000"))
+    assert "needs about" in line and "available" in line and "--points" in line
+
+
+def test_the_estimate_refuses_what_the_available_memory_cannot_hold(monkeypatch):
+    import pinn_gmnm.memory as memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device: (2**10, "test"))
+    line = one_line_error(invoke("solve", "poisson-1d", *TINY))
+    assert "needs about" in line and "1.0 KiB available (test)" in line
+
+
+def test_the_estimate_grows_with_points_and_width():
+    from pinn_gmnm.memory import estimate
+
+    small = estimate(rows=1000, dim=2, width=100, parameters=700, least_squares=True,
+                     gauss_newton=False, bytes_per_value=8)
+    assert estimate(rows=2000, dim=2, width=100, parameters=700, least_squares=True,
+                    gauss_newton=False, bytes_per_value=8).total > small.total
+    assert estimate(rows=1000, dim=2, width=200, parameters=700, least_squares=True,
+                    gauss_newton=True, bytes_per_value=8).total > small.total
+
+
+# --- the CLI's own parse errors --------------------------------------------------------------
+
+@pytest.mark.parametrize("args,text", [
+    (["solve", "poisson", "--nosuch"], "(see gmnm-pde solve --help)"),
+    (["solve", "poisson", "--points", "many"], "(see gmnm-pde solve --help)"),
+    (["nosuchcommand"], "(see gmnm-pde --help)"),
+    (["compare", "poisson", "--seeds"], "(see gmnm-pde compare --help)"),
+])
+def test_parse_errors_are_one_line(args, text):
+    assert text in one_line_error(invoke(*args))
+
+
+def test_scientific_notation_for_a_whole_number_is_explained():
+    line = one_line_error(invoke("solve", "poisson", "--points", "1e12"))
+    assert "'1e12'" in line and "write it as 1000000000000" in line
+
+
+# --- smaller things -----------------------------------------------------------------------------
+
+NO_CONDITIONS = (
+    "from pinn_gmnm import Interval, Problem\n"
+    "def free():\n"
+    "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - 2, exact=lambda x: x[:, 0] ** 2,\n"
+    "                   linear=True)\n"
+)
+
+
+def test_a_problem_without_conditions_is_warned_about(tmp_path: Path):
+    from pinn_gmnm.errors import GMNMWarning
+
+    with pytest.warns(GMNMWarning, match="has no conditions: its solution is not unique"):
+        quick_solve(problem(conditions=[]))
+    (tmp_path / "free.py").write_text(NO_CONDITIONS)
+    r = invoke("solve", "free.py:free", *TINY, "--out", "runs")
+    assert r.exit_code == 0, r.output
+    assert "warning: problem 'free.py:free' has no conditions: its solution is not unique" in r.output
+
+
+def test_fit_names_only_fitting_targets():
+    line = one_line_error(invoke("fit", "nosuchtarget"))
+    assert line.startswith("error: unknown fitting target 'nosuchtarget'; known: bessel, ")
+    assert "poisson" not in line
