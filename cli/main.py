@@ -343,6 +343,10 @@ from pinn_gmnm.cli import compare as _compare  # noqa: E402  (the compare and fi
 
 _compare.register(app, user_errors)
 
+from pinn_gmnm.cli import predict as _predict  # noqa: E402  (the predict command)
+
+_predict.register(app, user_errors)
+
 
 def main() -> None:
     """Console-script entry point."""

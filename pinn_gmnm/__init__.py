@@ -14,6 +14,7 @@ from .geometry import (Ball, Box, Difference, Disk, Geometry, Intersection, Inte
 from .interrupt import StopOnSignal
 from .models import GMNM, KAN, MLP, PINN, GMNMLayer, build_model, count_parameters
 from .models.hard import HardConstraint, hard_constraint
+from .prediction import LoadedSolution, load_solution
 from .problem import PROBLEMS, Problem, get_problem, register
 from .references import Reference, load_reference
 from .sampling import Grid, Halton, LatinHypercube, Sampler, Sobol, Uniform
@@ -27,9 +28,10 @@ __all__ = [
     "Adam", "Ball", "Box", "Coefficients", "Collocation", "Condition", "Data", "Difference",
     "Dirichlet", "Disk", "Divergence", "Evaluator", "Field", "GMNM", "GMNMError", "GMNMLayer",
     "GaussNewton", "Geometry", "Grid", "Halton", "HardConstraint", "Initial", "Intersection",
-    "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "MLP", "Neumann", "PINN",
-    "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference", "Robin", "Sampler",
-    "Sobol", "Solution", "SpaceTime", "Sphere", "Stage", "StopOnSignal", "Uniform", "Union",
-    "Unknown", "VarPro", "build_model", "count_parameters", "fit_problem", "get_problem",
-    "hard_constraint", "load_reference", "near", "register", "register_target", "solve",
+    "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "LoadedSolution", "MLP",
+    "Neumann", "PINN", "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference",
+    "Robin", "Sampler", "Sobol", "Solution", "SpaceTime", "Sphere", "Stage", "StopOnSignal",
+    "Uniform", "Union", "Unknown", "VarPro", "build_model", "count_parameters", "fit_problem",
+    "get_problem", "hard_constraint", "load_reference", "load_solution", "near", "register",
+    "register_target", "solve",
 ]

@@ -189,8 +189,8 @@ def _problem_source(config: RunConfig) -> dict[str, Any]:
     return {"problem": problem, "problem_sha256": sha256}
 
 
-def load_run(directory: Path) -> dict[str, Any]:
-    """The checkpoint of a stopped run directory, checked to be resumable."""
+def read_run(directory: Path) -> dict[str, Any]:
+    """The checkpoint of a run directory, checked to record the run's configuration."""
     if not directory.is_dir():
         raise GMNMError(f"run directory not found: {directory}")
     path = directory / "model.pt"
@@ -198,7 +198,13 @@ def load_run(directory: Path) -> dict[str, Any]:
         raise GMNMError(f"{directory} holds no model.pt; is it a gmnm-pde run directory?")
     payload = load_checkpoint(path)
     if not isinstance(payload.get("config"), dict):
-        raise GMNMError(f"{path} records no run configuration, so its run cannot be resumed")
+        raise GMNMError(f"{path} records no run configuration, so its run cannot be rebuilt")
+    return payload
+
+
+def load_run(directory: Path) -> dict[str, Any]:
+    """The checkpoint of a stopped run directory, checked to be resumable."""
+    payload = read_run(directory)
     if payload.get("resume") is None:
         raise GMNMError(
             f"run {directory} has status '{payload.get('status', 'completed')}': there is nothing "

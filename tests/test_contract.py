@@ -110,7 +110,7 @@ def test_until_the_budget_needs_a_budget():
     with pytest.raises(GMNMError, match="no budget is set"):
         RunConfig(lbfgs_steps=None)
     assert RunConfig(lbfgs_steps=None, budget=5.0).lbfgs_steps is None
-    with pytest.raises(GMNMError, match="adam steps"):
+    with pytest.raises(GMNMError, match="adam_steps.* must be int"):
         RunConfig(adam_steps=None, budget=5.0)
 
 

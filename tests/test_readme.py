@@ -15,7 +15,7 @@ def python_blocks() -> list[str]:
 
 
 def test_define_your_own_pde_example_runs(capsys):
-    blocks = python_blocks()
+    blocks = [b for b in python_blocks() if '@register("hot-edge")' in b]
     assert blocks, "the README should have a Python example"
     from pinn_gmnm.problem import PROBLEMS
 
@@ -40,3 +40,19 @@ def test_quick_start_commands_are_the_ci_commands():
 @pytest.mark.parametrize("file", ["README.md"])
 def test_readme_mentions_paper_caveat(file):
     assert "full text was not available" in (README.parent / file).read_text()
+
+
+def test_using_a_result_example_runs(tmp_path, capsys):
+    """The load_solution example, pointed at a run made here."""
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import run
+
+    (block,) = [b for b in python_blocks() if "load_solution" in b]
+    config = RunConfig(problem="poisson", model_options={"components": 60}, method="lstsq",
+                       interior=256, boundary=64, device="cpu")
+    directory = run(config, out=tmp_path).directory
+    example = block.replace("runs/poisson-gmnm-20261128-185030", str(directory))
+    assert example != block
+    exec(compile(example, str(README), "exec"), {})
+    out = capsys.readouterr().out
+    assert "('x', 'y') ('u',)" in out
