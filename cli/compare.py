@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,6 +15,7 @@ from rich.table import Table
 
 from pinn_gmnm.cli.options import config_parameter, with_parameters
 from pinn_gmnm.config import RunConfig
+from pinn_gmnm.errors import GMNMError
 
 Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]
 Seeds = Annotated[int, typer.Option(help="Seeds per model (seed, seed + 1, …).")]
@@ -22,6 +24,12 @@ Params = Annotated[Optional[int], typer.Option(
 Seed = Annotated[int, typer.Option(help="First seed.")]
 Out = Annotated[Path, typer.Option(help="Folder for comparison directories.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
+Into = Annotated[Optional[Path], typer.Option(
+    help="Write into this comparison directory (made if absent) instead of a new one under "
+         "--out, so that several commands, on several hosts, can share it.")]
+Only = Annotated[list[str], typer.Option(
+    "--only", metavar="MODEL:SEED", help="Run just these runs (repeatable or comma-separated, "
+    "e.g. gmnm:0,pinn:1) into --into DIR; then `gmnm-pde compare --collect DIR` reports.")]
 Jobs = Annotated[int, typer.Option(help="Runs at once, each in a worker process pinned to its share of the cores (equal-steps results are identical to --jobs 1; under --budget each run gets fewer cores).")]
 
 
@@ -70,21 +78,28 @@ def _config(problem: str, **given: Any) -> RunConfig:
 
 
 def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
-         jobs: int = 1, **settings: Any):
+         jobs: int = 1, into: Optional[Path] = None, only: list[str] = [],  # noqa: B006
+         **settings: Any):
     from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.compare import Comparison, run_comparison
     from pinn_gmnm.progress import ComparisonProgress
+    from pinn_gmnm.sweep import parse_only
 
-    check_out_folder(out)
+    pairs = parse_only(only) or None
+    if pairs and into is None:
+        raise GMNMError("--only needs --into DIR: the comparison directory every run of the sweep "
+                        "writes into")
+    check_out_folder(out if into is None else into, "--out" if into is None else "--into")
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
-    if quiet:
-        result = run_comparison(comparison, out=out)
+    runs = len(pairs or ()) or len(names) * seeds
+    with ComparisonProgress(runs, f"compare {problem}") if not quiet else nullcontext() as bar:
+        result = run_comparison(comparison, out=out, into=into, only=pairs, observer=bar)
+    if pairs:
+        typer.echo(f"{len(result.records)} run(s) written to {result.directory}; report the "
+                   f"finished runs with `gmnm-pde compare --collect {result.directory}`")
     else:
-        runs = len(names) * seeds
-        with ComparisonProgress(runs, f"compare {problem}") as bar:
-            result = run_comparison(comparison, out=out, observer=bar)
-    _print_table(result)
+        _print_table(result)
     if result.interrupted:
         where = f"; the runs done so far are in {result.directory}" if result.directory else ""
         typer.secho(f"error: interrupted by {result.interrupted}{where} (a comparison starts "
@@ -108,7 +123,8 @@ def _print_table(result: Any) -> None:
             text = fmt(s[key]["mean"], s[key]["std"]) if s["ok"] and math.isfinite(s[key]["mean"]) else "n/a"
             cells.append(f"[bold green]{text}[/]" if best.get(key) == name else text)
         status = f"{s['ok']}/{s['runs']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "") \
-            + (f" ({s['failed']} failed)" if s["failed"] else "")
+            + (f" ({s['failed']} failed)" if s["failed"] else "") \
+            + (f" ({s['missing']} missing)" if s["missing"] else "")
         table.add_row(name, str(s["parameters"]), s["method"], *cells, status)
     console = Console()
     console.print(table)
@@ -117,19 +133,38 @@ def _print_table(result: Any) -> None:
 
 
 def compare(
-    problem: Annotated[str, typer.Argument(help="Problem name (see `gmnm-pde list`) or path/to/file.py:function.")],
+    problem: Annotated[Optional[str], typer.Argument(
+        help="Problem name (see `gmnm-pde list`) or path/to/file.py:function.", show_default=False)] = None,
     models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, params: Params = None,
     seed: Seed = 0,
     set_: Annotated[list[str], typer.Option("--set", help="Problem parameter, name=value (repeatable).")] = [],  # noqa: B006
-    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1, **settings: Any,
+    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1, into: Into = None,
+    only: Only = [],  # noqa: B006
+    collect: Annotated[Optional[Path], typer.Option(
+        metavar="DIR", help="Report the finished runs of the comparison directory DIR (missing "
+        "ones are listed as missing); takes no PROBLEM or other option.")] = None,
+    **settings: Any,
 ) -> None:
     """Compare models on PROBLEM: same size, same budget, several seeds; print a table
     and write summary.md, summary.json, convergence.png, fields.png and every run.
 
     Examples: `gmnm-pde compare poisson --seeds 3 --budget 60`,
-    `gmnm-pde compare poisson --models gmnm,kan --method adam-lbfgs`.
+    `gmnm-pde compare poisson --models gmnm,kan --method adam-lbfgs`; a sweep on a cluster:
+    `gmnm-pde compare poisson --into sweep --only gmnm:0` per run, then
+    `gmnm-pde compare --collect sweep`.
     """
-    _run(problem, models, seeds, params, quiet, out, jobs, seed=seed, sets=set_, **settings)
+    if collect is not None:
+        if problem is not None:
+            raise GMNMError(f"--collect {collect} reads the settings from {collect}/plan.json; "
+                            f"give no PROBLEM ('{problem}')")
+        from pinn_gmnm.sweep import collect as collect_runs
+
+        _print_table(collect_runs(collect))
+        return
+    if problem is None:
+        raise GMNMError("give a PROBLEM (see `gmnm-pde list`), or --collect DIR")
+    _run(problem, models, seeds, params, quiet, out, jobs, into, only, seed=seed, sets=set_,
+         **settings)
 
 
 def fit(
@@ -137,6 +172,7 @@ def fit(
         help="Fitting target(s) (see the 'fit' group of `gmnm-pde list`), `all`, or path/to/file.py:function.")],
     models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, params: Params = None,
     seed: Seed = 0, out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1,
+    into: Into = None, only: Only = [],  # noqa: B006
     **settings: Any,
 ) -> None:
     """Fit FUNCTION(s) from samples with every model and compare them (the paper's
@@ -144,7 +180,9 @@ def fit(
     measured on a test grid disjoint from the training points. Several targets (or `all`)
     also write overview.md, one row per target.
 
-    Examples: `gmnm-pde fit bessel`, `gmnm-pde fit all --seeds 3 --budget 30`.
+    Examples: `gmnm-pde fit bessel`, `gmnm-pde fit all --seeds 3 --budget 30`; a sweep
+    of one target: `gmnm-pde fit bessel --into sweep --only gmnm:0` per run, then
+    `gmnm-pde compare --collect sweep`.
     """
     from pinn_gmnm.artifacts import check_out_folder, new_run_dir
     from pinn_gmnm.fitting import check_fit_target, fit_targets
@@ -153,10 +191,13 @@ def fit(
     names = fit_targets() if functions == ["all"] else functions
     for name in names:
         check_fit_target(name)
+    if len(names) > 1 and (into is not None or only):
+        raise GMNMError("--into and --only take one fitting target (a comparison directory holds "
+                        f"one comparison), got {len(names)}; run one sweep per target")
     if len(names) > 1:
         out = new_run_dir(out, "fit-catalogue")
-    results = [_run(name, models, seeds, params, quiet, out, jobs, seed=seed, sets=[], **settings)
-               for name in names]
+    results = [_run(name, models, seeds, params, quiet, out, jobs, into, only, seed=seed, sets=[],
+                    **settings) for name in names]
     if len(names) > 1:
         _write_overview(out, results)
         typer.echo(f"overview written to {out / 'overview.md'}")

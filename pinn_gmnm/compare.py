@@ -50,6 +50,7 @@ from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
 from .run import RunResult, build, prepare, run, write_artifacts
+from .sweep import RECORD, claim_plan, run_dir, select, write_record
 from .training.stages import Stage
 from .training.task import Callback
 
@@ -116,11 +117,17 @@ def _fallback_method(cfg: RunConfig) -> RunConfig:
 
 
 def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
+                   into: Path | None = None, only: Sequence[tuple[str, int]] | None = None,
                    observer: Observer | None = None, stop: StopOnSignal | None = None
                    ) -> ComparisonResult:
     """Run every (model, seed) and, with ``out``, write the comparison directory:
-    ``summary.md``, ``summary.json``, ``convergence.png``, ``fields.png`` and
-    ``runs/MODEL-seedS/`` (each run's own directory).
+    ``summary.md``, ``summary.json``, ``convergence.png``, ``fields.png``, ``plan.json``
+    and ``runs/MODEL-seedS/`` (each run's own directory).
+
+    ``into`` names the comparison directory instead of a new one under ``out``, so that
+    several commands (on several hosts) can share it; ``only`` runs just those
+    ``(model, seed)`` pairs and writes no report (``gmnm-pde compare --collect`` does, see
+    :mod:`.sweep`). The directory's ``plan.json`` must agree with this comparison.
 
     Ctrl-C or SIGTERM (one handler for the whole comparison, or ``stop``) ends the current
     run at its next step and the comparison after it: the report covers the runs done so
@@ -128,9 +135,15 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
     from .compare_report import write_report
 
     problem, target, configs = plan(comparison)
+    if only is not None:
+        configs = select(configs, only)
     directory = None
-    if out is not None:
+    if into is not None:
+        directory = Path(into)
+    elif out is not None:
         directory = new_run_dir(Path(out), f"compare-{comparison.base.problem}")
+    if directory is not None:
+        claim_plan(directory, comparison, target)
     result = ComparisonResult(comparison, problem, target, [], directory)
     with StopOnSignal() if stop is None else nullcontext(stop) as signals:
         if comparison.jobs > 1:
@@ -151,7 +164,7 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
         if prediction is not None and record.model not in result.fields:
             result.fields[record.model] = prediction
         result.records.append(record)
-    if directory is not None:
+    if directory is not None and only is None:
         write_report(result)
     return result
 
@@ -227,6 +240,8 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
              ) -> tuple[RunRecord, np.ndarray | None]:
     """Run one config; numerical failures become a 'failed' record instead of an abort.
     Also returns the model's prediction on the problem's plotting slice."""
+    if directory is not None:  # a rerun: unfinished until its record is written again
+        (run_dir(directory, cfg.model, cfg.seed) / RECORD).unlink(missing_ok=True)
     start = time.perf_counter()
     try:
         res = run(cfg, out=None, callbacks=callbacks, stop=stop)
@@ -236,14 +251,17 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
                    "train_time": time.perf_counter() - start, "steps": 0, "wall_time": nan,
                    "time_per_step": nan}
         status = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        run_dir = None
+        where = None
         if directory is not None:
-            run_dir = directory / "runs" / f"{cfg.model}-seed{cfg.seed}"
-            write_json(run_dir / "error.json", {"config": cfg.to_dict(), "error": status})
+            where = run_dir(directory, cfg.model, cfg.seed)
+            write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
         params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
                                  bounds=problem.geometry.bbox, **cfg.model_options)
-        return RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
-                         params, metrics, [], run_dir), None
+        record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
+                           params, metrics, [], where)
+        if where is not None:
+            write_record(record, None)
+        return record, None
     m = dict(res.solution.metrics)
     m["wall_time"] = res.wall_time
     m["time_per_step"] = m["train_time"] / max(1, int(m["steps"]))
@@ -251,15 +269,18 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
     if res.solution.problem.exact is not None:
         finite = finite and math.isfinite(m["rel_l2"])
     status = res.status if res.status in ("diverged", "interrupted") else "ok" if finite else "diverged"
-    run_dir = None
+    where = None
     if directory is not None:
-        run_dir = directory / "runs" / f"{cfg.model}-seed{cfg.seed}"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_artifacts(run_dir, res.config, res.solution, res.method, res.wall_time)
+        where = run_dir(directory, cfg.model, cfg.seed)
+        where.mkdir(parents=True, exist_ok=True)
+        write_artifacts(where, res.config, res.solution, res.method, res.wall_time)
     record = RunRecord(cfg.model, cfg.seed, status, res.method,
                        describe_stages(res.solution.stages), res.solution.parameters, m,
-                       res.solution.history, run_dir)
-    return record, _slice_prediction(res, problem)
+                       res.solution.history, where)
+    prediction = _slice_prediction(res, problem)
+    if where is not None:
+        write_record(record, prediction)
+    return record, prediction
 
 
 def _slice_prediction(res: RunResult, problem: Problem) -> np.ndarray:

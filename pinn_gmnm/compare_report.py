@@ -2,7 +2,8 @@
 ``convergence.png`` and ``fields.png``.
 
 Each model's row gives mean ± sample standard deviation over its seeds that finished
-with finite errors; seeds that diverged or failed are counted in the row, never dropped.
+with finite errors; seeds that diverged, failed or are missing (a sweep collected before
+every run finished) are counted in the row, never dropped.
 The best model per column is marked (only models with every seed finite compete).
 """
 
@@ -52,9 +53,10 @@ def model_stats(records: list[RunRecord], models: tuple[str, ...]) -> dict[str, 
             "runs": len(runs), "ok": len(ok),
             "diverged": sum(r.status == "diverged" for r in runs),
             "failed": sum(r.status.startswith("failed") for r in runs),
-            "parameters": runs[0].parameters if runs else 0,
-            "method": ", ".join(dict.fromkeys(r.method for r in runs)),
-            "training": " | ".join(dict.fromkeys(r.training for r in runs)),
+            "missing": sum(r.status == "missing" for r in runs),
+            "parameters": max((r.parameters for r in runs), default=0),
+            "method": ", ".join(dict.fromkeys(r.method for r in runs if r.method)),
+            "training": " | ".join(dict.fromkeys(r.training for r in runs if r.training)),
         }
         for key in STAT_KEYS:
             mean, std = _mean_std([float(r.metrics.get(key, math.nan)) for r in ok])
@@ -75,13 +77,22 @@ def winners(stats: dict[str, dict[str, Any]]) -> dict[str, str | None]:
 
 def _cell(s: dict[str, Any], key: str, fmt: Callable[[float, float], str], best: bool) -> str:
     if s["ok"] == 0:
-        return "diverged" if s["diverged"] else "failed"
+        return "diverged" if s["diverged"] else "missing" if s["missing"] == s["runs"] else "failed"
     text = fmt(s[key]["mean"], s[key]["std"])
     if not math.isfinite(s[key]["mean"]):
         text = "n/a"
     text = f"**{text}**" if best else text
     bad = s["runs"] - s["ok"]
-    return text + (f" ({bad}/{s['runs']} diverged or failed)" if bad else "")
+    return text + (f" ({bad}/{s['runs']} {_not_ok(s)})" if bad else "")
+
+
+def _not_ok(s: dict[str, Any]) -> str:
+    """'diverged or failed', '1 missing', …: why a row's seeds did not all finish."""
+    if not s["missing"]:
+        return "diverged or failed"
+    if s["missing"] == s["runs"] - s["ok"]:
+        return "missing"
+    return f"diverged, failed or missing ({s['missing']} missing)"
 
 
 def render_markdown(result: ComparisonResult, stats: dict[str, dict[str, Any]],
