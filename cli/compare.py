@@ -81,6 +81,7 @@ def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bo
          jobs: int = 1, into: Optional[Path] = None, only: list[str] = [],  # noqa: B006
          **settings: Any):
     from pinn_gmnm.artifacts import check_out_folder
+    from pinn_gmnm.cli.main import is_main_process
     from pinn_gmnm.compare import Comparison, run_comparison
     from pinn_gmnm.progress import ComparisonProgress
     from pinn_gmnm.sweep import parse_only
@@ -93,17 +94,19 @@ def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bo
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
     runs = len(pairs or ()) or len(names) * seeds
-    with ComparisonProgress(runs, f"compare {problem}") if not quiet else nullcontext() as bar:
+    show = is_main_process()  # under torchrun every rank trains, rank 0 alone reports
+    with ComparisonProgress(runs, f"compare {problem}") if show and not quiet else nullcontext() as bar:
         result = run_comparison(comparison, out=out, into=into, only=pairs, observer=bar)
-    if pairs:
+    if show and pairs:
         typer.echo(f"{len(result.records)} run(s) written to {result.directory}; report the "
                    f"finished runs with `gmnm-pde compare --collect {result.directory}`")
-    else:
+    elif show:
         _print_table(result)
     if result.interrupted:
         where = f"; the runs done so far are in {result.directory}" if result.directory else ""
-        typer.secho(f"error: interrupted by {result.interrupted}{where} (a comparison starts "
-                    "afresh when run again)", err=True, fg=typer.colors.RED)
+        if show:
+            typer.secho(f"error: interrupted by {result.interrupted}{where} (a comparison "
+                        "starts afresh when run again)", err=True, fg=typer.colors.RED)
         raise typer.Exit(130)
     return result
 

@@ -89,11 +89,14 @@ def model_parameter(name: str) -> inspect.Parameter:
 
 def with_parameters(fn: Callable[..., Any], extra: list[inspect.Parameter]) -> Callable[..., Any]:
     """``fn`` (taking ``**options``) with ``extra`` keyword parameters added to its
-    signature, so that Typer offers them as options."""
+    signature, so that Typer offers them as options. Adding them again replaces them:
+    ``python -m pinn_gmnm.cli.main`` (how torchrun launches the CLI) imports the CLI
+    module a second time when ``compare`` asks it for a helper."""
     hints = typing.get_type_hints(fn, include_extras=True)
+    added = {p.name for p in extra}  # already there when the CLI module is imported twice
     fixed = [p.replace(annotation=hints.get(p.name, p.annotation))
              for p in inspect.signature(fn).parameters.values()
-             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+             if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in added]
     params = [*fixed, *extra]
     fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     fn.__annotations__ = {p.name: p.annotation for p in params}

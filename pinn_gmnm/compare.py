@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from . import distributed
 from .artifacts import new_run_dir, write_json
 from .comparison import MODEL_ORDER, Comparison, ComparisonResult, RunRecord  # noqa: F401 (re-exported)
 from .config import RunConfig
@@ -138,7 +139,9 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
     if only is not None:
         configs = select(configs, only)
     directory = None
-    if into is not None:
+    if not distributed.is_main_process():
+        pass  # one data-parallel run on several torchrun ranks: rank 0 alone writes
+    elif into is not None:
         directory = Path(into)
     elif out is not None:
         directory = new_run_dir(Path(out), f"compare-{comparison.base.problem}")

@@ -126,6 +126,7 @@ def _read_record(directory: Path, model: str, seed: int) -> tuple[RunRecord, np.
     metrics = {k: math.nan if row.get(k) is None else float(row[k])
                for k in ("rel_l2", "max_abs", "residual_rms", "train_time", "steps", "wall_time",
                          "time_per_step")}
+    metrics["steps"] = int(metrics["steps"]) if math.isfinite(metrics["steps"]) else 0
     record = RunRecord(model, seed, row["status"], row["method"], row["training"],
                        int(row["parameters"]), metrics, _read_history(path / "history.csv"), path)
     prediction = np.load(path / SLICE) if (path / SLICE).is_file() else None

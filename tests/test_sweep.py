@@ -95,3 +95,16 @@ def test_sweep_options_need_their_partners(tmp_path):
     ]:
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and message in r.output, (args, r.output)
+
+
+def test_the_cli_module_imported_twice_keeps_one_option_each():
+    """torchrun launches `python -m pinn_gmnm.cli.main`; `compare` then imports the module
+    again, which adds the derived options to the same functions a second time."""
+    import inspect
+
+    from pinn_gmnm.cli.compare import compare, shared_parameters
+    from pinn_gmnm.cli.options import with_parameters
+
+    before = list(inspect.signature(compare).parameters)
+    with_parameters(compare, shared_parameters("boundary"))
+    assert list(inspect.signature(compare).parameters) == before
