@@ -20,6 +20,7 @@ import csv
 import json
 import math
 import os
+import secrets
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def claim_plan(directory: Path, comparison: Comparison, target: int) -> None:
     path = directory / PLAN
     directory.mkdir(parents=True, exist_ok=True)
     if not path.exists():
-        tmp = directory / f".{PLAN}.{os.getpid()}.tmp"
+        tmp = directory / f".{PLAN}.{secrets.token_hex(8)}.tmp"  # unique across hosts
         atomic_write(tmp, lambda f: json.dump(mine, f, indent=2))
         try:
             os.link(tmp, path)  # fails if another command got there first
