@@ -108,3 +108,15 @@ def test_the_cli_module_imported_twice_keeps_one_option_each():
     before = list(inspect.signature(compare).parameters)
     with_parameters(compare, shared_parameters("boundary"))
     assert list(inspect.signature(compare).parameters) == before
+
+
+def test_fit_sweeps_one_target_the_same_way(tmp_path):
+    sweep = tmp_path / "fit"
+    r = runner.invoke(app, ["fit", "xy", "--models", "gmnm,mlp", "--seeds", "1", "--params", "200",
+                            "--method", "adam-lbfgs", "--adam-steps", "3", "--lbfgs-steps", "2",
+                            "--points", "64", "-q", "--device", "cpu", "--into", str(sweep),
+                            "--only", "mlp:0"])
+    assert r.exit_code == 0, r.output
+    _compare("--collect", str(sweep))
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["fit"] and [r["status"] for r in summary["runs"]] == ["missing", "ok"]
