@@ -32,8 +32,9 @@ import torch
 from torch import Tensor
 
 from ..errors import GMNMError, require_positive
+from .equilibrate import apply_term_scales, jacobian_row_sums
 from .jacobian import residual_jacobian, residual_vector
-from .linear import linear_head
+from .linear import find_linear_head, linear_head
 from .stages import Stage, _check_steps
 from .task import Task, parameter_vector
 
@@ -110,6 +111,12 @@ class GaussNewton(Stage):
     ``max_parameters`` guards against Jacobians (N × P floats) and factorisations that
     would not fit or take too long.
 
+    With ``equilibrate`` the loss terms are scaled when the stage starts by their rows of
+    the Jacobian with respect to the linear output layer (all trained parameters for a
+    model without one), as the least-squares stages do (:mod:`.equilibrate`); for a
+    nonlinear problem that Jacobian depends on the current solution, so each stage takes
+    it afresh.
+
     Resumable (see :class:`~.stages.Stage`): each iteration ends at a safe point holding
     the iteration count, λ, ν and the stopping rule's counters. Steps are only accepted
     when they lower the loss, so it cannot diverge.
@@ -124,6 +131,7 @@ class GaussNewton(Stage):
     patience: int = 5
     tol: float = 1e-30
     max_parameters: int = 8000
+    equilibrate: bool = True
     kind: ClassVar[str] = "gauss-newton"
 
     MAX_DAMPING: ClassVar[float] = 1e8
@@ -153,6 +161,10 @@ class GaussNewton(Stage):
         lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
         if (state := task.resumed()) is not None:  # continue inside this stage
             lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
+        elif self.equilibrate:  # (a resumed stage keeps the weights it saved)
+            head = find_linear_head(task.model)
+            scaled = params if head is None else head.head_parameters()
+            apply_term_scales(task, jacobian_row_sums(task, scaled), self.kind)
         for i in range(first, self.steps):
             r, J = residual_jacobian(task.loss, task.model, params)
             # Under torchrun every rank solves the whole system (all ranks' rows), so all

@@ -130,25 +130,27 @@ class LBFGS(Stage):
 
     def run(self, task: Task) -> None:
         run_lbfgs(task, task.params, task.closure, self.steps, self.history, self.kind,
-                  lr=self.lr)
+                  lr=self.lr, saved=task.resumed())
 
 
 def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[], torch.Tensor],
               steps: int, history: int, kind: str, after_chunk: Callable[[], None] | None = None,
               *, lr: float = 1.0, chunk: int = 10, evals_per_iter: float = 4.0,
-              min_progress: float = 0.0, initial_loss: float = math.inf) -> None:
+              min_progress: float = 0.0, initial_loss: float = math.inf,
+              saved: dict[str, Any] | None) -> None:
     """L-BFGS (strong-Wolfe line search) on ``params`` for up to ``steps`` iterations,
     reporting every ``chunk`` iterations and stopping early when it converges, when a
     chunk lowers the loss by less than the fraction ``min_progress``, or when the budget
     is spent. ``after_chunk`` runs after each report interval (before recording);
-    ``initial_loss`` lets the first chunk count as stalled too."""
+    ``initial_loss`` lets the first chunk count as stalled too. ``saved`` is the calling
+    stage's ``task.resumed()``: where to continue from inside the stage, or None."""
     if steps == 0 or not params:
         return
     eps = torch.finfo(params[0].dtype).eps
     opt = torch.optim.LBFGS(params, lr=lr, history_size=history, line_search_fn="strong_wolfe",
                             tolerance_grad=eps, tolerance_change=eps)
     done, previous = 0, initial_loss
-    if (saved := task.resumed()) is not None:
+    if saved is not None:
         opt.load_state_dict(saved["optimizer"])
         done, previous = saved["done"], saved["previous"]
     group = opt.param_groups[0]
