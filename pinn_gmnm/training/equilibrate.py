@@ -17,8 +17,8 @@ so that every term's rows have the same mean square norm, u_t / n_t; the user's 
 stay multipliers on top. This is a positive diagonal scaling of the rows: where the
 collocation equations can all be met (a well-posed square system) their solution does not
 change; where they cannot, each term's share of the error no longer depends on the units
-of its operator. Measured with least squares alone on the default GMNM (400 Gaussians,
-2000 + 400 points): ``poisson`` 3.6e-7 → 1.9e-8, ``helmholtz`` 2.8e-4 → 5.9e-5,
+of its operator. Measured with least squares alone on the former default GMNM (400 Gaussians
+over the box, 2000 + 400 points): ``poisson`` 3.6e-7 → 1.9e-8, ``helmholtz`` 2.8e-4 → 5.9e-5,
 ``poisson-neumann`` 2.1e-6 → 3.1e-7, ``poisson-lshape`` 7.1e-2 → 3.9e-2, and on
 ``poisson-holes`` with 900 Gaussians reaching 20 % past the boundary 3.5e-2 → 3.4e-3.
 Scaling every row to unit norm instead (as the random feature method does) was better on
