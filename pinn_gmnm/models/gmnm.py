@@ -15,7 +15,6 @@ approximator, not a density).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch

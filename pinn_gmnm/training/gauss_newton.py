@@ -24,7 +24,6 @@ float64, out of reach beyond.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,7 +35,7 @@ from .equilibrate import apply_term_scales, jacobian_row_sums
 from .jacobian import residual_jacobian, residual_vector
 from .linear import find_linear_head, linear_head
 from .stages import Stage, _check_steps
-from .task import Task, parameter_vector
+from .task import Task, assign_vector, parameter_vector
 
 
 class DampedSolver:
@@ -183,7 +182,7 @@ class GaussNewton(Stage):
                 except torch.linalg.LinAlgError:
                     lam, nu = lam * nu, 2 * nu
                     continue
-                _assign(params, theta + step)
+                assign_vector(params, theta + step)
                 with torch.no_grad():
                     new = residual_vector(task.loss, task.model).square().sum().reshape(1)
                 parallel.sum_([new])
@@ -193,7 +192,7 @@ class GaussNewton(Stage):
                     lam = max(lam * max(self.decrease, 1 - (2 * gain - 1) ** 3), self.min_damping)
                     nu = 2.0
                     break
-                _assign(params, theta)
+                assign_vector(params, theta)
                 lam, nu = lam * nu, 2 * nu
             accepted = new_loss < loss
             slow = slow + 1 if not new_loss < (1 - self.min_progress) * loss else 0
@@ -204,12 +203,3 @@ class GaussNewton(Stage):
             task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow})
             if done:
                 break
-
-
-def _assign(params: Sequence[torch.nn.Parameter], flat: Tensor) -> None:
-    """Write a flat vector into ``params``, in order."""
-    with torch.no_grad():
-        i = 0
-        for p in params:
-            p.copy_(flat[i:i + p.numel()].reshape(p.shape))
-            i += p.numel()

@@ -29,6 +29,7 @@ from ..models.head import ConstantColumn, LinearHead
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .equilibrate import apply_term_scales
+from .heldout import HeldOut
 from .loss import Loss
 from .stages import Stage, _check_steps, run_lbfgs
 from .task import Task
@@ -249,6 +250,10 @@ class VarPro(Stage):
     level and further iterations only cost time (in 3D with 1000 Gaussians, seconds
     each). With ``equilibrate`` the loss terms are scaled when the stage starts, as in
     :class:`LeastSquares`, and kept so while it runs: the objective stays one function.
+    With ``held_out`` it also stops, undoing the last 10 iterations, when the loss on
+    fresh collocation points rises (:class:`~.heldout.HeldOut`): the features have more
+    parameters than there are equations, and can fit the points better while fitting
+    the solution worse.
     """
 
     steps: int = 100
@@ -256,6 +261,7 @@ class VarPro(Stage):
     rcond: float | None = None
     min_progress: float = 0.01
     equilibrate: bool = True
+    held_out: bool = True
     kind: ClassVar[str] = "varpro"
 
     def __post_init__(self) -> None:
@@ -271,7 +277,17 @@ class VarPro(Stage):
         saved = task.resumed()  # resumed inside the stage: the saved weights hold
         report = (equilibrate_linear(task, head, self.kind)
                   if self.equilibrate and saved is None else None)
-        closure, after_chunk = projected(task, head, self.rcond, report)
+        closure, refit = projected(task, head, self.rcond, report)
+        guard = HeldOut(task, params) if self.held_out and task.collocation is not None else None
+
+        def after_chunk() -> bool:
+            refit()
+            if guard is None or not guard.rose(task):
+                return False
+            refit()  # the head for the features put back
+            task.events.append({"event": "held-out stop", "stage": self.kind, "step": task.step})
+            return True
+
         run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
                   evals_per_iter=1.25, min_progress=self.min_progress,
                   initial_loss=float(task.evaluate_loss()[0]), saved=saved)
