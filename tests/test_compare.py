@@ -90,7 +90,7 @@ def test_mean_and_std_over_seeds_and_divergence_is_reported(runs: Path, monkeypa
 def test_plan_matches_sizes_and_methods():
     base = RunConfig(problem="poisson", interior=64, boundary=16)
     problem, target, configs = plan(Comparison(base, seeds=2))
-    assert target == 2801 and len(configs) == 8
+    assert target == 1156 * 7 + 1 and len(configs) == 8  # the default 2D GMNM: 34² Gaussians
     methods = {c.model: c.method for c in configs}
     assert methods == {"gmnm": "auto", "pinn": "auto", "mlp": "varpro", "kan": "auto"}
     assert prepare(next(c for c in configs if c.model == "kan"))[2] == "adam-lbfgs"

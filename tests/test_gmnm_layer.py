@@ -57,10 +57,11 @@ def test_gradcheck_float64():
 def test_initialisation_spreads_means_and_matches_widths():
     model = GMNM(2, components=100, bounds=((0, -2), (4, 2)), width_factor=1.0)
     means = model.layer.means.detach()
-    # the means lie inside the normalised box and cover it (a 10 x 10 grid here)
-    assert means.min() > -1 and means.max() < 1
+    # the means cover the normalised box and a margin of 0.3 around it (a 10 x 10 grid:
+    # cell centres, the outermost half a cell inside the margin's edge)
+    assert means.min() == pytest.approx(-1.3 + 1.3 / 10) and means.max() == pytest.approx(1.3 - 1.3 / 10)
     assert len(torch.unique(means[:, 0])) == 10
-    spacing = math.sqrt(4.0 / 100)
+    spacing = math.sqrt(4.0 / 100)  # the width is tied to the spacing over the box itself
     torch.testing.assert_close(model.layer.proj.detach()[0], torch.eye(2) / spacing)
     assert model.layer.weights.abs().max() < 0.1  # small π
 

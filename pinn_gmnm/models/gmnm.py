@@ -15,7 +15,6 @@ approximator, not a density).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -24,24 +23,10 @@ from torch import Tensor, nn
 from .._types import Points
 from ..derivatives import AutogradEngine, DerivativeEngine
 from ..errors import GMNMError, require_positive
-from ..sampling import Sobol
 from .base import Bounds, Normalize, default_bounds
 from .contract import Surrogate
 from .head import LinearHead
-
-
-def spread_points(m: int, lo: Sequence[float], hi: Sequence[float], seed: int) -> Tensor:
-    """m points spread evenly over the box [lo, hi]: a cell-centred grid when m is a
-    perfect d-th power, a scrambled Sobol' set otherwise. Shape (m, d), float64."""
-    d = len(lo)
-    lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
-    k = round(m ** (1.0 / d))
-    if k**d == m:
-        axis = (torch.arange(k, dtype=torch.float64) + 0.5) / k
-        unit = torch.cartesian_prod(*([axis] * d)).reshape(m, d)
-    else:
-        unit = torch.from_numpy(Sobol().unit(m, d, seed))
-    return lo_t + (hi_t - lo_t) * unit
+from .layout import DEFAULT_EQUATIONS, MARGIN, default_components, spread_centres, spread_points
 
 
 def quadratic_features(x: Tensor) -> Tensor:
@@ -84,12 +69,13 @@ class GMNMLayer(Surrogate):
     Parameter count: m·d + m·k·d + m·o + o.  Input (n, d) → output (n, o).
 
     Initialisation (inputs are expected to lie in the box ``bounds``, by default
-    [−1, 1]^d): means spread evenly over the box (a grid when m is a perfect d-th
-    power, otherwise a scrambled Sobol' set); every Gaussian isotropic with standard
-    deviation ``width_factor`` × h, where h = (volume / m)^(1/d) is the spacing of the
-    means (for k ≠ d, W_i has random Gaussian rows scaled to the same mean width); π
-    drawn from N(0, (0.1/√m)²), b = 0. The layer can also serve as a hidden
-    nonlinearity inside a larger network.
+    [−1, 1]^d): means spread evenly over the box enlarged by ``margin`` × its half-width
+    on every side (a grid when m is a perfect d-th power, otherwise a scrambled Sobol'
+    set); every Gaussian isotropic with standard deviation ``width_factor`` × h, where
+    h = (volume / m)^(1/d) is the spacing m means would have over the box itself (for
+    k ≠ d, W_i has random Gaussian rows scaled to the same mean width); π drawn from
+    N(0, (0.1/√m)²), b = 0. The layer can also serve as a hidden nonlinearity inside a
+    larger network.
 
     The Mahalanobis distances (x − μ_i)ᵀA_i(x − μ_i) for all points and components are
     one matrix product of quadratic features of x with coefficients built from (A_i, μ_i).
@@ -97,7 +83,7 @@ class GMNMLayer(Surrogate):
 
     def __init__(self, in_features: int, out_features: int = 1, components: int = 64,
                  projections: int | None = None, *, bounds: Bounds | None = None,
-                 width_factor: float = 1.0) -> None:
+                 width_factor: float = 1.0, margin: float = 0.0) -> None:
         super().__init__()
         require_positive("in_features", in_features, integer=True)
         require_positive("out_features", out_features, integer=True)
@@ -105,6 +91,8 @@ class GMNMLayer(Surrogate):
         k = in_features if projections is None else projections
         require_positive("projections", k, integer=True)
         require_positive("width_factor", width_factor)
+        if not 0 <= margin < math.inf:
+            raise GMNMError(f"margin must be a finite number >= 0, got {margin!r}")
         self.in_features, self.out_features = in_features, out_features
         self.components, self.projections = components, k
         lo, hi = default_bounds(in_features, bounds)
@@ -118,7 +106,10 @@ class GMNMLayer(Surrogate):
         else:
             proj = torch.randn(m, k, d, dtype=torch.float64) / (sigma * math.sqrt(k))
         dtype = torch.get_default_dtype()
-        self.means = nn.Parameter(spread_points(m, lo, hi, seed).to(dtype))
+        pad = [margin * (h - l) / 2 for l, h in zip(lo, hi)]
+        means = spread_points(m, [l - p for l, p in zip(lo, pad)], [h + p for h, p in zip(hi, pad)],
+                              seed)
+        self.means = nn.Parameter(means.to(dtype))
         self.proj = nn.Parameter(proj.clone().to(dtype))
         self.weights = nn.Parameter(torch.randn(m, out_features, dtype=dtype) * (0.1 / math.sqrt(m)))
         self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype))
@@ -149,42 +140,60 @@ class GMNMLayer(Surrogate):
         return self.basis(x) @ self.weights + self.bias
 
 
-def default_components(dim: int) -> int:
-    """64 Gaussians in 1D, 400 (a 20 × 20 grid) in 2D, 1000 (10 × 10 × 10) from 3D on.
-
-    Measured with least squares at width 4 × spacing: ``poisson-1d`` 4e-7 with 64 (2e-6
-    with 400, more columns than the points resolve); ``poisson`` 3.6e-7 with 400;
-    ``poisson-3d`` 2.5e-4 with 1000 against 2.5e-2 with 400.
-    """
-    return {1: 64, 2: 400}.get(dim, 1000)
-
-
 class GMNM(Surrogate):
     """A GMNM surrogate for a PDE: inputs scaled from the domain's bounding box to
     [−1, 1]^d, then one :class:`GMNMLayer` with ``components`` Gaussians.
 
     ``bounds`` is the domain's bounding box ``(lo, hi)``; the means start spread over it
-    (a 20 × 20 grid for the default 400 components in 2D). The default initial width is
-    4 × the spacing of the means: broad, overlapping Gaussians, the regime in which the
-    least-squares solve for π is most accurate (on ``poisson``, 1 × gives a relative L2
-    error near 0.4 and 4 × near 4e-7 with 400 components). The default number of
-    components depends on the dimension (:func:`default_components`).
+    and a margin of 30 % of its half-width around it (a 34 × 34 grid for the default 1156
+    components in 2D), so that boundary layers and corners are shaped by Gaussians centred
+    past the boundary (see :mod:`.layout`; :meth:`arrange` also culls places far from an
+    irregular domain). The default initial width is 4 × the spacing of the means over the
+    box: broad, overlapping Gaussians, the regime in which the least-squares solve for π is
+    most accurate (on ``poisson`` with 400 components and no margin, 1 × gives a relative
+    L2 error near 0.4 and 4 × near 4e-7). The default number of components is tied to the
+    number of collocation ``equations`` the model will be trained on and to the
+    dimension, so that least squares has twice as many equations as unknowns
+    (:func:`~.layout.default_components`).
     """
 
     def __init__(self, in_features: int, out_features: int = 1, components: int | None = None,
                  projections: int | None = None, *, bounds: Bounds | None = None,
-                 width_factor: float = 4.0) -> None:
+                 width_factor: float = 4.0, equations: int = DEFAULT_EQUATIONS,
+                 margin: float = MARGIN) -> None:
         super().__init__()
         require_positive("in_features", in_features, integer=True)
-        components = default_components(in_features) if components is None else components
+        if components is None:
+            components = default_components(in_features, equations, out_features)
         self.in_features, self.out_features = in_features, out_features
         lo, hi = default_bounds(in_features, bounds)
         self.normalize = Normalize(lo, hi)
+        self.width_factor, self.margin = width_factor, margin
         self.layer = GMNMLayer(in_features, out_features, components, projections,
-                               width_factor=width_factor)
+                               width_factor=width_factor, margin=margin)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layer(self.normalize(x))
+
+    @torch.no_grad()
+    def arrange(self, points: Points, seed: int = 0) -> dict[str, float]:
+        """Spread the centres over the domain that ``points`` sample (physical coordinates,
+        interior and boundary) and the margin around it: places of the enlarged box
+        farther than the margin from every point are culled (see
+        :func:`~.layout.spread_centres`), and every Gaussian's width becomes
+        ``width_factor`` × the spacing of the centres over the part of the box they cover.
+        The number of components stays. Meant before training: the projections keep their
+        directions and are rescaled to the new width. Returns the fraction of the enlarged
+        box kept and the width (normalised coordinates)."""
+        layer = self.layer
+        d, m = layer.in_features, layer.components
+        x = self.normalize(points.to(torch.float64))
+        means, fraction = spread_centres(m, x, seed, self.margin)
+        sigma = self.width_factor * (fraction * 2.0**d / m) ** (1.0 / d)
+        current = math.sqrt(d / float(layer.proj.double().square().sum(dim=(1, 2)).mean()))
+        layer.means.copy_(means)
+        layer.proj.mul_(current / sigma)
+        return {"kept": fraction, "width": sigma}
 
     def physical(self) -> tuple[Tensor, Tensor]:
         """(A_i, μ_i) in the problem's own coordinates, the input scaling folded in:

@@ -68,6 +68,12 @@ class Reference:
         points = np.stack([m.ravel() for m in mesh], axis=1)
         return cls(points, v.reshape(len(points), -1), source=source, axes=axes)
 
+    def stating(self, accuracy: str) -> Reference:
+        """This reference with how accurate it is appended to its ``source`` (shown with
+        it and stored with it in the cache), e.g. ``relative L2 error ≈ 2e-7``."""
+        self.source = f"{self.source}; {accuracy}" if self.source else accuracy
+        return self
+
     def __repr__(self) -> str:
         return f"Reference({len(self.points)} points, {self.dim}-D, {self.n_outputs} output(s); {self.source})"
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .base import Reference
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+"""Raised when what a cached file holds changes (2: sources state their accuracy)."""
 
 
 def cache_dir() -> Path:

@@ -9,7 +9,9 @@ a neighbour falls outside, the boundary crossing between them is found by bisect
     −u_aa ≈ 2/(h₋ h₊) u₀ − 2/(h₋(h₋+h₊)) u₋ − 2/(h₊(h₋+h₊)) u₊,
 
 which keeps the method second-order accurate on curved boundaries. Nodes outside the
-domain get NaN.
+domain get NaN. :func:`solve_dirichlet_extrapolated` combines the solutions on two grids by
+Richardson extrapolation, (4 u_{h/2} − u_h) / 3 at the coarse nodes, which cancels the h²
+term of the error.
 """
 
 from __future__ import annotations
@@ -125,3 +127,19 @@ def solve_dirichlet(geometry: Geometry, f: Fn | float, g: Fn | float, *, n: int 
         u[on_b] = _call(g, nodes[on_b])
     source = f"finite differences (Shortley–Weller), {'×'.join(str(n + 1) for _ in range(d))} grid"
     return Reference.on_grid(axes, u.reshape(shape), source=source)
+
+
+def solve_dirichlet_extrapolated(geometry: Geometry, f: Fn | float, g: Fn | float, *,
+                                 n: int = 256, k2: float = 0.0) -> Reference:
+    """:func:`solve_dirichlet` with ``n`` and 2``n`` cells per axis, Richardson-extrapolated
+    to the nodes of the coarser grid. On the plate with holes the result is about 100×
+    closer to the solution than either grid's own (see the ``poisson-holes`` problem)."""
+    coarse = solve_dirichlet(geometry, f, g, n=n, k2=k2)
+    fine = solve_dirichlet(geometry, f, g, n=2 * n, k2=k2)
+    d = geometry.dim
+    shape = (n + 1,) * d
+    thin = fine.values.reshape((2 * n + 1,) * d)[(slice(None, None, 2),) * d]
+    u = (4 * thin - coarse.values.reshape(shape)) / 3
+    grids = " and ".join("×".join(str(k + 1) for _ in range(d)) for k in (n, 2 * n))
+    return Reference.on_grid(coarse.axes, u, source=f"finite differences (Shortley–Weller) on "
+                             f"{grids} grids, Richardson-extrapolated")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -33,10 +32,12 @@ import torch
 from torch import Tensor
 
 from ..errors import GMNMError, require_positive
+from ..models.contract import linear_head_of
+from .equilibrate import apply_term_scales, jacobian_row_sums
 from .jacobian import residual_jacobian, residual_vector
 from .linear import linear_head
 from .stages import Stage, _check_steps, step_limit
-from .task import Task, parameter_vector
+from .task import Task, assign_vector, parameter_vector
 
 
 class DampedSolver:
@@ -112,6 +113,12 @@ class GaussNewton(Stage):
     ``max_parameters`` guards against Jacobians (N × P floats) and factorisations that
     would not fit or take too long.
 
+    With ``equilibrate`` the loss terms are scaled when the stage starts by their rows of
+    the Jacobian with respect to the linear output layer (all trained parameters for a
+    model without one), as the least-squares stages do (:mod:`.equilibrate`); for a
+    nonlinear problem that Jacobian depends on the current solution, so each stage takes
+    it afresh.
+
     Resumable (see :class:`~.stages.Stage`): each iteration ends at a safe point holding
     the iteration count, λ, ν and the stopping rule's counters. Steps are only accepted
     when they lower the loss, so it cannot diverge.
@@ -126,6 +133,7 @@ class GaussNewton(Stage):
     patience: int = 5
     tol: float = 1e-30
     max_parameters: int = 8000
+    equilibrate: bool = True
     kind: ClassVar[str] = "gauss-newton"
 
     MAX_DAMPING: ClassVar[float] = 1e8
@@ -155,6 +163,10 @@ class GaussNewton(Stage):
         lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
         if (state := task.resumed()) is not None:  # continue inside this stage
             lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
+        elif self.equilibrate:  # (a resumed stage keeps the weights it saved)
+            head = linear_head_of(task.model)
+            scaled = params if head is None else head.head_parameters()
+            apply_term_scales(task, jacobian_row_sums(task, scaled), self.kind)
         limit = step_limit(self.steps)
         for i in itertools.count(first):
             if i >= limit:
@@ -176,7 +188,7 @@ class GaussNewton(Stage):
                 except torch.linalg.LinAlgError:
                     lam, nu = lam * nu, 2 * nu
                     continue
-                _assign(params, theta + step)
+                assign_vector(params, theta + step)
                 with torch.no_grad():
                     new = residual_vector(task.loss, task.model).square().sum().reshape(1)
                 parallel.sum_([new])
@@ -186,7 +198,7 @@ class GaussNewton(Stage):
                     lam = max(lam * max(self.decrease, 1 - (2 * gain - 1) ** 3), self.min_damping)
                     nu = 2.0
                     break
-                _assign(params, theta)
+                assign_vector(params, theta)
                 lam, nu = lam * nu, 2 * nu
             accepted = new_loss < loss
             slow = slow + 1 if not new_loss < (1 - self.min_progress) * loss else 0
@@ -197,12 +209,3 @@ class GaussNewton(Stage):
             task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow})
             if done:
                 break
-
-
-def _assign(params: Sequence[torch.nn.Parameter], flat: Tensor) -> None:
-    """Write a flat vector into ``params``, in order."""
-    with torch.no_grad():
-        i = 0
-        for p in params:
-            p.copy_(flat[i:i + p.numel()].reshape(p.shape))
-            i += p.numel()

@@ -42,4 +42,4 @@ class Coefficients(Stage):
         params = [p for k in problem.unknowns for p in k.parameters()]
         closure, after_chunk = projected(task, head, self.rcond)
         run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
-                  evals_per_iter=2.0)
+                  evals_per_iter=2.0, saved=task.resumed())

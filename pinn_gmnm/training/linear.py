@@ -18,7 +18,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +29,8 @@ from ..models.contract import linear_head_of
 from ..models.head import ConstantColumn, LinearHead
 from ..problem import Problem
 from .batch import Collocation, sample_batch
+from .equilibrate import apply_term_scales
+from .heldout import HeldOut
 from .loss import Loss
 from .stages import Stage, _check_steps, run_lbfgs
 from .task import Task
@@ -105,12 +107,30 @@ def gathered(loss: Loss, blocks: Blocks) -> tuple[Tensor, Tensor]:
 
 
 def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
+    """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64
+    (see :func:`solve_lstsq`)."""
+    return solve_lstsq(J, rhs, rcond).theta
+
+
+@dataclass(frozen=True)
+class LstsqSolution:
+    """A least-squares solution and what the solve saw of the system."""
+
+    theta: Tensor
+    cond: float
+    """Condition number s_max / s_min of the column-scaled matrix."""
+    rank: int
+    """Singular values above ``rcond · s_max``: the directions resolved undamped."""
+
+
+def solve_lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> LstsqSolution:
     """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64.
 
     Columns are scaled to unit norm, then the SVD solution is filtered with Tikhonov
     factors s / (s² + (rcond · s_max)²): singular values far below ``rcond · s_max``
     are damped instead of amplifying rounding errors. ``rcond`` defaults to 100 × the
-    machine epsilon of J's dtype.
+    machine epsilon of J's dtype. (Rows are the caller's: the stages scale them by
+    term, see :mod:`.equilibrate`.)
     """
     if rcond is None:
         rcond = 100 * torch.finfo(J.dtype).eps
@@ -123,33 +143,53 @@ def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
     lam = rcond * S[0]
     filt = S / (S.square() + lam * lam)
     theta = Vh.T @ (filt * (U.T @ rhs64))
-    return (theta / scale).to(J.dtype)
+    cond = float(S[0] / S[-1]) if float(S[-1]) > 0 else math.inf
+    return LstsqSolution((theta / scale).to(J.dtype), cond, int((S > lam).sum()))
 
 
 def fit_head(loss: Loss, model: nn.Module, head: LinearHead, rcond: float | None = None
-             ) -> float:
+             ) -> LstsqSolution:
     """Set the head to the least-squares optimum for the current features; returns the
-    loss predicted by the linear model (equal to the true loss for linear problems)."""
+    solution (the head, flattened output by output, and the system's condition)."""
     with torch.no_grad():
         J, r0 = linear_system(loss, model, head)
-        theta = lstsq(J, -r0, rcond)
-        head.set(theta.reshape(loss.problem.n_outputs, -1).T)
-        return float((J @ theta + r0).square().sum())
+        solution = solve_lstsq(J, -r0, rcond)
+        head.set(solution.theta.reshape(loss.problem.n_outputs, -1).T)
+        return solution
+
+
+def basis_row_sums(loss: Loss, model: nn.Module, head: LinearHead) -> list[Tensor]:
+    """Each term's sum of squared row norms of its unweighted linear system, ∂r_t/∂θ_head
+    (this rank's rows): what :func:`~.equilibrate.apply_term_scales` scales by."""
+    with torch.no_grad():
+        rs = loss.residuals(model, Basis(head, loss.problem))
+        return [(R[1:] - R[0]).square().sum() for R in rs]
+
+
+def equilibrate_linear(task: Task, head: LinearHead, kind: str) -> dict[str, Any]:
+    """Scale the loss terms by their rows of the linear system (see :mod:`.equilibrate`)."""
+    return apply_term_scales(task, basis_row_sums(task.loss, task.model, head), kind)
 
 
 @dataclass(frozen=True)
 class LeastSquares(Stage):
     """Solve the model's linear output layer exactly for the current features
-    (linear problems only): one step, no learning rate."""
+    (linear problems only): one step, no learning rate. With ``equilibrate`` the loss
+    terms are first scaled by their rows of the linear system (:mod:`.equilibrate`); the
+    scales, the system's condition number and rank go into the run's events."""
 
     rcond: float | None = None
+    equilibrate: bool = True
     kind: ClassVar[str] = "lstsq"
 
     def run(self, task: Task) -> None:
         check_linear(task.loss.problem)
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
-        fit_head(task.loss, task.model, head, self.rcond)
+        report = equilibrate_linear(task, head, self.kind) if self.equilibrate else None
+        solution = fit_head(task.loss, task.model, head, self.rcond)
+        if report is not None:
+            report.update(cond=solution.cond, rank=solution.rank, unknowns=len(solution.theta))
         total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
 
@@ -203,13 +243,20 @@ class VarPro(Stage):
     Stops early when 10 iterations lower the loss by less than ``min_progress`` (a
     fraction): with broad Gaussians the least-squares solution is already at rounding
     level and further iterations only cost time (in 3D with 1000 Gaussians, seconds
-    each).
+    each). With ``equilibrate`` the loss terms are scaled when the stage starts, as in
+    :class:`LeastSquares`, and kept so while it runs: the objective stays one function.
+    With ``held_out`` it also stops, undoing the last 10 iterations, when the loss on
+    fresh collocation points rises (:class:`~.heldout.HeldOut`): the features have more
+    parameters than there are equations, and can fit the points better while fitting
+    the solution worse.
     """
 
     steps: int | None = 100
     history: int = 50
     rcond: float | None = None
     min_progress: float = 0.01
+    equilibrate: bool = True
+    held_out: bool = True
     kind: ClassVar[str] = "varpro"
 
     def __post_init__(self) -> None:
@@ -222,17 +269,32 @@ class VarPro(Stage):
         head = linear_head(task.model)
         fixed = {id(p) for p in head.head_parameters()}
         params = [p for p in task.params if id(p) not in fixed]
-        closure, after_chunk = projected(task, head, self.rcond)
+        saved = task.resumed()  # resumed inside the stage: the saved weights hold
+        report = (equilibrate_linear(task, head, self.kind)
+                  if self.equilibrate and saved is None else None)
+        closure, refit = projected(task, head, self.rcond, report)
+        guard = HeldOut(task, params) if self.held_out and task.collocation is not None else None
+
+        def after_chunk() -> bool:
+            refit()
+            if guard is None or not guard.rose(task):
+                return False
+            refit()  # the head for the features put back
+            task.events.append({"event": "held-out stop", "stage": self.kind, "step": task.step})
+            return True
+
         run_lbfgs(task, params, closure, self.steps, self.history, self.kind, after_chunk,
                   evals_per_iter=1.25, min_progress=self.min_progress,
-                  initial_loss=float(task.evaluate_loss()[0]))
+                  initial_loss=float(task.evaluate_loss()[0]), saved=saved)
 
 
-def projected(task: Task, head: LinearHead, rcond: float | None
+def projected(task: Task, head: LinearHead, rcond: float | None,
+              report: dict[str, Any] | None = None
               ) -> tuple[Callable[[], Tensor], Callable[[], None]]:
     """An L-BFGS closure for the variable-projection loss (the head re-solved by least
     squares at every evaluation), and a function that re-fits the head afterwards (the
-    last evaluation may have been a trial point of the line search)."""
+    last evaluation may have been a trial point of the line search) and notes the
+    system's condition number and rank in ``report``."""
     n_out = task.loss.problem.n_outputs
 
     parallel = task.loss.parallel
@@ -255,7 +317,9 @@ def projected(task: Task, head: LinearHead, rcond: float | None
         return total[0]
 
     def after_chunk() -> None:
-        fit_head(task.loss, task.model, head, rcond)
+        solution = fit_head(task.loss, task.model, head, rcond)
+        if report is not None:
+            report.update(cond=solution.cond, rank=solution.rank, unknowns=len(solution.theta))
 
     return closure, after_chunk
 

@@ -132,7 +132,8 @@ class Loss:
                 raise GMNMError(f"loss weight '{key}' must be a finite number >= 0, got {w!r}")
         defaults = [1.0] * n_equations + [c.weight for c in self.problem.conditions]
         self._names = names
-        self._weights = [float(self.weights_given.get(n, d)) for n, d in zip(names, defaults)]
+        self._user = [float(self.weights_given.get(n, d)) for n, d in zip(names, defaults)]
+        self._weights = list(self._user)
 
     @property
     def names(self) -> list[str]:
@@ -159,6 +160,20 @@ class Loss:
     def load_weights_state(self, weights: Sequence[float]) -> None:
         """Restore weights saved by :meth:`weights_state`."""
         self._weights = [float(w) for w in weights]
+
+    @property
+    def user_weights(self) -> list[float]:
+        """The weights as given (``weights``, else each condition's own, else 1), before any
+        automatic scaling."""
+        assert self._names is not None, "the residual could not be evaluated: no terms"
+        return list(self._user)
+
+    def scale_terms(self, factors: Sequence[float]) -> None:
+        """Weights ← user weights × ``factors``, one per term (equilibration, see
+        :mod:`.equilibrate`): the user's weights stay multipliers on top of the scaling."""
+        if len(factors) != len(self.names):
+            raise GMNMError(f"{len(factors)} term scales for {len(self.names)} loss terms")
+        self._weights = [u * float(f) for u, f in zip(self._user, factors)]
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Change terms' weights by name during training (adaptive balancing)."""

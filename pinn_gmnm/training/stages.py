@@ -143,18 +143,22 @@ class LBFGS(Stage):
 
     def run(self, task: Task) -> None:
         run_lbfgs(task, task.params, task.closure, self.steps, self.history, self.kind,
-                  lr=self.lr)
+                  lr=self.lr, saved=task.resumed())
 
 
 def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[], torch.Tensor],
-              steps: int | None, history: int, kind: str, after_chunk: Callable[[], None] | None = None,
+              steps: int | None, history: int, kind: str,
+              after_chunk: Callable[[], bool | None] | None = None,
               *, lr: float = 1.0, chunk: int = 10, evals_per_iter: float = 4.0,
-              min_progress: float = 0.0, initial_loss: float = math.inf) -> None:
+              min_progress: float = 0.0, initial_loss: float = math.inf,
+              saved: dict[str, Any] | None) -> None:
     """L-BFGS (strong-Wolfe line search) on ``params`` for up to ``steps`` iterations,
     (None: no limit), reporting every ``chunk`` iterations and stopping early when it converges, when a
     chunk lowers the loss by less than the fraction ``min_progress``, or when the budget
-    is spent. ``after_chunk`` runs after each report interval (before recording);
-    ``initial_loss`` lets the first chunk count as stalled too."""
+    is spent. ``after_chunk`` runs after each report interval (before recording) and
+    stops the iterations when it returns True;
+    ``initial_loss`` lets the first chunk count as stalled too. ``saved`` is the calling
+    stage's ``task.resumed()``: where to continue from inside the stage, or None."""
     if steps == 0 or not params:
         return
     limit = step_limit(steps)
@@ -162,7 +166,7 @@ def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[]
     opt = torch.optim.LBFGS(params, lr=lr, history_size=history, line_search_fn="strong_wolfe",
                             tolerance_grad=eps, tolerance_change=eps)
     done, previous = 0, initial_loss
-    if (saved := task.resumed()) is not None:
+    if saved is not None:
         opt.load_state_dict(saved["optimizer"])
         done, previous = saved["done"], saved["previous"]
     group = opt.param_groups[0]
@@ -176,16 +180,16 @@ def run_lbfgs(task: Task, params: list[torch.nn.Parameter], closure: Callable[[]
         iters = max(1, state["n_iter"] - iters0)
         evals = state["func_evals"] - evals0
         done += iters
-        if after_chunk is not None:
-            after_chunk()
+        halt = bool(after_chunk()) if after_chunk is not None else False
         total, _ = task.evaluate_loss()
         # Fewer iterations than asked, with evaluations to spare: L-BFGS met its
         # tolerance (or its line search could not move): it has converged.
         converged = iters < group["max_iter"] and evals < group["max_eval"]
         stalled = float(total) > (1 - min_progress) * previous
         previous = float(total)
-        task.record(kind, float(total), iters, force_eval=converged or stalled or done >= limit)
+        task.record(kind, float(total), iters,
+                    force_eval=converged or stalled or halt or done >= limit)
         task.safe_point({"done": done, "previous": previous, "optimizer": opt.state_dict()},
                         loss=float(total))
-        if converged or stalled or task.out_of_time():
+        if converged or stalled or halt or task.out_of_time():
             break

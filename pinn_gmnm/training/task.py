@@ -276,3 +276,12 @@ def _keyed(callbacks: Sequence[Callback]) -> list[tuple[str, Callback]]:
 def parameter_vector(params: Sequence[torch.Tensor]) -> torch.Tensor:
     """All parameters flattened into one vector (a copy)."""
     return torch.cat([p.detach().reshape(-1) for p in params])
+
+
+def assign_vector(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    """Write a flat vector (as :func:`parameter_vector` makes) into ``params``, in order."""
+    with torch.no_grad():
+        i = 0
+        for p in params:
+            p.copy_(flat[i:i + p.numel()].reshape(p.shape))
+            i += p.numel()

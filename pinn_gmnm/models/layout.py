@@ -1,0 +1,136 @@
+"""Where a GMNM's Gaussians sit and how many there are by default.
+
+All of this works in the model's normalised coordinates, where the domain's bounding box is
+[−1, 1]^d.
+
+**Margin.** Centres are spread over the box enlarged by ``MARGIN`` on every side, not over
+the box itself: a solution's boundary layers, corners and rims are shaped by Gaussians
+whose centres lie past the boundary. (With least squares on the default 2D GMNM, margins
+of 0, 0.1, 0.2, 0.3 gave ``poisson`` 3.2e-8 → 7.6e-9 at 0.3, ``poisson-neumann`` 3.1e-7 →
+1.1e-8, ``helmholtz`` 5.9e-5 → 1.9e-6.)
+
+**Culling.** On a domain that fills its box poorly (an L-shape, a disk, a thin annulus) the
+enlarged box holds places far from any point of the domain, where a Gaussian would only
+add a useless column. :func:`spread_centres` keeps only places within the margin of the
+domain, as represented by sample points of it, and spreads the m centres over those.
+
+**Width.** Every Gaussian starts isotropic with standard deviation ``width_factor`` × h,
+h = (2^d / m)^(1/d) the spacing the m centres would have over the domain's box alone (for a
+culled layout, over the part of the box the kept places cover): broad, overlapping
+Gaussians, the regime where the least-squares solve is most accurate.
+
+**Count.** :func:`default_components` ties the default number of Gaussians to the number of
+collocation equations and to the dimension, so that the least-squares solve always has
+``OVERSAMPLING`` times more equations than unknowns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import require_positive
+from ..sampling import Sobol
+
+MARGIN = 0.3
+"""How far past the domain's bounding box centres may lie, as a fraction of its half-width."""
+
+DEFAULT_EQUATIONS = 2400
+"""Collocation equations a default model is sized for: the default 2000 interior and 400
+boundary points (see :class:`~pinn_gmnm.training.Collocation`)."""
+
+OVERSAMPLING = 2.0
+"""Equations per unknown of the least-squares solve that :func:`default_components` keeps."""
+
+MAX_COMPONENTS = {1: 64}
+"""Upper limits on the default count by dimension (otherwise ``MAX_COMPONENTS_ANY``). In 1D
+64 Gaussians resolve what the points can (``poisson-1d`` 4e-7; 2e-6 with 400: more columns
+than the points resolve)."""
+
+MAX_COMPONENTS_ANY = 2000
+
+
+def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: int = 1) -> int:
+    """The default number of Gaussians: the largest whole grid k^d whose least-squares
+    unknowns ((k^d + 1) per output) are at most ``equations / OVERSAMPLING``, and at most
+    ``MAX_COMPONENTS`` (1 when not even 1 fits).
+
+    With the default 2400 equations: 64 in 1D (the cap), 1156 (34²) in 2D, 1000 (10³) in
+    3D, 625 (5⁴) in 4D, 1024 (4⁵) in 5D. Measured with least squares (2D at the margin
+    and width of the defaults): ``poisson`` 7.3e-9 with 400, 1.1e-9 with 900, 5.0e-10
+    with 1156; ``poisson-holes`` 4.4e-2, 1.1e-2, 4.6e-3; ``poisson-3d`` 1.8e-3 with 729,
+    1.6e-4 with 1000.
+    """
+    require_positive("dimension", dim, integer=True)
+    require_positive("equations", equations, integer=True)
+    budget = min(equations / OVERSAMPLING / outputs - 1,
+                 MAX_COMPONENTS.get(dim, MAX_COMPONENTS_ANY))
+    if budget < 1:
+        return 1
+    k = math.floor(budget ** (1.0 / dim) + 1e-9)
+    while k > 1 and k**dim > budget:  # guard the rounding of the root
+        k -= 1
+    return max(1, k**dim)
+
+
+def spread_points(m: int, lo: Sequence[float], hi: Sequence[float], seed: int, *,
+                  grid: bool = True) -> Tensor:
+    """m points spread evenly over the box [lo, hi]: a cell-centred grid when m is a
+    perfect d-th power (and ``grid``), a scrambled Sobol' set otherwise. Shape (m, d),
+    float64."""
+    d = len(lo)
+    lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+    k = round(m ** (1.0 / d))
+    if grid and k**d == m:
+        axis = (torch.arange(k, dtype=torch.float64) + 0.5) / k
+        unit = torch.cartesian_prod(*([axis] * d)).reshape(m, d)
+    else:
+        unit = torch.from_numpy(Sobol().unit(m, d, seed))
+    return lo_t + (hi_t - lo_t) * unit
+
+
+def enlarged(dim: int, margin: float = MARGIN) -> tuple[list[float], list[float]]:
+    """The normalised box [−1, 1]^d enlarged by ``margin`` on every side."""
+    return [-1.0 - margin] * dim, [1.0 + margin] * dim
+
+
+def near_points(candidates: Tensor, points: Tensor, reach: float, chunk: int = 4096) -> Tensor:
+    """Which candidates lie within ``reach`` (max-norm) of at least one of ``points``."""
+    keep = torch.zeros(len(candidates), dtype=torch.bool)
+    for i in range(0, len(candidates), chunk):
+        c = candidates[i:i + chunk]
+        dist = torch.cdist(c, points, p=math.inf).amin(dim=1)
+        keep[i:i + chunk] = dist <= reach
+    return keep
+
+
+def spread_centres(m: int, points: Tensor, seed: int, margin: float = MARGIN
+                   ) -> tuple[Tensor, float]:
+    """m centres spread over the places of the enlarged box within reach of ``points``
+    (normalised sample points of the domain, interior and boundary), and the fraction of
+    the enlarged box those places fill. The reach is the margin plus the spacing n points
+    would have over the box, (2^d / n)^(1/d) (max-norm), so that the gaps between sample
+    points do not cull places the domain reaches.
+
+    When every place is kept (a box) the centres are those of :func:`spread_points`, a
+    grid when m is a whole power. Otherwise they are the first m kept points of a scrambled
+    Sobol' sequence over the enlarged box (its prefixes stay evenly spread in any region).
+    """
+    n, d = points.shape
+    lo, hi = enlarged(d, margin)
+    points = points.to(torch.float64)
+    reach = margin + 2.0 / n ** (1.0 / d)
+    probe = spread_points(max(4096, 16 * m), lo, hi, seed + 1, grid=False)
+    fraction = float(near_points(probe, points, reach).double().mean())
+    if fraction >= 0.999:
+        return spread_points(m, lo, hi, seed), 1.0
+    tries = max(2 * m, math.ceil(1.5 * m / max(fraction, 1e-3)))
+    while True:
+        candidates = spread_points(tries, lo, hi, seed, grid=False)
+        kept = candidates[near_points(candidates, points, reach)]
+        if len(kept) >= m:
+            return kept[:m], fraction
+        tries *= 2

@@ -1,0 +1,64 @@
+"""Early stopping on held-out collocation points, for stages that move many parameters.
+
+Variable projection moves every centre and projection of a GMNM — m(d + kd) parameters,
+often more than there are collocation equations. It then can lower the loss on the
+training points while the fit gets worse between them: on the fitting target
+``exp-sin-4d`` (625 Gaussians in 4D, 2000 samples, 13 126 parameters) the first ten
+iterations took the test error from 0.18 to 0.27.
+
+:class:`HeldOut` draws a second set of collocation points (same counts and sampler, another
+seed), and after each group of iterations evaluates the loss there with the training
+loss's weights. When it rises, the parameters go back to where they were before the group
+and the stage stops. The held-out set is never trained on; for a fit it is a validation set
+in the usual sense, for a PDE it holds fresh residual and boundary points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .batch import sample_batch
+from .loss import Loss
+from .task import Task, assign_vector, parameter_vector
+
+SEED_OFFSET = 7919
+"""Held-out points are drawn with the run's seed plus this (a prime: no overlap with the
+seeds the training points use)."""
+
+
+class HeldOut:
+    """The loss on held-out points, and a roll-back of ``params`` when it rises."""
+
+    def __init__(self, task: Task, params: Sequence[nn.Parameter]) -> None:
+        loss = task.loss
+        x = loss.batch.interior
+        batch = sample_batch(loss.problem, task.collocation, task.seed + SEED_OFFSET)
+        self.loss = Loss(loss.problem, batch.shard(loss.parallel).to(x.dtype, x.device),
+                         loss.weights_given, parallel=loss.parallel)
+        self.params = list(params)
+        self.best = self.value(task)
+        self.kept = parameter_vector(self.params)
+
+    def value(self, task: Task) -> float:
+        """Σ_t w_t mean(r_t²) on the held-out points, w_t the training loss's weights."""
+        with torch.no_grad():
+            rs = self.loss.residuals(task.model)
+        sums = torch.stack([r.square().sum() for r in rs]).double().cpu()
+        task.loss.parallel.sum_([sums])
+        return float(sum(w * s / c for w, s, c in zip(task.loss.weights, sums.tolist(),
+                                                    self.loss.counts)))
+
+    def rose(self, task: Task) -> bool:
+        """Whether the held-out loss rose since the last call (or the start); if so the
+        parameters are put back to their values then."""
+        now = self.value(task)
+        if not now <= self.best:  # NaN counts as a rise
+            assign_vector(self.params, self.kept)
+            return True
+        self.best = now if math.isfinite(now) else self.best
+        self.kept = parameter_vector(self.params)
+        return False

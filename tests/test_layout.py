@@ -1,0 +1,90 @@
+"""Where a GMNM's Gaussians start: over the domain plus a margin, as many as the points
+support."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from pinn_gmnm import GMNM, Collocation, LeastSquares, get_problem, solve
+from pinn_gmnm.models.layout import (DEFAULT_EQUATIONS, MARGIN, OVERSAMPLING, default_components,
+                                     near_points, spread_centres)
+from pinn_gmnm.sampling import Sobol
+from pinn_gmnm.training.layout import Layout
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 4, 5])
+def test_default_centres_cover_the_box_and_its_margin(dim):
+    model = GMNM(dim)
+    means = model.layer.means.detach().double()
+    k = round(model.layer.components ** (1 / dim))
+    half_cell = (1 + MARGIN) / k
+    for a in range(dim):  # a grid reaching to half a cell inside the margin's edge
+        assert float(means[:, a].min()) == pytest.approx(-1 - MARGIN + half_cell)
+        assert float(means[:, a].max()) == pytest.approx(1 + MARGIN - half_cell)
+    # every place of the enlarged box has a centre within one cell (max-norm)
+    places = (2 * torch.from_numpy(Sobol().unit(4096, dim, 0)) - 1) * (1 + MARGIN)
+    assert near_points(places, means, 2 * half_cell + 1e-9).all()
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("equations", [50, DEFAULT_EQUATIONS, 20_000])
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_default_counts_never_have_more_unknowns_than_equations(dim, equations, outputs):
+    m = default_components(dim, equations, outputs)
+    assert m >= 1
+    if equations >= OVERSAMPLING * 2 * outputs:  # room for one Gaussian and the bias
+        assert (m + 1) * outputs <= equations / OVERSAMPLING
+    assert GMNM(dim, outputs, equations=equations).layer.components == m
+
+
+def test_default_counts_by_dimension():
+    assert [default_components(d) for d in range(1, 6)] == [64, 1156, 1000, 625, 1024]
+
+
+def _lshape_points(n=3000):
+    p = get_problem("poisson-lshape")
+    g = p.geometry
+    x = torch.cat([g.sample_interior(n, Sobol(), 0), g.sample_boundary(n // 4, Sobol(), 1)])
+    return x.double()  # the L-shape's box is [−1, 1]²: already normalised
+
+
+def test_culled_layout_covers_the_domain_and_margin_only():
+    x = _lshape_points()
+    m = 400
+    centres, fraction = spread_centres(m, x, seed=0)
+    assert centres.shape == (m, 2)
+    # the L plus a band of 0.3 around it: the enlarged box minus [0.3, 1.3] × [−1.3, −0.3]
+    assert fraction == pytest.approx(1 - 1.0 / 2.6**2, abs=0.03)
+    reach = MARGIN + 2 / math.sqrt(len(x))
+    assert near_points(centres, x, reach).all()  # nothing far from the domain
+    assert (centres.abs().amax(dim=1) > 1).sum() > 0.15 * m  # the margin is covered too
+    spacing = math.sqrt(fraction * 2.6**2 / m)
+    band = (2 * torch.from_numpy(Sobol().unit(4096, 2, 3)) - 1) * (1 + MARGIN)
+    band = band[near_points(band, x, MARGIN)]
+    assert near_points(band, centres, 2.5 * spacing).all()  # evenly: no holes in the layout
+
+
+def test_layout_stage_keeps_a_box_layout_and_culls_an_lshape():
+    p = get_problem("poisson")
+    torch.manual_seed(0)
+    model = GMNM(2, components=100, bounds=p.geometry.bbox).double()
+    before = copy.deepcopy(model.state_dict())
+    s = solve(p, model, stages=[Layout()], collocation=Collocation(256, 64))
+    assert s.events[0]["kept"] == 1.0
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(v, before[k])
+
+    p = get_problem("poisson-lshape")
+    torch.manual_seed(0)
+    model = GMNM(2, components=100, bounds=p.geometry.bbox)
+    width = 1 / float(model.layer.proj.detach()[0, 0, 0])
+    s = solve(p, model, stages=[Layout(), LeastSquares()], collocation=Collocation(512, 128))
+    event = next(e for e in s.events if e["event"] == "layout")
+    assert event["kept"] < 0.9 and event["width"] == pytest.approx(width * math.sqrt(event["kept"]))
+    assert 1 / float(model.layer.proj.detach()[0, 0, 0]) == pytest.approx(event["width"])
+    means = model.layer.means.detach()
+    assert not ((means[:, 0] > 0.35) & (means[:, 1] < -0.35)).any()  # culled corner
