@@ -90,9 +90,9 @@ def test_mean_and_std_over_seeds_and_divergence_is_reported(runs: Path, monkeypa
 def test_plan_matches_sizes_and_methods():
     base = RunConfig(problem="poisson", interior=64, boundary=16)
     problem, target, configs = plan(Comparison(base, seeds=2))
-    assert target == 1156 * 7 + 1 and len(configs) == 8  # the default 2D GMNM: 34² Gaussians
+    assert target == 1024 * 7 + 1 and len(configs) == 8  # the default 2D GMNM: 32² Gaussians
     methods = {c.model: c.method for c in configs}
-    assert methods == {"gmnm": "auto", "pinn": "auto", "mlp": "varpro", "kan": "auto"}
+    assert methods == {"gmnm": "auto", "pinn": "auto", "mlp": "lstsq", "kan": "auto"}
     assert prepare(next(c for c in configs if c.model == "kan"))[2] == "adam-lbfgs"
     assert [c.seed for c in configs[:2]] == [0, 1]
     _, _, configs = plan(Comparison(RunConfig(problem="poisson", method="adam-lbfgs"), ("gmnm", "kan")))

@@ -145,7 +145,7 @@ class GMNM(Surrogate):
     [−1, 1]^d, then one :class:`GMNMLayer` with ``components`` Gaussians.
 
     ``bounds`` is the domain's bounding box ``(lo, hi)``; the means start spread over it
-    and a margin of 30 % of its half-width around it (a 34 × 34 grid for the default 1156
+    and a margin of 30 % of its half-width around it (a 32 × 32 grid for the default 1024
     components in 2D), so that boundary layers and corners are shaped by Gaussians centred
     past the boundary (see :mod:`.layout`; :meth:`arrange` also culls places far from an
     irregular domain). The default initial width is 4 × the spacing of the means over the

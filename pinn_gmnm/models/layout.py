@@ -45,10 +45,12 @@ boundary points (see :class:`~pinn_gmnm.training.Collocation`)."""
 OVERSAMPLING = 2.0
 """Equations per unknown of the least-squares solve that :func:`default_components` keeps."""
 
-MAX_COMPONENTS = {1: 64}
+MAX_COMPONENTS = {1: 64, 2: 1024}
 """Upper limits on the default count by dimension (otherwise ``MAX_COMPONENTS_ANY``). In 1D
 64 Gaussians resolve what the points can (``poisson-1d`` 4e-7; 2e-6 with 400: more columns
-than the points resolve)."""
+than the points resolve). In 2D (and 1D + time) 1024 = 32² keeps the model at 7169
+parameters, within Gauss–Newton's 8000, so the nonlinear problems keep the method that
+solves them (1156 Gaussians would make 8093 and send them to Adam)."""
 
 MAX_COMPONENTS_ANY = 2000
 
@@ -58,8 +60,8 @@ def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: in
     unknowns ((k^d + 1) per output) are at most ``equations / OVERSAMPLING``, and at most
     ``MAX_COMPONENTS`` (1 when not even 1 fits).
 
-    With the default 2400 equations: 64 in 1D (the cap), 1156 (34²) in 2D, 1000 (10³) in
-    3D, 625 (5⁴) in 4D, 1024 (4⁵) in 5D. Measured with least squares (2D at the margin
+    With the default 2400 equations: 64 in 1D (the cap), 1024 (32², the cap) in 2D, 1000
+    (10³) in 3D, 625 (5⁴) in 4D, 1024 (4⁵) in 5D. Measured with least squares (2D at the margin
     and width of the defaults): ``poisson`` 7.3e-9 with 400, 1.1e-9 with 900, 5.0e-10
     with 1156; ``poisson-holes`` 4.4e-2, 1.1e-2, 4.6e-3; ``poisson-3d`` 1.8e-3 with 729,
     1.6e-4 with 1000.
