@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .base import Bounds
 
 __all__ = [
-    "GMNM", "GMNMLayer", "KAN", "KANLayer", "MLP", "MODELS", "ModelOption", "ModelSpec",
+    "GMNM", "GMNMLayer", "GMNMNet", "KAN", "KANLayer", "MLP", "MODELS", "ModelOption", "ModelSpec",
     "Normalize", "PINN", "Surrogate", "build_model", "count_parameters", "model_options",
 ]
 
@@ -72,6 +72,13 @@ MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
     ModelOption("projections", None, int, "projections k per Gaussian (default: input dimension)"),
     ModelOption("width_factor", 4.0, float, "initial width / spacing of the means"),
 ), size_option="components"), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
+MODELS.add("gmnm-net", ModelSpec(".gmnm_net:GMNMNet", (
+    ModelOption("width", 16, int, "hidden units per layer"),
+    ModelOption("depth", 2, int, "hidden layers"),
+    ModelOption("components", 16, int, "number of Gaussians m (GMNM-NET: per hidden GMNM layer)"),
+    ModelOption("projections", 2, int, "projections k per Gaussian"),
+    ModelOption("width_factor", 1.0, float, "initial width / spacing of the means"),
+), size_option="width"), "network with GMNM layers as the nonlinearity between linear maps")
 MODELS.add("mlp", ModelSpec(".mlp:MLP", (
     _HIDDEN_WIDTH, _HIDDEN_DEPTH,
     ModelOption("activation", "tanh", str, "activation: tanh, sin, silu, gelu, softplus or relu"),
@@ -107,7 +114,7 @@ def build_model(name: str, in_features: int, out_features: int, *, bounds: Bound
     return spec.load()(in_features, out_features, bounds=bounds, **{**spec.defaults, **given})
 
 
-_LAZY = {"GMNM": ".gmnm", "GMNMLayer": ".gmnm", "KAN": ".kan", "KANLayer": ".kan",
+_LAZY = {"GMNM": ".gmnm", "GMNMLayer": ".gmnm", "GMNMNet": ".gmnm_net", "KAN": ".kan", "KANLayer": ".kan",
          "MLP": ".mlp", "PINN": ".pinn", "Normalize": ".base", "count_parameters": ".base",
          "Surrogate": ".contract"}
 
