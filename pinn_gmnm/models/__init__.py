@@ -71,6 +71,9 @@ MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
                 "number of Gaussians m (default: 64 in 1D, 400 in 2D, 1000 in 3D+)"),
     ModelOption("projections", None, int, "projections k per Gaussian (default: input dimension)"),
     ModelOption("width_factor", 4.0, float, "initial width / spacing of the means"),
+    ModelOption("parametrisation", "plain", str,
+                "projections W_i learned entry by entry (plain) or as log-scales times unit "
+                "directions (scaled)"),
 ), size_option="components"), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
 MODELS.add("gmnm-net", ModelSpec(".gmnm_net:GMNMNet", (
     ModelOption("width", 16, int, "hidden units per layer"),
