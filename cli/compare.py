@@ -70,14 +70,14 @@ def _config(problem: str, **given: Any) -> RunConfig:
 
 
 def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
-         jobs: int = 1, **settings: Any):
+         jobs: int = 1, tuned: Optional[Path] = None, **settings: Any):
     from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.compare import Comparison, run_comparison
     from pinn_gmnm.progress import ComparisonProgress
 
     check_out_folder(out)
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
+    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs, tuned)
     if quiet:
         result = run_comparison(comparison, out=out)
     else:
@@ -121,7 +121,11 @@ def compare(
     models: Models = "gmnm,pinn,mlp,kan", seeds: Seeds = 3, params: Params = None,
     seed: Seed = 0,
     set_: Annotated[list[str], typer.Option("--set", help="Problem parameter, name=value (repeatable).")] = [],  # noqa: B006
-    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1, **settings: Any,
+    out: Out = Path("runs"), quiet: Quiet = False, jobs: Jobs = 1,
+    tuned: Annotated[Optional[Path], typer.Option(
+        help="Folder of `gmnm-pde tune` results: every model runs with its tuned settings "
+             "(sizes included) instead of being parameter-matched.")] = None,
+    **settings: Any,
 ) -> None:
     """Compare models on PROBLEM: same size, same budget, several seeds; print a table
     and write summary.md, summary.json, convergence.png, fields.png and every run.
@@ -129,7 +133,7 @@ def compare(
     Examples: `gmnm-pde compare poisson --seeds 3 --budget 60`,
     `gmnm-pde compare poisson --models gmnm,kan --method adam-lbfgs`.
     """
-    _run(problem, models, seeds, params, quiet, out, jobs, seed=seed, sets=set_, **settings)
+    _run(problem, models, seeds, params, quiet, out, jobs, tuned, seed=seed, sets=set_, **settings)
 
 
 def fit(

@@ -151,3 +151,16 @@ def tune(base: RunConfig, *, trials: int, out: Path, search: Sequence[str] | Non
 
 def _slug(problem: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(problem).name)
+
+
+def tuned_settings(folder: Path, problem: str, model: str) -> dict[str, Any]:
+    """The best settings ``gmnm-pde tune`` found for ``model`` on ``problem`` in ``folder``
+    (model options, and ``lr`` when it was searched)."""
+    import json
+
+    path = Path(folder) / f"tuned-{_slug(problem)}-{model}.json"
+    if not path.is_file():
+        raise GMNMError(f"no tuned settings for model '{model}' on '{problem}' in {folder} "
+                        f"(expected {path.name}); run: gmnm-pde tune {problem} --model {model} "
+                        f"--out {folder}")
+    return dict(json.loads(path.read_text())["params"])

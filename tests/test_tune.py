@@ -74,3 +74,21 @@ def test_a_missing_optuna_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna: ImportError
     with pytest.raises(GMNMError, match=r"install the 'tune' extra"):
         require_optuna()
+
+
+def test_compare_tuned_runs_each_model_with_its_tuned_settings(tmp_path: Path):
+    out = tmp_path / "tuned"
+    r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "1", "--out", str(out), *FAST)
+    assert r.exit_code == 0, r.output
+    best = json.loads((out / "tuned-poisson-1d-mlp.json").read_text())["params"]
+    r = invoke("compare", "poisson-1d", "--models", "mlp", "--seeds", "1", "--tuned", str(out),
+               "--out", str(tmp_path / "cmp"), "-q", *FAST[:-2])
+    assert r.exit_code == 0, r.output
+    (run,) = (tmp_path / "cmp").glob("*/runs/mlp-seed0/config.json")
+    config = json.loads(run.read_text())
+    assert config["lr"] == best["lr"]
+    assert {k: config["model_options"][k] for k in ("width", "depth", "activation")} == \
+        {k: best[k] for k in ("width", "depth", "activation")}
+    r = invoke("compare", "poisson-1d", "--models", "kan", "--tuned", str(out), "-q",
+               "--out", str(tmp_path / "cmp2"))
+    assert r.exit_code == 2 and "no tuned settings for model 'kan'" in r.output
