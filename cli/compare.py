@@ -79,7 +79,7 @@ def _config(problem: str, **given: Any) -> RunConfig:
 
 def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bool, out: Path,
          jobs: int = 1, into: Optional[Path] = None, only: list[str] = [],  # noqa: B006
-         **settings: Any):
+         tuned: Optional[Path] = None, **settings: Any):
     from pinn_gmnm.artifacts import check_out_folder
     from pinn_gmnm.cli.main import is_main_process
     from pinn_gmnm.compare import Comparison, run_comparison
@@ -92,7 +92,7 @@ def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bo
                         "writes into")
     check_out_folder(out if into is None else into, "--out" if into is None else "--into")
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs)
+    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs, tuned)
     runs = len(pairs or ()) or len(names) * seeds
     show = is_main_process()  # under torchrun every rank trains, rank 0 alone reports
     with ComparisonProgress(runs, f"compare {problem}") if show and not quiet else nullcontext() as bar:
@@ -146,6 +146,9 @@ def compare(
     collect: Annotated[Optional[Path], typer.Option(
         metavar="DIR", help="Report the finished runs of the comparison directory DIR (missing "
         "ones are listed as missing); takes no PROBLEM or other option.")] = None,
+    tuned: Annotated[Optional[Path], typer.Option(
+        help="Folder of `gmnm-pde tune` results: every model runs with its tuned settings "
+             "(sizes included) instead of being parameter-matched.")] = None,
     **settings: Any,
 ) -> None:
     """Compare models on PROBLEM: same size, same budget, several seeds; print a table
@@ -166,7 +169,7 @@ def compare(
         return
     if problem is None:
         raise GMNMError("give a PROBLEM (see `gmnm-pde list`), or --collect DIR")
-    _run(problem, models, seeds, params, quiet, out, jobs, into, only, seed=seed, sets=set_,
+    _run(problem, models, seeds, params, quiet, out, jobs, into, only, tuned, seed=seed, sets=set_,
          **settings)
 
 

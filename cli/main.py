@@ -347,6 +347,10 @@ from pinn_gmnm.cli import predict as _predict  # noqa: E402  (the predict comman
 
 _predict.register(app, user_errors)
 
+from pinn_gmnm.cli import tune as _tune  # noqa: E402  (the tune command)
+
+_tune.register(app, user_errors)
+
 
 def main() -> None:
     """Console-script entry point."""

@@ -96,12 +96,19 @@ def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
     gmnm_method = prepare(gmnm_config)[2]  # what GMNM's run will use (auto resolved)
     configs = []
     for name in comparison.models:
-        options = match_parameters(name, problem.dim, problem.n_outputs, target,
-                                   bounds=problem.geometry.bbox)
-        method = gmnm_method if name == "mlp" else base.method
+        run: dict[str, Any] = {}
+        if comparison.tuned is not None:  # each model as tuned; sizes were part of the search
+            from .tune import tuned_settings
+
+            options = tuned_settings(comparison.tuned, base.problem, name)
+            run = {k: options.pop(k) for k in ("lr",) if k in options}
+        else:
+            options = match_parameters(name, problem.dim, problem.n_outputs, target,
+                                       bounds=problem.geometry.bbox)
+        method = gmnm_method if name == "mlp" and comparison.tuned is None else base.method
         for i in range(comparison.seeds):
             cfg = dataclasses.replace(base, model=name, model_options=options, method=method,
-                                      stages=None, seed=base.seed + i)
+                                      stages=None, seed=base.seed + i, **run)
             configs.append(_fallback_method(cfg))
     return problem, target, configs
 

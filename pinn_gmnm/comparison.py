@@ -34,6 +34,9 @@ class Comparison:
     seeds: int = 3
     params: int | None = None
     jobs: int = 1
+    tuned: Path | None = None
+    """A folder of ``gmnm-pde tune`` results: each model runs with its tuned settings
+    (``tuned-PROBLEM-MODEL.json``) instead of being parameter-matched."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))

@@ -44,15 +44,16 @@ def test_declared_capabilities_survive_every_wrapper(name, wrapper):
         [type(c) for c in training_callbacks(inner)]
     # Each model with a linear output layer says so; the hard-constraint transform has
     # none (its output is not features @ W + b) and computes derivatives by autograd.
-    assert theirs.linear_head and theirs.closed_form
+    # gmnm-net's derivatives come from autograd.
+    assert theirs.linear_head and theirs.closed_form == (name != "gmnm-net")
     assert mine.linear_head == (wrapper == "plain")
-    assert mine.closed_form == (wrapper == "plain")
+    assert mine.closed_form == (wrapper == "plain" and theirs.closed_form)
 
 
 def test_what_each_model_declares():
     caps = {n: capabilities(_build(n, "plain")[1]) for n in MODEL_NAMES}
     assert caps["pinn"].fixed_method == AdamLBFGSMethod(lr=1e-3, decay=False, history=100)
-    assert all(caps[n].fixed_method is None for n in ("gmnm", "mlp", "kan"))
+    assert all(caps[n].fixed_method is None for n in ("gmnm", "gmnm-net", "mlp", "kan"))
     assert not caps["kan"].least_squares_by_default
     assert all(caps[n].least_squares_by_default for n in ("gmnm", "mlp", "pinn"))
 

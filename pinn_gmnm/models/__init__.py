@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from .base import Bounds
 
 __all__ = [
-    "GMNM", "GMNMLayer", "KAN", "KANLayer", "MLP", "MODELS", "ModelOption", "ModelSpec",
-    "Normalize", "PINN", "Surrogate", "build_model", "count_parameters", "model_options",
+    "GMNM", "GMNMLayer", "GMNMNet", "KAN", "KANLayer", "MLP", "MODELS", "ModelOption", "ModelSpec",
+    "Normalize", "PINN", "SearchParam", "Surrogate", "build_model", "count_parameters", "model_options",
 ]
 
 
@@ -38,6 +38,28 @@ class ModelOption:
 
 
 @dataclass(frozen=True)
+class SearchParam:
+    """One hyper-parameter ``gmnm-pde tune`` searches: a model option, or the run
+    setting ``lr``. Numbers range over [low, high] (``log``: on a log scale; ``type``
+    int or float); otherwise one of ``choices``."""
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    type: type = float
+    choices: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.choices and (self.low is None or self.high is None or self.low >= self.high):
+            raise GMNMError(f"search parameter '{self.name}' needs low < high or choices")
+
+
+_LR = SearchParam("lr", 1e-4, 1e-1, log=True)
+"""The Adam learning rate, searched for every model that follows the run's."""
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A registered model: ``target`` (a class, or ``module:Class`` relative to this
     package, imported on first use) is called as
@@ -50,6 +72,9 @@ class ModelSpec:
     options: tuple[ModelOption, ...]
     size_option: str | None = None
     fine_size_option: str | None = None
+    search: tuple[SearchParam, ...] = ()
+    """What ``gmnm-pde tune`` searches for this model (one source: tests check that each
+    name is one of its options or a run setting)."""
 
     def load(self) -> type:
         if not isinstance(self.target, str):
@@ -71,12 +96,35 @@ MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
                 "number of Gaussians m (default: 64 in 1D, 400 in 2D, 1000 in 3D+)"),
     ModelOption("projections", None, int, "projections k per Gaussian (default: input dimension)"),
     ModelOption("width_factor", 4.0, float, "initial width / spacing of the means"),
-), size_option="components"), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
+    ModelOption("parametrisation", "plain", str,
+                "projections W_i learned entry by entry (plain) or as log-scales times unit "
+                "directions (scaled)"),
+), size_option="components", search=(
+    _LR, SearchParam("components", 16, 1024, log=True, type=int),
+    SearchParam("width_factor", 0.5, 8.0, log=True),
+    SearchParam("parametrisation", choices=("plain", "scaled")),
+)), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
+MODELS.add("gmnm-net", ModelSpec(".gmnm_net:GMNMNet", (
+    ModelOption("width", 16, int, "hidden units per layer"),
+    ModelOption("depth", 2, int, "hidden layers"),
+    ModelOption("components", 16, int, "number of Gaussians m (GMNM-NET: per hidden GMNM layer)"),
+    ModelOption("projections", 2, int, "projections k per Gaussian"),
+    ModelOption("width_factor", 1.0, float, "initial width / spacing of the means"),
+), size_option="width", search=(
+    _LR, SearchParam("width", 4, 64, log=True, type=int), SearchParam("depth", 1, 4, type=int),
+    SearchParam("components", 4, 64, log=True, type=int),
+    SearchParam("projections", 1, 4, type=int),
+)), "network with GMNM layers as the nonlinearity between linear maps")
 MODELS.add("mlp", ModelSpec(".mlp:MLP", (
     _HIDDEN_WIDTH, _HIDDEN_DEPTH,
     ModelOption("activation", "tanh", str, "activation: tanh, sin, silu, gelu, softplus or relu"),
-), size_option="width"), "tanh multilayer perceptron, trained with the same settings as GMNM")
-MODELS.add("pinn", ModelSpec(".pinn:PINN", (_HIDDEN_WIDTH, _HIDDEN_DEPTH), size_option="width"),
+), size_option="width", search=(
+    _LR, SearchParam("width", 8, 128, log=True, type=int), SearchParam("depth", 1, 6, type=int),
+    SearchParam("activation", choices=("tanh", "sin", "silu")),
+)), "tanh multilayer perceptron, trained with the same settings as GMNM")
+MODELS.add("pinn", ModelSpec(".pinn:PINN", (_HIDDEN_WIDTH, _HIDDEN_DEPTH), size_option="width",
+                             search=(SearchParam("width", 8, 128, log=True, type=int),
+                                     SearchParam("depth", 1, 6, type=int))),
            "classic PINN (DeepXDE-style): tanh MLP, always Adam (lr 1e-3) then L-BFGS")
 MODELS.add("kan", ModelSpec(".kan:KAN", (
     ModelOption("width", 15, int, "hidden units per layer"),
@@ -84,7 +132,10 @@ MODELS.add("kan", ModelSpec(".kan:KAN", (
     ModelOption("grid", 5, int, "spline grid intervals"),
     ModelOption("order", 3, int, "spline order"),
     ModelOption("grid_updates", True, bool, "move the knots to the data during the first Adam steps"),
-), size_option="width", fine_size_option="grid"),
+), size_option="width", fine_size_option="grid", search=(
+    _LR, SearchParam("width", 4, 32, log=True, type=int), SearchParam("depth", 1, 3, type=int),
+    SearchParam("grid", 3, 20, type=int),
+)),
     "B-spline Kolmogorov–Arnold network (cubic splines, pykan-style grid updates)")
 
 
@@ -107,7 +158,7 @@ def build_model(name: str, in_features: int, out_features: int, *, bounds: Bound
     return spec.load()(in_features, out_features, bounds=bounds, **{**spec.defaults, **given})
 
 
-_LAZY = {"GMNM": ".gmnm", "GMNMLayer": ".gmnm", "KAN": ".kan", "KANLayer": ".kan",
+_LAZY = {"GMNM": ".gmnm", "GMNMLayer": ".gmnm", "GMNMNet": ".gmnm_net", "KAN": ".kan", "KANLayer": ".kan",
          "MLP": ".mlp", "PINN": ".pinn", "Normalize": ".base", "count_parameters": ".base",
          "Surrogate": ".contract"}
 

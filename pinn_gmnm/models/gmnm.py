@@ -160,17 +160,18 @@ class GMNM(Surrogate):
     def __init__(self, in_features: int, out_features: int = 1, components: int | None = None,
                  projections: int | None = None, *, bounds: Bounds | None = None,
                  width_factor: float = 4.0, equations: int = DEFAULT_EQUATIONS,
-                 margin: float = MARGIN) -> None:
+                 margin: float = MARGIN, parametrisation: str = "plain") -> None:
         super().__init__()
         require_positive("in_features", in_features, integer=True)
+        layer_class = _parametrisation(parametrisation)
         if components is None:
             components = default_components(in_features, equations, out_features)
         self.in_features, self.out_features = in_features, out_features
         lo, hi = default_bounds(in_features, bounds)
         self.normalize = Normalize(lo, hi)
         self.width_factor, self.margin = width_factor, margin
-        self.layer = GMNMLayer(in_features, out_features, components, projections,
-                               width_factor=width_factor, margin=margin)
+        self.layer = layer_class(in_features, out_features, components, projections,
+                                 width_factor=width_factor, margin=margin)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layer(self.normalize(x))
@@ -217,6 +218,18 @@ class GMNM(Surrogate):
             return MixtureEngine(x, A, mu)
 
         return LinearHead(features, self.layer.components, self.layer.weights, self.layer.bias)
+
+
+def _parametrisation(name: str) -> type[GMNMLayer]:
+    """The layer class for ``parametrisation``: "plain" learns W_i entry by entry,
+    "scaled" as log-scales times unit directions (:mod:`.gmnm_scaled`)."""
+    if name == "plain":
+        return GMNMLayer
+    if name == "scaled":
+        from .gmnm_scaled import ScaledGMNMLayer
+
+        return ScaledGMNMLayer
+    raise GMNMError(f"unknown GMNM parametrisation '{name}'; known: plain, scaled")
 
 
 class MixtureEngine:

@@ -204,7 +204,8 @@ def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
         theta = torch.randn(J.shape[1], generator=g, dtype=J.dtype).to(J.device)
         theta /= math.sqrt(J.shape[1])
         head.set(theta.reshape(loss.problem.n_outputs, -1).T)
-        actual = loss.weighted(loss.residuals(model))
+        with torch.enable_grad():  # models without closed-form derivatives need autograd
+            actual = loss.weighted(loss.residuals(model)).detach()
         head.set(saved)
     predicted = J @ theta + r0
     tol = 1e3 * torch.finfo(J.dtype).eps ** 0.5 if J.dtype == torch.float32 else 1e-8

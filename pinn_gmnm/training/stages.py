@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from fnmatch import fnmatch
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -90,11 +91,18 @@ class Stage(ABC):
 @dataclass(frozen=True)
 class Adam(Stage):
     """Adam for ``steps`` steps, the learning rate decaying exponentially from ``lr``
-    to ``final_lr`` (constant when ``final_lr`` is None)."""
+    to ``final_lr`` (constant when ``final_lr`` is None).
+
+    ``group_lr`` gives parameter groups their own learning rates, as factors of ``lr``
+    keyed by name patterns: ``Adam(lr=1e-2, group_lr={"means": 0.1, "weights": 3.0})``.
+    A pattern (``fnmatch`` style) matches a parameter's full name (``layer.means``) or
+    its last part (``means``); the first matching pattern wins and unmatched parameters
+    keep factor 1. Every pattern must match some parameter being trained."""
 
     steps: int = 1000
     lr: float = 1e-3
     final_lr: float | None = None
+    group_lr: Mapping[str, float] | None = None
     kind: ClassVar[str] = "adam"
 
     def __post_init__(self) -> None:
@@ -102,19 +110,41 @@ class Adam(Stage):
         require_positive("learning rate", self.lr)
         if self.final_lr is not None:
             require_positive("final learning rate", self.final_lr)
+        for pattern, factor in (self.group_lr or {}).items():
+            require_positive(f"learning-rate factor of '{pattern}'", factor)
+
+    def param_groups(self, model: torch.nn.Module, params: list[torch.nn.Parameter]
+                     ) -> list[dict[str, Any]]:
+        """``params`` split into optimiser groups by ``group_lr`` (one group without it),
+        each with its factor under ``"factor"`` and its learning rate ``lr × factor``."""
+        if not self.group_lr:
+            return [{"params": params, "factor": 1.0, "lr": self.lr}]
+        names = {id(p): n for n, p in model.named_parameters()}
+        groups: dict[str, list[torch.nn.Parameter]] = {}
+        for p in params:
+            name = names.get(id(p), "")
+            key = next((pat for pat in self.group_lr
+                        if fnmatch(name, pat) or fnmatch(name.rsplit(".", 1)[-1], pat)), "")
+            groups.setdefault(key, []).append(p)
+        unused = [pat for pat in self.group_lr if pat not in groups]
+        if unused:
+            raise GMNMError(f"adam group_lr pattern(s) {', '.join(map(repr, unused))} match no "
+                            f"trained parameter; parameters: {', '.join(names.values())}")
+        return [{"params": ps, "factor": self.group_lr.get(key, 1.0),
+                 "lr": self.lr * self.group_lr.get(key, 1.0)} for key, ps in groups.items()]
 
     def run(self, task: Task) -> None:
         if self.steps == 0:
             return
-        opt = torch.optim.Adam(task.params, lr=self.lr)
+        opt = torch.optim.Adam(self.param_groups(task.model, task.params), lr=self.lr)
         gamma = (self.final_lr / self.lr) ** (1.0 / self.steps) if self.final_lr else 1.0
         start = 0
         if (state := task.resumed()) is not None:
             opt.load_state_dict(state["optimizer"])
             start = state["step"]
-        group = opt.param_groups[0]
         for i in range(start, self.steps):
-            group["lr"] = self.lr * gamma**i  # the schedule is stateless: resumable as is
+            for group in opt.param_groups:  # the schedule is stateless: resumable as is
+                group["lr"] = self.lr * group["factor"] * gamma**i
             loss = task.closure()
             opt.step()
             task.record(self.kind, float(loss.detach()), force_eval=i == self.steps - 1)
