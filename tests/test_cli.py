@@ -127,10 +127,17 @@ def test_debug_shows_the_traceback():
     assert "Traceback" in r.output
 
 
-def test_least_squares_method_on_a_model_without_support_is_explained():
-    r = invoke("solve", "poisson", "--method", "varpro", "--model", "gmnm", "--set", "k=1",
-               "--components", "16", "--varpro-steps", "0", "--out", "/tmp/unused-run-dir", *FAST)
-    assert r.exit_code == 0, r.output
+@pytest.mark.parametrize("args, why", [
+    (["poisson", "--model", "mlp", "--hard", "--method", "varpro"],
+     "method 'varpro' needs least squares, but model 'mlp' has no linear output layer"),
+    (["burgers", "--method", "lstsq"],
+     "method 'lstsq' needs least squares, but the problem is not linear"),
+], ids=["model-without-linear-head", "nonlinear-problem"])
+def test_least_squares_method_where_it_does_not_apply_is_explained(runs: Path, args, why):
+    r = invoke("solve", *args, "--out", str(runs), *FAST)
+    assert r.exit_code == 2, r.output
+    assert why in r.output and "use --method gauss-newton or adam-lbfgs" in r.output
+    assert not runs.exists()  # refused before anything was written
 
 
 def test_list_groups_problems_by_kind():
