@@ -161,7 +161,7 @@ def test_users_register_their_own_targets():
 ])
 def test_bad_input_gives_one_line_error(args, message):
     r = runner.invoke(app, args)
-    assert r.exit_code != 0
+    assert r.exit_code == 2
     assert message in r.output, r.output
     assert "Traceback" not in r.output
 
