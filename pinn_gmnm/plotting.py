@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .evaluation import PREDICT_CHUNK
 from .problem import Problem
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def _save(fig: Figure, path: Path) -> None:
 @torch.no_grad()
 def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     p = next(model.parameters())
-    out = torch.cat([model(x[i:i + 16384].to(p)) for i in range(0, len(x), 16384)])
+    out = torch.cat([model(x[i:i + PREDICT_CHUNK].to(p)) for i in range(0, len(x), PREDICT_CHUNK)])
     return out.reshape(len(x), -1).double().cpu().numpy()
 
 
