@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from pinn_gmnm.prediction import PREDICTION_FORMATS
+from pinn_gmnm.formats import PREDICTION_FORMATS
 
 
 def predict(

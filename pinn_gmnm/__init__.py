@@ -2,36 +2,53 @@
 
 The public API: shapes and samplers, problems and conditions, models, training stages
 and :func:`solve`. Everything else is internal.
+
+The names are resolved on first use (PEP 562), so that importing a light part of the
+package (``pinn_gmnm.config``, ``pinn_gmnm.errors``, ``pinn_gmnm.registry``) or running
+``gmnm-pde --help`` does not import torch; ``from pinn_gmnm import solve`` works as usual.
 """
 
-from .conditions import Condition, Data, Dirichlet, Initial, Neumann, Periodic, Robin
-from .derivatives import Field
-from .errors import GMNMError
-from .evaluation import Evaluator
-from .fitting import fit_problem, register_target
-from .geometry import (Ball, Box, Difference, Disk, Geometry, Intersection, Interval, Polygon,
-                       Rectangle, SpaceTime, Sphere, Union, near)
-from .interrupt import StopOnSignal
-from .models import GMNM, KAN, MLP, PINN, GMNMLayer, build_model, count_parameters
-from .models.hard import HardConstraint, hard_constraint
-from .prediction import LoadedSolution, load_solution
-from .problem import PROBLEMS, Problem, get_problem, register
-from .references import Reference, load_reference
-from .sampling import Grid, Halton, LatinHypercube, Sampler, Sobol, Uniform
-from .training import (LBFGS, Adam, Coefficients, Collocation, Divergence, GaussNewton,
-                       LeastSquares, Solution, Stage, VarPro, solve)
-from .unknowns import Unknown
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Adam", "Ball", "Box", "Coefficients", "Collocation", "Condition", "Data", "Difference",
-    "Dirichlet", "Disk", "Divergence", "Evaluator", "Field", "GMNM", "GMNMError", "GMNMLayer",
-    "GaussNewton", "Geometry", "Grid", "Halton", "HardConstraint", "Initial", "Intersection",
-    "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "LoadedSolution", "MLP",
-    "Neumann", "PINN", "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference",
-    "Robin", "Sampler", "Sobol", "Solution", "SpaceTime", "Sphere", "Stage", "StopOnSignal",
-    "Uniform", "Union", "Unknown", "VarPro", "build_model", "count_parameters", "fit_problem",
-    "get_problem", "hard_constraint", "load_reference", "load_solution", "near", "register",
-    "register_target", "solve",
-]
+_SUBMODULES: dict[str, tuple[str, ...]] = {
+    ".conditions": ("Condition", "Data", "Dirichlet", "Initial", "Neumann", "Periodic", "Robin"),
+    ".derivatives": ("Field",),
+    ".errors": ("GMNMError",),
+    ".evaluation": ("Evaluator",),
+    ".fitting": ("fit_problem", "register_target"),
+    ".geometry": ("Ball", "Box", "Difference", "Disk", "Geometry", "Intersection", "Interval",
+                  "Polygon", "Rectangle", "SpaceTime", "Sphere", "Union", "near"),
+    ".interrupt": ("StopOnSignal",),
+    ".models": ("GMNM", "KAN", "MLP", "PINN", "GMNMLayer", "build_model", "count_parameters"),
+    ".models.hard": ("HardConstraint", "hard_constraint"),
+    ".prediction": ("LoadedSolution", "load_solution"),
+    ".problem": ("PROBLEMS", "Problem", "get_problem", "register"),
+    ".references": ("Reference", "load_reference"),
+    ".sampling": ("Grid", "Halton", "LatinHypercube", "Sampler", "Sobol", "Uniform"),
+    ".training": ("LBFGS", "Adam", "Coefficients", "Collocation", "Divergence", "GaussNewton",
+                  "LeastSquares", "Solution", "Stage", "VarPro", "solve"),
+    ".unknowns": ("Unknown",),
+}
+_WHERE = {name: module for module, names in _SUBMODULES.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines a public name the first time it is asked for."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+

@@ -15,12 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
 
 from .artifacts import atomic_write, write_json
 from .fitting import is_fit_problem
-from .plotting import _save, slice_grid
+from .plotting import _save, new_figure, slice_grid
 from .run import environment
 from .comparison import ComparisonResult, RunRecord
 
@@ -190,7 +188,7 @@ def plot_convergence(result: ComparisonResult, path) -> None:
     ykey = "rel_l2" if result.problem.exact is not None else "loss"
     ylabel = ("relative L2 error" + (" (test)" if is_fit_problem(result.problem) else "")
               if ykey == "rel_l2" else "training loss")
-    fig = Figure(figsize=(12, 4.2), layout="constrained")
+    fig = new_figure(12, 4.2)
     axes = [fig.add_subplot(1, 2, i) for i in (1, 2)]
     for ax, xkey, xlabel in zip(axes, ("time", "step"), ("training time [s]", "step")):
         for i, name in enumerate(result.comparison.models):
@@ -228,7 +226,7 @@ def plot_fields(result: ComparisonResult, path) -> None:
     finite = [e[inside & np.isfinite(e)] for e in errors.values()]
     top = max((float(e.max()) for e in finite if e.size), default=0.0)
     rows, cols = (2 if errors else 1), len(models) + (1 if exact is not None else 0)
-    fig = Figure(figsize=(3.6 * max(cols, 1), 3.3 * rows), layout="constrained")
+    fig = new_figure(3.6 * max(cols, 1), 3.3 * rows)
 
     rows_axes: list[list[Any]] = [[], []]
 
@@ -250,6 +248,8 @@ def plot_fields(result: ComparisonResult, path) -> None:
     if models:
         fig.colorbar(im, ax=rows_axes[0], shrink=0.9)
     if errors and top > 0 and math.isfinite(top):
+        from matplotlib.colors import LogNorm
+
         norm = LogNorm(vmin=top * 1e-8, vmax=top)
         for j, m in enumerate(models):
             im = show(1, j + offset, np.maximum(errors[m], top * 1e-8), f"{m} |error|",
@@ -267,7 +267,7 @@ def _fields_1d(result: ComparisonResult, models: list[str], path) -> None:
     lo, hi = problem.geometry.bbox
     x = torch.linspace(lo[0], hi[0], 1001, dtype=torch.float64)[:, None]
     exact = problem.exact_values(x)
-    fig = Figure(figsize=(12, 4), layout="constrained")
+    fig = new_figure(12, 4)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     if exact is not None:
         ax1.plot(x[:, 0], exact[:, 0], "k--", lw=1.5, label="exact")

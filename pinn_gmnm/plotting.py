@@ -1,24 +1,36 @@
 """Figures of a run: the solution next to the exact one (or the reference solution) with
 the error, snapshots over time for time-dependent problems, training curves and learned
-coefficients. Uses matplotlib's object API (no global pyplot state, no display needed)."""
+coefficients. Uses matplotlib's object API (no global pyplot state, no display needed);
+matplotlib is imported when the first figure is drawn, not with this module."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import LogNorm
-from matplotlib.figure import Figure
 
+from .evaluation import PREDICT_CHUNK
 from .problem import Problem
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """An empty figure of ``width`` × ``height`` inches with constrained layout, drawn by
+    the Agg backend; the first call imports matplotlib."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
 
 
 def _save(fig: Figure, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     from .artifacts import atomic_write
 
     FigureCanvasAgg(fig)
@@ -28,7 +40,7 @@ def _save(fig: Figure, path: Path) -> None:
 @torch.no_grad()
 def _predict(model: torch.nn.Module, x: torch.Tensor) -> np.ndarray:
     p = next(model.parameters())
-    out = torch.cat([model(x[i:i + 16384].to(p)) for i in range(0, len(x), 16384)])
+    out = torch.cat([model(x[i:i + PREDICT_CHUNK].to(p)) for i in range(0, len(x), PREDICT_CHUNK)])
     return out.reshape(len(x), -1).double().cpu().numpy()
 
 
@@ -60,7 +72,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
         lo, hi = problem.geometry.bbox
         x = torch.linspace(lo[0], hi[0], 1001, dtype=torch.float64)[:, None]
         pred = _predict(model, x)
-        fig = Figure(figsize=(10, 3.6 * k_out), layout="constrained")
+        fig = new_figure(10, 3.6 * k_out)
         for c, name in enumerate(problem.outputs):
             ax = fig.add_subplot(k_out, 2, 2 * c + 1)
             ax.plot(x[:, 0], pred[:, c], label="prediction", lw=2)
@@ -81,7 +93,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
     pred = _predict(model, x)
     ex = problem.solution_values(x).numpy() if has_exact else None
     cols = 3 if has_exact else 1
-    fig = Figure(figsize=(4.8 * cols, 3.9 * k_out), layout="constrained")
+    fig = new_figure(4.8 * cols, 3.9 * k_out)
     shape = (len(b), len(a))
     extent = (a[0], a[-1], b[0], b[-1])
     for c, name in enumerate(problem.outputs):
@@ -103,7 +115,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
         top = float(np.nanmax(np.where(inside, err, np.nan)))
         if top > 0 and math.isfinite(top):
             show(2, np.maximum(err, top * 1e-6), f"|error| of {name}", cmap="magma",
-                 norm=LogNorm(vmin=top * 1e-6, vmax=top))
+                 norm="log", vmin=top * 1e-6, vmax=top)
         else:
             show(2, err, f"|error| of {name}", cmap="magma")
     fig.suptitle(title)
@@ -116,7 +128,7 @@ def plot_training(history: Sequence[dict[str, Any]], path: Path, title: str = ""
     times = np.array([float(r["time"]) for r in history])
     loss = np.array([float(r["loss"]) for r in history])
     err = np.array([float(r.get("rel_l2", math.nan)) for r in history])
-    fig = Figure(figsize=(13, 3.8), layout="constrained")
+    fig = new_figure(13, 3.8)
     ax1, ax2, ax3 = (fig.add_subplot(1, 3, i) for i in (1, 2, 3))
     stages = [str(r["stage"]) for r in history]
     for stage in dict.fromkeys(stages):
@@ -155,7 +167,7 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
     known = "exact" if problem.exact is not None else "reference"
     if space_dim == 1:
         xs = np.linspace(lo[0], hi[0], 501)
-        fig = Figure(figsize=(6.5 * k_out, 4.2), layout="constrained")
+        fig = new_figure(6.5 * k_out, 4.2)
         axes = [fig.add_subplot(1, k_out, c + 1) for c in range(k_out)]
         colors = [f"C{i}" for i in range(len(times))]
         for t, color in zip(times, colors):
@@ -177,7 +189,7 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
         inside = problem.geometry.space.inside(x2[:, :space_dim]).numpy() \
             if hasattr(problem.geometry, "space") else np.ones(len(x2), dtype=bool)
         rows = 2 if (problem.exact is not None or problem.reference is not None) else 1
-        fig = Figure(figsize=(3.6 * len(times), 3.2 * rows * k_out), layout="constrained")
+        fig = new_figure(3.6 * len(times), 3.2 * rows * k_out)
         extent = (a[0], a[-1], b[0], b[-1])
         for j, t in enumerate(times):
             x = x2.clone()
@@ -202,7 +214,7 @@ def plot_unknowns(history: Sequence[dict[str, Any]], path: Path, true: dict[str,
                   title: str = "") -> None:
     """Each learned coefficient of an inverse problem against the step, with its true
     value (when known) as a dashed line."""
-    fig = Figure(figsize=(5.5 * len(true), 3.8), layout="constrained")
+    fig = new_figure(5.5 * len(true), 3.8)
     steps = np.array([float(r["step"]) for r in history])
     for i, (name, value) in enumerate(true.items()):
         ax = fig.add_subplot(1, len(true), i + 1)

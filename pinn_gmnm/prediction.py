@@ -29,6 +29,7 @@ from ._types import Points
 from .artifacts import atomic_write
 from .config import RunConfig
 from .errors import GMNMError
+from .formats import PREDICTION_FORMATS
 from .geometry.base import as_points
 from .problem import Problem
 from .references.base import _read_table
@@ -36,8 +37,6 @@ from .references.base import _read_table
 BATCH = 16384
 """Points evaluated at once: bounds the memory of large point files."""
 
-PREDICTION_FORMATS = (".csv", ".txt", ".npz")
-"""What ``--out`` may end with: comma-separated text (``.csv``, ``.txt``) or numpy arrays."""
 
 
 @dataclass(frozen=True)

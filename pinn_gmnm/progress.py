@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from .training.stages import Stage
-from .training.task import Task
+if TYPE_CHECKING:  # annotations only: the CLI imports this module before it needs torch
+    from .training.stages import Stage
+    from .training.task import Task
 
 
 def planned_total(stages: Sequence[Stage]) -> int | None:

@@ -13,7 +13,6 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import qmc
 
 from .errors import require_positive
 from .registry import Registry, first_line
@@ -49,6 +48,8 @@ class Sobol(Sampler):
     name = "sobol"
 
     def unit(self, n: int, d: int, seed: int) -> np.ndarray:
+        from scipy.stats import qmc  # imported here: scipy.stats takes ~0.5 s to import
+
         engine = qmc.Sobol(d, scramble=True, seed=seed)
         with warnings.catch_warnings():  # balance warning for n not a power of two
             warnings.simplefilter("ignore", UserWarning)
@@ -62,6 +63,8 @@ class Halton(Sampler):
     name = "halton"
 
     def unit(self, n: int, d: int, seed: int) -> np.ndarray:
+        from scipy.stats import qmc
+
         return qmc.Halton(d, scramble=True, seed=seed).random(n)
 
 
@@ -72,6 +75,8 @@ class LatinHypercube(Sampler):
     name = "lhs"
 
     def unit(self, n: int, d: int, seed: int) -> np.ndarray:
+        from scipy.stats import qmc
+
         return qmc.LatinHypercube(d, seed=seed).random(n)
 
 

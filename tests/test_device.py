@@ -26,13 +26,13 @@ def test_auto_picks_what_is_there():
 ])
 def test_bad_devices_are_clear(name, message):
     r = CliRunner().invoke(app, ["solve", "poisson", "--device", name, "--points", "64", "-q"])
-    assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
 def test_asking_for_cuda_without_a_gpu_is_clear():
     r = CliRunner().invoke(app, ["solve", "poisson", "--device", "cuda", "-q"])
-    assert r.exit_code != 0 and "sees no CUDA GPU" in r.output
+    assert r.exit_code == 2 and "sees no CUDA GPU" in r.output
 
 
 @cuda

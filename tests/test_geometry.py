@@ -91,7 +91,11 @@ def test_rectangle_with_holes():
 def test_union_and_intersection():
     a, b = Rectangle((0, 0), (2, 2)), Rectangle((1, 1), (3, 3))
     u, i = a | b, a & b
-    assert abs(u.volume - 7) < 0.1 and abs(i.volume - 1) < 0.05
+    # Monte Carlo measures (fixed seeds), checked to 3.5 standard errors: the areas from
+    # 200 000 points (σ ≈ 0.008 for the union), the perimeters 12 and 4 from 20 000 points
+    # on each side (σ ≈ 0.035)
+    assert abs(u.volume - 7) < 0.03 and abs(i.volume - 1) < 0.02
+    assert abs(u.boundary_measure - 12) < 0.12 and abs(i.boundary_measure - 4) < 0.12
     pts = torch.tensor([[0.5, 0.5], [2.5, 2.5], [1.5, 1.5], [2.5, 0.5]], dtype=torch.float64)
     assert u.inside(pts).tolist() == [True, True, True, False]
     assert i.inside(pts).tolist() == [False, False, True, False]

@@ -40,6 +40,59 @@ def test_basis_is_a_partition_of_unity_inside_the_grid(k):
         torch.testing.assert_close(B.sum(-1), torch.ones(500, 3), atol=1e-13, rtol=0)
 
 
+def _cardinal_cubic(u: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The cubic B-spline on the knots 0, 1, 2, 3, 4 and its first two derivatives, piece
+    by piece (zero outside [0, 4))."""
+    pieces = [  # (N, N', N'') on [0, 1), [1, 2), [2, 3), [3, 4)
+        (u**3 / 6, u**2 / 2, u),
+        ((-3 * u**3 + 12 * u**2 - 12 * u + 4) / 6, (-3 * u**2 + 8 * u - 4) / 2, 4 - 3 * u),
+        ((3 * u**3 - 24 * u**2 + 60 * u - 44) / 6, (3 * u**2 - 16 * u + 20) / 2, 3 * u - 8),
+        ((4 - u) ** 3 / 6, -((4 - u) ** 2) / 2, 4 - u),
+    ]
+    out = [torch.zeros_like(u) for _ in range(3)]
+    for i, piece in enumerate(pieces):
+        on = (u >= i) & (u < i + 1)
+        out = [torch.where(on, p, o) for p, o in zip(piece, out)]
+    return tuple(out)
+
+
+def test_uniform_cubic_basis_equals_the_hand_computed_spline():
+    """On a uniform grid of spacing h, B_j(x) = N((x − t_j)/h) with N the cardinal cubic
+    B-spline (1/6, 2/3, 1/6 at the knots), B′ = N′/h and B″ = N″/h²."""
+    lo, hi, G, k = -0.5, 2.5, 6, 3
+    h = (hi - lo) / G
+    grid = uniform_grid(torch.tensor([lo]), torch.tensor([hi]), G, k)
+    x = torch.linspace(lo, hi, 301)[:-1, None]
+    got = bspline_basis(x, grid, k, derivatives=2)
+    u = (x - grid[0, :G + k]) / h                                   # (n, G + k)
+    want = _cardinal_cubic(u)
+    for i, (g, w) in enumerate(zip(got, want)):
+        torch.testing.assert_close(g[:, 0], w / h**i, atol=1e-12, rtol=1e-12)
+    at_knot = bspline_basis(torch.tensor([[lo + 3 * h]]), grid, k)[0][0, 0]
+    torch.testing.assert_close(at_knot[3:6], torch.tensor([1 / 6, 2 / 3, 1 / 6]), atol=1e-15, rtol=0)
+    assert at_knot[:3].abs().max() == 0 and at_knot[6:].abs().max() == 0
+
+
+def test_splines_reproduce_polynomials_of_their_degree():
+    """Marsden's identity: Σ_j ξ_j B_j(x) = x with the Greville abscissae
+    ξ_j = (t_{j+1} + … + t_{j+k})/k, on any grid; and the least-squares fit of a cubic
+    by cubic splines (without the ridge) is the cubic itself."""
+    torch.manual_seed(0)
+    for k in (1, 2, 3):
+        grid = _nonuniform_grid(2, 5, k)
+        x = torch.rand(400, 2) * 2 - 1
+        B = bspline_basis(x, grid, k)[0]
+        greville = torch.stack([grid[:, j + 1:j + k + 1].mean(1) for j in range(B.shape[-1])], -1)
+        torch.testing.assert_close((B * greville).sum(-1), x, atol=1e-13, rtol=0)
+    grid = _nonuniform_grid(1, 5, 3)
+    x = torch.linspace(-1, 1, 200)[:, None]
+    cubic = lambda z: 2 * z**3 - z**2 + 0.5 * z - 3  # noqa: E731
+    coef = fit_coefficients(x, cubic(x)[:, :, None], grid, 3, ridge=0.0)  # exact: no ridge
+    fresh = torch.rand(100, 1) * 2 - 1
+    fitted = torch.einsum("nik,iok->nio", bspline_basis(fresh, grid, 3)[0], coef)[:, 0, 0]
+    torch.testing.assert_close(fitted, cubic(fresh[:, 0]), atol=1e-10, rtol=0)
+
+
 def test_basis_derivatives_match_autograd():
     grid = _nonuniform_grid(2, 6, 3)
     x = (torch.rand(100, 2) * 2 - 1).requires_grad_(True)
@@ -52,23 +105,24 @@ def test_basis_derivatives_match_autograd():
 
 
 def _pykan_spline():
-    """pykan's spline module when pykan is installed (loaded alone: it needs only torch)."""
+    """pykan's spline module (loaded alone: it needs only torch); skips the test when
+    pykan is not installed, and fails when an installed pykan lacks the functions the
+    comparison needs (a layout change must not turn into a silent skip)."""
     spec = importlib.util.find_spec("kan")
     if spec is None or spec.origin is None:
-        return None
+        pytest.skip("pykan is not installed (pip install pykan)")
     path = Path(spec.origin).parent / "spline.py"
-    if not path.is_file():
-        return None
+    assert path.is_file(), f"pykan is installed but has no {path}"
     s = importlib.util.spec_from_file_location("_pykan_spline", path)
     module = importlib.util.module_from_spec(s)
     s.loader.exec_module(module)
-    return module if hasattr(module, "B_batch") else None
+    missing = [f for f in ("B_batch", "coef2curve", "extend_grid") if not hasattr(module, f)]
+    assert not missing, f"pykan's spline.py lacks {missing}"
+    return module
 
 
 def test_basis_and_splines_agree_with_pykan():
     ks = _pykan_spline()
-    if ks is None:
-        pytest.skip("pykan is not installed (pip install pykan)")
     inner = torch.sort(torch.rand(3, 6) * 2 - 1, dim=1).values
     torch.testing.assert_close(extend_grid(inner, 3), ks.extend_grid(inner, 3))
     grid = extend_grid(inner, 3)
@@ -209,4 +263,6 @@ def test_pinn_always_trains_with_the_classic_recipe():
         assert [s.to_dict() for s in stages] == [
             {"type": "adam", "steps": 7, "lr": 1e-3, "final_lr": None},
             {"type": "lbfgs", "steps": 3, "history": 100, "lr": 1.0}]
-    assert isinstance(build_model("pinn", 2, 1, bounds=((-1, -1), (1, 1))).activation.fn(torch.zeros(1)), torch.Tensor)
+    activation = build_model("pinn", 2, 1, bounds=((-1, -1), (1, 1))).activation
+    z = torch.linspace(-3, 3, 13)
+    assert activation.name == "tanh" and torch.equal(activation(z), torch.tanh(z))

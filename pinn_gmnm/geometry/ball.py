@@ -6,7 +6,6 @@ import math
 from collections.abc import Sequence
 
 import torch
-from scipy.special import ndtri
 
 from .._types import Mask, Points
 from ..errors import GMNMError
@@ -62,6 +61,8 @@ class Ball(Geometry):
         if self.dim == 2:
             theta = 2 * math.pi * torch.from_numpy(sampler.unit(n, 1, seed))[:, 0]
             return torch.stack([theta.cos(), theta.sin()], dim=1)
+        from scipy.special import ndtri  # imported here: slow to import, rarely needed
+
         u = sampler.unit(n, self.dim, seed).clip(1e-12, 1 - 1e-12)
         g = torch.from_numpy(ndtri(u))  # Gaussian vectors have uniformly spread directions
         return g / g.norm(dim=1, keepdim=True)

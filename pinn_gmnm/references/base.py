@@ -208,6 +208,7 @@ def load_reference(path: str | Path, dim: int, n_outputs: int = 1) -> Reference:
                 f"({dim} coordinates, then {n_outputs} value(s))"
             )
         ref = Reference(rows[:, :dim], rows[:, dim:], source=f"file {path.name}")
+    if ref.axes is None:  # points on a tensor grid interpolate alike whatever the format
         ref = _as_grid(ref)
     if ref.dim != dim or ref.n_outputs != n_outputs:
         raise GMNMError(f"{path}: reference is {ref.dim}-D with {ref.n_outputs} value(s) per "

@@ -19,9 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.sparse.linalg import spsolve
 
 from ..errors import GMNMError
 from ..geometry import Geometry
@@ -59,6 +57,9 @@ def solve_dirichlet(geometry: Geometry, f: Fn | float, g: Fn | float, *, n: int 
                     k2: float = 0.0) -> Reference:
     """Solve −Δu − k2·u = f in ``geometry`` with u = g on its boundary, on a grid with
     ``n`` cells along each axis of the bounding box. Returns the grid values (NaN outside)."""
+    import scipy.sparse as sp  # scipy is imported where a reference is computed
+    from scipy.sparse.linalg import spsolve
+
     if not (isinstance(n, int) and n >= 4):
         raise GMNMError(f"grid cells per axis must be an integer >= 4, got {n!r}")
     lo, hi = geometry.bbox
