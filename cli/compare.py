@@ -30,7 +30,7 @@ Into = Annotated[Optional[Path], typer.Option(
 Only = Annotated[list[str], typer.Option(
     "--only", metavar="MODEL:SEED", help="Run just these runs (repeatable or comma-separated, "
     "e.g. gmnm:0,pinn:1) into --into DIR; then `gmnm-pde compare --collect DIR` reports.")]
-Jobs = Annotated[int, typer.Option(help="Runs at once, each in a worker process pinned to its share of the cores (equal-steps results are identical to --jobs 1; under --budget each run gets fewer cores).")]
+Jobs = Annotated[int, typer.Option(help="Runs at once, each in a worker process pinned to its share of the cores (equal-steps results equal --jobs 1's to rounding; under --budget each run gets fewer cores).")]
 
 
 SHARED = {

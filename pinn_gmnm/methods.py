@@ -75,6 +75,9 @@ class Method(ABC):
     settings: ClassVar[tuple[str, ...]] = ()
     """The :class:`Steps` fields this method reads."""
 
+    needs: ClassVar[str] = "does not apply"
+    """What the method needs, for the message when it does not apply."""
+
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         """Why this method cannot train ``model`` on ``problem``, or None when it can."""
         return None
@@ -92,7 +95,7 @@ class Method(ABC):
         why = self.unavailable(problem, model)
         if why is not None:
             others = [m for m in ("gauss-newton", "adam-lbfgs") if m != self.name]
-            raise GMNMError(f"method '{self.name}' does not apply here: {why}; use --method "
+            raise GMNMError(f"method '{self.name}' {self.needs}, but {why}; use --method "
                             f"{' or '.join(others)}")
         return self.stages(problem, model, steps)
 
@@ -113,16 +116,17 @@ def least_squares_unavailable(problem: Problem, model: nn.Module) -> str | None:
     from .training.linear import detect_linear
 
     if not capabilities(model).linear_head:
-        return f"{type(model).__name__} has no linear output layer"
+        return f"the model ({type(model).__name__}) has no linear output layer"
     if problem.linear is False:
-        return f"problem '{problem.name}' is declared nonlinear"
+        return f"the problem '{problem.name}' is not linear (declared)"
     if problem.linear is None and not detect_linear(problem, model):
-        return f"problem '{problem.name}' is not linear (detected)"
+        return f"the problem '{problem.name}' is not linear (detected)"
     return None
 
 
 class LeastSquaresMethod(Method):
     name = "lstsq"
+    needs = "needs least squares"
     description = "solve the linear output layer by least squares once (linear problems)"
 
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:

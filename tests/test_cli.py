@@ -130,9 +130,10 @@ def test_debug_shows_the_traceback():
 
 @pytest.mark.parametrize("args, why", [
     (["poisson", "--model", "mlp", "--hard", "--method", "varpro"],
-     "method 'varpro' needs least squares, but model 'mlp' has no linear output layer"),
+     "method 'varpro' needs least squares, but the model (HardConstraint) has no linear "
+     "output layer"),
     (["burgers", "--method", "lstsq"],
-     "method 'lstsq' needs least squares, but the problem is not linear"),
+     "method 'lstsq' needs least squares, but the problem 'burgers' is not linear"),
 ], ids=["model-without-linear-head", "nonlinear-problem"])
 def test_least_squares_method_where_it_does_not_apply_is_explained(runs: Path, args, why):
     r = invoke("solve", *args, "--out", str(runs), *FAST)

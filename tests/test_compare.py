@@ -173,7 +173,8 @@ def test_bad_input_gives_one_line_error(args, message):
 @pytest.mark.slow
 def test_parallel_jobs_give_the_sequential_results(tmp_path):
     """--jobs 2 runs the same configs in pinned worker processes; with equal steps every
-    number equals the sequential run's."""
+    number equals the sequential run's to rounding (a worker has fewer threads, and the
+    least-squares solve sums in another order)."""
     import json
 
     from typer.testing import CliRunner
@@ -191,7 +192,9 @@ def test_parallel_jobs_give_the_sequential_results(tmp_path):
         summary = json.loads((directory / "summary.json").read_text())
         runs[jobs] = [(x["model"], x["seed"], x["rel_l2"], x["max_abs"], x["steps"]) for x in summary["runs"]]
         assert len(list((directory / "runs").iterdir())) == 4
-    assert runs[1] == runs[2]
+    for one, two in zip(runs[1], runs[2], strict=True):
+        assert one[:2] == two[:2] and one[4] == two[4]
+        assert one[2:4] == pytest.approx(two[2:4], rel=1e-10)
 
 
 def test_a_budget_lets_the_last_stage_run_until_it_is_spent():

@@ -37,11 +37,13 @@ def test_the_public_names_are_the_same_as_before_they_became_lazy():
         "Adam", "Ball", "Box", "Coefficients", "Collocation", "Condition", "Data", "Difference",
         "Dirichlet", "Disk", "Divergence", "Evaluator", "Field", "GMNM", "GMNMError", "GMNMLayer",
         "GaussNewton", "Geometry", "Grid", "Halton", "HardConstraint", "Initial", "Intersection",
-        "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "MLP", "Neumann", "PINN",
+        "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "LoadedSolution", "MLP",
+        "Neumann", "PINN",
         "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference", "Robin",
         "Sampler", "Sobol", "Solution", "SpaceTime", "Sphere", "Stage", "StopOnSignal",
         "Uniform", "Union", "Unknown", "VarPro", "build_model", "count_parameters",
-        "fit_problem", "get_problem", "hard_constraint", "load_reference", "near", "register",
+        "fit_problem", "get_problem", "hard_constraint", "load_reference", "load_solution",
+        "near", "register",
         "register_target", "solve",
     ]
 

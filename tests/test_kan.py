@@ -261,7 +261,7 @@ def test_pinn_always_trains_with_the_classic_recipe():
                                                    lbfgs_steps=3))
         assert used == "adam-lbfgs"
         assert [s.to_dict() for s in stages] == [
-            {"type": "adam", "steps": 7, "lr": 1e-3, "final_lr": None},
+            {"type": "adam", "steps": 7, "lr": 1e-3, "final_lr": None, "group_lr": None},
             {"type": "lbfgs", "steps": 3, "history": 100, "lr": 1.0}]
     activation = build_model("pinn", 2, 1, bounds=((-1, -1), (1, 1))).activation
     z = torch.linspace(-3, 3, 13)

@@ -33,7 +33,8 @@ runner = CliRunner()
 RUN = ["poisson-1d", "--model", "mlp", "--width", "6", "--depth", "1", "--method", "adam-lbfgs",
        "--adam-steps", "40", "--lbfgs-steps", "30", "--points", "32", "--boundary-points", "2", "-q"]
 # The same with variable projection on a GMNM (L-BFGS on the features, head re-solved).
-RUN_VARPRO = ["poisson-1d", "--components", "6", "--varpro-steps", "20", "--points", "32",
+RUN_VARPRO = ["poisson-1d", "--components", "6", "--method", "varpro", "--varpro-steps", "20",
+              "--points", "32",
               "--boundary-points", "2", "-q"]
 
 
