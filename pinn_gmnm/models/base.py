@@ -47,6 +47,15 @@ def default_bounds(dim: int, bounds: Bounds | None) -> Bounds:
     return tuple(lo), tuple(hi)
 
 
+def glorot_(module: nn.Module) -> None:
+    """Glorot (Xavier) normal weights and zero biases for every ``nn.Linear`` in
+    ``module``: the usual PINN initialisation."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_normal_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable scalars in ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from .._types import Points
 from ..derivatives import AutogradEngine, DerivativeEngine
 from ..errors import require_positive
-from .base import Bounds, Normalize, default_bounds
+from .base import Bounds, Normalize, default_bounds, glorot_
 from .contract import Surrogate
 from .gmnm import GMNMLayer
 from .head import LinearHead
@@ -71,10 +71,7 @@ class GMNMNet(Surrogate):
             GMNMLayer(width, width, components, projections, width_factor=width_factor)
             for _ in range(depth))
         self.head = nn.Linear(width, out_features)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+        glorot_(self)
 
     def features(self, x: Tensor) -> Tensor:
         """The last GMNM layer's outputs, shape (n, width)."""

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .._types import Points
 from ..derivatives import AutogradEngine, DerivativeEngine
 from ..errors import GMNMError, require_positive, unknown
-from .base import Bounds, Normalize, default_bounds
+from .base import Bounds, Normalize, default_bounds, glorot_
 from .contract import Surrogate
 from .head import LinearHead
 
@@ -97,10 +97,7 @@ class MLP(Surrogate):
         self.linears = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.activation = Activation(activation)
         self.head = nn.Linear(width, out_features)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.xavier_normal_(m.weight)
-                nn.init.zeros_(m.bias)
+        glorot_(self)
 
     def features(self, x: Tensor) -> Tensor:
         """The last hidden layer's activations, shape (n, width)."""
