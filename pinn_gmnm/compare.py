@@ -45,12 +45,10 @@ from .artifacts import new_run_dir, write_json
 from .comparison import MODEL_ORDER, Comparison, ComparisonResult, RunRecord  # noqa: F401 (re-exported)
 from .config import RunConfig
 from .interrupt import StopOnSignal
-from .methods import METHODS
-from .models.contract import capabilities
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
-from .run import RunResult, build, prepare, run, write_artifacts
+from .run import RunResult, build, chosen_method, prepare, run, write_artifacts
 from .sweep import RECORD, claim_plan, run_dir, select, write_record
 from .training.stages import Stage
 from .training.task import Callback
@@ -118,8 +116,7 @@ def _fallback_method(cfg: RunConfig) -> RunConfig:
     without a linear output layer, or a nonlinear problem) trains with adam-lbfgs
     instead (the table says so); decided from what the model declares."""
     problem, model = build(cfg)
-    chosen = capabilities(model).fixed_method or METHODS.get(cfg.method)
-    if chosen.resolve(problem, model).unavailable(problem, model) is not None:
+    if chosen_method(cfg, problem, model).unavailable(problem, model) is not None:
         return dataclasses.replace(cfg, method="adam-lbfgs")
     return cfg
 

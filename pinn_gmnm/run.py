@@ -25,7 +25,7 @@ from .errors import GMNMError
 from .interrupt import StopOnSignal
 from .lock import RunLock
 from .memory import check_memory
-from .methods import METHODS, Steps
+from .methods import METHODS, Method, Steps
 from .models import build_model
 from .models.contract import capabilities
 from .models.hard import hard_constraint
@@ -69,9 +69,15 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     if config.stages is not None:
         method = config.method if config.method != "auto" else "custom"
         return method, [stage_from_dict(s) for s in config.stages]
-    chosen = capabilities(model).fixed_method or METHODS.get(config.method)
-    chosen = chosen.resolve(problem, model)
+    chosen = chosen_method(config, problem, model)
     return chosen.name, chosen.build(problem, model, Steps.of(config))
+
+
+def chosen_method(config: RunConfig, problem: Problem, model: nn.Module) -> Method:
+    """The method a run of ``config`` trains ``model`` with: the model's fixed method when
+    it declares one, else the config's (``auto`` resolved to the method it picks)."""
+    method = capabilities(model).fixed_method or METHODS.get(config.method)
+    return method.resolve(problem, model)
 
 
 @dataclass
