@@ -348,8 +348,8 @@ def environment() -> dict[str, Any]:
 
 def write_artifacts(directory: Path, config: RunConfig, solution: Solution, method: str,
                     wall_time: float) -> None:
-    """config.json, model.pt, history.csv, metrics.json, then solution.png, training.png,
-    snapshots.png (time-dependent problems) and unknowns.png (inverse problems); no
+    """config.json, model.pt, history.csv, metrics.json, then solution.png, training.png
+    (when the history has more than one record), snapshots.png (time-dependent problems) and unknowns.png (inverse problems); no
     figures for an interrupted run, which should exit quickly. Each file is written
     atomically; the checkpoint holds the state to resume from unless the run completed."""
     problem = solution.problem
@@ -367,7 +367,7 @@ def write_artifacts(directory: Path, config: RunConfig, solution: Solution, meth
         return
     title = f"{problem.name} · {config.model} ({solution.parameters} parameters, {method})"
     plot_solution(problem, solution.model, directory / "solution.png", title)
-    if solution.history:
+    if len(solution.history) > 1:  # one record (a one-shot solve) is no curve: metrics say it
         plot_training(solution.history, directory / "training.png", title)
     if problem.geometry.time_dependent:
         plot_snapshots(problem, solution.model, directory / "snapshots.png", title)
