@@ -101,7 +101,7 @@ def test_agrees_with_the_finite_difference_references(name):
 
 def test_boundary_edges_without_a_dirichlet_condition_are_an_error():
     left = Dirichlet(0.0, on=lambda x: x[:, 0] < 1e-9)
-    with pytest.raises(GMNMError, match="covered by no Dirichlet condition"):
+    with pytest.raises(GMNMError, match="covered by no Dirichlet, Neumann or Robin condition"):
         poisson_reference(Rectangle((0, 0), (1, 1)), 1.0, [left], size=0.2)
 
 
