@@ -19,6 +19,7 @@ a sparse direct solve.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from ..conditions import Condition, Dirichlet, Neumann, Robin, evaluate_value
 from ..errors import GMNMError
 from ..problem import Problem
 from .deps import require
-from .mesh import mesh_geometry
+from .mesh import Refinement, mesh_geometry
 from .operator import operator
 
 ORDERS = (1, 2)
@@ -49,14 +50,15 @@ class FEMSolution:
     triangles: int
 
 
-def solve_elliptic(problem: Problem, *, order: int = 2, size: float = 0.05) -> FEMSolution:
+def solve_elliptic(problem: Problem, *, order: int = 2, size: float = 0.05,
+                   refine: Sequence[Refinement] = ()) -> FEMSolution:
     """The order-``order`` Lagrange finite-element solution of ``problem`` (a linear
     elliptic problem on a 2-D domain, see :data:`~.operator.SUPPORTED`) on a gmsh mesh
-    with triangle sides of at most ``size``."""
+    with triangle sides of at most ``size``, graded towards the points of ``refine``."""
     if order not in ORDERS:
         raise GMNMError(f"finite-element order must be 1 or 2, got {order!r}")
     skfem = require("skfem")
-    mesh = mesh_geometry(problem.geometry, size, order)
+    mesh = mesh_geometry(problem.geometry, size, order, refine=refine)
     element = skfem.ElementTriP1() if order == 1 else skfem.ElementTriP2()
     basis = skfem.Basis(mesh, element, intorder=2 * order + 1)
     op = operator(problem, _points(basis))
