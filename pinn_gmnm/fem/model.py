@@ -15,7 +15,11 @@ straight edge of a P1 triangle) takes the polynomial of the nearest triangle. ξ
 on x differentiably (exactly for straight triangles), so the metrics' residual, and any
 derivative a residual asks for, is the elementwise derivative of the interpolant.
 
-Its parameters are the nodal values: the degrees of freedom are the parameter count.
+On a space-time domain (x, y, t) the solution is kept at every time step and is linear
+in t between steps (Crank–Nicolson's values, see :func:`~.elliptic.solve_parabolic`).
+
+Its parameters are the nodal values (of every time step): the degrees of freedom are the
+parameter count.
 The mesh (nodes and triangles) is kept as buffers, so a saved run loads without meshing.
 """
 
@@ -36,7 +40,8 @@ CANDIDATES = 12
 
 class FEM(Surrogate):
     """Lagrange finite elements of order ``fem_order`` (1 or 2) on a gmsh mesh with
-    triangle sides of at most ``fem_size``; 2-D linear elliptic problems."""
+    triangle sides of at most ``fem_size``; 2-D linear elliptic problems, and parabolic
+    ones on 2-D × time (``in_features`` 3)."""
 
     least_squares_by_default: ClassVar[bool] = False
 
@@ -50,6 +55,7 @@ class FEM(Surrogate):
         self.order, self.size = int(fem_order), float(fem_size)
         self.register_buffer("nodes", torch.zeros(0, 2, dtype=torch.float64))
         self.register_buffer("cells", torch.zeros(0, 3 * self.order, dtype=torch.long))
+        self.register_buffer("times", torch.zeros(0, dtype=torch.float64))
         self.coefficients = nn.Parameter(torch.zeros(0, dtype=torch.float64))
         self._locator: _Locator | None = None
 
@@ -62,22 +68,28 @@ class FEM(Surrogate):
     def solved(self) -> bool:
         return self.coefficients.numel() > 0
 
-    def set_solution(self, nodes: np.ndarray, cells: np.ndarray, values: np.ndarray) -> None:
+    def set_solution(self, nodes: np.ndarray, cells: np.ndarray, values: np.ndarray,
+                     times: np.ndarray | None = None) -> None:
         """Take a finite-element solution: node locations (N, 2), triangles (E, 3 or 6)
-        and nodal values (N,)."""
+        and nodal values (N,), or (T, N) at ``times`` (T,)."""
         dtype, device = self.coefficients.dtype, self.coefficients.device
         self.nodes = torch.as_tensor(nodes, dtype=dtype, device=device)
         self.cells = torch.as_tensor(cells, dtype=torch.long, device=device)
-        self.coefficients = nn.Parameter(torch.as_tensor(values, dtype=dtype, device=device))
+        self.times = torch.as_tensor(np.zeros(0) if times is None else times, dtype=dtype,
+                                     device=device)
+        flat = torch.as_tensor(values, dtype=dtype, device=device).reshape(-1)
+        self.coefficients = nn.Parameter(flat)
         self._locator = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
         """A saved solution has its own mesh: take its sizes before loading it."""
-        if all(prefix + k in state_dict for k in ("nodes", "cells", "coefficients")):
-            self.set_solution(np.zeros(tuple(state_dict[prefix + "nodes"].shape)),
-                              np.zeros(tuple(state_dict[prefix + "cells"].shape), dtype=np.int64),
-                              np.zeros(tuple(state_dict[prefix + "coefficients"].shape)))
+        if all(prefix + k in state_dict for k in ("nodes", "cells", "times", "coefficients")):
+            def zeros(key: str, dtype: type = np.float64) -> np.ndarray:
+                return np.zeros(tuple(state_dict[prefix + key].shape), dtype=dtype)
+
+            self.set_solution(zeros("nodes"), zeros("cells", np.int64), zeros("coefficients"),
+                              zeros("times"))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -86,13 +98,22 @@ class FEM(Surrogate):
         if self._locator is None:
             self._locator = _Locator(self.nodes.detach().cpu().double().numpy(),
                                      self.cells.cpu().numpy(), self.order)
-        cell, xi, jinv = self._locator(x.detach().cpu().double().numpy())
+        space = x[:, :2]
+        cell, xi, jinv = self._locator(space.detach().cpu().double().numpy())
         cell_t = torch.from_numpy(cell).to(x.device)
         xi = torch.from_numpy(xi).to(x) + torch.einsum(
-            "nij,nj->ni", torch.from_numpy(jinv).to(x), x - x.detach())
+            "nij,nj->ni", torch.from_numpy(jinv).to(x), space - space.detach())
         shape = shape_functions(xi, self.order)                         # (n, 3 or 6)
-        values = self.coefficients.to(x)[self.cells[cell_t]]            # (n, 3 or 6)
-        return (shape * values).sum(dim=1, keepdim=True)
+        dofs = self.cells[cell_t]                                       # (n, 3 or 6)
+        if len(self.times) == 0:
+            return (shape * self.coefficients.to(x)[dofs]).sum(dim=1, keepdim=True)
+        levels = self.coefficients.to(x).reshape(len(self.times), -1)   # (T, N)
+        times = self.times.to(x)
+        k = (torch.searchsorted(times, x[:, 2].detach().contiguous()) - 1).clamp(0, len(times) - 2)
+        w = ((x[:, 2] - times[k]) / (times[k + 1] - times[k]))[:, None]
+        before = (shape * levels[k[:, None], dofs]).sum(dim=1, keepdim=True)
+        after = (shape * levels[k[:, None] + 1, dofs]).sum(dim=1, keepdim=True)
+        return (1 - w) * before + w * after
 
     def extra_repr(self) -> str:
         return f"P{self.order}, h <= {self.size:g}, {self.coefficients.numel()} degrees of freedom"

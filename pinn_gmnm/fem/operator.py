@@ -5,16 +5,18 @@ A linear second-order residual is, at every point x,
 
     r(u)(x) = Σ_{i≤j} a_ij(x) ∂_ij u + Σ_i b_i(x) ∂_i u + c(x) u + r₀(x).
 
-Its coefficients are found by evaluating the residual once on a *jet field*: a field
+(on a space-time domain t is one of the variables). Its coefficients are found by evaluating the residual once on a *jet field*: a field
 whose rows are "unit jets" — row 0 all zero (giving r₀), then one row per derivative
 ∂^α with that derivative equal to 1 and every other value and derivative 0 (giving the
 coefficient of ∂^α plus r₀) — as the least-squares solvers evaluate it on a basis field.
 Two more rows, a random jet and twice it, check that the residual is affine in u
 (u·u_x, u³ and the like fail there). The finite-element path takes the form
 
-    a Δu + b·∇u + c u + r₀ = 0        (a a nonzero constant; b, c functions of x)
+    m u_t + a Δu + b·∇u + c u + r₀ = 0
 
-on 2-D domains, with Dirichlet, Neumann and Robin conditions.
+(a and m constants, a ≠ 0; m = 0 for steady problems, m ≠ 0 with an initial value on a
+space-time domain; b, c functions of x, not of t; r₀ of x and t) on 2-D domains, with
+Dirichlet, Neumann and Robin conditions.
 """
 
 from __future__ import annotations
@@ -27,15 +29,16 @@ import torch
 from torch import Tensor
 
 from .._types import Points
-from ..conditions import Dirichlet, Neumann, Robin
+from ..conditions import Dirichlet, Initial, Neumann, Robin
 from ..derivatives import Field
 from ..errors import GMNMError
 from ..geometry import Ball, Box, Difference, Geometry, Intersection, Polygon, Union
 from ..problem import Problem
 
-SUPPORTED = ("linear second-order scalar equations a Δu + b·∇u + c u = f (a constant) on 2-D "
-             "domains (rectangles, disks, polygons and their unions, differences and "
-             "intersections) with Dirichlet, Neumann and Robin conditions")
+SUPPORTED = ("linear second-order scalar equations a Δu + b·∇u + c u = f (a constant), and "
+             "their parabolic form with m u_t, on 2-D domains (rectangles, disks, polygons "
+             "and their unions, differences and intersections) with Dirichlet, Neumann and "
+             "Robin conditions (and an initial value)")
 """What the finite-element path solves, for the message when it does not apply."""
 
 CONDITIONS = (Dirichlet, Neumann, Robin)
@@ -70,12 +73,13 @@ class JetEngine:
 
 @dataclass
 class Operator:
-    """The coefficients of a residual a Δu + b·∇u + c u + r₀ at points (n, 2)."""
+    """The coefficients of a residual m u_t + a Δu + b·∇u + c u + r₀ at points (n, d)."""
 
     a: float
     b: np.ndarray          # (n, 2)
     c: np.ndarray          # (n,)
     r0: np.ndarray         # (n,)
+    m: float = 0.0
 
 
 def probe(problem: Problem, x: Points) -> tuple[dict[tuple[int, ...], Tensor], Tensor, bool]:
@@ -115,38 +119,56 @@ def operator(problem: Problem, x: Points) -> Operator:
     a_xx, a_yy, a_xy = (coefficients[k] for k in ((0, 0), (1, 1), (0, 1)))
     a = float(a_xx.mean())
     tol = 1e-9 * max(1.0, abs(a))
+    timed = [coefficients[k] for k in ((0, 2), (1, 2), (2, 2))] if problem.dim == 3 else []
     if (abs(a) <= tol or float((a_xx - a).abs().max()) > tol or float((a_yy - a).abs().max()) > tol
-            or float(a_xy.abs().max()) > tol):
+            or float(a_xy.abs().max()) > tol or any(float(c.abs().max()) > tol for c in timed)):
         raise GMNMError(f"problem '{name}' has second derivatives other than a constant "
                         "multiple of the Laplacian")
+    m = 0.0
+    if problem.dim == 3:
+        m_t = coefficients[(2,)]
+        m = float(m_t.mean())
+        if abs(m) <= tol or float((m_t - m).abs().max()) > tol:
+            raise GMNMError(f"problem '{name}' is not of the form m u_t + a Δu + … with a "
+                            "constant m ≠ 0")
     b = torch.stack([coefficients[(0,)], coefficients[(1,)]], dim=1)
-    return Operator(a, b.numpy(), coefficients[()].numpy(), r0.numpy())
+    return Operator(a, b.numpy(), coefficients[()].numpy(), r0.numpy(), m)
 
 
 def unsupported(problem: Problem) -> str | None:
     """Why the finite-element path cannot solve ``problem`` (None when it can), checked
     without meshing: a few interior points are enough to probe the residual."""
     g = problem.geometry
-    if g.time_dependent:
-        return f"problem '{problem.name}' is time-dependent (the FEM path solves steady problems)"
-    if g.dim != 2:
-        return f"problem '{problem.name}' is {g.dim}-D"
+    space = g.space if g.time_dependent else g
+    if space.dim != 2:
+        return f"problem '{problem.name}' is {space.dim}-D in space"
     if problem.n_outputs != 1:
         return f"problem '{problem.name}' has {problem.n_outputs} outputs ({', '.join(problem.outputs)})"
     if problem.unknowns:
         return f"problem '{problem.name}' has unknown coefficients (an inverse problem)"
     if problem.linear is False:
         return f"problem '{problem.name}' is not linear"
-    shape = unmeshable(g)
+    shape = unmeshable(space)
     if shape is not None:
         return f"its domain contains a {shape}, which the mesher does not take"
     for c in problem.conditions:
-        if not isinstance(c, CONDITIONS):
+        initial = isinstance(c, Initial) and c.order == 0 and g.time_dependent
+        if not (isinstance(c, CONDITIONS) or initial):
             return f"problem '{problem.name}' has a {type(c).__name__} condition ('{c.label}')"
+    if g.time_dependent and sum(isinstance(c, Initial) for c in problem.conditions) != 1:
+        return f"problem '{problem.name}' needs one initial value"
     from ..sampling import Sobol
 
+    x = g.sample_interior(64, Sobol(), seed=0)
     try:
-        operator(problem, g.sample_interior(64, Sobol(), seed=0))
+        op = operator(problem, x)
+        if g.time_dependent:  # b and c must not change in time
+            later = x.clone()
+            later[:, -1] = g.bbox[1][-1] - (x[:, -1] - g.bbox[0][-1])
+            again = operator(problem, later)
+            if not (np.allclose(op.b, again.b, atol=1e-12) and np.allclose(op.c, again.c, atol=1e-12)):
+                return (f"problem '{problem.name}' has coefficients of ∇u or u that change in "
+                        "time")
     except GMNMError as exc:
         return str(exc)
     return None

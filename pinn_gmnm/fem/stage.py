@@ -29,7 +29,7 @@ class FEMSolve(Stage):
                             "(use --model fem; it takes no --hard)")
         if task.resumed() is None or not model.solved:
             fem = solve_elliptic(task.loss.problem, order=model.order, size=model.size)
-            model.set_solution(fem.nodes, fem.cells, fem.values)
+            model.set_solution(fem.nodes, fem.cells, fem.values, fem.times)
         total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
         task.safe_point({"solved": True})
