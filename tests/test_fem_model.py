@@ -189,6 +189,9 @@ def test_parabolic_problems_step_in_time_by_crank_nicolson():
     x = torch.rand(500, 3, dtype=torch.float64)
     with torch.no_grad():
         assert float((model(x)[:, 0] - exact(x)).abs().max()) < 1e-10
+    again = FEM(3, 1, fem_order=2, fem_size=0.25)  # a saved solution loads with its time steps
+    again.load_state_dict(model.state_dict())
+    torch.testing.assert_close(again(x), model(x), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("order, rate, bound", [(1, 3.0, 5e-3), (2, 6.0, 5e-5)])

@@ -3,6 +3,7 @@ elliptic problems the FEM path solves.
 
     python results/fem-comparison/make.py            # budget 30 s per network run
     python results/fem-comparison/make.py --quick    # tiny settings into /tmp, to check it runs
+    python results/fem-comparison/make.py heat-2d    # only these problems (other rows kept)
 
 1. ``gmnm-pde compare P --models gmnm,pinn,fem`` (one seed, equal wall-clock budget for the
    networks; fem P2 at h = 0.05) for each problem, into ``P/``.
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-PROBLEMS = ("poisson", "poisson-holes", "poisson-lshape", "helmholtz")
+PROBLEMS = ("poisson", "poisson-holes", "poisson-lshape", "helmholtz", "heat-2d")
 FEM_SIZES = (0.2, 0.1, 0.05, 0.025)
 GMNM_COMPONENTS = (100, 225, 400, 900, 1600)
 
@@ -105,11 +106,16 @@ def main() -> None:
     quick = "--quick" in sys.argv
     out = Path("/tmp/fem-comparison-quick") if quick else HERE
     out.mkdir(parents=True, exist_ok=True)
-    problems = PROBLEMS[:1] if quick else PROBLEMS
+    chosen = tuple(a for a in sys.argv[1:] if not a.startswith("--"))
+    problems = PROBLEMS[:1] if quick else chosen or PROBLEMS
     if "--sweep-only" not in sys.argv:
         for problem in problems:
             compare(problem, out, 2 if quick else 30)
     rows = sweep(problems, quick)
+    if (out / "sweep.csv").is_file():  # keep the rows of the problems not rerun
+        with open(out / "sweep.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r["problem"] not in problems] + rows
+        rows.sort(key=lambda r: PROBLEMS.index(r["problem"]))
     with open(out / "sweep.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
