@@ -230,8 +230,8 @@ class AutoMethod(Method):
 class FEMMethod(Method):
     name = "fem"
     needs = "needs the fem model and a problem the finite-element path solves"
-    description = ("finite elements: mesh, assemble and solve once (the fem model's method; "
-                   "linear elliptic problems in 2-D)")
+    description = ("finite elements: mesh, assemble and solve (the fem model's method; linear "
+                   "elliptic and parabolic problems in 2-D)")
 
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         from .fem.model import FEM
