@@ -44,7 +44,7 @@ def test_solves_poisson_to_the_stated_error(order, size, bound, runs):
     assert metrics["method"] == "fem" and metrics["steps"] == 1
     model = result.solution.model
     assert metrics["parameters"] == model.coefficients.numel() == len(model.nodes)
-    assert {"solution.png", "training.png", "model.pt", "config.json"} <= {
+    assert {"solution.png", "model.pt", "config.json", "history.csv"} <= {
         p.name for p in result.directory.iterdir()}
 
 

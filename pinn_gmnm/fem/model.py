@@ -25,7 +25,7 @@ The mesh (nodes and triangles) is kept as buffers, so a saved run loads without 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from torch import Tensor, nn
 
 from ..errors import GMNMError, require_positive
 from ..models.contract import Surrogate
+
+if TYPE_CHECKING:
+    from ..methods import Method
 
 CANDIDATES = 12
 """Triangles (nearest centroids first) searched for the one holding a point."""
@@ -59,7 +62,7 @@ class FEM(Surrogate):
         self.coefficients = nn.Parameter(torch.zeros(0, dtype=torch.float64))
         self._locator: _Locator | None = None
 
-    def fixed_method(self) -> Any:
+    def fixed_method(self) -> Method:
         from ..methods import METHODS
 
         return METHODS.get("fem")
