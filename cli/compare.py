@@ -251,8 +251,14 @@ def _write_overview(out: Path, results: list) -> None:
     atomic_write(out / "overview.md", lambda f: f.write("\n".join(lines) + "\n"))
 
 
+def compare_parameters() -> list:
+    """The derived options of `compare`: the shared run settings, and the options of the
+    models it cannot size by --params (fem)."""
+    return [*shared_parameters("boundary"),
+            *(model_parameter(option) for _, option in unmatched_options())]
+
+
 def register(app: typer.Typer, wrap: Any) -> None:
     """Add `compare` and `fit` to the CLI, each wrapped by ``wrap`` (the error handler)."""
-    fem = [model_parameter(option) for _, option in unmatched_options()]
-    app.command("compare")(wrap(with_parameters(compare, [*shared_parameters("boundary"), *fem])))
+    app.command("compare")(wrap(with_parameters(compare, compare_parameters())))
     app.command("fit")(wrap(with_parameters(fit, shared_parameters())))

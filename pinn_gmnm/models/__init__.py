@@ -141,7 +141,8 @@ MODELS.add("kan", ModelSpec(".kan:KAN", (
 MODELS.add("fem", ModelSpec("..fem.model:FEM", (
     ModelOption("fem_order", 2, int, "Lagrange element order, 1 or 2"),
     ModelOption("fem_size", 0.05, float, "largest triangle side of the gmsh mesh"),
-)), "finite elements (scikit-fem on a gmsh mesh; the fem extra): 2-D linear elliptic "
+), search=(SearchParam("fem_order", choices=(1, 2)),
+           SearchParam("fem_size", 0.01, 0.2, log=True))), "finite elements (scikit-fem on a gmsh mesh; the fem extra): 2-D linear elliptic "
     "problems, one sparse solve, and parabolic ones (Crank-Nicolson)")
 
 
