@@ -113,7 +113,8 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     check_unchanged(config.problem, config.problem_sha256)  # before running the file's code
     problem = get_problem(config.problem, **config.params)
     if config.reference is not None:  # the user's reference replaces the problem's own
-        ref = load_reference(config.reference, problem.dim, problem.n_outputs)
+        ref = load_reference(config.reference, problem.dim, problem.n_outputs,
+                             names=problem.outputs)
         problem = dataclasses.replace(problem, exact=None, reference=ref)
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,

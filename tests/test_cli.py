@@ -89,7 +89,7 @@ def test_solve_a_problem_from_a_user_file(tmp_path: Path, runs: Path):
 
 @pytest.mark.parametrize("args,message", [
     (["solve", "poison"], "unknown problem 'poison'; known: "),
-    (["solve", "poisson", "--model", "mpl"], "unknown model 'mpl'; known: gmnm, gmnm-net, kan, mlp, pinn (did you mean 'mlp'?)"),
+    (["solve", "poisson", "--model", "mpl"], "unknown model 'mpl'; known: fem, gmnm, gmnm-net, kan, mlp, pinn (did you mean 'mlp'?)"),
     (["solve", "poisson", "--points", "0"], "interior points (--points) must be positive"),
     (["solve", "poisson", "--components", "-3"], "components must be positive"),
     (["solve", "poisson", "--budget", "-1"], "budget (seconds) must be positive"),
