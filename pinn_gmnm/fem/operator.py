@@ -120,6 +120,9 @@ def operator(problem: Problem, x: Points) -> Operator:
     a = float(a_xx.mean())
     tol = 1e-9 * max(1.0, abs(a))
     timed = [coefficients[k] for k in ((0, 2), (1, 2), (2, 2))] if problem.dim == 3 else []
+    if all(float(c.abs().max()) <= tol for c in (a_xx, a_yy, a_xy, *timed)):
+        raise GMNMError(f"problem '{name}' has no second derivatives: it is not an elliptic or "
+                        "parabolic PDE (a function-fitting target, for one)")
     if (abs(a) <= tol or float((a_xx - a).abs().max()) > tol or float((a_yy - a).abs().max()) > tol
             or float(a_xy.abs().max()) > tol or any(float(c.abs().max()) > tol for c in timed)):
         raise GMNMError(f"problem '{name}' has second derivatives other than a constant "
