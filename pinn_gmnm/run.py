@@ -127,7 +127,7 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, **config.model_options)
-    slabs = slab_count(config.slabs, problem, model, hard=config.hard)
+    slabs = slab_count(config.slabs, problem, hard=config.hard)
     if slabs > 1:
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(config.model, problem.dim, problem.n_outputs,

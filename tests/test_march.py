@@ -122,19 +122,20 @@ def test_march_stages_round_trip_through_config_dicts():
 
 def test_the_slab_rule_and_its_errors():
     heat, burgers, poisson = (get_problem(n) for n in ("heat-1d", "burgers", "poisson"))
-    gmnm = GMNM(2, components=9, bounds=burgers.geometry.bbox)
-    assert slab_count(None, burgers, gmnm) == 10
-    assert slab_count(None, heat, gmnm) == 1
-    assert slab_count(None, burgers, gmnm, hard=True) == 1
-    assert slab_count(None, poisson, gmnm) == 1
-    from pinn_gmnm.models import PINN
-    assert slab_count(None, burgers, PINN(2, 1, bounds=burgers.geometry.bbox)) == 1
+    assert slab_count(None, burgers) == slab_count(None, heat) == slab_count(None, poisson) == 1
+    assert slab_count(4, burgers) == 4 and slab_count(1, poisson, hard=True) == 1
     with pytest.raises(GMNMError, match="does not depend on time"):
-        slab_count(3, poisson, gmnm)
+        slab_count(3, poisson)
     with pytest.raises(GMNMError, match="--hard do not combine"):
-        slab_count(3, burgers, gmnm, hard=True)
+        slab_count(3, burgers, hard=True)
+    with pytest.raises(GMNMError, match="unknown coefficients"):
+        slab_count(2, get_problem("poisson-inverse").__class__(
+            heat.geometry, heat.residual, heat.conditions, exact=heat.exact,
+            unknowns=get_problem("poisson-inverse").unknowns))
     with pytest.raises(GMNMError, match="slabs must be positive"):
         RunConfig(slabs=0)
+    r = runner.invoke(app, ["solve", "poisson", "--slabs", "2"])
+    assert r.exit_code != 0 and "does not depend on time" in r.output
 
 
 def test_a_marched_run_through_the_cli_loads_and_predicts(tmp_path: Path):
@@ -157,15 +158,19 @@ def test_a_marched_run_through_the_cli_loads_and_predicts(tmp_path: Path):
 
 @pytest.mark.slow
 def test_burgers_marched_through_the_cli_reaches_its_error(tmp_path: Path):
-    """Burgers (ν = 0.01/π) by default marching (10 slabs, Newton on the output layer)
-    with 256 Gaussians and 1000 points per slab: relative L2 below 0.1 against the
-    Cole–Hopf solution (one block with the same model: about 0.5)."""
-    out = tmp_path / "runs"
-    r = runner.invoke(app, ["solve", "burgers", "--components", "256", "--points", "1000",
-                            "--boundary-points", "200", "--gn-steps", "6", "--out", str(out),
-                            "-q"])
-    assert r.exit_code == 0, r.output
-    (run_dir,) = [d for d in out.iterdir() if d.is_dir()]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert json.loads((run_dir / "config.json").read_text())["slabs"] == 10
-    assert metrics["rel_l2"] < 0.1, metrics["rel_l2"]
+    """Burgers with ν = 0.05 (a front about 0.05 wide; the Cole–Hopf solution is the
+    reference), 144 Gaussians and 600 + 120 points per slab, at most 5 Newton and 5
+    Gauss–Newton iterations: in 4 slabs the relative L2 error is below 0.1 (measured
+    7.1e-2), under half that of one block with the same settings (0.22)."""
+    def error(slabs: int) -> float:
+        out = tmp_path / f"runs{slabs}"
+        r = runner.invoke(app, ["solve", "burgers", "--set", "nu=0.05", "--slabs", str(slabs),
+                                "--components", "144", "--points", "600", "--boundary-points",
+                                "120", "--gn-steps", "5", "--out", str(out), "-q"])
+        assert r.exit_code == 0, r.output
+        (run_dir,) = [d for d in out.iterdir() if d.is_dir()]
+        assert json.loads((run_dir / "config.json").read_text())["slabs"] == slabs
+        return json.loads((run_dir / "metrics.json").read_text())["rel_l2"]
+
+    marched, one = error(4), error(1)
+    assert marched < 0.1 and marched < 0.5 * one, (marched, one)
