@@ -98,7 +98,7 @@ def burgers_march(**kw):
     return solve(p, model, stages=stages, collocation=Collocation(80, 20), **kw)
 
 
-@pytest.mark.parametrize("stop_at", [3, 6, 7])  # inside the first slab, and in later ones
+@pytest.mark.parametrize("stop_at", [3, 6, 7])  # in the first slab, at its end, in the second
 def test_a_stopped_march_resumes_to_the_same_result(stop_at):
     full = burgers_march()
     assert full.status == "completed"
@@ -174,3 +174,26 @@ def test_burgers_marched_through_the_cli_reaches_its_error(tmp_path: Path):
 
     marched, one = error(4), error(1)
     assert marched < 0.1 and marched < 0.5 * one, (marched, one)
+
+
+def test_a_sigint_in_the_middle_of_a_march_resumes_to_the_same_result(tmp_path: Path):
+    """Through the command line, with a real SIGINT inside the second slab's Newton
+    iterations: the resumed run ends with the parameters of an uninterrupted one."""
+    import subprocess
+    import sys
+
+    from test_reliability import SIGNAL_AT_STEP, assert_same_params, only_dir
+
+    args = ["solve", "burgers", "--slabs", "3", "--components", "25", "--points", "80",
+            "--boundary-points", "20", "--gn-steps", "3", "-q"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "full")])
+    assert r.exit_code == 0, r.output
+    proc = subprocess.run([sys.executable, "-c", SIGNAL_AT_STEP, "8", "SIGINT", *args, "--out",
+                           str(tmp_path / "stopped")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    run_dir = only_dir(tmp_path / "stopped")
+    state = json.loads((run_dir / "metrics.json").read_text())
+    assert state["status"] == "interrupted"
+    r = runner.invoke(app, ["solve", "--resume", str(run_dir), "-q"])
+    assert r.exit_code == 0, r.output
+    assert_same_params(only_dir(tmp_path / "full"), run_dir)
