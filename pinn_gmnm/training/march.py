@@ -52,14 +52,12 @@ SLAB_SEED = 7919
 
 
 @dataclass(frozen=True)
-class Carried(Condition):
+class Carried(Initial):
     """The state carried over from the previous slab: u (``order`` 0) or ∂u/∂t (order 1)
     equals the given ``values`` at the given ``points`` of the slab's initial slice."""
 
     points: Tensor | None = None
     values: Tensor | None = None
-    order: int = 0
-    kind = "initial"
 
     def sample(self, geometry: Geometry, boundary: Points, *, variables: Sequence[str],
                n: int, sampler: Any, seed: int) -> Points:
@@ -68,9 +66,7 @@ class Carried(Condition):
 
     def residual(self, u: Field, x: Points, geometry: Geometry) -> Tensor:
         assert self.values is not None
-        f = self.field(u)
-        v = f() if self.order == 0 else f.d("t")
-        return v - self.values.to(x)
+        return self.state(u) - self.values.to(x)
 
 
 def slab_stages(stages: Sequence[Stage]) -> tuple[Stage, ...]:
@@ -120,8 +116,7 @@ def carried_values(problem: Problem, piece: nn.Module, condition: Initial, x: Po
     p = next(piece.parameters())
     x = x.to(p)
     with torch.enable_grad():  # models without closed-form derivatives need autograd
-        f = condition.field(problem.field(piece, x))
-        v = f() if condition.order == 0 else f.d("t")
+        v = condition.state(problem.field(piece, x))
     return v.detach().reshape(len(x)).to(torch.float64).cpu()
 
 
