@@ -229,10 +229,13 @@ class Initial(Condition):
             x = boundary[near(boundary[:, -1], t0, 1e-9 * max(1.0, geometry.diameter))]
         return x if self.on is None else self.select(geometry, x)
 
-    def residual(self, u: Field, x: Points, geometry: Geometry) -> Tensor:
+    def state(self, u: Field) -> Tensor:
+        """What the condition prescribes: u (order 0) or ∂u/∂t (order 1), of its output."""
         f = self.field(u)
-        v = f() if self.order == 0 else f.d("t")
-        return v - evaluate_value(self.value, x)
+        return f() if self.order == 0 else f.d("t")
+
+    def residual(self, u: Field, x: Points, geometry: Geometry) -> Tensor:
+        return self.state(u) - evaluate_value(self.value, x)
 
 
 @dataclass(frozen=True)

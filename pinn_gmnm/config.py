@@ -69,6 +69,9 @@ class RunConfig:
     lr: float = _option(_STEPS.lr, "adam-lbfgs: initial Adam learning rate (decays 100x).")
     interior: int = _option(2000, "Interior collocation points.", flag="--points")
     boundary: int = _option(400, "Boundary collocation points.", flag="--boundary-points")
+    slabs: int | None = _option(
+        None, "Time marching: solve a time-dependent problem in N time slabs, one after "
+        "another, each by the run's method (default: one space-time block).")
     sampler: str = _option("sobol", "sobol, halton, lhs, uniform or grid.")
     dtype: str = _option("float64", "float64 or float32.")
     seed: int = _option(0, "Random seed (model initialisation and points).")
@@ -110,6 +113,8 @@ class RunConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise GMNMError(f"{name.replace('_', ' ')} must be a whole number >= 0, got {v!r}")
         require_positive("learning rate", self.lr)
+        if self.slabs is not None:
+            require_positive("slabs", self.slabs, integer=True)
         if self.budget is not None:
             require_positive("budget (seconds)", self.budget)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**32:

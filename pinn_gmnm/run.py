@@ -29,6 +29,7 @@ from .methods import METHODS, Method, Steps
 from .models import build_model
 from .models.contract import capabilities
 from .models.hard import hard_constraint
+from .models.slabs import TimeSlabs, pieces_of
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
 from .problem import Problem, check_unchanged, get_problem, portable_spec
 from .references import load_reference
@@ -36,6 +37,7 @@ from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
 from .training.loop import snapshot_dict
+from .training.march import March, slab_count, slab_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
 
@@ -70,12 +72,17 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
         method = config.method if config.method != "auto" else "custom"
         return method, [stage_from_dict(s) for s in config.stages]
     chosen = chosen_method(config, problem, model)
+    if isinstance(model, TimeSlabs):  # the method trains each slab's piece in turn
+        inner = chosen.build(problem, model.pieces[0], Steps.of(config))
+        return chosen.name, [March(stages=slab_stages(inner))]
     return chosen.name, chosen.build(problem, model, Steps.of(config))
 
 
 def chosen_method(config: RunConfig, problem: Problem, model: nn.Module) -> Method:
-    """The method a run of ``config`` trains ``model`` with: the model's fixed method when
-    it declares one, else the config's (``auto`` resolved to the method it picks)."""
+    """The method a run of ``config`` trains ``model`` with (each slab's piece, for a
+    model cut into time slabs): the model's fixed method when it declares one, else the
+    config's (``auto`` resolved to the method it picks)."""
+    model = pieces_of(model)[0]
     method = capabilities(model).fixed_method or METHODS.get(config.method)
     return method.resolve(problem, model)
 
@@ -102,8 +109,10 @@ def prepare(config: RunConfig) -> tuple[Problem, nn.Module, str, list[Stage]]:
     and check that the run fits in memory."""
     problem, model = build(config)
     method, stages = stages_for(config, problem, model)
+    inner = [i for s in stages for i in (s.stages if isinstance(s, March) else (s,))]
     check_memory(points=config.interior + config.boundary, outputs=problem.n_outputs,
-                 dim=problem.dim, model=model, stages=stages, dtype=DTYPES[config.dtype],
+                 dim=problem.dim, model=pieces_of(model)[0], stages=inner,
+                 dtype=DTYPES[config.dtype],
                  device=resolve_device(config.device))  # before any point is drawn
     return problem, model, method, stages
 
@@ -119,6 +128,12 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, **config.model_options)
+    slabs = slab_count(config.slabs, problem, hard=config.hard)
+    if slabs > 1:
+        torch.manual_seed(config.seed)
+        model = TimeSlabs(lambda bounds: build_model(config.model, problem.dim, problem.n_outputs,
+                                                     bounds=bounds, **config.model_options),
+                          problem.geometry.bbox, slabs)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model
@@ -140,7 +155,7 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
     reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
                                     **_problem_source(config), "reference": reference,
-                                    "method": method,
+                                    "method": method, "slabs": len(pieces_of(model)),
                                     "stages": [s.to_dict() for s in stages]})
     folder = None
     if out is not None:

@@ -32,7 +32,8 @@ from torch import Tensor, nn
 from .._types import Points
 from ..derivatives import DerivativeEngine, Field, FuncEngine, engine_for
 from ..errors import GMNMError
-from ..models.contract import closed_form_engine
+from ..models.contract import closed_form_engine, linear_head_of
+from ..models.head import ConstantColumn, LinearHead
 from .loss import Loss
 
 Query = tuple[str, "int | None", tuple[int, ...]]
@@ -176,11 +177,19 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
     queries = [r.queries for r in recorders.engines]
     points = [loss.batch.interior, *loss.batch.conditions]
 
-    # 2. Each quantity and its Jacobian in the model's parameters, point by point.
+    # 2. Each quantity and its Jacobian in the model's parameters, point by point; in
+    # the linear output layer alone, the tangents are the features' own quantities.
+    head = linear_head_of(model)
+    head_only = head is not None and [id(p) for p in params] == [id(head.weight), id(head.bias)]
     values: list[Tensor] = []
     tangents: list[Tensor] = []
     for qs, x in zip(queries, points):
-        if qs:
+        if qs and head_only:
+            assert head is not None
+            vs, ts = _head_quantities(model, head, qs, x, loss.problem.n_outputs)
+            values += vs
+            tangents += ts
+        elif qs:
             vs, ts = _quantities(model, qs, x, theta, frozen, order, loss.problem.n_outputs)
             values += vs
             tangents += ts
@@ -250,6 +259,37 @@ def _quantities(model: nn.Module, queries: list[Query], x: Points, theta: dict[s
         vs.append(flat[:, start:start + size].reshape(n, *shape))
         ts.append(J[:, start:start + size].permute(2, 0, 1).reshape(-1, n, *shape))
         start += size
+    return vs, ts
+
+
+def _head_quantities(model: nn.Module, head: LinearHead, queries: list[Query], x: Points,
+                     n_outputs: int) -> tuple[list[Tensor], list[Tensor]]:
+    """As :func:`_quantities`, for the parameters of the linear output layer (weights, then
+    bias): a quantity of u = features(x) @ W + b is the same quantity of the features
+    times W, so its tangent along W_ic is feature i's quantity in output c."""
+    engine = engine_for(model, x)
+    features = ConstantColumn(head.features(x))
+    m, o = head.n_features, n_outputs
+    vs, ts = [], []
+    with torch.no_grad():
+        for q in queries:
+            kind, output, axes = q
+            v = _ask(engine, q)
+            F = _ask(features, (kind, None, axes)).T  # (m + 1, n)
+            n = F.shape[1]
+            if _shape(q, n_outputs):  # every output: (P, n, o)
+                W = F.new_zeros(o, m, n, o) if head.transposed else F.new_zeros(m, o, n, o)
+                B = F.new_zeros(o, n, o)
+                for c in range(o):
+                    (W[c, :, :, c] if head.transposed else W[:, c, :, c]).copy_(F[:m])
+                    B[c, :, c] = F[m]
+            else:  # one output c: (P, n)
+                W = F.new_zeros(o, m, n) if head.transposed else F.new_zeros(m, o, n)
+                B = F.new_zeros(o, n)
+                (W[output] if head.transposed else W[:, output]).copy_(F[:m])
+                B[output] = F[m]
+            vs.append(v.detach())
+            ts.append(torch.cat([W.reshape(m * o, *W.shape[2:]), B]))
     return vs, ts
 
 

@@ -11,11 +11,12 @@ from .gauss_newton import GaussNewton
 from .inverse import Coefficients
 from .layout import Layout
 from .linear import LeastSquares, VarPro
+from .march import March
 from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
                                                              Coefficients, GaussNewton, Layout,
-                                                             FEMSolve)}
+                                                             FEMSolve, March)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:
