@@ -233,3 +233,16 @@ def test_richardson_extrapolation_beats_the_finer_grid():
     assert len(extrapolated.axes[0]) == 65 and "Richardson" in extrapolated.source
     plain = rel_l2(solve_dirichlet(geometry, 0.0, exact, n=128))
     assert rel_l2(extrapolated) < plain / 5, (rel_l2(extrapolated), plain)
+
+
+def test_thinning_a_large_reference_keeps_every_time_level():
+    """A stride of 3 over an (x, y, t) grid with 9 time levels kept only 3 of them."""
+    from pinn_gmnm.evaluation import thinned
+
+    t = torch.cartesian_prod(torch.arange(30.0), torch.arange(30.0), torch.arange(9.0))[:, 2]
+    keep = thinned(len(t), 2700)
+    assert len(keep) == 2700 and len(set(keep.tolist())) == 2700
+    counts = torch.bincount(t[keep].long(), minlength=9)
+    assert counts.min() > 0.7 * 300 and counts.max() < 1.3 * 300
+    assert torch.equal(thinned(10, 20), torch.arange(10))
+    assert torch.equal(thinned(len(t), 2700), keep)  # the same points every time
