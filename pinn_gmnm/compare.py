@@ -48,7 +48,7 @@ from .interrupt import StopOnSignal
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
-from .run import RunResult, build, chosen_method, prepare, run, write_artifacts
+from .run import RunResult, build, chosen_method, equations, prepare, run, write_artifacts
 from .sweep import RECORD, claim_plan, run_dir, select, write_record
 from .training.stages import Stage
 from .training.task import Callback
@@ -82,7 +82,9 @@ def target_size(comparison: Comparison, problem: Problem) -> int:
     """The parameter count every model is matched to."""
     if comparison.params is not None:
         return comparison.params
-    return parameter_count("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox)
+    return parameter_count("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox,
+                           equations=equations(comparison.base, problem),
+                           conditions=bool(problem.conditions))
 
 
 def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
@@ -263,7 +265,8 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
             where = run_dir(directory, cfg.model, cfg.seed)
             write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
         params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
-                                 bounds=problem.geometry.bbox, **cfg.model_options)
+                                 bounds=problem.geometry.bbox, equations=equations(cfg, problem),
+                                 conditions=bool(problem.conditions), **cfg.model_options)
         record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
                            params, metrics, [], where)
         if where is not None:

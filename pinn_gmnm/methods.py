@@ -150,6 +150,25 @@ class VarProMethod(LeastSquaresMethod):
         return [*super().stages(problem, model, steps), VarPro(steps=steps.varpro_steps)]
 
 
+class GrowMethod(LeastSquaresMethod):
+    name = "grow"
+    needs = "needs least squares and a GMNM"
+    description = ("least squares, then Gaussians added where the residual is largest, "
+                   "narrower each round, re-solved until a held-out check stops it")
+
+    def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
+        from .models.gmnm import GMNM
+
+        if not isinstance(model, GMNM):
+            return f"the model ({type(model).__name__}) is not a GMNM"
+        return super().unavailable(problem, model)
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .training.growth import Grow
+
+        return [Grow(), *_learn_unknowns(problem)]
+
+
 class GaussNewtonMethod(Method):
     name = "gauss-newton"
     description = ("Levenberg-Marquardt on the linear output layer (Newton's method on the "
@@ -236,6 +255,6 @@ class CustomMethod(Method):
 
 
 METHODS: Registry[Method] = Registry("method")
-for _method in (AutoMethod(), LeastSquaresMethod(), VarProMethod(), GaussNewtonMethod(),
+for _method in (AutoMethod(), LeastSquaresMethod(), VarProMethod(), GrowMethod(), GaussNewtonMethod(),
                 AdamLBFGSMethod(), CustomMethod()):
     METHODS.add(_method.name, _method, _method.description)

@@ -7,13 +7,14 @@ from typing import Any
 
 from ..errors import GMNMError, unknown
 from .gauss_newton import GaussNewton
+from .growth import Grow
 from .inverse import Coefficients
 from .layout import Layout
 from .linear import LeastSquares, VarPro
 from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
-                                                             Coefficients, GaussNewton, Layout)}
+                                                             Coefficients, GaussNewton, Layout, Grow)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:
