@@ -45,6 +45,7 @@ from .artifacts import new_run_dir, write_json
 from .comparison import MODEL_ORDER, Comparison, ComparisonResult, RunRecord  # noqa: F401 (re-exported)
 from .config import RunConfig
 from .interrupt import StopOnSignal
+from .methods import METHODS
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
@@ -115,11 +116,16 @@ def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
 
 def _fallback_method(cfg: RunConfig) -> RunConfig:
     """A model the method does not apply to (a least-squares method and a model
-    without a linear output layer, or a nonlinear problem) trains with adam-lbfgs
-    instead (the table says so); decided from what the model declares."""
+    without a linear output layer, or a nonlinear problem) trains with the method's
+    fallback (``grow`` → ``lstsq``), or else with adam-lbfgs (the table says so);
+    decided from what the model declares."""
     problem, model = build(cfg)
-    if chosen_method(cfg, problem, model).unavailable(problem, model) is not None:
-        return dataclasses.replace(cfg, method="adam-lbfgs")
+    method = chosen_method(cfg, problem, model)
+    while method.unavailable(problem, model) is not None:
+        if method.fallback is None:
+            return dataclasses.replace(cfg, method="adam-lbfgs")
+        method = METHODS.get(method.fallback)
+        cfg = dataclasses.replace(cfg, method=method.name)
     return cfg
 
 

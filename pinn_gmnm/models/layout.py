@@ -55,8 +55,8 @@ solves them (1156 Gaussians would make 8093 and send them to Adam)."""
 MAX_COMPONENTS_ANY = 2000
 
 MIN_GRID_AXIS = 5
-"""A grid of centres needs at least this many per axis; coarser, the centres are spread
-as a scrambled Sobol' set. A grid has only k distinct coordinates per axis, a Sobol' set
+"""A default count is a whole grid k^d only with k ≥ this; otherwise it is every unknown
+the budget allows, which :func:`spread_points` spreads as a scrambled Sobol' set. A grid has only k distinct coordinates per axis, a Sobol' set
 m: with the 1024 = 4⁵ default of ``poisson-5d`` the grid gave 4.8e-3, 1024 Sobol' centres
 3.1e-4 (1199 Sobol' 2.1e-4; 5⁴ = 625 in 4D: ``exp-sin-4d`` 0.18 on the grid, 0.27 Sobol')."""
 
@@ -90,12 +90,13 @@ def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: in
 def spread_points(m: int, lo: Sequence[float], hi: Sequence[float], seed: int, *,
                   grid: bool = True) -> Tensor:
     """m points spread evenly over the box [lo, hi]: a cell-centred grid when m is a
-    perfect d-th power k^d with k ≥ ``MIN_GRID_AXIS`` (and ``grid``), a scrambled Sobol'
-    set otherwise. Shape (m, d), float64."""
+    perfect d-th power (and ``grid``), a scrambled Sobol' set otherwise. Shape (m, d),
+    float64. (Default counts are whole grids only when fine enough, see
+    :func:`default_components`.)"""
     d = len(lo)
     lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
     k = round(m ** (1.0 / d))
-    if grid and k**d == m and (k >= MIN_GRID_AXIS or d == 1):
+    if grid and k**d == m:
         axis = (torch.arange(k, dtype=torch.float64) + 0.5) / k
         unit = torch.cartesian_prod(*([axis] * d)).reshape(m, d)
     else:
