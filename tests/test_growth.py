@@ -73,11 +73,27 @@ def test_a_grown_model_loads_into_a_model_of_its_config():
 
 def test_a_resumed_growth_ends_equal_to_an_uninterrupted_one():
     full = _grow(3)
-    assert full.metrics["steps"] == 3
-    stop = StopAfter(2)
+    assert full.metrics["steps"] == 4  # the first solve, then three rounds
+    stop = StopAfter(3)
     stopped = _grow(3, stop=stop, callbacks=[stop])
     assert stopped.status == "interrupted"
     resumed = _grow(3, resume=stopped.state)
     assert resumed.model.layer.components == full.model.layer.components
     for a, b in zip(full.model.parameters(), resumed.model.parameters()):
         assert torch.equal(a, b)
+
+
+def test_a_grown_run_directory_loads_at_its_grown_size(tmp_path):
+    from pinn_gmnm import load_solution
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import run
+
+    config = RunConfig(problem="front", interior=400, model_options={"components": 36},
+                       method="grow")
+    result = run(config, out=tmp_path, name="front")
+    grown = result.solution.model.layer.components
+    assert grown > 36 and any(e["event"] == "grew" for e in result.solution.events)
+    loaded = load_solution(result.directory)
+    assert loaded.model.layer.components == grown
+    x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    assert torch.equal(loaded(x), result.solution(x))

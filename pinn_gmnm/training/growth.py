@@ -140,6 +140,9 @@ class Grow(Stage):
             best = held_out.value(task) if held_out is not None else math.nan
             state = {"round": 0, "idle": 0, "best": best, "kept": None,
                      "target": self.tol**2 * self.zero_loss(task, held_out)}
+            total, _ = task.evaluate_loss()  # the least-squares solution: step 1
+            task.record(self.kind, float(total), force_eval=True)
+            task.safe_point(state, loss=float(total))
         task.evaluate_loss()  # counts the rows (after a resume too)
         equations = sum(task.loss.counts)  # rows of the linear system, every rank's
         limit = math.floor(equations / self.oversampling) // task.loss.problem.n_outputs - 1
