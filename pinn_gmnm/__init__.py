@@ -31,7 +31,7 @@ _SUBMODULES: dict[str, tuple[str, ...]] = {
     ".references": ("Reference", "load_reference"),
     ".sampling": ("Grid", "Halton", "LatinHypercube", "Sampler", "Sobol", "Uniform"),
     ".training": ("LBFGS", "Adam", "Coefficients", "Collocation", "Divergence", "GaussNewton",
-                  "LeastSquares", "Solution", "Stage", "VarPro", "solve"),
+                  "Grow", "LeastSquares", "Solution", "Stage", "VarPro", "solve"),
     ".unknowns": ("Unknown",),
 }
 _WHERE = {name: module for module, names in _SUBMODULES.items() for name in names}

@@ -46,13 +46,13 @@ from .comparison import (MODEL_ORDER, NOT_APPLICABLE, Comparison, ComparisonResu
                          RunRecord)
 from .config import RunConfig
 from .interrupt import StopOnSignal
-from .methods import Method
+from .methods import METHODS, Method
 from .models import MODELS
 from .models.contract import capabilities
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
-from .run import RunResult, build, chosen_method, prepare, run, write_artifacts
+from .run import RunResult, build, chosen_method, equations, prepare, run, write_artifacts
 from .sweep import RECORD, claim_plan, run_dir, select, write_record
 from .training.stages import Stage
 from .training.task import Callback
@@ -86,7 +86,9 @@ def target_size(comparison: Comparison, problem: Problem) -> int:
     """The parameter count every model is matched to."""
     if comparison.params is not None:
         return comparison.params
-    return parameter_count("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox)
+    return parameter_count("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox,
+                           equations=equations(comparison.base, problem),
+                           conditions=bool(problem.conditions))
 
 
 def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
@@ -119,13 +121,18 @@ def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
 
 def _fallback_method(cfg: RunConfig) -> RunConfig:
     """A model the method does not apply to (a least-squares method and a model
-    without a linear output layer, or a nonlinear problem) trains with adam-lbfgs
-    instead (the table says so); decided from what the model declares."""
+    without a linear output layer, or a nonlinear problem) trains with the method's
+    fallback (``grow`` → ``lstsq``), or else with adam-lbfgs (the table says so);
+    decided from what the model declares."""
     problem, model = build(cfg)
     if capabilities(model).fixed_method is not None:  # when it does not apply, _one_run says so
         return cfg
-    if chosen_method(cfg, problem, model).unavailable(problem, model) is not None:
-        return dataclasses.replace(cfg, method="adam-lbfgs")
+    method = chosen_method(cfg, problem, model)
+    while method.unavailable(problem, model) is not None:
+        if method.fallback is None:
+            return dataclasses.replace(cfg, method="adam-lbfgs")
+        method = METHODS.get(method.fallback)
+        cfg = dataclasses.replace(cfg, method=method.name)
     return cfg
 
 
@@ -318,7 +325,8 @@ def _record_without_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage
         if error:
             write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
     params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
-                             bounds=problem.geometry.bbox, **cfg.model_options)
+                             bounds=problem.geometry.bbox, equations=equations(cfg, problem),
+                             conditions=bool(problem.conditions), **cfg.model_options)
     record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
                        params, metrics, [], where)
     if where is not None:

@@ -78,6 +78,10 @@ class Method(ABC):
     needs: ClassVar[str] = "does not apply"
     """What the method needs, for the message when it does not apply."""
 
+    fallback: ClassVar[str | None] = None
+    """The method a comparison gives a model this one does not apply to (``grow`` →
+    ``lstsq`` for models that are not a GMNM); None: the classic ``adam-lbfgs``."""
+
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         """Why this method cannot train ``model`` on ``problem``, or None when it can."""
         return None
@@ -150,6 +154,26 @@ class VarProMethod(LeastSquaresMethod):
         return [*super().stages(problem, model, steps), VarPro(steps=steps.varpro_steps)]
 
 
+class GrowMethod(LeastSquaresMethod):
+    name = "grow"
+    needs = "needs least squares and a GMNM"
+    fallback = "lstsq"
+    description = ("least squares, then Gaussians added where the residual is largest, "
+                   "narrower each round, re-solved until a held-out check stops it")
+
+    def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
+        from .models.gmnm import GMNM
+
+        if not isinstance(model, GMNM):
+            return f"the model ({type(model).__name__}) is not a GMNM"
+        return super().unavailable(problem, model)
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .training.growth import Grow
+
+        return [Grow(), *_learn_unknowns(problem)]
+
+
 class GaussNewtonMethod(Method):
     name = "gauss-newton"
     description = ("Levenberg-Marquardt on the linear output layer (Newton's method on the "
@@ -195,13 +219,16 @@ class AdamLBFGSMethod(Method):
 
 class AutoMethod(Method):
     name = "auto"
-    description = ("lstsq for linear problems with a linear-head model, else gauss-newton for "
-                   "models of up to 8000 parameters, else adam-lbfgs")
+    description = ("grow (GMNM) or lstsq for linear problems with a linear-head model, else "
+                   "gauss-newton for models of up to 8000 parameters, else adam-lbfgs")
     settings = ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "lr")
 
     def resolve(self, problem: Problem, model: nn.Module) -> Method:
-        """The strongest method that applies: ``lstsq`` when least squares applies and
-        the model takes it by default (variable projection after it gained nothing
+        """The strongest method that applies: ``grow`` for a GMNM when least squares
+        applies (least squares, then Gaussians added where the residual is, until a
+        held-out check or a tolerance stops it: a problem solved to rounding by the first
+        solve never grows), ``lstsq`` for other models with a linear head that take it
+        by default (variable projection after it gained nothing
         measurable with the equilibrated solve and the margin layout, at 5–20 times the
         time: poisson, poisson-holes, heat-2d and helmholtz all equal to three digits);
         else ``gauss-newton`` for models of up to
@@ -218,7 +245,8 @@ class AutoMethod(Method):
         if not caps.least_squares_by_default:
             return METHODS.get("adam-lbfgs")
         if least_squares_unavailable(problem, model) is None:
-            return METHODS.get("lstsq")
+            grow = METHODS.get("grow")
+            return grow if grow.unavailable(problem, model) is None else METHODS.get("lstsq")
         if count_parameters(model) <= GaussNewton.max_parameters:
             return METHODS.get("gauss-newton")
         return METHODS.get("adam-lbfgs")
@@ -266,6 +294,6 @@ class CustomMethod(Method):
 
 
 METHODS: Registry[Method] = Registry("method")
-for _method in (AutoMethod(), LeastSquaresMethod(), VarProMethod(), GaussNewtonMethod(),
+for _method in (AutoMethod(), LeastSquaresMethod(), VarProMethod(), GrowMethod(), GaussNewtonMethod(),
                 AdamLBFGSMethod(), FEMMethod(), CustomMethod()):
     METHODS.add(_method.name, _method, _method.description)

@@ -127,16 +127,25 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         problem = dataclasses.replace(problem, exact=None, reference=ref)
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
-                        bounds=problem.geometry.bbox, **config.model_options)
+                        bounds=problem.geometry.bbox, equations=equations(config, problem),
+                        conditions=bool(problem.conditions), **config.model_options)
     slabs = slab_count(config.slabs, problem, hard=config.hard)
     if slabs > 1:
         torch.manual_seed(config.seed)
-        model = TimeSlabs(lambda bounds: build_model(config.model, problem.dim, problem.n_outputs,
-                                                     bounds=bounds, **config.model_options),
-                          problem.geometry.bbox, slabs)
+        model = TimeSlabs(lambda bounds: build_model(
+            config.model, problem.dim, problem.n_outputs, bounds=bounds,
+            equations=equations(config, problem), conditions=bool(problem.conditions),
+            **config.model_options), problem.geometry.bbox, slabs)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model
+
+
+def equations(config: RunConfig, problem: Problem) -> int:
+    """The collocation equations a run of ``config`` trains on, counted low: the interior
+    points, plus the boundary points when the problem has conditions (each condition
+    draws at least its share of them). A default GMNM is sized to these."""
+    return config.interior + (config.boundary if problem.conditions else 0)
 
 
 def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequence[Callback] = (),

@@ -91,7 +91,8 @@ def test_mean_and_std_over_seeds_and_divergence_is_reported(runs: Path, monkeypa
 def test_plan_matches_sizes_and_methods():
     base = RunConfig(problem="poisson", interior=64, boundary=16)
     problem, target, configs = plan(Comparison(base, seeds=2))
-    assert target == 1024 * 7 + 1 and len(configs) == 8  # the default 2D GMNM: 32² Gaussians
+    # the default 2D GMNM sized to the 80 equations: 6² Gaussians, 2 equations per unknown
+    assert target == 36 * 7 + 1 and len(configs) == 8
     methods = {c.model: c.method for c in configs}
     assert methods == {"gmnm": "auto", "pinn": "auto", "mlp": "lstsq", "kan": "auto"}
     assert prepare(next(c for c in configs if c.model == "kan"))[2] == "adam-lbfgs"

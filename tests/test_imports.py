@@ -36,7 +36,7 @@ def test_the_public_names_are_the_same_as_before_they_became_lazy():
     assert pinn_gmnm.__all__ == [
         "Adam", "Ball", "Box", "Coefficients", "Collocation", "Condition", "Data", "Difference",
         "Dirichlet", "Disk", "Divergence", "Evaluator", "Field", "GMNM", "GMNMError", "GMNMLayer",
-        "GaussNewton", "Geometry", "Grid", "Halton", "HardConstraint", "Initial", "Intersection",
+        "GaussNewton", "Geometry", "Grid", "Grow", "Halton", "HardConstraint", "Initial", "Intersection",
         "Interval", "KAN", "LBFGS", "LatinHypercube", "LeastSquares", "LoadedSolution", "MLP",
         "Neumann", "PINN",
         "PROBLEMS", "Periodic", "Polygon", "Problem", "Rectangle", "Reference", "Robin",

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, GaussNewton, GMNMError,
+from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, GaussNewton, GMNMError, Grow,
                        Interval, LeastSquares, Problem, VarPro, get_problem, solve)
 from pinn_gmnm.training import default_stages, stage_from_dict
 
@@ -21,7 +21,7 @@ def test_gmnm_least_squares_solves_poisson_accurately():
 
 def test_default_stages_follow_linearity():
     p = get_problem("poisson")
-    assert [type(s) for s in default_stages(p, GMNM(2))] == [LeastSquares]
+    assert [type(s) for s in default_stages(p, GMNM(2))] == [Grow]  # least squares, grown
     nonlinear = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
     stages = default_stages(nonlinear, GMNM(1))
     assert [(type(s), s.head_only) for s in stages] == [(GaussNewton, True), (GaussNewton, False)]
@@ -29,7 +29,7 @@ def test_default_stages_follow_linearity():
     assert [type(s) for s in default_stages(nonlinear, big)] == [Adam, LBFGS]
     # not declared: detected from the residual
     undeclared = Problem(Interval(0, 1), lambda u, x: u.d("xx") + 1.0, [Dirichlet(0.0)])
-    assert [type(s) for s in default_stages(undeclared, GMNM(1))] == [LeastSquares]
+    assert [type(s) for s in default_stages(undeclared, GMNM(1))] == [Grow]
     undeclared_nl = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
     assert type(default_stages(undeclared_nl, GMNM(1))[0]) is GaussNewton
 

@@ -75,6 +75,10 @@ class ModelSpec:
     search: tuple[SearchParam, ...] = ()
     """What ``gmnm-pde tune`` searches for this model (one source: tests check that each
     name is one of its options or a run setting)."""
+    fits_collocation: bool = False
+    """Whether the constructor takes ``equations`` (the number of collocation equations
+    the model will be trained on) and ``conditions`` (whether the problem has boundary
+    or initial conditions) to lay itself out (GMNM: its default size and margin)."""
 
     def load(self) -> type:
         if not isinstance(self.target, str):
@@ -103,7 +107,7 @@ MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
     _LR, SearchParam("components", 16, 1024, log=True, type=int),
     SearchParam("width_factor", 0.5, 8.0, log=True),
     SearchParam("parametrisation", choices=("plain", "scaled")),
-)), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
+), fits_collocation=True), "Gaussian mixture module: Σ π_i exp(−½‖W_i(x−μ_i)‖²) + b")
 MODELS.add("gmnm-net", ModelSpec(".gmnm_net:GMNMNet", (
     ModelOption("width", 16, int, "hidden units per layer"),
     ModelOption("depth", 2, int, "hidden layers"),
@@ -152,8 +156,12 @@ def model_options(name: str) -> dict[str, Any]:
 
 
 def build_model(name: str, in_features: int, out_features: int, *, bounds: Bounds,
+                equations: int | None = None, conditions: bool | None = None,
                 **options: Any) -> nn.Module:
-    """Build model ``name`` for inputs in the box ``bounds``; unknown options are errors."""
+    """Build model ``name`` for inputs in the box ``bounds``; unknown options are errors.
+    ``equations`` (the number of collocation equations the model will be trained on) and
+    ``conditions`` (whether the problem has boundary or initial conditions) go to models
+    that lay themselves out by them (``ModelSpec.fits_collocation``) when given."""
     spec = MODELS.get(name)
     for key in options:
         if key not in spec.defaults:
@@ -162,6 +170,9 @@ def build_model(name: str, in_features: int, out_features: int, *, bounds: Bound
                 f"{', '.join(spec.defaults)}"
             )
     given = {k: v for k, v in options.items() if v is not None}
+    if spec.fits_collocation:
+        given.update({k: v for k, v in (("equations", equations), ("conditions", conditions))
+                      if v is not None})
     return spec.load()(in_features, out_features, bounds=bounds, **{**spec.defaults, **given})
 
 

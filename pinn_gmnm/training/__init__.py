@@ -3,6 +3,7 @@
 from .adaptive import GradNormBalance, Refine, Resample
 from .batch import Batch, Collocation, sample_batch
 from .gauss_newton import GaussNewton
+from .growth import Grow
 from .inverse import Coefficients
 from .linear import LeastSquares, VarPro
 from .loss import Loss
@@ -14,6 +15,6 @@ from .task import Callback, Clock, Task
 
 __all__ = [
     "LBFGS", "STAGES", "Adam", "Batch", "Callback", "Clock", "Coefficients", "Collocation",
-    "Divergence", "GaussNewton", "GradNormBalance", "LeastSquares", "Loss", "Refine", "Resample", "Solution",
+    "Divergence", "GaussNewton", "GradNormBalance", "Grow", "LeastSquares", "Loss", "Refine", "Resample", "Solution",
     "Stage", "Task", "VarPro", "default_stages", "sample_batch", "solve", "stage_from_dict",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import GMNMError, unknown
 from ..fem.stage import FEMSolve
 from .gauss_newton import GaussNewton
+from .growth import Grow
 from .inverse import Coefficients
 from .layout import Layout
 from .linear import LeastSquares, VarPro
@@ -15,7 +16,7 @@ from .march import March
 from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
-                                                             Coefficients, GaussNewton, Layout,
+                                                             Coefficients, GaussNewton, Layout, Grow,
                                                              FEMSolve, March)}
 
 

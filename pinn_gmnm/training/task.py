@@ -236,6 +236,7 @@ class Task:
         stage state is handed to the stage on its next start."""
         with torch.no_grad():
             self.model.load_state_dict(snapshot.model)
+        self.sync_params()  # a grown or pruned model may come back at another size
         self._restore_extra(snapshot.extra)
         self.step, self._last_eval = snapshot.step, snapshot.last_eval
         del self.history[snapshot.history_len:]
@@ -243,6 +244,13 @@ class Task:
         self.stage_index = snapshot.stage
         self._pending = copy_state(snapshot.stage_state)
         self.snapshot = self.good = snapshot
+
+    def sync_params(self) -> None:
+        """Rebuild :attr:`params` (in place) after the model's parameters were replaced,
+        as when a GMNM grows or is pruned: the model's trainable parameters, then the
+        unknown coefficients' (the order :func:`~.solve.solve` uses)."""
+        self.params[:] = [*(p for p in self.model.parameters() if p.requires_grad),
+                          *(p for k in self.loss.problem.unknowns for p in k.parameters())]
 
     @property
     def current_stage(self) -> Any:

@@ -1,0 +1,243 @@
+"""Adaptive growth: narrower Gaussians where the residual is largest (greedy adaptive RBF).
+
+One fixed width cannot serve a solution with a front of width 1e-2 and smooth parts: broad
+Gaussians smear the front, narrow ones everywhere cost more unknowns than there are
+equations. :class:`Grow` starts from the model's least-squares solution and repeats
+
+1. find the training points where the weighted residual |r_i| is largest (for a fit: the
+   training error u(x_i) − f(x_i)); keep the largest peaks no closer than the new width
+   to each other;
+2. add a Gaussian at each, isotropic, half as wide as the narrowest Gaussian already
+   covering that point (within one standard deviation): each round refines by a factor
+   of two where it is needed, a multiscale mixture;
+3. re-solve the output layer by least squares, and remove Gaussians whose share of the
+   fit |θ_i| ‖J_i‖ is negligible (below ``prune`` × the fitted function's size ‖J θ‖);
+4. check the loss on held-out collocation points (another seed, as
+   :class:`~.heldout.HeldOut` draws them): after ``patience`` rounds without a new best,
+   go back to the best mixture and stop;
+
+until the held-out residual is below ``tol`` relative to the zero function's (an
+error indicator under its tolerance: smooth problems solved to rounding never grow),
+the unknowns reach the equations (``oversampling``: never more unknowns than
+equations / ``oversampling``), ``rounds`` rounds, or the budget. The loss terms are
+equilibrated once, at the start, and kept: every round solves the same objective.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from ..errors import GMNMError, require_positive
+from ..models.gmnm import GMNM
+from .heldout import HeldOut
+from .linear import (check_affine, check_linear, equilibrate_linear, fit_head, linear_head,
+                     linear_system, solve_lstsq)
+from .stages import Stage, _check_steps, step_limit
+from .task import Task
+
+
+def residual_points(task: Task) -> tuple[Tensor, Tensor]:
+    """Every training point with the magnitude of its weighted residual (the residual
+    scaled as in the loss, √(w_t / n_t) |r_t,i|): points (N, d), magnitudes (N,), every
+    rank's (so that all ranks grow the same Gaussians)."""
+    loss = task.loss
+    with torch.no_grad():
+        rs = loss.residuals(task.model)
+    n_pde = len(rs) - len(loss.problem.conditions)
+    xs = [loss.batch.interior] * n_pde + list(loss.batch.conditions)
+    mags = [r.abs() * math.sqrt(w / c) for r, w, c in zip(rs, loss.weights, loss.counts)]
+    gather = loss.parallel.gather_rows
+    return gather(torch.cat(xs)), gather(torch.cat(mags)[:, None])[:, 0]
+
+
+def peaks(x: Tensor, score: Tensor, count: int, radius: Tensor) -> Tensor:
+    """Indices of up to ``count`` points of largest ``score``, greedily, each farther than
+    its own ``radius`` (max-norm) from every point picked before it."""
+    order = torch.argsort(score, descending=True)
+    picked: list[int] = []
+    for i in order.tolist():
+        if len(picked) >= count:
+            break
+        if picked:
+            dist = (x[picked] - x[i]).abs().amax(dim=1)
+            if bool((dist <= radius[i]).any()):
+                continue
+        picked.append(i)
+    return torch.tensor(picked, dtype=torch.long)
+
+
+def child_widths(model: GMNM, x: Tensor) -> Tensor:
+    """For points ``x`` (normalised), half the width σ of the narrowest Gaussian whose
+    one-σ ellipsoid holds the point (of the narrowest overall where none does), and at
+    most the spacing of the initial layout (its widths are ``width_factor`` × that
+    spacing, broad for conditioning: refinement starts at the spacing itself)."""
+    layer = model.layer
+    with torch.no_grad():
+        q = layer.mahalanobis(x.to(layer.means))  # (n, m)
+        sigma = (layer.in_features / layer.precision().diagonal(dim1=1, dim2=2).sum(1)).sqrt()
+        covering = torch.where(q <= 1.0, sigma[None, :], torch.full_like(q, math.inf))
+        narrowest = covering.amin(dim=1)
+        narrowest = torch.where(torch.isfinite(narrowest), narrowest, sigma.min())
+    return torch.minimum(0.5 * narrowest, sigma.max() / model.width_factor)
+
+
+@dataclass(frozen=True)
+class Grow(Stage):
+    """Grow a GMNM where the residual is largest, re-solving by least squares (see the
+    module docstring). ``steps``: rounds (None: until the budget, the equations or the
+    held-out check stop it); ``fraction``: Gaussians added per round, as a fraction of the
+    current count; ``oversampling``: equations per unknown kept at least; ``prune``:
+    relative share below which a Gaussian is removed; ``patience``: rounds the held-out
+    loss may fail to improve before the stage stops and goes back to the best mixture;
+    ``tol``: no growth once the held-out residual is below ``tol`` × that of the zero
+    function (a solution already at that level, as on smooth problems, costs one
+    evaluation). Linear problems and GMNM models only.
+    Every round is recorded (``grow``) with a ``grew`` event: Gaussians added, removed,
+    their width, and the held-out loss."""
+
+    steps: int | None = None
+    fraction: float = 0.1
+    oversampling: float = 1.0
+    prune: float = 1e-10
+    patience: int = 2
+    tol: float = 1e-6
+    rcond: float | None = None
+    equilibrate: bool = True
+    kind: ClassVar[str] = "grow"
+
+    def __post_init__(self) -> None:
+        _check_steps("grow steps", self.steps, open_ended=True)
+        require_positive("grow fraction", self.fraction)
+        require_positive("grow oversampling", self.oversampling)
+        require_positive("grow tol", self.tol)
+        if not isinstance(self.patience, int) or self.patience < 0:
+            raise GMNMError(f"grow patience must be a whole number >= 0, got {self.patience!r}")
+        if not 0 <= self.prune < 1:
+            raise GMNMError(f"grow prune must be in [0, 1), got {self.prune!r}")
+
+    def run(self, task: Task) -> None:
+        if self.steps == 0:
+            return
+        model = task.model
+        if not isinstance(model, GMNM):
+            raise GMNMError(f"stage 'grow' grows a GMNM, not a {type(model).__name__}; "
+                            "use lstsq or varpro for this model")
+        check_linear(task.loss.problem)
+        held_out = HeldOut(task, task.params) if task.collocation is not None else None
+        state = task.resumed()
+        if state is None:
+            head = linear_head(model)
+            check_affine(task.loss, model, head)
+            if self.equilibrate:
+                equilibrate_linear(task, head, self.kind)
+            fit_head(task.loss, model, head, self.rcond)
+            best = held_out.value(task) if held_out is not None else math.nan
+            state = {"round": 0, "idle": 0, "best": best, "kept": None,
+                     "target": self.tol**2 * self.zero_loss(task, held_out)}
+            total, _ = task.evaluate_loss()  # the least-squares solution: step 1
+            task.record(self.kind, float(total), force_eval=True)
+            task.safe_point(state, loss=float(total))
+        task.evaluate_loss()  # counts the rows (after a resume too)
+        equations = sum(task.loss.counts)  # rows of the linear system, every rank's
+        limit = math.floor(equations / self.oversampling) // task.loss.problem.n_outputs - 1
+        while state["round"] < step_limit(self.steps) and not task.out_of_time():
+            if state["best"] <= state["target"]:
+                task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
+                                    "reason": "held-out residual below tol",
+                                    "held_out": state["best"]})
+                break
+            room = limit - model.layer.components
+            count = min(room, max(1, math.ceil(self.fraction * model.layer.components)))
+            if count <= 0:
+                task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
+                                    "reason": "unknowns reached the equations"})
+                break
+            if state["idle"] == 0:  # the best mixture so far: where a stop goes back to
+                state["kept"] = copy.deepcopy(model.state_dict())
+            event = self.grow_once(task, count)
+            now = held_out.value(task) if held_out is not None else math.nan
+            event["held_out"] = now
+            if held_out is not None and not now < state["best"]:  # NaN counts as a rise
+                state["idle"] += 1
+                if state["idle"] > self.patience:
+                    model.load_state_dict(state["kept"])
+                    task.sync_params()
+                    task.events.append({"event": "grow stop", "stage": self.kind,
+                                        "step": task.step, "reason": "held-out loss rose",
+                                        "held_out": now, "held_out_best": state["best"]})
+                    break
+            else:
+                state["best"], state["idle"] = now, 0
+            state["round"] += 1
+            task.events.append(event)
+            total, _ = task.evaluate_loss()
+            task.record(self.kind, float(total), force_eval=True)
+            task.safe_point({**state, "kept": state["kept"] if state["idle"] else None},
+                            loss=float(total))
+
+    @staticmethod
+    def zero_loss(task: Task, held_out: HeldOut | None) -> float:
+        """The held-out loss of the zero head (the data and conditions alone): what
+        ``tol`` is relative to (0 without held-out points: no target)."""
+        if held_out is None:
+            return 0.0
+        head = linear_head(task.model)
+        saved = head.get()
+        head.set(torch.zeros_like(saved))
+        try:
+            return held_out.value(task)
+        finally:
+            head.set(saved)
+
+    def grow_once(self, task: Task, count: int) -> dict[str, float | int | str]:
+        """One round: ``count`` Gaussians at the residual's peaks, re-solve, prune."""
+        model = task.model
+        assert isinstance(model, GMNM)
+        layer = model.layer
+        x, score = residual_points(task)
+        x = model.normalize(x)
+        widths = child_widths(model, x)
+        chosen = peaks(x, score, count, widths)
+        sigma = widths[chosen]
+        d, k = layer.in_features, layer.projections
+        if k == d:
+            proj = torch.eye(d, dtype=sigma.dtype).expand(len(chosen), d, d) / sigma[:, None, None]
+        else:
+            proj = torch.randn(len(chosen), k, d, dtype=sigma.dtype) / (
+                sigma[:, None, None] * math.sqrt(k))
+        layer.add_components(x[chosen], proj)
+        task.sync_params()
+        with torch.no_grad():
+            J, r0 = linear_system(task.loss, model, linear_head(model))
+            solution = solve_lstsq(J, -r0, self.rcond)
+            removed = self.prune_negligible(task, J, solution.theta)
+        return {"event": "grew", "stage": self.kind, "step": task.step, "added": len(chosen),
+                "removed": removed, "components": layer.components,
+                "width_min": float(sigma.min()), "width_max": float(sigma.max()),
+                "cond": solution.cond, "rank": solution.rank}
+
+    def prune_negligible(self, task: Task, J: Tensor, theta: Tensor) -> int:
+        """Set the head to ``theta`` without the Gaussians whose share |θ_i| ‖J_i‖ of the
+        fit is below ``prune`` × the size ‖J θ‖ of the fitted function (not × the largest
+        share: broad Gaussians cancel with shares far above the function), and remove
+        them (their columns changed the fit by less than that: no re-solve); returns how
+        many went."""
+        model = task.model
+        assert isinstance(model, GMNM)
+        m, n_out = model.layer.components, task.loss.problem.n_outputs
+        theta = theta.reshape(n_out, m + 1).T  # (m + 1, outputs): the head's layout
+        share = (theta.T.abs() * J.norm(dim=0).reshape(n_out, m + 1)).T[:m].amax(dim=1)
+        keep = share >= self.prune * float((J @ theta.T.reshape(-1)).norm())
+        if bool(keep.all()) or not bool(keep.any()):
+            linear_head(model).set(theta)
+            return 0
+        model.layer.keep_components(keep)
+        task.sync_params()
+        linear_head(model).set(torch.cat([theta[:m][keep], theta[m:]]))
+        return int((~keep).sum())

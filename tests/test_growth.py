@@ -1,0 +1,99 @@
+"""Adaptive growth of a GMNM: Gaussians go where the residual is, and a grown model
+saves, loads and resumes at its new size."""
+
+from __future__ import annotations
+
+import torch
+
+from pinn_gmnm import GMNM, Collocation, solve
+from pinn_gmnm.fitting import fit_problem
+from pinn_gmnm.interrupt import StopAfter
+from pinn_gmnm.training.growth import Grow, peaks
+
+PEAK = torch.tensor([0.4, -0.3], dtype=torch.float64)
+
+
+def bump(x):
+    """A smooth plane plus a narrow bump (width 0.05) at PEAK: the residual's one peak."""
+    r2 = (x - PEAK.to(x)).square().sum(dim=1)
+    return x[:, 0] + 2.0 * torch.exp(-r2 / (2 * 0.05**2))
+
+
+def _grow(steps, **kw):
+    p = fit_problem(bump, 2)
+    torch.manual_seed(0)
+    model = GMNM(2, components=64, conditions=False, bounds=p.geometry.bbox)
+    return solve(p, model, stages=[Grow(steps=steps, fraction=0.1)],
+                 collocation=Collocation(1500, 4), **kw)
+
+
+def test_peaks_are_the_largest_scores_kept_apart():
+    x = torch.tensor([[0.0, 0.0], [0.01, 0.0], [0.5, 0.5], [0.9, 0.9]], dtype=torch.float64)
+    score = torch.tensor([4.0, 3.0, 2.0, 1.0])
+    radius = torch.full((4,), 0.1, dtype=torch.float64)
+    assert peaks(x, score, 2, radius).tolist() == [0, 2]  # point 1 is too close to point 0
+    assert peaks(x, score, 10, radius).tolist() == [0, 2, 3]
+
+
+def test_growth_adds_narrower_gaussians_where_the_planted_peak_is():
+    s = _grow(1)
+    grew = [e for e in s.events if e["event"] == "grew"]
+    assert len(grew) == 1 and grew[0]["added"] >= 1
+    layer = s.model.layer
+    assert layer.components == 64 + grew[0]["added"] - grew[0]["removed"]
+    A, mu = s.model.physical()
+    first_new = mu[64] if grew[0]["removed"] == 0 else None
+    if first_new is not None:  # the largest residual is at the bump
+        assert float((first_new.detach() - PEAK).abs().max()) < 0.1
+    # the Gaussians nearest the bump are now narrower than the initial ones
+    near = (mu - PEAK).abs().amax(dim=1) < 0.15
+    widths = (2 / A.diagonal(dim1=1, dim2=2).sum(1)).sqrt()
+    assert bool(near.any()) and float(widths[near].min()) < 0.6 * float(widths[:64].min())
+
+
+def test_growth_lowers_the_error_on_a_planted_peak():
+    from pinn_gmnm import LeastSquares
+
+    p = fit_problem(bump, 2)
+    torch.manual_seed(0)
+    base = solve(p, GMNM(2, components=64, conditions=False, bounds=p.geometry.bbox),
+                 stages=[LeastSquares()], collocation=Collocation(1500, 4))
+    grown = _grow(4)  # 0.13 → 9.8e-3 in four rounds, widths halved each round
+    assert grown.metrics["rel_l2"] < 0.1 * base.metrics["rel_l2"]
+
+
+def test_a_grown_model_loads_into_a_model_of_its_config():
+    s = _grow(2)
+    fresh = GMNM(2, components=64, conditions=False, bounds=s.problem.geometry.bbox).double()
+    fresh.load_state_dict(s.model.state_dict())
+    assert fresh.layer.components == s.model.layer.components > 64
+    x = torch.rand(50, 2, dtype=torch.float64) * 2 - 1
+    assert torch.equal(fresh(x), s.model(x))
+
+
+def test_a_resumed_growth_ends_equal_to_an_uninterrupted_one():
+    full = _grow(3)
+    assert full.metrics["steps"] == 4  # the first solve, then three rounds
+    stop = StopAfter(3)
+    stopped = _grow(3, stop=stop, callbacks=[stop])
+    assert stopped.status == "interrupted"
+    resumed = _grow(3, resume=stopped.state)
+    assert resumed.model.layer.components == full.model.layer.components
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_a_grown_run_directory_loads_at_its_grown_size(tmp_path):
+    from pinn_gmnm import load_solution
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import run
+
+    config = RunConfig(problem="front", interior=400, model_options={"components": 36},
+                       method="grow")
+    result = run(config, out=tmp_path, name="front")
+    grown = result.solution.model.layer.components
+    assert grown > 36 and any(e["event"] == "grew" for e in result.solution.events)
+    loaded = load_solution(result.directory)
+    assert loaded.model.layer.components == grown
+    x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    assert torch.equal(loaded(x), result.solution(x))
