@@ -39,6 +39,12 @@ def test_two_trials_end_to_end_then_resume(tmp_path: Path):
     r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "3", "--out", str(out), *FAST)
     assert r.exit_code == 0, r.output
     assert trials_in(out) == 3 and "trial   2" in r.output and "trial   0" not in r.output
+    with sqlite3.connect(out / "tune.sqlite") as db:  # resuming proposes new settings
+        lrs = db.execute("select p.param_value from trial_params p join trials t using (trial_id) "
+                         "where p.param_name = 'lr' order by t.number").fetchall()
+    assert len({v for (v,) in lrs}) == 3
+    best = json.loads((out / "tuned-poisson-1d-mlp.json").read_text())
+    assert best["seconds"]["0"] > 0  # the best trial's own run is seed 0's, with its time
     # other settings do not silently join the study
     r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "4", "--out", str(out),
                *FAST[:3], "9", *FAST[4:])
