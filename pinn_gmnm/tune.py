@@ -87,8 +87,14 @@ def score(config: RunConfig) -> tuple[float, float]:
         result = run(config, out=None)
     except GMNMError:
         return math.inf, math.nan
+    if result.signal is not None:  # Ctrl-C or SIGTERM: not a result, the search stops
+        raise Interrupted(result.signal)
     value = float(result.solution.metrics.get("rel_l2", math.nan))
     return (value if math.isfinite(value) else math.inf), float(result.wall_time)
+
+
+class Interrupted(Exception):
+    """A run stopped by a signal: its error is no trial's value."""
 
 
 @dataclass(frozen=True)
@@ -139,26 +145,38 @@ def tune(base: RunConfig, *, trials: int, out: Path, search: Sequence[str] | Non
         trial.set_user_attr("seconds", seconds)
         return value
 
-    done = [t for t in study.trials if t.state.is_finished()]
-    if trials > len(done):
+    def complete() -> int:
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    def stopped(signal: Interrupted) -> GMNMError:
+        return GMNMError(f"interrupted by {signal} after {complete()} complete trials of the "
+                         f"study {name}; the same command resumes it")
+
+    if trials > complete():
         callbacks = [] if on_trial is None else [
             lambda s, t: on_trial(t.number, t.value if t.value is not None else math.inf)]
-        study.optimize(objective, n_trials=trials - len(done), callbacks=callbacks)
+        try:  # an interrupted trial is marked failed and run again on resuming
+            study.optimize(objective, n_trials=trials - complete(), callbacks=callbacks)
+        except Interrupted as signal:
+            raise stopped(signal) from None
     best = study.best_trial
     runs = {base.seed: (float(best.value), float(best.user_attrs.get("seconds", math.nan)))}
-    runs |= {base.seed + i: score(configure(dataclasses.replace(base, seed=base.seed + i),
-                                            best.params))
-             for i in range(1, seeds)}
+    try:
+        runs |= {base.seed + i: score(configure(dataclasses.replace(base, seed=base.seed + i),
+                                                best.params))
+                 for i in range(1, seeds)}
+    except Interrupted as signal:
+        raise stopped(signal) from None
     reruns = {s: runs[s][0] for s in range(base.seed, base.seed + seeds)}
     seconds = {s: runs[s][1] for s in reruns}
     path = out / f"tuned-{_slug(base.problem)}-{base.model}.json"
     write_json(path, {"problem": base.problem, "model": base.model, "params": best.params,
                       "trial": best.number, "trial_rel_l2": best.value,
-                      "trials": len(study.trials), "seeds": {str(k): v for k, v in reruns.items()},
+                      "trials": complete(), "seeds": {str(k): v for k, v in reruns.items()},
                       "seconds": {str(k): v for k, v in seconds.items()},
                       "settings": settings})
-    return TuneResult(base.model, dict(best.params), float(best.value), len(study.trials),
-                      reruns, path, seconds)
+    return TuneResult(base.model, dict(best.params), float(best.value), complete(), reruns,
+                      path, seconds)
 
 
 def _slug(problem: str) -> str:
