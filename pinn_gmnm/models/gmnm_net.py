@@ -29,7 +29,7 @@ from .base import Bounds, Normalize, default_bounds, glorot_
 from .contract import Surrogate
 from .gmnm import GMNMLayer
 from .head import LinearHead
-from .mlp import PairJetEngine
+from .mlp import LayeredJetEngine
 
 
 class GMNMNet(Surrogate):
@@ -85,7 +85,7 @@ class GMNMNet(Surrogate):
                           self.head.weight, self.head.bias, transposed=True)
 
 
-class NetJetEngine(PairJetEngine):
+class NetJetEngine(LayeredJetEngine):
     r"""Values, gradients and second derivatives of a :class:`GMNMNet` pushed forward
     through its layers in closed form. A linear map z = L h carries derivatives
     linearly; a GMNM layer G(z) = Σ_i π_i g_i(z) + b with g_i = exp(−½‖r_i‖²),
@@ -102,19 +102,9 @@ class NetJetEngine(PairJetEngine):
     layer's features.
     """
 
-    def __init__(self, net: GMNMNet, x: Points, *, head: bool) -> None:
-        super().__init__(net, x, head=head)
-        self._layers: list[tuple[Tensor, Tensor, list[Tensor], list[Tensor], Tensor]] = []
-        self._second: dict[tuple[tuple[int, int], ...], Tensor] = {}
-
-    def _to_output(self, t: Tensor) -> Tensor:
-        return t @ self.mlp.head.weight.T if self.head else t
-
     def _first_pass(self) -> None:
-        net, x = self.mlp, self.x
-        n, d = x.shape
-        inv = 1.0 / torch.tensor(net.normalize.half_width, dtype=x.dtype, device=x.device)
-        rows = [net.normalize(x), *(torch.diag(inv)[a].expand(n, d) for a in range(d))]
+        net, n = self.mlp, len(self.x)
+        rows = self._input_rows()
         for lin, mix in zip(net.linears, net.mixtures):
             m, k, w = mix.proj.shape
             P = mix.proj.reshape(m * k, w)
@@ -144,20 +134,3 @@ class NetJetEngine(PairJetEngine):
                 S = (g * curv) @ mix.weights
             self._second[pairs] = self._to_output(S)
         return self._second[pairs]
-
-    def value(self) -> Tensor:
-        if self._value is None:
-            self._value = self.mlp(self.x) if self.head else self.mlp.features(self.x)
-        return self._value
-
-    def _first_derivatives(self) -> Tensor:
-        if self._first is None:
-            self._first_pass()
-        return self._first
-
-    def _mixed(self, axes: tuple[int, int]) -> Tensor:
-        return self._second_order((axes,))
-
-    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        out = self._second_order(tuple((a, a) for a in axes))
-        return out if output is None else out[:, output]
