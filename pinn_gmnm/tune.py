@@ -78,16 +78,23 @@ def configure(base: RunConfig, values: dict[str, Any]) -> RunConfig:
     return dataclasses.replace(base, model_options={**base.model_options, **options}, **run)
 
 
-def score(config: RunConfig) -> float:
-    """The relative L2 error of one run of ``config`` (inf when it fails)."""
+def score(config: RunConfig) -> tuple[float, float]:
+    """The relative L2 error of one run of ``config`` (inf when it fails) and the run's
+    wall time in seconds (nan when it fails)."""
     from .run import run
 
     try:
         result = run(config, out=None)
     except GMNMError:
-        return math.inf
+        return math.inf, math.nan
+    if result.signal is not None:  # Ctrl-C or SIGTERM: not a result, the search stops
+        raise Interrupted(result.signal)
     value = float(result.solution.metrics.get("rel_l2", math.nan))
-    return value if math.isfinite(value) else math.inf
+    return (value if math.isfinite(value) else math.inf), float(result.wall_time)
+
+
+class Interrupted(Exception):
+    """A run stopped by a signal: its error is no trial's value."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,8 @@ class TuneResult:
     trials: int
     seeds: dict[int, float]
     path: Path
+    seconds: dict[int, float] = dataclasses.field(default_factory=dict)
+    """Each rerun's wall time (training and evaluation), by seed."""
 
 
 def tune(base: RunConfig, *, trials: int, out: Path, search: Sequence[str] | None = None,
@@ -115,10 +124,13 @@ def tune(base: RunConfig, *, trials: int, out: Path, search: Sequence[str] | Non
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = {k: v for k, v in base.to_dict().items() if k in COMPARED}
     settings["search"] = [p.name for p in space]
-    study = optuna.create_study(
-        study_name=f"{base.problem}:{base.model}", storage=f"sqlite:///{out / STORAGE}",
-        sampler=optuna.samplers.TPESampler(seed=SAMPLER_SEED), direction="minimize",
-        load_if_exists=True)
+    name, storage = f"{base.problem}:{base.model}", f"sqlite:///{out / STORAGE}"
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize",
+                                load_if_exists=True)
+    # A sampler seeded afresh on resuming would propose the first trials again: its seed
+    # moves on with the trials already in the study (still one sequence per call history).
+    study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(
+        seed=SAMPLER_SEED + len(study.trials)))
     saved = study.user_attrs.get("settings")
     if saved is None:
         study.set_user_attr("settings", settings)
@@ -129,24 +141,42 @@ def tune(base: RunConfig, *, trials: int, out: Path, search: Sequence[str] | Non
                         "it, or another --out")
 
     def objective(trial: Any) -> float:
-        return score(configure(base, {p.name: suggest(trial, p) for p in space}))
+        value, seconds = score(configure(base, {p.name: suggest(trial, p) for p in space}))
+        trial.set_user_attr("seconds", seconds)
+        return value
 
-    done = [t for t in study.trials if t.state.is_finished()]
-    if trials > len(done):
+    def complete() -> int:
+        return sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+    def stopped(signal: Interrupted) -> GMNMError:
+        return GMNMError(f"interrupted by {signal} after {complete()} complete trials of the "
+                         f"study {name}; the same command resumes it")
+
+    if trials > complete():
         callbacks = [] if on_trial is None else [
             lambda s, t: on_trial(t.number, t.value if t.value is not None else math.inf)]
-        study.optimize(objective, n_trials=trials - len(done), callbacks=callbacks)
+        try:  # an interrupted trial is marked failed and run again on resuming
+            study.optimize(objective, n_trials=trials - complete(), callbacks=callbacks)
+        except Interrupted as signal:
+            raise stopped(signal) from None
     best = study.best_trial
-    reruns = {base.seed + i: score(configure(dataclasses.replace(base, seed=base.seed + i),
-                                             best.params))
-              for i in range(seeds)}
+    runs = {base.seed: (float(best.value), float(best.user_attrs.get("seconds", math.nan)))}
+    try:
+        runs |= {base.seed + i: score(configure(dataclasses.replace(base, seed=base.seed + i),
+                                                best.params))
+                 for i in range(1, seeds)}
+    except Interrupted as signal:
+        raise stopped(signal) from None
+    reruns = {s: runs[s][0] for s in range(base.seed, base.seed + seeds)}
+    seconds = {s: runs[s][1] for s in reruns}
     path = out / f"tuned-{_slug(base.problem)}-{base.model}.json"
     write_json(path, {"problem": base.problem, "model": base.model, "params": best.params,
                       "trial": best.number, "trial_rel_l2": best.value,
-                      "trials": len(study.trials), "seeds": {str(k): v for k, v in reruns.items()},
+                      "trials": complete(), "seeds": {str(k): v for k, v in reruns.items()},
+                      "seconds": {str(k): v for k, v in seconds.items()},
                       "settings": settings})
-    return TuneResult(base.model, dict(best.params), float(best.value), len(study.trials),
-                      reruns, path)
+    return TuneResult(base.model, dict(best.params), float(best.value), complete(), reruns,
+                      path, seconds)
 
 
 def _slug(problem: str) -> str:

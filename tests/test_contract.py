@@ -45,8 +45,7 @@ def test_declared_capabilities_survive_every_wrapper(name, wrapper):
         [type(c) for c in training_callbacks(inner)]
     # Each model with a linear output layer says so; the hard-constraint transform has
     # none (its output is not features @ W + b) and computes derivatives by autograd.
-    # gmnm-net's derivatives come from autograd.
-    assert theirs.linear_head and theirs.closed_form == (name != "gmnm-net")
+    assert theirs.linear_head and theirs.closed_form
     assert mine.linear_head == (wrapper == "plain")
     assert mine.closed_form == (wrapper == "plain" and theirs.closed_form)
 

@@ -65,6 +65,33 @@ def test_net_passes_gradcheck_in_float64():
     assert torch.autograd.gradgradcheck(lambda x: net(x), (x,))
 
 
+def test_closed_form_derivatives_match_autograd_in_float64():
+    """The forward-mode engine (the network's and its output layer's features) gives
+    autograd's values, first and second derivatives, mixed ones and Laplacians, and its
+    parameter gradients; third order falls back to autograd."""
+    from pinn_gmnm.derivatives import AutogradEngine
+    from pinn_gmnm.models.contract import capabilities
+
+    net = _net()
+    assert capabilities(net).closed_form
+    x = torch.rand(30, 2, dtype=torch.float64) * torch.tensor([2.0, 4.0]) + torch.tensor([0.0, -1.0])
+    jet, auto = net.derivative_engine(x), AutogradEngine(net, x)
+    for axes in [(), (0,), (1,), (0, 0), (0, 1), (1, 1), (0, 0, 1)]:
+        expected = auto.partial(None, axes)
+        assert expected.abs().max() > 1e-3  # every check compares numbers that matter
+        torch.testing.assert_close(jet.partial(None, axes), expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(jet.laplacian(2, (0, 1)), auto.laplacian(2, (0, 1)),
+                               rtol=1e-10, atol=1e-12)
+    features = net.linear_head().features(x)
+    torch.testing.assert_close(features.partial(None, (1, 1)),
+                               AutogradEngine(net.features, x).partial(None, (1, 1)))
+    grads = [torch.autograd.grad(e.laplacian(0, (0, 1)).sum(), list(net.parameters()),
+                                 materialize_grads=True)
+             for e in (net.derivative_engine(x), AutogradEngine(net, x))]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
 def test_builds_through_the_registry_and_is_sized_by_match_parameters():
     bounds = ((-1.0, -1.0), (1.0, 1.0))
     net = build_model("gmnm-net", 2, 1, bounds=bounds)
@@ -90,8 +117,8 @@ def test_solves_poisson_1d_a_little_through_the_cli(tmp_path: Path):
 
 
 def test_least_squares_solves_its_output_layer():
-    """The head's features have autograd derivatives only; least squares (which builds its
-    system with gradients off) still gets them right: poisson-1d to ~1e-3 in one solve."""
+    """Least squares (which builds its system with gradients off) gets the features'
+    forward-mode derivatives right: poisson-1d to ~1e-3 in one solve."""
     from pinn_gmnm import Collocation, LeastSquares, get_problem, solve
 
     p = get_problem("poisson-1d")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from pathlib import Path
@@ -39,6 +40,12 @@ def test_two_trials_end_to_end_then_resume(tmp_path: Path):
     r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "3", "--out", str(out), *FAST)
     assert r.exit_code == 0, r.output
     assert trials_in(out) == 3 and "trial   2" in r.output and "trial   0" not in r.output
+    with sqlite3.connect(out / "tune.sqlite") as db:  # resuming proposes new settings
+        lrs = db.execute("select p.param_value from trial_params p join trials t using (trial_id) "
+                         "where p.param_name = 'lr' order by t.number").fetchall()
+    assert len({v for (v,) in lrs}) == 3
+    best = json.loads((out / "tuned-poisson-1d-mlp.json").read_text())
+    assert best["seconds"]["0"] > 0  # the best trial's own run is seed 0's, with its time
     # other settings do not silently join the study
     r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "4", "--out", str(out),
                *FAST[:3], "9", *FAST[4:])
@@ -92,3 +99,27 @@ def test_compare_tuned_runs_each_model_with_its_tuned_settings(tmp_path: Path):
     r = invoke("compare", "poisson-1d", "--models", "kan", "--tuned", str(out), "-q",
                "--out", str(tmp_path / "cmp2"))
     assert r.exit_code == 2 and "no tuned settings for model 'kan'" in r.output
+
+
+def test_an_interrupted_run_stops_the_study_and_is_run_again_on_resuming(tmp_path, monkeypatch):
+    """Ctrl-C ends the running trial early: its error is no result, so the study stops with
+    a one-line message and the same command later runs that trial again."""
+    import pinn_gmnm.run as run_module
+
+    real, calls = run_module.run, []
+
+    def interrupted_second_run(config, **kw):
+        result = real(config, **kw)
+        calls.append(config)
+        return dataclasses.replace(result, signal="SIGINT") if len(calls) == 2 else result
+
+    monkeypatch.setattr(run_module, "run", interrupted_second_run)
+    out = tmp_path / "cmp"
+    r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "3", "--out", str(out), *FAST)
+    assert r.exit_code == 2 and "interrupted by SIGINT after 1 complete trials" in r.output
+    assert r.output.strip().splitlines()[-1].startswith("error")
+    assert not (out / "tuned-poisson-1d-mlp.json").exists()
+    r = invoke("tune", "poisson-1d", "--model", "mlp", "--trials", "3", "--out", str(out), *FAST)
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "tuned-poisson-1d-mlp.json").read_text())["trials"] == 3
+    assert len(calls) == 1 + 1 + 2  # the interrupted trial was run again, not counted

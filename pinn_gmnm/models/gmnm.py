@@ -86,7 +86,10 @@ class GMNMLayer(Surrogate):
     larger network.
 
     The Mahalanobis distances (x − μ_i)ᵀA_i(x − μ_i) for all points and components are
-    one matrix product of quadratic features of x with coefficients built from (A_i, μ_i).
+    one matrix product of quadratic features of x with coefficients built from (A_i, μ_i),
+    or, when the projections are fewer (k < d and k < (d + 3)/2, e.g. inside a wide
+    network), of x
+    with the stacked W_i: ‖W_i x − W_i μ_i‖².
     """
 
     def __init__(self, in_features: int, out_features: int = 1, components: int = 64,
@@ -134,6 +137,11 @@ class GMNMLayer(Surrogate):
         """q_i(x) = (x − μ_i)ᵀ A_i (x − μ_i) for every point and component, shape (n, m)."""
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise GMNMError(f"GMNM layer expects inputs of shape (n, {self.in_features}), got {tuple(x.shape)}")
+        k, d = self.projections, self.in_features
+        if k < d and 2 * k < d + 3:  # fewer projections: k·d numbers beat d(d + 3)/2 + 1
+            W = self.proj
+            r = x @ W.reshape(-1, W.shape[-1]).T - torch.einsum("mkd,md->mk", W, self.means).reshape(-1)
+            return r.view(len(x), self.components, -1).square().sum(dim=-1)
         A = self.precision()
         Amu = torch.einsum("mde,me->md", A, self.means)
         coef = quadratic_coefficients(A, -2.0 * Amu, (Amu * self.means).sum(dim=1))

@@ -12,8 +12,9 @@ phrase is a network in which a GMNM layer replaces the elementwise activation::
 with each G_l(z) = Σ_i π_i exp(−½ ‖W_i (z − μ_i)‖²) + b a :class:`~.gmnm.GMNMLayer` of
 ``components`` Gaussians in R^w, each seeing ``projections`` directions (k × w
 projections W_i), and π_i ∈ R^w: the mixture maps the whole hidden vector to a new one,
-not each unit separately as tanh does. Derivatives with respect to the inputs come from
-autograd; the output layer is linear, so least squares can solve it.
+not each unit separately as tanh does. First and second derivatives with respect to the
+inputs are pushed forward through the layers in closed form (:class:`NetJetEngine`),
+autograd answers beyond; the output layer is linear, so least squares can solve it.
 """
 
 from __future__ import annotations
@@ -22,23 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from .._types import Points
-from ..derivatives import AutogradEngine, DerivativeEngine
+from ..derivatives import DerivativeEngine
 from ..errors import require_positive
 from .base import Bounds, Normalize, default_bounds, glorot_
 from .contract import Surrogate
 from .gmnm import GMNMLayer
 from .head import LinearHead
-
-
-class _Features(nn.Module):
-    """The last hidden layer of a :class:`GMNMNet` as a module (for autograd engines)."""
-
-    def __init__(self, net: GMNMNet) -> None:
-        super().__init__()
-        self.__dict__["net"] = net  # not a submodule: no parameters registered twice
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net.features(x)
+from .mlp import LayeredJetEngine
 
 
 class GMNMNet(Surrogate):
@@ -83,37 +74,63 @@ class GMNMNet(Surrogate):
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
 
+    def derivative_engine(self, x: Points) -> DerivativeEngine:
+        """Forward-mode first and second derivatives (autograd beyond)."""
+        return NetJetEngine(self, x, head=True)
+
     def linear_head(self) -> LinearHead:
-        """The output layer, over the last GMNM layer's outputs as features (autograd
-        derivatives of the features)."""
-        features = _Features(self)
-        return LinearHead(lambda x: GradEnabledEngine(features, x), self.head.in_features,
+        """The output layer, over the last GMNM layer's outputs as features (their
+        derivatives in forward mode, as the network's)."""
+        return LinearHead(lambda x: NetJetEngine(self, x, head=False), self.head.in_features,
                           self.head.weight, self.head.bias, transposed=True)
 
 
-class GradEnabledEngine:
-    """Autograd derivatives of ``module`` at ``x`` that also work when the caller has
-    switched gradients off (the least-squares solvers build their systems under
-    ``torch.no_grad``): the derivatives are taken with gradients on, and returned
-    detached when the caller's mode is off."""
+class NetJetEngine(LayeredJetEngine):
+    r"""Values, gradients and second derivatives of a :class:`GMNMNet` pushed forward
+    through its layers in closed form. A linear map z = L h carries derivatives
+    linearly; a GMNM layer G(z) = Σ_i π_i g_i(z) + b with g_i = exp(−½‖r_i‖²),
+    r_i = P_i (z − μ_i) (P_i the k × w projections), and s_ia = P_i ∂_a z, gives
 
-    def __init__(self, module: nn.Module, x: Points) -> None:
-        self.module, self.x = module, x
-        self._engine: DerivativeEngine | None = None
+        ∂_a g_i = −g_i ⟨r_i, s_ia⟩,
+        Σ_(a,b) ∂_a∂_b g_i = g_i Σ_(a,b) (⟨r_i, s_ia⟩⟨r_i, s_ib⟩ − ⟨s_ia, s_ib⟩)
+                             − g_i ⟨r_i, P_i Σ_(a,b) ∂_a∂_b z⟩,
 
-    def _call(self, name: str, *args) -> Tensor:
-        outer = torch.is_grad_enabled()
-        with torch.enable_grad():
-            if self._engine is None:
-                self._engine = AutogradEngine(self.module, self.x)
-            out = getattr(self._engine, name)(*args)
-        return out if outer else out.detach()
+    each a matrix product with π. One pass carries the value and the d first derivatives
+    as a (1 + d)·n row block and keeps r, s and g of every layer; each second derivative,
+    or Laplacian, then costs one more row per layer. Everything is O(n·m·k·w) per layer
+    (no w × w precision matrices). With ``head=False`` the outputs are the last GMNM
+    layer's features.
+    """
 
-    def value(self) -> Tensor:
-        return self._call("value")
+    def _first_pass(self) -> None:
+        net, n = self.mlp, len(self.x)
+        rows = self._input_rows()
+        for lin, mix in zip(net.linears, net.mixtures):
+            m, k, w = mix.proj.shape
+            P = mix.proj.reshape(m * k, w)
+            r, *s = (torch.cat(rows) @ lin.weight.T @ P.T).split(n)  # P_i z and P_i ∂_a z
+            shift = lin.bias @ P.T - torch.einsum("mkw,mw->mk", mix.proj, mix.means).reshape(-1)
+            r = (r + shift).view(n, m, k)
+            s = [t.view(n, m, k) for t in s]
+            g = torch.exp(-0.5 * (r * r).sum(-1))
+            rs = [(r * t).sum(-1) for t in s]
+            self._layers.append((P, r, s, rs, g))
+            rows = [g @ mix.weights + mix.bias, *(-(g * v) @ mix.weights for v in rs)]
+        out = list(self._to_output(torch.cat(rows)).split(n))
+        self._value = out[0] + net.head.bias if self.head else out[0]
+        self._first = torch.stack(out[1:], dim=-1)  # (n, k, d)
 
-    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        return self._call("partial", output, axes)
-
-    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        return self._call("laplacian", output, axes)
+    def _second_order(self, pairs: tuple[tuple[int, int], ...]) -> Tensor:
+        """Σ_(a,b)∈pairs ∂_a∂_b of the outputs, shape (n, k)."""
+        if pairs not in self._second:
+            if not self._layers:
+                self._first_pass()
+            net = self.mlp
+            S: Tensor | None = None  # zero at the input: the scaling is affine
+            for lin, mix, (P, r, s, rs, g) in zip(net.linears, net.mixtures, self._layers):
+                curv = sum(rs[a] * rs[b] - (s[a] * s[b]).sum(-1) for a, b in pairs)
+                if S is not None:
+                    curv = curv - (r * (S @ lin.weight.T @ P.T).view(r.shape)).sum(-1)
+                S = (g * curv) @ mix.weights
+            self._second[pairs] = self._to_output(S)
+        return self._second[pairs]

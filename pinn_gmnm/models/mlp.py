@@ -177,7 +177,53 @@ class PairJetEngine:
         return out if output is None else out[:, output]
 
 
-class JetEngine(PairJetEngine):
+class LayeredJetEngine(PairJetEngine):
+    """A :class:`PairJetEngine` for a network with ``features(x)`` and a linear ``head``,
+    built from two passes: ``_first_pass()`` (sets ``_value`` and ``_first``, keeps what
+    the second derivatives need in ``_layers``) and ``_second_order(pairs)`` (the sum of
+    ∂_a∂_b over ``pairs``, cached in ``_second``). A value alone is one plain forward pass.
+    With ``head=False`` the outputs are the last hidden layer's features."""
+
+    def __init__(self, net: nn.Module, x: Points, *, head: bool) -> None:
+        super().__init__(net, x, head=head)
+        self._layers: list = []
+        self._second: dict[tuple[tuple[int, int], ...], Tensor] = {}
+
+    def _to_output(self, t: Tensor) -> Tensor:
+        return t @ self.mlp.head.weight.T if self.head else t
+
+    def _input_rows(self) -> list[Tensor]:
+        """The scaled inputs and their d first derivatives (constant rows), each (n, d)."""
+        x = self.x
+        n, d = x.shape
+        inv = 1.0 / torch.tensor(self.mlp.normalize.half_width, dtype=x.dtype, device=x.device)
+        return [self.mlp.normalize(x), *(torch.diag(inv)[a].expand(n, d) for a in range(d))]
+
+    def _first_pass(self) -> None:
+        raise NotImplementedError
+
+    def _second_order(self, pairs: tuple[tuple[int, int], ...]) -> Tensor:
+        raise NotImplementedError
+
+    def value(self) -> Tensor:
+        if self._value is None:
+            self._value = self.mlp(self.x) if self.head else self.mlp.features(self.x)
+        return self._value
+
+    def _first_derivatives(self) -> Tensor:
+        if self._first is None:
+            self._first_pass()
+        return self._first
+
+    def _mixed(self, axes: tuple[int, int]) -> Tensor:
+        return self._second_order((axes,))
+
+    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        out = self._second_order(tuple((a, a) for a in axes))
+        return out if output is None else out[:, output]
+
+
+class JetEngine(LayeredJetEngine):
     """Values, gradients and second derivatives of an :class:`MLP` pushed forward
     through the layers: for z = W h + b and y = f(z),
 
@@ -190,20 +236,10 @@ class JetEngine(PairJetEngine):
     With ``head=False`` the outputs are the last hidden layer's features.
     """
 
-    def __init__(self, mlp: MLP, x: Points, *, head: bool) -> None:
-        super().__init__(mlp, x, head=head)
-        self._layers: list[tuple[list[Tensor], Tensor, Tensor]] = []
-        self._second: dict[tuple[tuple[int, int], ...], Tensor] = {}
-
-    def _to_output(self, t: Tensor) -> Tensor:
-        return t @ self.mlp.head.weight.T if self.head else t
-
     def _first_pass(self) -> None:
         """Value and all first derivatives; keeps what second derivatives need."""
-        m, x = self.mlp, self.x
-        n, d = x.shape
-        inv = 1.0 / torch.tensor(m.normalize.half_width, dtype=x.dtype, device=x.device)
-        rows = [m.normalize(x), *(torch.diag(inv)[a].expand(n, d) for a in range(d))]
+        m, n = self.mlp, len(self.x)
+        rows = self._input_rows()
         for lin in m.linears:
             z, *Jz = (torch.cat(rows) @ lin.weight.T).split(n)
             z = z + lin.bias
@@ -227,19 +263,3 @@ class JetEngine(PairJetEngine):
             self._second[pairs] = self._to_output(S)
         return self._second[pairs]
 
-    def value(self) -> Tensor:
-        if self._value is None:
-            self._value = self.mlp(self.x) if self.head else self.mlp.features(self.x)
-        return self._value
-
-    def _first_derivatives(self) -> Tensor:
-        if self._first is None:
-            self._first_pass()
-        return self._first
-
-    def _mixed(self, axes: tuple[int, int]) -> Tensor:
-        return self._second_order((axes,))
-
-    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
-        out = self._second_order(tuple((a, a) for a in axes))
-        return out if output is None else out[:, output]
