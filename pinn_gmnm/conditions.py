@@ -61,6 +61,9 @@ class Condition(ABC):
     name: str | None = None
 
     kind = "condition"
+    pointwise = True
+    """Whether the residual at a point depends on that point alone, so its points may be
+    split into pieces (the streamed least-squares solve does)."""
 
     def __post_init__(self) -> None:
         if not self.weight >= 0:
@@ -159,6 +162,7 @@ class Periodic(Condition):
     variable: str = "x"
     order: int = 0
     kind = "periodic"
+    pointwise = False  # pairs the first half of its points with the second
 
     def __post_init__(self) -> None:
         super().__post_init__()
