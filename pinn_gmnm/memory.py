@@ -22,7 +22,8 @@ Gauss–Newton        N · P · 16        the float64 Jacobian and its QR factor
 ==================  ================  ================================================
 
 Evaluation runs in chunks and is left out. Under ``torchrun`` each process holds its share
-of the points but least squares gathers all rows; the estimate is that of one process.
+of the points but variable projection and Gauss–Newton gather all rows; the estimate is
+that of one process.
 """
 
 from __future__ import annotations
