@@ -6,8 +6,9 @@ solver      memory                                      when
 dense       the N × P matrix and its SVD factor         it fits (``auto``'s rule below)
 streamed    O(P² + rows · P), R factor of row blocks    it does not, or under torchrun
             (:mod:`.streamed`); per rank under torchrun
-sparse      the nonzeros of J (truncated Gaussians),    chosen by name: GMNM models with
-            LSQR (:mod:`.sparse`)                       narrow Gaussians
+sparse      the nonzeros of J (truncated Gaussians)     chosen by name: GMNM models with
+            and the P × P Cholesky factor of JᵀJ,       narrow Gaussians, many of them
+            LSMR (:mod:`.sparse`)
 ==========  ==========================================  ==============================
 
 ``auto`` (the default) takes ``dense`` in one process when the dense solve's matrices,
