@@ -252,14 +252,20 @@ class Sparse(LinearSolver):
 
     def solve(self, loss: Loss, model: nn.Module, head: LinearHead, rcond: float | None
               ) -> LstsqSolution:
+        self._check(loss)
+        return self.solve_blocks(sparse_blocks(loss, model, head, self._tol(loss)),
+                                 loss.batch.interior)
+
+    def solve_blocks(self, blocks: list[tuple[list, np.ndarray]], like: Tensor
+                     ) -> LstsqSolution:
+        """The solution for rows built by :func:`sparse_blocks` (consumed), as a tensor
+        of ``like``'s dtype and device."""
         import scipy.sparse as sp
         from scipy.sparse.linalg import LinearOperator, lsmr
 
-        self._check(loss)
-        blocks = sparse_blocks(loss, model, head, self._tol(loss))
         J = sp.vstack([b for pieces, _ in blocks for b in pieces], format="csr")
         r0 = np.concatenate([r for _, r in blocks])
-        del blocks
+        blocks.clear()
         scale = np.sqrt(np.bincount(J.indices, weights=np.square(J.data), minlength=J.shape[1]))
         scale = np.maximum(scale, 1e-12 * scale.max() + np.finfo(np.float64).tiny)
         J.data /= scale[J.indices]
@@ -271,8 +277,7 @@ class Sparse(LinearSolver):
         y, _, _, _, _, _, cond_a, _ = lsmr(A, -r0, atol=self.atol, btol=self.btol, maxiter=limit)
         if R is not None:
             y = _solve(R, y)
-        dtype = loss.batch.interior.dtype
-        theta = torch.from_numpy(y / scale).to(dtype=dtype, device=loss.batch.interior.device)
+        theta = torch.from_numpy(y / scale).to(dtype=like.dtype, device=like.device)
         return LstsqSolution(theta, float(cond_a), J.shape[1])  # rank: not computed
 
 
