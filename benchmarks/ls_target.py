@@ -102,7 +102,9 @@ def main() -> None:
         "",
         header(args.threads, f"{args.components} Gaussians (width {args.width_factor} x their "
                f"spacing), {args.interior} + {args.boundary} points, float64, "
-               f"truncation {args.tol:g}"),
+               f"truncation {args.tol:g}",
+               f"LSMR {'with' if args.gram else 'without'} the Gram factor, at most "
+               f"{args.max_iter or 20 * (args.components + 1)} iterations, atol {args.atol:g}"),
         "",
         "Written by `benchmarks/ls_target.py`, run once under `ulimit -v` on a 2-core, 24 GiB",
         "machine shared with five other sessions (times are under contention).",
