@@ -166,3 +166,16 @@ def test_sparse_solver_refuses_models_without_gaussians():
     loss = Loss(p, sample_batch(p, Collocation(20, 2), seed=0).to(torch.float64, "cpu"))
     with pytest.raises(GMNMError, match="sparse least-squares solver needs a GMNM model"):
         Sparse().solve(loss, model, linear_head(model), None)
+
+
+def test_solver_options_round_trip_through_a_config():
+    from pinn_gmnm.training.registry import stage_from_dict
+    from pinn_gmnm.training.solvers import solver_from
+
+    stage = LeastSquares(solver=Streamed(rows=97))
+    data = stage.to_dict()
+    assert data["solver"] == {"name": "streamed", "rows": 97}
+    assert solver_from(stage_from_dict(data).solver) == Streamed(rows=97)
+    assert LeastSquares(solver="dense").to_dict()["solver"] == "dense"
+    with pytest.raises(GMNMError, match="unknown option for the least-squares solver 'streamed': row"):
+        LeastSquares(solver={"name": "streamed", "row": 3})

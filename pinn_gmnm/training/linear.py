@@ -33,7 +33,7 @@ from .equilibrate import apply_term_scales
 from .heldout import HeldOut
 from .loss import Loss
 from .lsq import LstsqSolution, gathered, lstsq, stacked, term_blocks
-from .solvers import Dense, LinearSolver, check_solver, solver_from
+from .solvers import Dense, LinearSolver, check_solver, solver_from, solver_to_data
 from .stages import Stage, _check_steps, run_lbfgs
 from .streamed import pieces
 from .task import Task
@@ -95,11 +95,14 @@ class LeastSquares(Stage):
 
     rcond: float | None = None
     equilibrate: bool = True
-    solver: str | LinearSolver = "auto"
+    solver: str | dict[str, Any] | LinearSolver = "auto"
     kind: ClassVar[str] = "lstsq"
 
     def __post_init__(self) -> None:
         check_solver(self.solver)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "solver": solver_to_data(self.solver)}
 
     def run(self, task: Task) -> None:
         check_linear(task.loss.problem)

@@ -18,15 +18,18 @@ MemAvailable); otherwise ``streamed``, whose answer equals the dense one to roun
 (tested: 1e-9 relative on the solution's residual). Under ``torchrun`` it always takes
 ``streamed``, which reduces each rank's rows to an R factor instead of gathering rows.
 
-Strings name solvers in config files (``{"type": "lstsq", "solver": "streamed"}``); they
-become objects here, in :func:`solver_from`.
+Config files name a solver (``{"type": "lstsq", "solver": "streamed"}``) or give it with
+options (``"solver": {"name": "streamed", "rows": 4096}``); they become objects here, in
+:func:`solver_from`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -144,27 +147,44 @@ class Auto(LinearSolver):
         return self.resolve(loss, head).solve(loss, model, head, rcond)
 
 
-def _sparse() -> type[LinearSolver]:
+def _sparse(**options: object) -> LinearSolver:
     from .sparse import Sparse
 
-    return Sparse
+    return Sparse(**options)  # type: ignore[arg-type]
 
 
-SOLVERS = {"auto": lambda: Auto, "dense": lambda: Dense, "streamed": lambda: Streamed,
-           "sparse": _sparse}
+SOLVERS: dict[str, Callable[..., LinearSolver]] = {
+    "auto": Auto, "dense": Dense, "streamed": Streamed, "sparse": _sparse}
 
 
-def solver_from(spec: str | LinearSolver) -> LinearSolver:
-    """A solver object from its name (or the object itself)."""
+def solver_from(spec: str | dict[str, Any] | LinearSolver) -> LinearSolver:
+    """A solver object from its name, from ``{"name": ..., option: value, …}`` (what
+    :func:`solver_to_data` writes into a run's config), or the object itself."""
     if isinstance(spec, LinearSolver):
         return spec
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = dict(spec)
+        spec = options.pop("name", None)
     if not isinstance(spec, str) or spec not in SOLVERS:
         raise unknown("least-squares solver", str(spec), SOLVERS)
-    return SOLVERS[spec]()()
+    try:
+        return SOLVERS[spec](**options)
+    except TypeError:
+        raise GMNMError(f"unknown option for the least-squares solver '{spec}': "
+                        f"{', '.join(sorted(options))}") from None
+
+
+def solver_to_data(spec: str | dict[str, Any] | LinearSolver) -> str | dict[str, Any]:
+    """A solver as plain data: its name, or its name and options."""
+    if isinstance(spec, LinearSolver):
+        options = dataclasses.asdict(spec)  # type: ignore[call-overload]
+        return {"name": spec.name, **options} if options else spec.name
+    return spec
 
 
 def check_solver(spec: object) -> None:
-    if not isinstance(spec, (str, LinearSolver)):
+    if not isinstance(spec, (str, dict, LinearSolver)):
         raise GMNMError(f"solver must be a name ({', '.join(SOLVERS)}) or a solver object, "
                         f"got {spec!r}")
-    solver_from(spec)
+    solver_from(spec)  # type: ignore[arg-type]
