@@ -61,6 +61,10 @@ class Condition(ABC):
     name: str | None = None
 
     kind = "condition"
+    pointwise = True
+    """Whether the residual at a point depends on that point alone, so its points may be
+    split into pieces (the streamed and sparse least-squares solves do). A condition whose
+    residual pairs points or uses data tied to its points' order sets it False."""
 
     def __post_init__(self) -> None:
         if not self.weight >= 0:
@@ -159,6 +163,7 @@ class Periodic(Condition):
     variable: str = "x"
     order: int = 0
     kind = "periodic"
+    pointwise = False  # pairs the first half of its points with the second
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -251,6 +256,7 @@ class Data(Condition):
     points: Tensor | None = None
     values: Tensor | None = None
     kind = "data"
+    pointwise = False  # its values belong to all of its points, in order
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -6,8 +6,10 @@ the *global* number of points, so the ranks' contributions add up to exactly the
 one process holding every point; gradients and loss values are summed across ranks with
 an explicit all-reduce after every backward pass (this also works inside an L-BFGS
 closure, where DistributedDataParallel does not fit), so every rank takes the identical
-step. Least-squares stages gather the rows of the linear system onto every rank and solve
-the same system everywhere. Only rank 0 writes artifacts.
+step. The least-squares stage reduces each rank's rows of the linear system to an R factor
+and combines the ranks' R factors (TSQR, :mod:`pinn_gmnm.training.streamed`), so no rank
+holds another's rows; variable projection and Gauss–Newton still gather the rows onto
+every rank and solve the same system everywhere. Only rank 0 writes artifacts.
 
 Backends: NCCL on GPUs, gloo on CPUs. Launch, e.g.::
 

@@ -15,12 +15,15 @@ features            N · w · (2+d) · 2b  each feature's value and derivatives 
                                       point, kept again for back-propagation
 least squares       N · w · 16        the float64 matrix of the linear solve and its SVD
                                       factor (least squares, variable projection,
-                                      Gauss–Newton on the output layer)
+                                      Gauss–Newton on the output layer); at most
+                                      16 · w · (w + max(2048, w)) when it streams
+                                      (``training/solvers.py``: least squares alone)
 Gauss–Newton        N · P · 16        the float64 Jacobian and its QR factor
 ==================  ================  ================================================
 
 Evaluation runs in chunks and is left out. Under ``torchrun`` each process holds its share
-of the points but least squares gathers all rows; the estimate is that of one process.
+of the points but variable projection and Gauss–Newton gather all rows; the estimate is
+that of one process.
 """
 
 from __future__ import annotations
@@ -54,15 +57,18 @@ class Estimate:
         return max(self.parts, key=self.parts.__getitem__)
 
 
-def estimate(*, rows: int, dim: int, width: int, parameters: int, least_squares: bool,
-             gauss_newton: bool, bytes_per_value: int) -> Estimate:
+def estimate(*, rows: int, dim: int, width: int, parameters: int,
+             least_squares: bool | str, gauss_newton: bool, bytes_per_value: int) -> Estimate:
     """The memory a run needs (see the module's table); ``least_squares`` and
-    ``gauss_newton`` say whether it solves for the output layer or for all parameters."""
+    ``gauss_newton`` say whether it solves for the output layer (``"streamed"``: by a
+    solve that can stream) or for all parameters."""
     b = bytes_per_value
     return Estimate({
         "points": rows * dim * (8 + b),
         "features": rows * width * (2 + dim) * 2 * b,
-        "least squares": rows * width * 16 if least_squares else 0,
+        "least squares": (min(rows, width + max(2048, width)) * width * 16
+                          if least_squares == "streamed" else
+                          rows * width * 16 if least_squares else 0),
         "gauss-newton": rows * parameters * 16 if gauss_newton else 0,
     })
 
@@ -93,7 +99,10 @@ def check_memory(*, points: int, outputs: int, dim: int, model: nn.Module, stage
     width = max((max(p.shape, default=1) for p in model.parameters()), default=1)
     parameters = sum(p.numel() for p in model.parameters())
     full_jacobian = any(isinstance(s, GaussNewton) and not s.head_only for s in stages)
-    head_solve = any(isinstance(s, (LeastSquares, VarPro, GaussNewton)) for s in stages)
+    dense_solve = any(isinstance(s, (VarPro, GaussNewton))
+                      or isinstance(s, LeastSquares) and s.solver == "dense" for s in stages)
+    head_solve = dense_solve or ("streamed" if any(isinstance(s, LeastSquares) for s in stages)
+                                 else False)
     need = estimate(rows=points * outputs, dim=dim, width=width, parameters=parameters,
                     least_squares=head_solve, gauss_newton=full_jacobian,
                     bytes_per_value=torch.finfo(dtype).bits // 8)

@@ -53,7 +53,12 @@ def final_state(out: Path) -> tuple[dict[str, torch.Tensor], dict]:
     (["poisson-1d", "--model", "mlp", "--width", "10", "--depth", "2", "--method",
       "gauss-newton", "--gn-steps", "5", "--points", "101", "--boundary-points", "4"],
      set()),
-], ids=["gmnm-varpro", "mlp-adam-lbfgs", "mlp-gauss-newton"])
+    # least squares alone reduces each rank's R factor (TSQR) instead of gathering rows;
+    # well conditioned (narrow Gaussians), so the head itself is compared
+    (["poisson-1d", "--components", "20", "--width-factor", "1", "--method", "lstsq",
+      "--points", "101", "--boundary-points", "4"],
+     set()),
+], ids=["gmnm-varpro", "mlp-adam-lbfgs", "mlp-gauss-newton", "gmnm-lstsq-tsqr"])
 def test_two_gloo_ranks_match_one_process(tmp_path: Path, extra: list[str], ill_conditioned: set):
     one = run(solve_cmd(tmp_path / "one", extra), ranks=1)
     assert one.returncode == 0, one.stderr
@@ -75,3 +80,7 @@ def test_two_gloo_ranks_match_one_process(tmp_path: Path, extra: list[str], ill_
     # (cond(J) is about 1e10 here, so agreement to ~1e-6 relative is floating-point level.)
     for key in ("rel_l2", "max_abs", "residual_rms"):
         assert abs(ma[key] - mb[key]) <= 1e-4 * abs(ma[key]), key
+    solvers = [[e.get("solver") for e in m["events"] if e["event"] == "equilibrated"
+                and e["stage"] == "lstsq"] for m in (ma, mb)]
+    if "lstsq" in extra:  # one process solves densely, two ranks reduce their R factors
+        assert solvers == [["dense"], ["streamed"]]

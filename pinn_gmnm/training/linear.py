@@ -8,8 +8,9 @@ least-squares problem — the radial-basis-function collocation (Kansa) idea whe
 features are Gaussians.
 
 ``J`` is built by evaluating the user's own residual on a *basis field*: a field whose
-values have one row per basis function (plus a zero row giving r₀). No residual has to
-be written twice.
+values have one row per basis function (plus a zero row giving r₀; :mod:`.lsq`). No
+residual has to be written twice. How the system is solved — dense, streamed in row
+blocks, or sparse — is the stage's ``solver`` (:mod:`.solvers`).
 """
 
 from __future__ import annotations
@@ -23,38 +24,19 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ..derivatives import Field
 from ..errors import GMNMError
 from ..models.contract import linear_head_of
-from ..models.head import ConstantColumn, LinearHead
+from ..models.head import LinearHead
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .equilibrate import apply_term_scales
 from .heldout import HeldOut
 from .loss import Loss
+from .lsq import LstsqSolution, gathered, lstsq, stacked, term_blocks
+from .solvers import Dense, LinearSolver, check_solver, solver_from, solver_to_data
 from .stages import Stage, _check_steps, run_lbfgs
+from .streamed import pieces
 from .task import Task
-
-
-class Basis:
-    """Residuals on the basis of a linear head: row 0 is the zero function, row
-    1 + c·(m+1) + f is feature f (f = m: the constant) placed in output c."""
-
-    def __init__(self, head: LinearHead, problem: Problem) -> None:
-        self.head, self.problem = head, problem
-        self.k = head.n_features + 1
-        self.rows = self.k * problem.n_outputs + 1
-
-    def _place(self, output: int, values: Tensor) -> Tensor:
-        """(n, k) per-feature values of one output → (rows, n)."""
-        out = values.new_zeros(self.rows, values.shape[0])
-        out[1 + output * self.k: 1 + (output + 1) * self.k] = values.T
-        return out
-
-    def field(self, x: Tensor) -> Field:
-        p = self.problem
-        return Field(ConstantColumn(self.head.features(x)), p.variables, p.outputs, p.spatial,
-                     combine=self._place)
 
 
 def linear_head(model: nn.Module) -> LinearHead:
@@ -76,99 +58,28 @@ def check_linear(problem: Problem) -> None:
         )
 
 
-Blocks = list[tuple[Tensor, Tensor]]
-
-
-def term_blocks(loss: Loss, model: nn.Module, head: LinearHead) -> Blocks:
-    """(J_t, r₀_t) for each loss term t, rows scaled by √(w_t / n_t): this rank's rows."""
-    basis = Basis(head, loss.problem)
-    rs = loss.residuals(model, basis)
-    blocks = []
-    for w, R, count in zip(loss.weights, rs, loss.counts):
-        scale = math.sqrt(w / count)
-        blocks.append(((R[1:] - R[0]).T * scale, R[0] * scale))
-    return blocks
-
-
-def stacked(blocks: Blocks) -> tuple[Tensor, Tensor]:
-    return torch.cat([J for J, _ in blocks]), torch.cat([r for _, r in blocks])
-
-
-def linear_system(loss: Loss, model: nn.Module, head: LinearHead) -> tuple[Tensor, Tensor]:
-    """(J, r₀) with loss(θ) = ‖J θ + r₀‖², θ the head flattened output by output,
-    with every rank's rows in the order one process would have them."""
-    return gathered(loss, term_blocks(loss, model, head))
-
-
-def gathered(loss: Loss, blocks: Blocks) -> tuple[Tensor, Tensor]:
-    """Every rank's rows of the linear system, on every rank (identity in one process)."""
-    p = loss.parallel
-    return stacked([(p.gather_rows(J), p.gather_rows(r[:, None])[:, 0]) for J, r in blocks])
-
-
-def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
-    """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64
-    (see :func:`solve_lstsq`)."""
-    return solve_lstsq(J, rhs, rcond).theta
-
-
-@dataclass(frozen=True)
-class LstsqSolution:
-    """A least-squares solution and what the solve saw of the system."""
-
-    theta: Tensor
-    cond: float
-    """Condition number s_max / s_min of the column-scaled matrix."""
-    rank: int
-    """Singular values above ``rcond · s_max``: the directions resolved undamped."""
-
-
-def solve_lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> LstsqSolution:
-    """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64.
-
-    Columns are scaled to unit norm, then the SVD solution is filtered with Tikhonov
-    factors s / (s² + (rcond · s_max)²): singular values far below ``rcond · s_max``
-    are damped instead of amplifying rounding errors. ``rcond`` defaults to 100 × the
-    machine epsilon of J's dtype. (Rows are the caller's: the stages scale them by
-    term, see :mod:`.equilibrate`.)
-    """
-    if rcond is None:
-        rcond = 100 * torch.finfo(J.dtype).eps
-    J64, rhs64 = J.double(), rhs.double()
-    scale = J64.norm(dim=0)
-    # A column (nearly) zero on every point — a KAN spline no sample reaches — is left to
-    # the regularisation instead of being blown up to an enormous weight.
-    scale = scale.clamp_min(1e-12 * float(scale.max()) + torch.finfo(torch.float64).tiny)
-    U, S, Vh = torch.linalg.svd(J64 / scale, full_matrices=False)
-    lam = rcond * S[0]
-    filt = S / (S.square() + lam * lam)
-    theta = Vh.T @ (filt * (U.T @ rhs64))
-    cond = float(S[0] / S[-1]) if float(S[-1]) > 0 else math.inf
-    return LstsqSolution((theta / scale).to(J.dtype), cond, int((S > lam).sum()))
-
-
-def fit_head(loss: Loss, model: nn.Module, head: LinearHead, rcond: float | None = None
-             ) -> LstsqSolution:
+def fit_head(loss: Loss, model: nn.Module, head: LinearHead, rcond: float | None = None,
+             solver: LinearSolver = Dense()) -> LstsqSolution:
     """Set the head to the least-squares optimum for the current features; returns the
     solution (the head, flattened output by output, and the system's condition)."""
     with torch.no_grad():
-        J, r0 = linear_system(loss, model, head)
-        solution = solve_lstsq(J, -r0, rcond)
+        solution = solver.solve(loss, model, head, rcond)
         head.set(solution.theta.reshape(loss.problem.n_outputs, -1).T)
         return solution
 
 
-def basis_row_sums(loss: Loss, model: nn.Module, head: LinearHead) -> list[Tensor]:
+def basis_row_sums(loss: Loss, model: nn.Module, head: LinearHead,
+                   solver: LinearSolver = Dense()) -> list[Tensor]:
     """Each term's sum of squared row norms of its unweighted linear system, ∂r_t/∂θ_head
-    (this rank's rows): what :func:`~.equilibrate.apply_term_scales` scales by."""
-    with torch.no_grad():
-        rs = loss.residuals(model, Basis(head, loss.problem))
-        return [(R[1:] - R[0]).square().sum() for R in rs]
+    (this rank's rows, built in the solver's pieces): what
+    :func:`~.equilibrate.apply_term_scales` scales by."""
+    return solver.row_sums(loss, model, head)
 
 
-def equilibrate_linear(task: Task, head: LinearHead, kind: str) -> dict[str, Any]:
+def equilibrate_linear(task: Task, head: LinearHead, kind: str,
+                       solver: LinearSolver = Dense()) -> dict[str, Any]:
     """Scale the loss terms by their rows of the linear system (see :mod:`.equilibrate`)."""
-    return apply_term_scales(task, basis_row_sums(task.loss, task.model, head), kind)
+    return apply_term_scales(task, basis_row_sums(task.loss, task.model, head, solver), kind)
 
 
 @dataclass(frozen=True)
@@ -176,36 +87,56 @@ class LeastSquares(Stage):
     """Solve the model's linear output layer exactly for the current features
     (linear problems only): one step, no learning rate. With ``equilibrate`` the loss
     terms are first scaled by their rows of the linear system (:mod:`.equilibrate`); the
-    scales, the system's condition number and rank go into the run's events."""
+    scales, the system's condition number and rank go into the run's events.
+
+    ``solver`` says how the system is solved: ``auto`` (dense when it fits in memory,
+    else streamed in row blocks; streamed under torchrun), ``dense``, ``streamed``,
+    ``sparse``, or a solver object (see :mod:`.solvers`)."""
 
     rcond: float | None = None
     equilibrate: bool = True
+    solver: str | dict[str, Any] | LinearSolver = "auto"
     kind: ClassVar[str] = "lstsq"
+
+    def __post_init__(self) -> None:
+        check_solver(self.solver)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "solver": solver_to_data(self.solver)}
 
     def run(self, task: Task) -> None:
         check_linear(task.loss.problem)
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
-        report = equilibrate_linear(task, head, self.kind) if self.equilibrate else None
-        solution = fit_head(task.loss, task.model, head, self.rcond)
+        solver = solver_from(self.solver).resolve(task.loss, head)
+        report = (equilibrate_linear(task, head, self.kind, solver) if self.equilibrate
+                  else None)
+        solution = fit_head(task.loss, task.model, head, self.rcond, solver)
         if report is not None:
-            report.update(cond=solution.cond, rank=solution.rank, unknowns=len(solution.theta))
+            report.update(cond=solution.cond, rank=solution.rank, unknowns=len(solution.theta),
+                          solver=solver.name)
         total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
 
 
+CHECK_POINTS = 512
+"""The points :func:`check_affine` looks at (a first piece of the batch, every term in it)."""
+
+
 def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
-    """Check, at a random head, that the residuals equal J θ + r₀: otherwise the residual
-    is not affine in u (or does not broadcast over a leading dimension)."""
+    """Check, at a random head, that the residuals equal J θ + r₀ on the first
+    :data:`CHECK_POINTS` points: otherwise the residual is not affine in u (or does not
+    broadcast over a leading dimension)."""
     saved = head.get()
+    piece = pieces(loss, CHECK_POINTS)[0]
     with torch.no_grad():
-        J, r0 = stacked(term_blocks(loss, model, head))
+        J, r0 = stacked(term_blocks(loss, model, head, piece))
         g = torch.Generator(device="cpu").manual_seed(0)
         theta = torch.randn(J.shape[1], generator=g, dtype=J.dtype).to(J.device)
         theta /= math.sqrt(J.shape[1])
         head.set(theta.reshape(loss.problem.n_outputs, -1).T)
         with torch.enable_grad():  # models without closed-form derivatives need autograd
-            actual = loss.weighted(loss.residuals(model)).detach()
+            actual = loss.weighted(loss.residuals(model, batch=piece)).detach()
         head.set(saved)
     predicted = J @ theta + r0
     tol = 1e3 * torch.finfo(J.dtype).eps ** 0.5 if J.dtype == torch.float32 else 1e-8

@@ -95,13 +95,16 @@ class Loss:
         self._batch = batch
         self._counts: list[int] | None = None
 
-    def residuals(self, model: nn.Module, basis: BasisFields | None = None) -> list[Tensor]:
+    def residuals(self, model: nn.Module, basis: BasisFields | None = None, *,
+                  batch: Batch | None = None) -> list[Tensor]:
         """Every residual vector: the PDE's (one per equation), then each condition's.
 
         With a ``basis`` (see :mod:`pinn_gmnm.training.linear`) each residual has shape
-        (B, n): its values for each basis function of the model's linear head.
+        (B, n): its values for each basis function of the model's linear head. ``batch``
+        evaluates them on other points (a piece of the loss's batch, see
+        :mod:`pinn_gmnm.training.streamed`); the counts stay those of the loss's batch.
         """
-        p, b = self.problem, self.batch
+        p, b = self.problem, (self.batch if batch is None else batch)
         if basis is None:
             field = lambda x: p.field(model, x, closed_form=self.closed_form)  # noqa: E731
             rows = None
@@ -120,7 +123,10 @@ class Loss:
         if self._names is None:
             self._set_names(len(out) - len(p.conditions))
         if self._counts is None:
-            self._counts = [self.parallel.total(r.shape[-1]) for r in out]
+            full = self.batch
+            sizes = ([len(full.interior)] * (len(out) - len(p.conditions))
+                     + [len(x) for x in full.conditions])
+            self._counts = [self.parallel.total(n) for n in sizes]
         return out
 
     def _set_names(self, n_equations: int) -> None:

@@ -1,0 +1,131 @@
+"""The linear system of a linear head, and its regularised solution.
+
+For a linear PDE with linear conditions every residual is affine in the weights θ of the
+model's linear output layer: r(θ) = J θ + r₀, with each term's rows scaled by √(w_t / n_t)
+so that ‖J θ + r₀‖² is the loss. ``J`` is built by evaluating the user's own residual on a
+*basis field* (:class:`Basis`), on the loss's batch or on a piece of it (the streamed
+solve, :mod:`.streamed`). The solution is a column-scaled, Tikhonov-filtered SVD
+(:func:`filtered_solve`), of J itself (:func:`solve_lstsq`) or of its R factor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..derivatives import Field
+from ..models.head import ConstantColumn, LinearHead
+from ..problem import Problem
+from .batch import Batch
+from .loss import Loss
+
+
+class Basis:
+    """Residuals on the basis of a linear head: row 0 is the zero function, row
+    1 + c·(m+1) + f is feature f (f = m: the constant) placed in output c."""
+
+    def __init__(self, head: LinearHead, problem: Problem) -> None:
+        self.head, self.problem = head, problem
+        self.k = head.n_features + 1
+        self.rows = self.k * problem.n_outputs + 1
+
+    def _place(self, output: int, values: Tensor) -> Tensor:
+        """(n, k) per-feature values of one output → (rows, n)."""
+        out = values.new_zeros(self.rows, values.shape[0])
+        out[1 + output * self.k: 1 + (output + 1) * self.k] = values.T
+        return out
+
+    def field(self, x: Tensor) -> Field:
+        p = self.problem
+        return Field(ConstantColumn(self.head.features(x)), p.variables, p.outputs, p.spatial,
+                     combine=self._place)
+
+
+def unknowns(loss: Loss, head: LinearHead) -> int:
+    """The number of columns of J: (features + 1) per output."""
+    return (head.n_features + 1) * loss.problem.n_outputs
+
+
+Blocks = list[tuple[Tensor, Tensor]]
+
+
+def term_blocks(loss: Loss, model: nn.Module, head: LinearHead, batch: Batch | None = None
+                ) -> Blocks:
+    """(J_t, r₀_t) for each loss term t, rows scaled by √(w_t / n_t): this rank's rows (of
+    ``batch``, a piece of the loss's batch, when given)."""
+    basis = Basis(head, loss.problem)
+    rs = loss.residuals(model, basis, batch=batch)
+    blocks = []
+    for w, R, count in zip(loss.weights, rs, loss.counts):
+        scale = math.sqrt(w / count)
+        blocks.append(((R[1:] - R[0]).T * scale, R[0] * scale))
+    return blocks
+
+
+def stacked(blocks: Blocks) -> tuple[Tensor, Tensor]:
+    return torch.cat([J for J, _ in blocks]), torch.cat([r for _, r in blocks])
+
+
+def linear_system(loss: Loss, model: nn.Module, head: LinearHead) -> tuple[Tensor, Tensor]:
+    """(J, r₀) with loss(θ) = ‖J θ + r₀‖², θ the head flattened output by output,
+    with every rank's rows in the order one process would have them."""
+    return gathered(loss, term_blocks(loss, model, head))
+
+
+def gathered(loss: Loss, blocks: Blocks) -> tuple[Tensor, Tensor]:
+    """Every rank's rows of the linear system, on every rank (identity in one process)."""
+    p = loss.parallel
+    return stacked([(p.gather_rows(J), p.gather_rows(r[:, None])[:, 0]) for J, r in blocks])
+
+
+def lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> Tensor:
+    """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64
+    (see :func:`solve_lstsq`)."""
+    return solve_lstsq(J, rhs, rcond).theta
+
+
+@dataclass(frozen=True)
+class LstsqSolution:
+    """A least-squares solution and what the solve saw of the system."""
+
+    theta: Tensor
+    cond: float
+    """Condition number s_max / s_min of the column-scaled matrix."""
+    rank: int
+    """Singular values above ``rcond · s_max``: the directions resolved undamped."""
+
+
+def solve_lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> LstsqSolution:
+    """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64
+    (:func:`filtered_solve` of J itself). ``rcond`` defaults to 100 × the machine epsilon
+    of J's dtype. (Rows are the caller's: the stages scale them by term, see
+    :mod:`.equilibrate`.)"""
+    solution = filtered_solve(J.double(), rhs.double(), default_rcond(J.dtype, rcond))
+    return LstsqSolution(solution.theta.to(J.dtype), solution.cond, solution.rank)
+
+
+def default_rcond(dtype: torch.dtype, rcond: float | None) -> float:
+    return 100 * torch.finfo(dtype).eps if rcond is None else rcond
+
+
+def filtered_solve(M: Tensor, rhs: Tensor, rcond: float) -> LstsqSolution:
+    """argmin ‖M θ − rhs‖² + Tikhonov regularisation, for M = J (rhs the right-hand side)
+    or M = R, an R factor of J (rhs = Qᵀ times the right-hand side: the same problem).
+
+    Columns are scaled to unit norm (R's column norms are J's), then the SVD solution is
+    filtered with Tikhonov factors s / (s² + (rcond · s_max)²): singular values far below
+    ``rcond · s_max`` are damped instead of amplifying rounding errors.
+    """
+    scale = M.norm(dim=0)
+    # A column (nearly) zero on every point — a KAN spline no sample reaches — is left to
+    # the regularisation instead of being blown up to an enormous weight.
+    scale = scale.clamp_min(1e-12 * float(scale.max()) + torch.finfo(M.dtype).tiny)
+    U, S, Vh = torch.linalg.svd(M / scale, full_matrices=False)
+    lam = rcond * S[0]
+    filt = S / (S.square() + lam * lam)
+    theta = Vh.T @ (filt * (U.T @ rhs))
+    cond = float(S[0] / S[-1]) if float(S[-1]) > 0 else math.inf
+    return LstsqSolution(theta / scale, cond, int((S > lam).sum()))
