@@ -130,12 +130,19 @@ def etdrk4_periodic(symbol: np.ndarray, nonlinear: Callable[[np.ndarray], np.nda
     return out
 
 
-def _time_steps(t_end: float, dt: float, nt: int) -> tuple[int, int]:
-    """Steps of ``dt`` to ``t_end`` and how many between the ``nt`` output times."""
+def _discretise(n: int, nx: int, length: float, x0: float, t_end: float, dt: float,
+                nt: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The ``n`` periodic points from ``x0`` over ``length`` and their wave numbers, the
+    steps of ``dt`` to ``t_end`` and how many lie between the ``nt`` output times
+    (checking that ``nx`` output points and ``nt`` times fall on them)."""
+    if n % nx:
+        raise GMNMError(f"modes n = {n} must be a multiple of the output points nx = {nx}")
+    x = x0 + length * np.arange(n) / n
+    k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
     steps = round(t_end / dt)
     if abs(steps * dt - t_end) > 1e-9 * t_end or steps % (nt - 1):
         raise GMNMError(f"t_end / dt = {t_end / dt:g} must be a whole multiple of nt − 1 = {nt - 1}")
-    return steps, steps // (nt - 1)
+    return x, k, steps, steps // (nt - 1)
 
 
 def allen_cahn_periodic(eps2: float, rate: float, u0: Callable[[np.ndarray], np.ndarray],
@@ -146,11 +153,7 @@ def allen_cahn_periodic(eps2: float, rate: float, u0: Callable[[np.ndarray], np.
     (:func:`etdrk4_periodic`), time step ``dt``. Values on ``nx`` + 1 equally spaced
     points (the end point repeats the first; ``n`` a multiple of ``nx``) at ``nt``
     times."""
-    if n % nx:
-        raise GMNMError(f"modes n = {n} must be a multiple of the output points nx = {nx}")
-    x = x0 + length * np.arange(n) / n
-    k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
-    steps, every = _time_steps(t_end, dt, nt)
+    x, k, steps, every = _discretise(n, nx, length, x0, t_end, dt, nt)
     u = np.asarray(u0(x[:, None]), dtype=np.float64)[None]
     fields = etdrk4_periodic(-eps2 * k[None] ** 2, lambda v: rate * (v.real - v.real**3), u,
                              dt, steps, every)
@@ -178,11 +181,7 @@ def schrodinger_split_step(h0: Callable[[np.ndarray], np.ndarray], t_end: float,
     flow ĥ ← exp(−i k² dt/2) ĥ in Fourier space (exact), another half nonlinear step.
     ``n`` modes; values (Re h, Im h) on ``nx`` + 1 equally spaced points (the end point
     repeats the first) at ``nt`` times."""
-    if n % nx:
-        raise GMNMError(f"modes n = {n} must be a multiple of the output points nx = {nx}")
-    x = x0 + length * np.arange(n) / n
-    k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
-    steps, every = _time_steps(t_end, dt, nt)
+    x, k, steps, every = _discretise(n, nx, length, x0, t_end, dt, nt)
     linear = np.exp(-0.5j * k**2 * dt)
     h = np.asarray(h0(x[:, None]), dtype=np.complex128)
     out = [h]
@@ -206,11 +205,7 @@ def gray_scott_periodic(du: float, dv: float, feed: float, kill: float,
     ``dt``; ``uv0`` maps points (n, 1) to the initial (u, v), shape (n, 2). Values (u, v)
     on ``nx`` + 1 equally spaced points (the end point repeats the first) at ``nt``
     times."""
-    if n % nx:
-        raise GMNMError(f"modes n = {n} must be a multiple of the output points nx = {nx}")
-    x = x0 + length * np.arange(n) / n
-    k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
-    steps, every = _time_steps(t_end, dt, nt)
+    x, k, steps, every = _discretise(n, nx, length, x0, t_end, dt, nt)
 
     def reaction(w: np.ndarray) -> np.ndarray:
         u, v = w.real
