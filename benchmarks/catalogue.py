@@ -1,6 +1,6 @@
 """The catalogue dashboard: every catalogue PDE and fitting target, solved with defaults.
 
-    python benchmarks/catalogue.py [--budget 60] [--only poisson,front] [--models gmnm,pinn]
+    python benchmarks/catalogue.py [--budget 60] [--only poisson,front] [--models gmnm,pinn,fem]
                                    [--out results/catalogue.md]
 
 Each (problem, model) is one `gmnm-pde solve NAME --model MODEL --budget SECONDS` run in a
@@ -27,6 +27,9 @@ from pathlib import Path
 
 from common import header
 
+from pinn_gmnm.compare import not_applicable
+from pinn_gmnm.comparison import NOT_APPLICABLE
+from pinn_gmnm.config import RunConfig
 from pinn_gmnm.fitting import FIT_GROUP
 from pinn_gmnm.problem import PROBLEMS
 
@@ -75,8 +78,19 @@ def stages_run(run_dir: Path) -> str:
     return " → ".join(f"{stage} {n}" for stage, n in order)
 
 
+def inapplicable(name: str, model: str) -> str | None:
+    """Why ``model``'s fixed method cannot solve ``name`` at all (``fem`` on a nonlinear
+    problem), from the method's declared conditions; None when the run can go ahead."""
+    blocked = not_applicable(RunConfig(problem=name, model=model))
+    return None if blocked is None else blocked[1]
+
+
 def run_one(name: str, group: str, model: str, budget: float, timeout: float, work: Path) -> Row:
     row = Row(name, group, model)
+    why = inapplicable(name, model)
+    if why is not None:
+        row.status = f"{NOT_APPLICABLE}: {why}"
+        return row
     out = work / f"{name}-{model}"
     cmd = [sys.executable, "-m", "pinn_gmnm.cli.main", "solve", name, "--model", model,
            "--budget", str(budget), "--out", str(out), "--quiet"]
@@ -118,7 +132,9 @@ def markdown(rows: list[Row], title: str) -> str:
         "Every catalogue problem with its defaults (`gmnm-pde solve NAME --model MODEL --budget B`); "
         "relative L2 and max error on the problem's evaluation set, training time and wall time "
         "(start-up and reference solutions included), the method, parameters and the stages that "
-        "recorded steps. Regenerate with `python benchmarks/catalogue.py`.", "",
+        "recorded steps. The `fem` rows are the classical baseline (finite elements at their "
+        "default order and size; its parameters are degrees of freedom) where its method applies. "
+        "Regenerate with `python benchmarks/catalogue.py`.", "",
         "| problem | kind | model | rel. L2 | max error | train s | wall s | method | parameters "
         "| stages | status |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -136,7 +152,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=60.0, help="training seconds per run (default 60)")
     ap.add_argument("--only", default="", help="comma-separated problem names (default: all)")
-    ap.add_argument("--models", default="gmnm,pinn", help="comma-separated models (default gmnm,pinn)")
+    ap.add_argument("--models", default="gmnm,pinn,fem",
+                    help="comma-separated models (default gmnm,pinn,fem; fem rows say where it "
+                         "does not apply)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "catalogue.md")
     ap.add_argument("--timeout", type=float, default=None,
                     help="seconds before a run is stopped (default 3 × budget + 300)")

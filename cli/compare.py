@@ -13,11 +13,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pinn_gmnm.cli.options import config_parameter, with_parameters
+from pinn_gmnm.cli.options import (config_parameter, model_parameter, unmatched_options,
+                                   with_parameters)
 from pinn_gmnm.config import RunConfig
 from pinn_gmnm.errors import GMNMError
 
-Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan.")]
+Models = Annotated[str, typer.Option("--models", help="Comma-separated models: gmnm, pinn, mlp, kan, fem.")]
 Seeds = Annotated[int, typer.Option(help="Seeds per model (seed, seed + 1, …).")]
 Params = Annotated[Optional[int], typer.Option(
     "--params", help="Target parameter count for every model (±10 %). \\[default: the default GMNM's]")]
@@ -92,7 +93,9 @@ def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bo
                         "writes into")
     check_out_folder(out if into is None else into, "--out" if into is None else "--into")
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs, tuned)
+    options = _unmatched(names, settings)
+    comparison = Comparison(_config(problem, **settings), names, seeds, params, jobs, tuned,
+                            options)
     runs = len(pairs or ()) or len(names) * seeds
     show = is_main_process()  # under torchrun every rank trains, rank 0 alone reports
     with ComparisonProgress(runs, f"compare {problem}") if show and not quiet else nullcontext() as bar:
@@ -111,6 +114,21 @@ def _run(problem: str, models: str, seeds: int, params: Optional[int], quiet: bo
     return result
 
 
+def _unmatched(names: tuple[str, ...], settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The options of the compared models that are not sized by --params (fem), taken
+    out of ``settings``; an option given for a model not compared is an error."""
+    out: dict[str, dict[str, Any]] = {}
+    for model, option in unmatched_options():
+        value = settings.pop(option, None)
+        if value is None:
+            continue
+        if model not in names:
+            raise GMNMError(f"--{option.replace('_', '-')} is an option of model '{model}', which "
+                            f"is not compared (--models {','.join(names)})")
+        out.setdefault(model, {})[option] = value
+    return out
+
+
 def _print_table(result: Any) -> None:
     from pinn_gmnm.compare_report import COLUMNS, model_stats, winners
 
@@ -127,6 +145,7 @@ def _print_table(result: Any) -> None:
             cells.append(f"[bold green]{text}[/]" if best.get(key) == name else text)
         status = f"{s['ok']}/{s['runs']}" + (f" ({s['diverged']} diverged)" if s["diverged"] else "") \
             + (f" ({s['failed']} failed)" if s["failed"] else "") \
+            + (" (not applicable)" if s["not_applicable"] else "") \
             + (f" ({s['missing']} missing)" if s["missing"] else "")
         table.add_row(name, str(s["parameters"]), s["method"], *cells, status)
     console = Console()
@@ -232,7 +251,14 @@ def _write_overview(out: Path, results: list) -> None:
     atomic_write(out / "overview.md", lambda f: f.write("\n".join(lines) + "\n"))
 
 
+def compare_parameters() -> list:
+    """The derived options of `compare`: the shared run settings, and the options of the
+    models it cannot size by --params (fem)."""
+    return [*shared_parameters("boundary"),
+            *(model_parameter(option) for _, option in unmatched_options())]
+
+
 def register(app: typer.Typer, wrap: Any) -> None:
     """Add `compare` and `fit` to the CLI, each wrapped by ``wrap`` (the error handler)."""
-    app.command("compare")(wrap(with_parameters(compare, shared_parameters("boundary"))))
+    app.command("compare")(wrap(with_parameters(compare, compare_parameters())))
     app.command("fit")(wrap(with_parameters(fit, shared_parameters())))

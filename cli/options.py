@@ -72,6 +72,12 @@ def model_option_names() -> list[str]:
     return list(names)
 
 
+def unmatched_options() -> list[tuple[str, str]]:
+    """(model, option) for every option of the models without a size option (``fem``):
+    ``compare`` cannot size them by ``--params``, so it offers their options."""
+    return [(e.name, o.name) for e in MODELS if e.obj.size_option is None for o in e.obj.options]
+
+
 def model_parameter(name: str) -> inspect.Parameter:
     """A keyword parameter for the model option ``name``; its help lists each model that
     takes it, with that model's meaning and default."""

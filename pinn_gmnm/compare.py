@@ -42,9 +42,13 @@ import torch
 
 from . import distributed
 from .artifacts import new_run_dir, write_json
-from .comparison import MODEL_ORDER, Comparison, ComparisonResult, RunRecord  # noqa: F401 (re-exported)
+from .comparison import (MODEL_ORDER, NOT_APPLICABLE, Comparison, ComparisonResult,  # noqa: F401
+                         RunRecord)
 from .config import RunConfig
 from .interrupt import StopOnSignal
+from .methods import Method
+from .models import MODELS
+from .models.contract import capabilities
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
@@ -100,6 +104,8 @@ def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
 
             options = tuned_settings(comparison.tuned, base.problem, name)
             run = {k: options.pop(k) for k in ("lr",) if k in options}
+        elif MODELS.get(name).size_option is None:  # nothing to match (fem): as given
+            options = dict(comparison.options.get(name, {}))
         else:
             options = match_parameters(name, problem.dim, problem.n_outputs, target,
                                        bounds=problem.geometry.bbox)
@@ -116,6 +122,8 @@ def _fallback_method(cfg: RunConfig) -> RunConfig:
     without a linear output layer, or a nonlinear problem) trains with adam-lbfgs
     instead (the table says so); decided from what the model declares."""
     problem, model = build(cfg)
+    if capabilities(model).fixed_method is not None:  # when it does not apply, _one_run says so
+        return cfg
     if chosen_method(cfg, problem, model).unavailable(problem, model) is not None:
         return dataclasses.replace(cfg, method="adam-lbfgs")
     return cfg
@@ -158,7 +166,7 @@ def run_comparison(comparison: Comparison, *, out: Path | None = Path("runs"),
         else:
             records = []
             for index, cfg in enumerate(configs):
-                stages = prepare(cfg)[3]
+                stages = planned_stages(cfg)
                 callbacks = observer.on_run_start(index, len(configs), cfg, stages) if observer else ()
                 records.append(_one_run(cfg, problem, stages, callbacks, directory, signals))
                 if observer:
@@ -198,7 +206,7 @@ def _worker_init(counter: Any, threads: int, halt: Any) -> None:
 
 
 def _worker_run(cfg: RunConfig, directory: Path | None) -> tuple[RunRecord, np.ndarray | None]:
-    problem, _, _, stages = prepare(cfg)
+    problem, stages = build(cfg)[0], planned_stages(cfg)
     with StopOnSignal(also=_HALT.is_set) as stop:
         return _one_run(cfg, problem, stages, (), directory, stop)
 
@@ -224,7 +232,7 @@ def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None
         futures = {pool.submit(_worker_run, cfg, directory): i for i, cfg in enumerate(configs)}
         for i, cfg in enumerate(configs):
             if observer:
-                observer.on_run_start(i, len(configs), cfg, prepare(cfg)[3])
+                observer.on_run_start(i, len(configs), cfg, planned_stages(cfg))
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -249,26 +257,18 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
     Also returns the model's prediction on the problem's plotting slice."""
     if directory is not None:  # a rerun: unfinished until its record is written again
         (run_dir(directory, cfg.model, cfg.seed) / RECORD).unlink(missing_ok=True)
+    blocked = not_applicable(cfg)
+    if blocked is not None:
+        method, why = blocked
+        return _record_without_run(dataclasses.replace(cfg, method=method.name), problem, stages,
+                                   directory, f"{NOT_APPLICABLE}: {why}", 0.0, error=False), None
     start = time.perf_counter()
     try:
         res = run(cfg, out=None, callbacks=callbacks, stop=stop)
     except (RuntimeError, ArithmeticError) as exc:  # e.g. a singular solve after divergence
-        nan = math.nan
-        metrics = {"rel_l2": nan, "max_abs": nan, "residual_rms": nan,
-                   "train_time": time.perf_counter() - start, "steps": 0, "wall_time": nan,
-                   "time_per_step": nan}
         status = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
-        where = None
-        if directory is not None:
-            where = run_dir(directory, cfg.model, cfg.seed)
-            write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
-        params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
-                                 bounds=problem.geometry.bbox, **cfg.model_options)
-        record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
-                           params, metrics, [], where)
-        if where is not None:
-            write_record(record, None)
-        return record, None
+        return _record_without_run(cfg, problem, stages, directory, status,
+                                   time.perf_counter() - start), None
     m = dict(res.solution.metrics)
     m["wall_time"] = res.wall_time
     m["time_per_step"] = m["train_time"] / max(1, int(m["steps"]))
@@ -288,6 +288,42 @@ def _one_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
     if where is not None:
         write_record(record, prediction)
     return record, prediction
+
+
+def planned_stages(cfg: RunConfig) -> list[Stage]:
+    """The stages a run of ``cfg`` trains with (none when its model does not apply)."""
+    return [] if not_applicable(cfg) is not None else prepare(cfg)[3]
+
+
+def not_applicable(cfg: RunConfig) -> tuple[Method, str] | None:
+    """The fixed method of ``cfg``'s model and why it cannot solve the problem at all
+    (``fem`` on a time-dependent problem), or None when the run can go ahead."""
+    problem, model = build(cfg)
+    method = capabilities(model).fixed_method
+    why = None if method is None else method.unavailable(problem, model)
+    return None if why is None else (method, why)
+
+
+def _record_without_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage],
+                        directory: Path | None, status: str, train_time: float, *,
+                        error: bool = True) -> RunRecord:
+    """The record of a run that failed or did not apply (NaN metrics); a failure also
+    writes ``error.json``."""
+    nan = math.nan
+    metrics = {"rel_l2": nan, "max_abs": nan, "residual_rms": nan, "train_time": train_time,
+               "steps": 0, "wall_time": nan, "time_per_step": nan}
+    where = None
+    if directory is not None:
+        where = run_dir(directory, cfg.model, cfg.seed)
+        if error:
+            write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
+    params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
+                             bounds=problem.geometry.bbox, **cfg.model_options)
+    record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
+                       params, metrics, [], where)
+    if where is not None:
+        write_record(record, None)
+    return record
 
 
 def _slice_prediction(res: RunResult, problem: Problem) -> np.ndarray:

@@ -20,7 +20,8 @@ from .artifacts import atomic_write, write_json
 from .fitting import is_fit_problem
 from .plotting import _save, new_figure, slice_grid
 from .run import environment
-from .comparison import ComparisonResult, RunRecord
+from .comparison import NOT_APPLICABLE, ComparisonResult, RunRecord
+from .models import MODELS
 
 # (key, column title, formatter of mean and std)
 COLUMNS: list[tuple[str, str, Callable[[float, float], str]]] = [
@@ -52,6 +53,7 @@ def model_stats(records: list[RunRecord], models: tuple[str, ...]) -> dict[str, 
             "diverged": sum(r.status == "diverged" for r in runs),
             "failed": sum(r.status.startswith("failed") for r in runs),
             "missing": sum(r.status == "missing" for r in runs),
+            "not_applicable": sum(r.status.startswith(NOT_APPLICABLE) for r in runs),
             "parameters": max((r.parameters for r in runs), default=0),
             "method": ", ".join(dict.fromkeys(r.method for r in runs if r.method)),
             "training": " | ".join(dict.fromkeys(r.training for r in runs if r.training)),
@@ -75,6 +77,8 @@ def winners(stats: dict[str, dict[str, Any]]) -> dict[str, str | None]:
 
 def _cell(s: dict[str, Any], key: str, fmt: Callable[[float, float], str], best: bool) -> str:
     if s["ok"] == 0:
+        if s["not_applicable"] == s["runs"]:
+            return NOT_APPLICABLE
         return "diverged" if s["diverged"] else "missing" if s["missing"] == s["runs"] else "failed"
     text = fmt(s[key]["mean"], s[key]["std"])
     if not math.isfinite(s[key]["mean"]):
@@ -106,6 +110,10 @@ def render_markdown(result: ComparisonResult, stats: dict[str, dict[str, Any]],
         f"- {c.seeds} seed(s) ({seeds}); {c.budget_text}",
         f"- parameters matched to {result.target} (±10 %); {b.dtype} on {b.device}",
     ]
+    fixed = [m for m in c.models if MODELS.get(m).size_option is None]
+    if fixed:
+        given = "; ".join(f"{m} with {c.options.get(m) or 'its defaults'}" for m in fixed)
+        lines.append(f"- not parameter-matched (their size is their own option): {given}")
     if is_fit_problem(p):
         lines.append(f"- supervised fit: training set {b.interior} points ({b.sampler}); errors on "
                      "the fixed test grid (about 20 000 points, disjoint from the training set)")
@@ -197,7 +205,8 @@ def plot_convergence(result: ComparisonResult, path) -> None:
                 continue
             x, med, lo, hi = band
             color = f"C{i}"
-            ax.plot(x, med, color=color, lw=2, label=name)
+            ax.plot(x, med, color=color, lw=2, label=name,  # a one-step run is a point
+                    marker="o" if len(x) == 1 else None)
             ax.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel,
                title=f"{ylabel} vs {xlabel.split(' [')[0]}")

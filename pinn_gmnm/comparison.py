@@ -21,6 +21,10 @@ from .problem import Problem
 MODEL_ORDER = ("gmnm", "pinn", "mlp", "kan")
 """The default models, in table order."""
 
+NOT_APPLICABLE = "not applicable"
+"""The status of a run whose model cannot solve the problem at all (``fem`` on a
+time-dependent problem), followed by why."""
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -37,6 +41,9 @@ class Comparison:
     tuned: Path | None = None
     """A folder of ``gmnm-pde tune`` results: each model runs with its tuned settings
     (``tuned-PROBLEM-MODEL.json``) instead of being parameter-matched."""
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Options of the models that have no size to match (``fem``: its element order and
+    mesh size), by model name; they run as given."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -50,6 +57,11 @@ class Comparison:
         if self.params is not None:
             require_positive("target parameter count (--params)", self.params, integer=True)
         require_positive("jobs", self.jobs, integer=True)
+        object.__setattr__(self, "options", {m: dict(o) for m, o in self.options.items() if o})
+        for name in self.options:
+            if name not in self.models or MODELS.get(name).size_option is not None:
+                raise GMNMError(f"options were given for model '{name}', which is not compared "
+                                "or is sized by --params")
 
     @property
     def budget_text(self) -> str:

@@ -77,7 +77,8 @@ class RunConfig:
     weights: dict[str, float] = field(default_factory=dict)
     eval_every: int = _option(50, "Steps between error evaluations in the history.")
     reference: str | None = _option(
-        None, "Reference solution file (.npz; .csv; text with %/# comments) for metrics and plots.")
+        None, "Reference solution file (.npz; .csv; text with %/# comments; a mesh with a point "
+              "field: .vtu, .vtk, .msh) for metrics and plots.")
     hard: bool = _option(False, "Enforce Dirichlet and initial conditions exactly (box domains).",
                          flag="--hard/--soft")
     resample_every: int = _option(0, "Adam: fresh collocation points every N steps (0: off).")

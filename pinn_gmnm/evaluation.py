@@ -27,9 +27,10 @@ EVAL_POINTS = 20_000
 QUICK_POINTS = 4096
 """How many of them the error shown during training uses."""
 
-PREDICT_CHUNK = 4096
+PREDICT_CHUNK = 1024
 """Points per forward pass when predicting many: a GMNM's (points × Gaussians) work
-arrays then stay in cache (chunks of 16 384 took twice as long on a 201² grid)."""
+arrays then stay in cache (with 1024 Gaussians on a 201² grid, chunks of 4096 took about
+twice as long, and chunks of 16 384 four times)."""
 
 
 def evaluation_points(problem: Problem, n: int = EVAL_POINTS) -> Points:
@@ -86,7 +87,7 @@ class Evaluator:
         rms, bad = self._residual(model)
         return math.nan if bad.any() else rms
 
-    def _residual(self, model: nn.Module, chunk: int = 4096) -> tuple[float, Tensor]:
+    def _residual(self, model: nn.Module, chunk: int = PREDICT_CHUNK) -> tuple[float, Tensor]:
         """The RMS of the residual over the points where it is finite, and the mask of
         the points where it is not (any equation)."""
         total, count, bad = 0.0, 0, []

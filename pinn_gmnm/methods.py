@@ -227,6 +227,36 @@ class AutoMethod(Method):
         return self.resolve(problem, model).build(problem, model, steps)
 
 
+class FEMMethod(Method):
+    name = "fem"
+    needs = "needs the fem model and a problem the finite-element path solves"
+    description = ("finite elements: mesh, assemble and solve (the fem model's method; linear "
+                   "elliptic and parabolic problems in 2-D)")
+
+    def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
+        from .fem.model import FEM
+        from .fem.operator import unsupported
+
+        if not isinstance(model, FEM):
+            return f"the model is {type(model).__name__} (use --model fem, without --hard)"
+        return unsupported(problem)
+
+    def build(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .fem.model import FEM
+        from .fem.operator import SUPPORTED
+
+        why = self.unavailable(problem, model)
+        if why is not None:
+            what = f"; the finite-element path solves {SUPPORTED}" if isinstance(model, FEM) else ""
+            raise GMNMError(f"method 'fem' does not apply: {why}{what}")
+        return self.stages(problem, model, steps)
+
+    def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .fem.stage import FEMSolve
+
+        return [FEMSolve()]
+
+
 class CustomMethod(Method):
     name = "custom"
     description = "the explicit list of stages given in a config file's `stages`"
@@ -237,5 +267,5 @@ class CustomMethod(Method):
 
 METHODS: Registry[Method] = Registry("method")
 for _method in (AutoMethod(), LeastSquaresMethod(), VarProMethod(), GaussNewtonMethod(),
-                AdamLBFGSMethod(), CustomMethod()):
+                AdamLBFGSMethod(), FEMMethod(), CustomMethod()):
     METHODS.add(_method.name, _method, _method.description)

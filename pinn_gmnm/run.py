@@ -114,7 +114,8 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     check_unchanged(config.problem, config.problem_sha256)  # before running the file's code
     problem = get_problem(config.problem, **config.params)
     if config.reference is not None:  # the user's reference replaces the problem's own
-        ref = load_reference(config.reference, problem.dim, problem.n_outputs)
+        ref = load_reference(config.reference, problem.dim, problem.n_outputs,
+                             names=problem.outputs)
         problem = dataclasses.replace(problem, exact=None, reference=ref)
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
@@ -349,9 +350,10 @@ def environment() -> dict[str, Any]:
 
 def write_artifacts(directory: Path, config: RunConfig, solution: Solution, method: str,
                     wall_time: float) -> None:
-    """config.json, model.pt, history.csv, metrics.json, then solution.png, training.png,
-    snapshots.png (time-dependent problems), unknowns.png (inverse problems) and
-    profiles.csv with profiles.png (problems that declare profiles); no
+    """config.json, model.pt, history.csv, metrics.json, then solution.png, training.png
+    (when the history has more than one record), snapshots.png (time-dependent problems),
+    unknowns.png (inverse problems) and profiles.csv with profiles.png (problems that
+    declare profiles); no
     figures for an interrupted run, which should exit quickly. Each file is written
     atomically; the checkpoint holds the state to resume from unless the run completed."""
     problem = solution.problem
@@ -369,7 +371,7 @@ def write_artifacts(directory: Path, config: RunConfig, solution: Solution, meth
         return
     title = f"{problem.name} · {config.model} ({solution.parameters} parameters, {method})"
     plot_solution(problem, solution.model, directory / "solution.png", title)
-    if solution.history:
+    if len(solution.history) > 1:  # one record (a one-shot solve) is no curve: metrics say it
         plot_training(solution.history, directory / "training.png", title)
     if problem.geometry.time_dependent:
         plot_snapshots(problem, solution.model, directory / "snapshots.png", title)

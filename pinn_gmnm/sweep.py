@@ -47,7 +47,8 @@ def plan_data(comparison: Comparison, target: int) -> dict[str, Any]:
     """What every command writing into one comparison directory must agree on."""
     return {"version": 1, "models": list(comparison.models), "seeds": comparison.seeds,
             "params": comparison.params, "target_parameters": target,
-            "settings": comparison.base.to_dict()}
+            "settings": comparison.base.to_dict(),
+            **({"options": comparison.options} if comparison.options else {})}
 
 
 def claim_plan(directory: Path, comparison: Comparison, target: int) -> None:
@@ -164,7 +165,7 @@ def collect(directory: Path) -> ComparisonResult:
     directory = Path(directory)
     saved = read_plan(directory)
     comparison = Comparison(RunConfig.from_dict(saved["settings"]), tuple(saved["models"]),
-                            saved["seeds"], saved["params"])
+                            saved["seeds"], saved["params"], options=saved.get("options", {}))
     problem, target, configs = plan(comparison)
     result = ComparisonResult(comparison, problem, target, [], directory)
     for cfg in configs:

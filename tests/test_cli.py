@@ -45,9 +45,9 @@ def test_solve_writes_a_complete_run_directory(runs: Path):
     assert r.exit_code == 0, r.output
     assert "relative L2" in r.output and "artifacts" in r.output
     (run_dir,) = runs.iterdir()
-    for name in ("config.json", "metrics.json", "history.csv", "model.pt", "solution.png",
-                 "training.png"):
+    for name in ("config.json", "metrics.json", "history.csv", "model.pt", "solution.png"):
         assert (run_dir / name).stat().st_size > 0, name
+    assert not (run_dir / "training.png").exists()  # one least-squares step: no curve
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rel_l2"] < 1e-2 and metrics["parameters"] == 701
     config = json.loads((run_dir / "config.json").read_text())
@@ -66,6 +66,7 @@ def test_rerun_from_config_gives_the_same_metrics(runs: Path):
     m1 = json.loads((first / "metrics.json").read_text())
     m2 = json.loads((second / "metrics.json").read_text())
     assert m1["rel_l2"] == m2["rel_l2"] and m1["steps"] == m2["steps"]
+    assert (first / "training.png").stat().st_size > 0  # 40 steps: a curve to draw
 
 
 def test_solve_a_problem_from_a_user_file(tmp_path: Path, runs: Path):
@@ -88,7 +89,7 @@ def test_solve_a_problem_from_a_user_file(tmp_path: Path, runs: Path):
 
 @pytest.mark.parametrize("args,message", [
     (["solve", "poison"], "unknown problem 'poison'; known: "),
-    (["solve", "poisson", "--model", "mpl"], "unknown model 'mpl'; known: gmnm, gmnm-net, kan, mlp, pinn (did you mean 'mlp'?)"),
+    (["solve", "poisson", "--model", "mpl"], "unknown model 'mpl'; known: fem, gmnm, gmnm-net, kan, mlp, pinn (did you mean 'mlp'?)"),
     (["solve", "poisson", "--points", "0"], "interior points (--points) must be positive"),
     (["solve", "poisson", "--components", "-3"], "components must be positive"),
     (["solve", "poisson", "--budget", "-1"], "budget (seconds) must be positive"),

@@ -150,7 +150,7 @@ def test_users_register_their_own_targets():
 
 
 @pytest.mark.parametrize("args,message", [
-    (["compare", "poisson", "--models", "gmnm,kam"], "unknown model 'kam'; known: gmnm, gmnm-net, kan, mlp, pinn (did you mean 'kan'?)"),
+    (["compare", "poisson", "--models", "gmnm,kam"], "unknown model 'kam'; known: fem, gmnm, gmnm-net, kan, mlp, pinn (did you mean 'kan'?)"),
     (["compare", "poisson", "--models", "gmnm,gmnm"], "models are listed twice"),
     (["compare", "poisson", "--models", ","], "give at least one model"),
     (["compare", "poisson", "--seeds", "0"], "seeds must be positive"),

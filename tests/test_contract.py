@@ -22,6 +22,7 @@ from pinn_gmnm.run import stages_for
 from pinn_gmnm.training import LBFGS, Adam, Collocation
 
 MODEL_NAMES = [e.name for e in MODELS]
+NETWORKS = [n for n in MODEL_NAMES if n != "fem"]  # fem: nodal values, no linear head
 WRAPPERS = {"plain": lambda problem, model: model, "hard": hard_constraint}
 
 
@@ -32,7 +33,7 @@ def _build(name: str, wrapper: str):
 
 
 @pytest.mark.parametrize("wrapper", list(WRAPPERS))
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", NETWORKS)
 def test_declared_capabilities_survive_every_wrapper(name, wrapper):
     problem, inner, model = _build(name, wrapper)
     assert isinstance(model, Surrogate)
@@ -56,6 +57,9 @@ def test_what_each_model_declares():
     assert all(caps[n].fixed_method is None for n in ("gmnm", "gmnm-net", "mlp", "kan"))
     assert not caps["kan"].least_squares_by_default
     assert all(caps[n].least_squares_by_default for n in ("gmnm", "mlp", "pinn"))
+    assert caps["fem"] == Capabilities(linear_head=False, closed_form=False,
+                                       least_squares_by_default=False,
+                                       fixed_method=METHODS.get("fem"))
 
 
 def test_a_plain_torch_module_gets_the_defaults():

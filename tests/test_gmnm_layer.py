@@ -33,6 +33,21 @@ def test_layer_matches_formula(d, o, m, k):
     torch.testing.assert_close(layer(x), formula(layer, x), rtol=1e-10, atol=1e-12)
 
 
+def test_prediction_without_autograd_is_the_tracked_value_bit_for_bit():
+    """Under no_grad the layer works in place on one array; values must not move, and a
+    tracked call afterwards must still differentiate (nothing it needs was overwritten)."""
+    layer = GMNMLayer(2, 1, 9).double()
+    x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
+    tracked = layer(x)
+    with torch.no_grad():
+        fast = layer(x)
+    assert torch.equal(fast, tracked.detach())
+    tracked.sum().backward()
+    assert layer.means.grad is not None and layer.means.grad.abs().sum() > 0
+    with torch.no_grad():  # inputs that require grad but autograd is off: in place too
+        assert torch.equal(layer(x.clone().requires_grad_(True)), fast)
+
+
 def test_parameter_count():
     d, o, m, k = 3, 2, 10, 4
     layer = GMNMLayer(d, o, m, k)

@@ -102,11 +102,11 @@ def test_the_cli_module_imported_twice_keeps_one_option_each():
     again, which adds the derived options to the same functions a second time."""
     import inspect
 
-    from pinn_gmnm.cli.compare import compare, shared_parameters
+    from pinn_gmnm.cli.compare import compare, compare_parameters
     from pinn_gmnm.cli.options import with_parameters
 
     before = list(inspect.signature(compare).parameters)
-    with_parameters(compare, shared_parameters("boundary"))
+    with_parameters(compare, compare_parameters())
     assert list(inspect.signature(compare).parameters) == before
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from ..errors import GMNMError
@@ -23,3 +24,9 @@ def require(module: str) -> ModuleType:
         raise GMNMError(
             f"the finite-element path needs {FEM_PACKAGES[module]}, which is not installed "
             f"({exc.msg}); install the 'fem' extra: pip install \"gmnm-pde[fem]\"") from None
+
+
+def available() -> bool:
+    """Whether every dependency of the ``fem`` extra is installed (without importing
+    them)."""
+    return all(importlib.util.find_spec(m) is not None for m in FEM_PACKAGES)

@@ -8,8 +8,9 @@ its identity: the returned mesh names the facets of each as a boundary ``curve-N
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,12 +22,17 @@ from .deps import require
 DimTags = list[tuple[int, int]]
 
 
-def mesh_geometry(geometry: Geometry, size: float, order: int = 1) -> Any:
+def mesh_geometry(geometry: Geometry, size: float, order: int = 1, *,
+                  refine: Sequence[Refinement] = ()) -> Any:
     """A scikit-fem triangle mesh of ``geometry`` (2-D: rectangles, disks, polygons and
     their unions, differences and intersections) with sides of about ``size`` at most:
     straight-sided (``MeshTri``, ``order`` 1) or with the edges along curved boundaries
     bent onto them (``MeshTri2``, ``order`` 2, for P2 elements). Boundary curves are named
-    ``curve-1``, ``curve-2``… in ``mesh.boundaries``."""
+    ``curve-1``, ``curve-2``… in ``mesh.boundaries``.
+
+    ``refine`` grades the mesh towards points (a re-entrant corner, where the solution is
+    singular): each :class:`Refinement` asks for sides of ``size`` at its point, growing
+    linearly to the global size at distance ``radius``."""
     require_positive("mesh size", size)
     if order not in (1, 2):
         raise GMNMError(f"mesh order must be 1 or 2, got {order!r}")
@@ -41,6 +47,7 @@ def mesh_geometry(geometry: Geometry, size: float, order: int = 1) -> Any:
         surfaces = _occ(model.occ, geometry)
         model.occ.synchronize()
         gmsh.option.setNumber("Mesh.MeshSizeMax", float(size))
+        _grade(model, refine, size)
         model.mesh.generate(2)
         model.mesh.setOrder(order)
         node_tags, coords, _ = model.mesh.getNodes()
@@ -69,6 +76,41 @@ def mesh_geometry(geometry: Geometry, size: float, order: int = 1) -> Any:
         pairs = np.sort(ends, axis=1).tolist()
         pieces[f"curve-{tag}"] = np.array([facet_of[tuple(e)] for e in pairs], dtype=np.int64)
     return mesh.with_boundaries(pieces)
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Triangle sides of ``size`` at ``point``, growing linearly to the mesh's size at
+    distance ``radius``."""
+
+    point: tuple[float, float]
+    size: float
+    radius: float
+
+    def __post_init__(self) -> None:
+        require_positive("refinement size", self.size)
+        require_positive("refinement radius", self.radius)
+
+
+def _grade(model: Any, refine: Sequence[Refinement], size: float) -> None:
+    """gmsh size fields for ``refine``: the smallest of one threshold field per point."""
+    fields = []
+    for r in refine:
+        (x, y), eps = r.point, 1e-9
+        points = model.getEntitiesInBoundingBox(x - eps, y - eps, -eps, x + eps, y + eps, eps, 0)
+        if not points:
+            raise GMNMError(f"refinement point {r.point} is not a corner of the meshed domain")
+        distance = model.mesh.field.add("Distance")
+        model.mesh.field.setNumbers(distance, "PointsList", [t for _, t in points])
+        threshold = model.mesh.field.add("Threshold")
+        for key, value in (("InField", distance), ("SizeMin", min(r.size, size)), ("SizeMax", size),
+                           ("DistMin", 0.0), ("DistMax", r.radius)):
+            model.mesh.field.setNumber(threshold, key, value)
+        fields.append(threshold)
+    if fields:
+        smallest = model.mesh.field.add("Min")
+        model.mesh.field.setNumbers(smallest, "FieldsList", fields)
+        model.mesh.field.setAsBackgroundMesh(smallest)
 
 
 @contextmanager

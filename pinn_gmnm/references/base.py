@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .._types import Points
 from ..errors import GMNMError, GMNMWarning
+from ..formats import MESH_FORMATS
 
 
 class Reference:
@@ -189,16 +190,21 @@ def _holds_objects(z: np.lib.npyio.NpzFile, key: str) -> bool:
         return False
 
 
-def load_reference(path: str | Path, dim: int, n_outputs: int = 1) -> Reference:
+def load_reference(path: str | Path, dim: int, n_outputs: int = 1, *,
+                   names: Sequence[str] = ()) -> Reference:
     """Read a reference solution from a file: ``.npz`` (arrays ``points`` and
-    ``values``), ``.csv`` (optional header row), or whitespace-separated text with
-    optional comment lines starting with ``%`` or ``#`` (as FEM tools export). Text and
-    CSV files have one row per point: the ``dim`` coordinates, then ``n_outputs`` values.
+    ``values``), ``.csv`` (optional header row), whitespace-separated text with
+    optional comment lines starting with ``%`` or ``#`` (as FEM tools export), or a mesh
+    file meshio reads (``.vtu``, ``.vtk``, ``.msh``; see :func:`read_mesh_field`). Text
+    and CSV files have one row per point: the ``dim`` coordinates, then ``n_outputs``
+    values. ``names`` are the problem's outputs, which pick a mesh's point fields.
     """
     path = Path(path)
     if not path.is_file():
         raise GMNMError(f"reference file not found: {path}")
-    if path.suffix == ".npz":
+    if path.suffix in MESH_FORMATS:
+        ref = read_mesh_field(path, dim, n_outputs, names)
+    elif path.suffix == ".npz":
         ref = Reference.from_npz(path)
     else:
         rows = _read_table(path)
@@ -218,6 +224,40 @@ def load_reference(path: str | Path, dim: int, n_outputs: int = 1) -> Reference:
         warnings.warn(f"{path}: {missing} of {len(ref.values)} points of the reference have NaN "
                       "values; they are left out of the metrics", GMNMWarning, stacklevel=2)
     return ref
+
+
+def read_mesh_field(path: Path, dim: int, n_outputs: int, names: Sequence[str] = ()) -> Reference:
+    """A point field of a mesh file, read with meshio, at the mesh's nodes.
+
+    The nodes' first ``dim`` coordinates are the points (further coordinates must be
+    zero: a 2-D mesh written in 3-D). The values are the point field named after the
+    output (``u``) or, with several outputs, one field per output name or one field with
+    a column per output; a file with a single point field of the right width needs no
+    names. Gmsh's bookkeeping fields (``gmsh:…``) are not solutions and are skipped."""
+    from ..fem.deps import require
+
+    meshio = require("meshio")
+    try:
+        mesh = meshio.read(path)
+    except Exception as exc:  # meshio's own errors carry no common base class
+        raise GMNMError(f"{path}: meshio could not read it ({type(exc).__name__}: {exc})") from None
+    points = np.asarray(mesh.points, dtype=np.float64)
+    if points.shape[1] < dim or np.abs(points[:, dim:]).max(initial=0.0) > 0:
+        raise GMNMError(f"{path}: its nodes have {points.shape[1]} coordinates, not a {dim}-D mesh")
+    fields = {k: np.asarray(v, dtype=np.float64).reshape(len(points), -1)
+              for k, v in mesh.point_data.items() if not k.startswith("gmsh:")}
+    wide = [k for k, v in fields.items() if v.shape[1] == n_outputs]
+    if names and all(n in fields and fields[n].shape[1] == 1 for n in names):
+        values = np.hstack([fields[n] for n in names])
+        label = ", ".join(names)
+    elif len(wide) == 1:
+        values, label = fields[wide[0]], wide[0]
+    else:
+        found = ", ".join(f"{k} ({v.shape[1]} column(s))" for k, v in fields.items()) or "none"
+        raise GMNMError(f"{path}: cannot tell which point field is the solution ({n_outputs} "
+                        f"value(s) per point{' named ' + ', '.join(names) if names else ''}); "
+                        f"point fields: {found}")
+    return Reference(points[:, :dim], values, source=f"file {path.name}, point field {label}")
 
 
 def _read_table(path: Path) -> np.ndarray:

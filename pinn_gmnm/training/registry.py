@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from ..errors import GMNMError, unknown
+from ..fem.stage import FEMSolve
 from .gauss_newton import GaussNewton
 from .inverse import Coefficients
 from .layout import Layout
@@ -13,7 +14,8 @@ from .linear import LeastSquares, VarPro
 from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
-                                                             Coefficients, GaussNewton, Layout)}
+                                                             Coefficients, GaussNewton, Layout,
+                                                             FEMSolve)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:
