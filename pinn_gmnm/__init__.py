@@ -27,6 +27,7 @@ _SUBMODULES: dict[str, tuple[str, ...]] = {
     ".models": ("GMNM", "KAN", "MLP", "PINN", "GMNMLayer", "build_model", "count_parameters"),
     ".models.hard": ("HardConstraint", "hard_constraint"),
     ".prediction": ("LoadedSolution", "load_solution"),
+    ".profiles": ("Profile",),
     ".problem": ("PROBLEMS", "Problem", "get_problem", "register"),
     ".references": ("Reference", "load_reference"),
     ".sampling": ("Grid", "Halton", "LatinHypercube", "Sampler", "Sobol", "Uniform"),

@@ -24,6 +24,7 @@ from .conditions import Condition
 from .derivatives import Field
 from .errors import GMNMError, unknown, user_location
 from .geometry import Geometry
+from .profiles import Profile
 from .references import Reference
 from .registry import Registry, first_line
 from .unknowns import Unknown
@@ -59,6 +60,9 @@ class Problem:
             metrics and plots when there is no exact solution.
         unknowns: scalar coefficients learned with u (inverse problems), see
             :class:`~pinn_gmnm.unknowns.Unknown`.
+        profiles: outputs along segments (:class:`~pinn_gmnm.profiles.Profile`) that a
+            finished run writes to ``profiles.csv`` and ``profiles.png``, e.g. a flow's
+            centreline velocities beside published values.
         variables: names of the coordinates (default x, y, z, or x1 … xd; on a
             space-time domain the last one is t).
         outputs: names of the unknown fields (default ``("u",)``).
@@ -80,6 +84,7 @@ class Problem:
     linear: bool | None = None
     reference: Reference | Callable[[], Reference] | None = None
     unknowns: Sequence[Unknown] = ()
+    profiles: Sequence[Profile] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.geometry, Geometry):
@@ -106,8 +111,13 @@ class Problem:
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "outputs", tuple(self.outputs))
         object.__setattr__(self, "conditions", tuple(self.conditions))
+        object.__setattr__(self, "profiles", tuple(self.profiles))
         if not self.outputs:
             raise GMNMError("a problem needs at least one output")
+        for profile in self.profiles:
+            if not isinstance(profile, Profile):
+                raise GMNMError(f"profiles must be Profile objects, got {profile!r}")
+            profile.check(self.outputs, variables)
         for c in self.conditions:
             if not isinstance(c, Condition):
                 raise GMNMError(f"conditions must be Condition objects, got {c!r}")

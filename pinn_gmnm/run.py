@@ -31,6 +31,7 @@ from .models.contract import capabilities
 from .models.hard import hard_constraint
 from .models.slabs import TimeSlabs, pieces_of
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
+from .profiles import write_profiles
 from .problem import Problem, check_unchanged, get_problem, portable_spec
 from .references import load_reference
 from .sampling import get_sampler
@@ -374,7 +375,9 @@ def environment() -> dict[str, Any]:
 def write_artifacts(directory: Path, config: RunConfig, solution: Solution, method: str,
                     wall_time: float) -> None:
     """config.json, model.pt, history.csv, metrics.json, then solution.png, training.png
-    (when the history has more than one record), snapshots.png (time-dependent problems) and unknowns.png (inverse problems); no
+    (when the history has more than one record), snapshots.png (time-dependent problems),
+    unknowns.png (inverse problems) and profiles.csv with profiles.png (problems that
+    declare profiles); no
     figures for an interrupted run, which should exit quickly. Each file is written
     atomically; the checkpoint holds the state to resume from unless the run completed."""
     problem = solution.problem
@@ -399,3 +402,4 @@ def write_artifacts(directory: Path, config: RunConfig, solution: Solution, meth
     if problem.unknowns and solution.history:
         plot_unknowns(solution.history, directory / "unknowns.png",
                       {k.name: k.true for k in problem.unknowns}, title)
+    write_profiles(problem, solution.model, directory, title)

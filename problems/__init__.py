@@ -4,6 +4,6 @@ Importing this package registers every problem in it; ``pinn_gmnm.get_problem`` 
 that on first use, so users never need to import it themselves.
 """
 
-from . import burgers, elliptic, evolution, fitting, flows, inverse, poisson  # noqa: F401
+from . import burgers, elliptic, evolution, fitting, flows, inverse, poisson, systems  # noqa: F401
 
-__all__ = ["burgers", "elliptic", "evolution", "fitting", "flows", "inverse", "poisson"]
+__all__ = ["burgers", "elliptic", "evolution", "fitting", "flows", "inverse", "poisson", "systems"]

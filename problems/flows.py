@@ -1,5 +1,6 @@
-"""Incompressible flows with exact solutions: steady Navier–Stokes (Kovasznay), Stokes
-(manufactured) and unsteady Navier–Stokes (the Taylor–Green vortex).
+"""Incompressible flows: steady Navier–Stokes with an exact solution (Kovasznay), Stokes
+(manufactured), unsteady Navier–Stokes (the Taylor–Green vortex), and the lid-driven
+cavity, whose reference is a finite-element solution.
 
 Each is a system in the velocity (u, v) and the pressure p, one residual per equation:
 the two momentum equations, then continuity. Velocity takes its exact values on the
@@ -16,8 +17,10 @@ import math
 
 import torch
 
-from pinn_gmnm import (Data, Dirichlet, GMNMError, Initial, Problem, Rectangle, SpaceTime,
-                       register)
+from pinn_gmnm import (Data, Dirichlet, GMNMError, Initial, Problem, Profile, Rectangle,
+                       SpaceTime, register)
+from pinn_gmnm.references import ghia
+from pinn_gmnm.references import cached
 
 PI = math.pi
 FLOW = ("u", "v", "p")
@@ -157,3 +160,94 @@ def taylor_green(nu: float = 0.1, t_end: float = 1.0) -> Problem:
                     Initial(lambda x: exact(x)[:, 1], output="v", name="v-initial"),
                     _pinned_pressure(exact, [[PI, PI, t] for t in times])],
                    exact=exact, outputs=FLOW, linear=False)
+
+
+def lid_velocity(x: torch.Tensor, ramp: float) -> torch.Tensor:
+    """The lid's speed at abscissae ``x``: 1, brought to 0 at the corners over ``ramp``
+    by the smooth step φ(t) = t³(10 − 15t + 6t²) (φ, φ′ and φ″ match 0 and 1 at both
+    ends): g(x) = φ(x/δ) φ((1 − x)/δ). ``ramp`` = 0 is the classic lid: 1 on the open
+    edge, 0 at the two corners."""
+    if ramp == 0:
+        return ((x > 0) & (x < 1)).to(x.dtype)
+
+    def step(t):
+        t = t.clamp(0.0, 1.0)
+        return t**3 * (10 - 15 * t + 6 * t**2)
+
+    return step(x / ramp) * step((1 - x) / ramp)
+
+
+CAVITY_MESH = 64
+"""Squares per side of the finite-element reference of the cavity."""
+
+
+@register("lid-driven-cavity", group="flows")
+def lid_driven_cavity(re: float = 100.0, ramp: float = 0.2) -> Problem:
+    """The lid-driven cavity: steady Navier–Stokes in a square box whose lid slides.
+
+    PDE:        u u_x + v u_y + p_x − (1/Re) Δu = 0
+                u v_x + v v_y + p_y − (1/Re) Δv = 0
+                u_x + v_y = 0                       on [0, 1]²
+    Boundary:   u = g(x), v = 0 on the lid y = 1; u = v = 0 on the other walls;
+                p(½, ½) = 0 (fixes the constant)
+    Lid:        g(x) = φ(x/δ) φ((1 − x)/δ), φ(t) = t³(10 − 15t + 6t²) on [0, 1], 1 beyond:
+                speed 1 over the lid, brought smoothly to rest at the corners within δ
+                (the regularised cavity). The classic lid (δ = 0: u = 1 up to the
+                corners) makes the velocity jump at the two top corners and the pressure
+                infinite there; no smooth model represents that, and finite-element
+                solutions on meshes h and h/2 then differ by 2e-2 (relative L2) near the
+                corners alone. With δ = 0.2 the centreline profiles differ from the
+                classic lid's by at most 1.2e-2 (at Re = 100), as much as Ghia's table
+                differs from spectral solutions; a default GMNM (361 Gaussians) then fits
+                the velocity to 7e-3 by least squares (1.5e-2 with δ = 0.1).
+    Solution:   no closed form; the reference is a Taylor–Hood (P2 velocity, P1 pressure)
+                finite-element solution on a 64 × 64-square mesh by Newton's method
+                (scikit-fem), cached on disk. Velocities on 16, 32 and 64 squares differ
+                by 7.8e-3 and 9.0e-4 (relative L2): about h³, so the reference is within
+                about 1.2e-4 of the exact solution. For the classic lid at Re = 100 its
+                centreline velocities are within 1e-2 of Ghia, Ghia & Shin (1982), whose
+                second-order 129² finite differences are themselves that far from spectral
+                solutions. Each run writes the centreline profiles (u along x = ½, v along
+                y = ½) of the model and the reference, with Ghia's values at Re = 100, to
+                profiles.csv and profiles.png.
+    Parameters: re, the Reynolds number Re (default 100); ramp, the width δ over which
+                the lid comes to rest at each corner (default 0.2; 0: the classic lid).
+    """
+    if not (math.isfinite(re) and re > 0):
+        raise GMNMError(f"lid-driven-cavity: re must be a positive number, got {re!r}")
+    if not (math.isfinite(ramp) and 0 <= ramp <= 0.5):
+        raise GMNMError(f"lid-driven-cavity: ramp must be between 0 and 0.5, got {ramp!r}")
+    nu = 1 / re
+
+    def residual(f, x):
+        u, v, p = f["u"], f["v"], f["p"]
+        return [u() * u.d("x") + v() * u.d("y") + p.d("x") - nu * u.laplacian(),
+                u() * v.d("x") + v() * v.d("y") + p.d("y") - nu * v.laplacian(),
+                u.d("x") + v.d("y")]
+
+    def lid(x):
+        return torch.where(x[:, 1] >= 1, lid_velocity(x[:, 0], ramp), torch.zeros_like(x[:, 0]))
+
+    def reference():
+        from pinn_gmnm.fem.navier_stokes import cavity_reference
+
+        def solve():
+            g = lambda s: lid_velocity(torch.from_numpy(s), ramp).numpy()  # noqa: E731
+            return cavity_reference(re, g, n=CAVITY_MESH).stating(
+                "velocity within about 1.2e-4 (relative L2), by refinement")
+
+        return cached("lid-driven-cavity", {"re": re, "ramp": ramp, "n": CAVITY_MESH}, solve)
+
+    # Ghia's values are for Re = 100 and the classic lid (within 1.2e-2 of the ramped one's)
+    source = ghia.SOURCE + ("" if ramp == 0 else ", classic lid")
+    profiles = [Profile("u", (0.5, 0.0), (0.5, 1.0), along="y", source=source,
+                        published=ghia.U_ALONG_X_HALF if re == 100 else ()),
+                Profile("v", (0.0, 0.5), (1.0, 0.5), along="x", source=source,
+                        published=ghia.V_ALONG_Y_HALF if re == 100 else ())]
+    centre = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    return Problem(Rectangle((0, 0), (1, 1)), residual,
+                   [Dirichlet(lid, output="u", name="u-walls"),
+                    Dirichlet(0.0, output="v", name="v-walls"),
+                    Data(points=centre, values=torch.zeros(1, dtype=torch.float64), output="p",
+                         name="pressure")],
+                   reference=reference, outputs=FLOW, linear=False, profiles=profiles)

@@ -85,37 +85,37 @@ def heat_box(lo: tuple[float, ...], hi: tuple[float, ...], alpha: float,
                              source=f"method of lines, {n} cells per axis, BDF rtol {rtol:g}")
 
 
-def allen_cahn_periodic(eps2: float, rate: float, u0: Callable[[np.ndarray], np.ndarray],
-                        t_end: float, *, n: int = 2048, dt: float = 1e-3, nt: int = 201,
-                        nx: int = 512, length: float = 2.0, x0: float = -1.0) -> Reference:
-    """u_t = ε² u_xx + rate (u − u³), periodic on [x0, x0 + length), by a Fourier
-    pseudo-spectral method with ``n`` modes and the ETDRK4 scheme of Cox & Matthews in
-    the contour-integral form of Kassam & Trefethen (2005), time step ``dt``. Values on
-    ``nx`` + 1 equally spaced points (the end point repeats the first; ``n`` a multiple
-    of ``nx``) at ``nt`` times."""
-    if n % nx:
-        raise GMNMError(f"modes n = {n} must be a multiple of the output points nx = {nx}")
-    x = x0 + length * np.arange(n) / n
-    k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
-    Lk = -eps2 * k**2
-    E, E2 = np.exp(dt * Lk), np.exp(dt * Lk / 2)
-    r = np.exp(1j * np.pi * (np.arange(1, 33) - 0.5) / 32)
-    LR = dt * Lk[:, None] + r[None, :]
-    Q = dt * np.real(np.mean((np.exp(LR / 2) - 1) / LR, axis=1))
-    f1 = dt * np.real(np.mean((-4 - LR + np.exp(LR) * (4 - 3 * LR + LR**2)) / LR**3, axis=1))
-    f2 = dt * np.real(np.mean((2 + LR + np.exp(LR) * (-2 + LR)) / LR**3, axis=1))
-    f3 = dt * np.real(np.mean((-4 - 3 * LR - LR**2 + np.exp(LR) * (4 - LR)) / LR**3, axis=1))
+def etdrk4_periodic(symbol: np.ndarray, nonlinear: Callable[[np.ndarray], np.ndarray],
+                    v0: np.ndarray, dt: float, steps: int, every: int) -> list[np.ndarray]:
+    """v_t = L v + N(v) for fields v of shape (k, n) (k coupled species on n periodic
+    points), L diagonal in Fourier space with ``symbol`` (k, n) (real or complex), by
+    the ETDRK4 scheme of Cox & Matthews with the coefficients computed by the contour
+    integrals of Kassam & Trefethen (2005). ``nonlinear`` maps fields to fields in
+    physical space. Returns the fields at step 0 and every ``every`` steps after it
+    (complex arrays; take the real part of real fields)."""
+    L = np.asarray(symbol)
+    E, E2 = np.exp(dt * L), np.exp(dt * L / 2)
+    # Means over circles of radius 1 around each dt·L: for real L the upper half circle
+    # and the real part suffice (the integrands are real on the real axis).
+    real = np.isrealobj(L)
+    r = np.exp(1j * np.pi * (np.arange(1, 33) - 0.5) / 32) if real else \
+        np.exp(2j * np.pi * (np.arange(1, 65) - 0.5) / 64)
+    LR = dt * L[..., None] + r
+
+    def contour(f: np.ndarray) -> np.ndarray:
+        mean = dt * np.mean(f, axis=-1)
+        return mean.real if real else mean
+
+    Q = contour((np.exp(LR / 2) - 1) / LR)
+    f1 = contour((-4 - LR + np.exp(LR) * (4 - 3 * LR + LR**2)) / LR**3)
+    f2 = contour((2 + LR + np.exp(LR) * (-2 + LR)) / LR**3)
+    f3 = contour((-4 - 3 * LR - LR**2 + np.exp(LR) * (4 - LR)) / LR**3)
 
     def N(vh):
-        v = np.real(np.fft.ifft(vh))
-        return np.fft.fft(rate * (v - v**3))
+        return np.fft.fft(nonlinear(np.fft.ifft(vh, axis=-1)), axis=-1)
 
-    steps = round(t_end / dt)
-    if abs(steps * dt - t_end) > 1e-9 * t_end or steps % (nt - 1):
-        raise GMNMError(f"t_end / dt = {t_end / dt:g} must be a whole multiple of nt − 1 = {nt - 1}")
-    every = steps // (nt - 1)
-    v = np.fft.fft(np.asarray(u0(x[:, None]), dtype=np.float64))
-    out = [np.real(np.fft.ifft(v))]
+    v = np.fft.fft(np.asarray(v0), axis=-1)
+    out = [np.fft.ifft(v, axis=-1)]
     for s in range(1, steps + 1):
         Nv = N(v)
         a = E2 * v + Q * Nv
@@ -126,9 +126,93 @@ def allen_cahn_periodic(eps2: float, rate: float, u0: Callable[[np.ndarray], np.
         Nc = N(c)
         v = E * v + Nv * f1 + 2 * (Na + Nb) * f2 + Nc * f3
         if s % every == 0:
-            out.append(np.real(np.fft.ifft(v)))
-    U = np.array(out).T[::n // nx]           # (nx, nt)
-    U = np.vstack([U, U[:1]])                # periodic end point
-    xs = np.append(x[::n // nx], x0 + length)
-    return Reference.on_grid([xs, np.linspace(0.0, t_end, nt)], U,
-                             source=f"Fourier spectral ({n} modes), ETDRK4 dt={dt:g}")
+            out.append(np.fft.ifft(v, axis=-1))
+    return out
+
+
+def _discretise(n: int, nx: int, length: float, x0: float, t_end: float, dt: float,
+                nt: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The ``n`` periodic points from ``x0`` over ``length`` and their wave numbers, the
+    steps of ``dt`` to ``t_end`` and how many lie between the ``nt`` output times
+    (checking that ``nx`` output points and ``nt`` times fall on them)."""
+    if n % nx:
+        raise GMNMError(f"modes n = {n} must be a multiple of the output points nx = {nx}")
+    x = x0 + length * np.arange(n) / n
+    k = 2 * np.pi * np.fft.fftfreq(n, d=length / n)
+    steps = round(t_end / dt)
+    if abs(steps * dt - t_end) > 1e-9 * t_end or steps % (nt - 1):
+        raise GMNMError(f"t_end / dt = {t_end / dt:g} must be a whole multiple of nt − 1 = {nt - 1}")
+    return x, k, steps, steps // (nt - 1)
+
+
+def allen_cahn_periodic(eps2: float, rate: float, u0: Callable[[np.ndarray], np.ndarray],
+                        t_end: float, *, n: int = 2048, dt: float = 1e-3, nt: int = 201,
+                        nx: int = 512, length: float = 2.0, x0: float = -1.0) -> Reference:
+    """u_t = ε² u_xx + rate (u − u³), periodic on [x0, x0 + length), by a Fourier
+    pseudo-spectral method with ``n`` modes and the ETDRK4 scheme
+    (:func:`etdrk4_periodic`), time step ``dt``. Values on ``nx`` + 1 equally spaced
+    points (the end point repeats the first; ``n`` a multiple of ``nx``) at ``nt``
+    times."""
+    x, k, steps, every = _discretise(n, nx, length, x0, t_end, dt, nt)
+    u = np.asarray(u0(x[:, None]), dtype=np.float64)[None]
+    fields = etdrk4_periodic(-eps2 * k[None] ** 2, lambda v: rate * (v.real - v.real**3), u,
+                             dt, steps, every)
+    return _periodic_grid([f.real[0] for f in fields], x, n // nx, x0 + length, t_end,
+                          f"Fourier spectral ({n} modes), ETDRK4 dt={dt:g}")
+
+
+def _periodic_grid(snapshots: list[np.ndarray], x: np.ndarray, stride: int, x_end: float,
+                   t_end: float, source: str) -> Reference:
+    """Snapshots (each (n,) or (n, k)) on every ``stride``-th of the periodic points
+    ``x``, with the end point x_end repeating the first, as a grid reference over x and
+    t."""
+    U = np.stack(snapshots, axis=1)[::stride]          # (nx, nt) or (nx, nt, k)
+    U = np.concatenate([U, U[:1]])
+    xs = np.append(x[::stride], x_end)
+    return Reference.on_grid([xs, np.linspace(0.0, t_end, len(snapshots))], U, source=source)
+
+
+def schrodinger_split_step(h0: Callable[[np.ndarray], np.ndarray], t_end: float, *,
+                           n: int = 512, dt: float = 1e-4 * np.pi / 2, nt: int = 201,
+                           nx: int = 256, length: float = 10.0, x0: float = -5.0) -> Reference:
+    """i h_t + ½ h_xx + |h|² h = 0, periodic on [x0, x0 + length), by the split-step
+    Fourier method (Strang splitting, second order in ``dt``): half a step of the
+    nonlinear flow h ← exp(i|h|² dt/2) h (exact: it keeps |h|), a full step of the linear
+    flow ĥ ← exp(−i k² dt/2) ĥ in Fourier space (exact), another half nonlinear step.
+    ``n`` modes; values (Re h, Im h) on ``nx`` + 1 equally spaced points (the end point
+    repeats the first) at ``nt`` times."""
+    x, k, steps, every = _discretise(n, nx, length, x0, t_end, dt, nt)
+    linear = np.exp(-0.5j * k**2 * dt)
+    h = np.asarray(h0(x[:, None]), dtype=np.complex128)
+    out = [h]
+    for s in range(1, steps + 1):
+        h = h * np.exp(0.5j * dt * np.abs(h) ** 2)
+        h = np.fft.ifft(linear * np.fft.fft(h))
+        h = h * np.exp(0.5j * dt * np.abs(h) ** 2)
+        if s % every == 0:
+            out.append(h)
+    return _periodic_grid([np.stack([f.real, f.imag], axis=1) for f in out], x, n // nx,
+                          x0 + length, t_end, f"split-step Fourier ({n} modes), Strang dt={dt:.3g}")
+
+
+def gray_scott_periodic(du: float, dv: float, feed: float, kill: float,
+                        uv0: Callable[[np.ndarray], np.ndarray], t_end: float, *,
+                        n: int = 512, dt: float = 0.1, nt: int = 201, nx: int = 256,
+                        length: float = 2.0, x0: float = -1.0) -> Reference:
+    """The Gray–Scott system u_t = du u_xx − u v² + feed (1 − u),
+    v_t = dv v_xx + u v² − (feed + kill) v, periodic on [x0, x0 + length), by a Fourier
+    pseudo-spectral method with ``n`` modes and ETDRK4 (:func:`etdrk4_periodic`), time step
+    ``dt``; ``uv0`` maps points (n, 1) to the initial (u, v), shape (n, 2). Values (u, v)
+    on ``nx`` + 1 equally spaced points (the end point repeats the first) at ``nt``
+    times."""
+    x, k, steps, every = _discretise(n, nx, length, x0, t_end, dt, nt)
+
+    def reaction(w: np.ndarray) -> np.ndarray:
+        u, v = w.real
+        r = u * v * v
+        return np.stack([feed * (1 - u) - r, r - (feed + kill) * v])
+
+    w0 = np.asarray(uv0(x[:, None]), dtype=np.float64).T
+    fields = etdrk4_periodic(np.stack([-du * k**2, -dv * k**2]), reaction, w0, dt, steps, every)
+    return _periodic_grid([f.real.T for f in fields], x, n // nx, x0 + length, t_end,
+                          f"Fourier spectral ({n} modes), ETDRK4 dt={dt:g}")
