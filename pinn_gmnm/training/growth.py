@@ -36,8 +36,8 @@ from torch import Tensor
 from ..errors import GMNMError, require_positive
 from ..models.gmnm import GMNM
 from .heldout import HeldOut
-from .linear import (check_affine, check_linear, equilibrate_linear, fit_head, linear_head,
-                     linear_system, solve_lstsq)
+from .linear import check_affine, check_linear, equilibrate_linear, fit_head, linear_head
+from .lsq import linear_system, solve_lstsq
 from .stages import Stage, _check_steps, step_limit
 from .task import Task
 

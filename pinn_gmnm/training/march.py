@@ -58,6 +58,7 @@ class Carried(Initial):
 
     points: Tensor | None = None
     values: Tensor | None = None
+    pointwise = False  # its values belong to all of its points, in order: never split
 
     def sample(self, geometry: Geometry, boundary: Points, *, variables: Sequence[str],
                n: int, sampler: Any, seed: int) -> Points:
