@@ -1,10 +1,13 @@
-"""Shared fixtures: fixed seeds, float64 helpers, a scratch run folder, and a private
-reference-solution cache (so tests never write to the user's cache)."""
+"""Shared fixtures: fixed seeds, float64 helpers, a scratch run folder, a private
+reference-solution cache (so tests never write to the user's cache), and the
+stop-then-resume check the resume tests share."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+
+from pinn_gmnm.interrupt import StopAfter
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +37,22 @@ def _scratch_cwd(tmp_path, monkeypatch):
 def runs(tmp_path):
     """A scratch folder for run directories."""
     return tmp_path / "runs"
+
+
+@pytest.fixture
+def stop_and_resume():
+    """``check(run, stop_at)``: runs ``run()`` whole, again stopped after ``stop_at`` steps,
+    then resumed from the stopped state; asserts the stop took effect and the resumed run
+    ends with the whole run's step count and bit-identical parameters. Returns (full,
+    stopped, resumed) for further checks. ``run`` takes ``solve``'s keyword arguments."""
+    def check(run, stop_at: int):
+        full = run()
+        stop = StopAfter(stop_at)
+        stopped = run(stop=stop, callbacks=[stop])
+        assert stopped.status == "interrupted" and stopped.metrics["steps"] < full.metrics["steps"]
+        resumed = run(resume=stopped.state)
+        assert resumed.metrics["steps"] == full.metrics["steps"]
+        for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+            assert torch.equal(a, b)
+        return full, stopped, resumed
+    return check
