@@ -386,19 +386,24 @@ def load_factory(spec: str) -> ProblemFactory:
     if not path.is_file():
         where = "" if path.is_absolute() else f" (looked in {Path.cwd()})"
         raise GMNMError(f"problem file not found: {path}{where}")
-    module_name = f"_gmnm_user_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    assert loader_spec is not None and loader_spec.loader is not None
-    module = importlib.util.module_from_spec(loader_spec)
-    try:
-        sys.modules[module_name] = module
-        loader_spec.loader.exec_module(module)
-    except Exception as exc:  # report the user's file and line, not our stack
-        sys.modules.pop(module_name, None)
-        line = _user_line(exc, path)
-        raise GMNMError(
-            f"could not import {path}{line}: {type(exc).__name__}: {exc}"
-        ) from exc
+    # One import per file content in a process: the CLI asks for a file's parameters and
+    # then its problem, and a second import would run the file's @register again.
+    digest = hashlib.sha256(str(path.resolve()).encode() + b"\0" + path.read_bytes()).hexdigest()
+    module_name = f"_gmnm_user_{digest[:24]}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert loader_spec is not None and loader_spec.loader is not None
+        module = importlib.util.module_from_spec(loader_spec)
+        try:
+            sys.modules[module_name] = module
+            loader_spec.loader.exec_module(module)
+        except Exception as exc:  # report the user's file and line, not our stack
+            sys.modules.pop(module_name, None)
+            line = _user_line(exc, path)
+            raise GMNMError(
+                f"could not import {path}{line}: {type(exc).__name__}: {exc}"
+            ) from exc
     if not hasattr(module, attr):
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
         raise unknown(f"function in {path}", attr, names)
