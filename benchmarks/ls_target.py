@@ -37,8 +37,12 @@ def main() -> None:
     parser.add_argument("--width-factor", type=float, default=1.0)
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--gram", action=argparse.BooleanOptionalAction, default=False,
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="centres over the box grown by this fraction (GMNM's margin)")
+    parser.add_argument("--gram", action=argparse.BooleanOptionalAction, default=True,
                         help="precondition with the Gram matrix's Cholesky factor (P x P)")
+    parser.add_argument("--shift", type=float, default=None,
+                        help="the Gram matrix's diagonal shift (default: the solver's rule)")
     parser.add_argument("--max-iter", type=int, default=None)
     parser.add_argument("--atol", type=float, default=1e-10)
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/ls-target.md"))
@@ -57,11 +61,11 @@ def main() -> None:
     p = get_problem("poisson-3d")
     torch.manual_seed(0)
     model = GMNM(3, components=args.components, bounds=p.geometry.bbox,
-                 width_factor=args.width_factor).double()
+                 width_factor=args.width_factor, margin=args.margin).double()
     batch = sample_batch(p, Collocation(args.interior, args.boundary), seed=0)
     loss = Loss(p, batch.to(torch.float64, "cpu"))
     head = linear_head(model)
-    solver = Sparse(tol=args.tol, gram=args.gram, max_iter=args.max_iter, atol=args.atol,
+    solver = Sparse(tol=args.tol, gram=args.gram, shift=args.shift, max_iter=args.max_iter, atol=args.atol,
                     btol=args.atol)
     times["set-up"] = time.perf_counter() - start
 

@@ -131,12 +131,53 @@ def test_sparse_rows_from_the_query_basis_equal_the_dense_system(name: str):
 
     from pinn_gmnm.training.sparse import sparse_blocks
 
-    _, model, loss, head = _system(name, 30, Collocation(100, 40))
+    _, model, loss, head = _system(name, 30, Collocation(600, 300))
     J, r0 = linear_system(loss, model, head)
+    J, r0 = J.numpy(), r0.numpy()
     blocks = sparse_blocks(loss, model, head, 1e-300)
     Js = sp.vstack([b for parts, _ in blocks for b in parts]).toarray()
-    assert np.abs(Js - J.numpy()).max() <= 1e-13 * np.abs(J.numpy()).max()
-    assert np.array_equal(np.concatenate([r for _, r in blocks]), r0.numpy())
+    r0s = np.concatenate([r for _, r in blocks])
+    # the same rows in another (spatial) order: compare what a permutation leaves alone
+    assert Js.shape == J.shape and not np.array_equal(r0s, r0)
+    top = np.abs(J).max()
+    assert np.abs(Js.T @ Js - J.T @ J).max() <= 1e-12 * top**2 * len(J)
+    assert np.abs(Js.T @ r0s - J.T @ r0).max() <= 1e-12 * top * np.abs(r0).max() * len(J)
+    assert np.allclose(np.sort(np.abs(Js).sum(1)), np.sort(np.abs(J).sum(1)), rtol=1e-12)
+
+
+def test_spatial_order_keeps_groups_in_small_boxes():
+    """A permutation whose runs of ``group`` points lie in boxes far smaller than the
+    domain; flat sets (a face) are ordered too."""
+    from pinn_gmnm.training.sparse import spatial_order
+
+    x = torch.rand(4096, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    order = spatial_order(x, 64)
+    assert torch.equal(torch.sort(order).values, torch.arange(4096))
+    runs = x[order].reshape(64, 64, 3)
+    assert float((runs.max(dim=1).values - runs.min(dim=1).values).max(dim=1).values.mean()) < 0.6
+    shuffled = x[torch.randperm(4096, generator=torch.Generator().manual_seed(1))]
+    runs = shuffled.reshape(64, 64, 3)
+    assert float((runs.max(dim=1).values - runs.min(dim=1).values).max(dim=1).values.mean()) > 0.9
+    face = torch.cat([x[:, :2], torch.zeros(4096, 1, dtype=x.dtype)], dim=1)
+    runs = face[spatial_order(face, 64)].reshape(64, 64, 3)
+    assert float((runs.max(dim=1).values - runs.min(dim=1).values).max(dim=1).values.mean()) < 0.6
+
+
+def test_gram_by_groups_equals_the_sparse_product():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from pinn_gmnm.training.sparse import _gershgorin, _gram, _stack
+
+    J = sp.random(3000, 200, density=0.05, format="csr", random_state=0)
+    G = _gram(J).numpy()
+    assert np.allclose(G, np.triu((J.T @ J).toarray()), rtol=1e-13, atol=1e-13)
+    assert not G[np.tril_indices(200, -1)].any()
+    parts = [J[:1000], J[1000:1001], J[1001:]]
+    stacked = _stack(parts)
+    assert (stacked != sp.vstack(parts, format="csr")).nnz == 0 and stacked.shape == J.shape
+    full = (J.T @ J).toarray()
+    assert _gershgorin(_gram(J)) == pytest.approx(np.abs(full).sum(axis=1).max(), rel=1e-12)
 
 
 def test_sparse_solver_matches_dense_with_narrow_gaussians():

@@ -141,10 +141,36 @@ class Gaussians:
         raise GMNMError(f"the sparse solver has derivatives up to second order, not {len(axes)}")
 
 
+GRAM_GROUP = 256
+"""Rows whose share of JᵀJ is formed at once, as one dense product (see :func:`_gram`)."""
+
+
+def spatial_order(x: Tensor, group: int) -> Tensor:
+    """A permutation of the points ``x`` (n × d) that keeps runs of about ``group`` of
+    them in one small box: the bounding box is cut into cells holding about ``group``
+    points each, and the points are sorted by cell, cells in a snake-like lexicographic
+    order (each next cell a neighbour of the last)."""
+    if len(x) <= group:
+        return torch.arange(len(x), device=x.device)
+    low, high = x.min(dim=0).values, x.max(dim=0).values
+    extent = (high - low).clamp_min(torch.finfo(x.dtype).eps)
+    used = extent > 1e-9 * float(extent.max())  # flat axes (a face of a box) are not cut
+    cells_total = len(x) / group
+    side = float((extent[used].prod() / cells_total) ** (1.0 / int(used.sum())))
+    counts = torch.where(used, (extent / side).ceil(), torch.ones_like(extent)).long()
+    index = ((x - low) / extent * counts).long().clamp(max=counts - 1)
+    key = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    for a in range(x.shape[1]):  # boustrophedon: each axis runs back on odd rows
+        step = torch.where(key % 2 == 1, counts[a] - 1 - index[:, a], index[:, a])
+        key = key * counts[a] + step
+    return torch.sort(key, stable=True).indices
+
+
 def sparse_blocks(loss: Loss, model: nn.Module, head: LinearHead, tol: float,
                   weighted: bool = True) -> list[tuple[list, np.ndarray]]:
     """Each term's rows as scipy CSR matrices (blocks of :data:`POINTS_PER_BLOCK` rows,
-    P columns) and r₀_t, scaled by √(w_t / n_t) (``weighted``) or not; this rank's rows."""
+    P columns) and r₀_t, scaled by √(w_t / n_t) (``weighted``) or not; this rank's rows,
+    each pointwise term's in the order of :func:`spatial_order`."""
     import scipy.sparse as sp
 
     from ..models.gmnm import GMNM
@@ -167,6 +193,9 @@ def sparse_blocks(loss: Loss, model: nn.Module, head: LinearHead, tol: float,
         if t >= equations and not p.conditions[t - equations].pointwise:
             blocks.append(_dense_term(loss, model, head, t, scale))
             continue
+        # rows in spatial order: least squares does not care, the Gram product does
+        order = spatial_order(x, GRAM_GROUP)
+        x, R = x[order], R[:, order]
         coef = (R[1:len(basis.queries) + 1] - R[0]) * scale
         pieces = []
         for start in range(0, len(x), POINTS_PER_BLOCK):
@@ -219,10 +248,10 @@ class Sparse(LinearSolver):
     ``tol``: truncation level (None: the dtype's epsilon). The columns are scaled to unit
     norm; with ``gram`` LSMR also runs on J R⁻¹, R the Cholesky factor of the Gram matrix
     JᵀJ + ``shift`` · I (dense, 8 P² bytes, formed from the sparse J; the shift keeps
-    the factorisation of a nearly singular JᵀJ going; None: the smallest power of ten from
-    1e-15 that factors), which leaves LSMR a handful of iterations where column scaling
-    alone needs thousands (measured:
-    ``results/benchmarks/ls-growth.md``). ``atol``/``btol`` and ``max_iter`` (None:
+    the factorisation of a nearly singular JᵀJ going; None: from rounding level up, see
+    :func:`_gram_factor`), which leaves LSMR a handful of iterations where column scaling
+    alone needs thousands (measured: ``results/benchmarks/ls-growth.md``,
+    ``results/benchmarks/ls-target.md``). ``atol``/``btol`` and ``max_iter`` (None:
     20 · P) are LSMR's stopping rules. One process only. The condition number reported is
     LSMR's estimate for the matrix it iterated on; the rank is not computed (P is given).
     """
@@ -260,10 +289,9 @@ class Sparse(LinearSolver):
                      ) -> LstsqSolution:
         """The solution for rows built by :func:`sparse_blocks` (consumed), as a tensor
         of ``like``'s dtype and device."""
-        import scipy.sparse as sp
         from scipy.sparse.linalg import LinearOperator, lsmr
 
-        J = sp.vstack([b for pieces, _ in blocks for b in pieces], format="csr")
+        J = _stack([b for pieces, _ in blocks for b in pieces])
         r0 = np.concatenate([r for _, r in blocks])
         blocks.clear()
         scale = np.sqrt(np.bincount(J.indices, weights=np.square(J.data), minlength=J.shape[1]))
@@ -281,23 +309,83 @@ class Sparse(LinearSolver):
         return LstsqSolution(theta, float(cond_a), J.shape[1])  # rank: not computed
 
 
-def _gram_factor(J, shift: float | None) -> np.ndarray:
-    """Upper Cholesky factor R of JᵀJ + shift · I (J's columns of unit norm), in one dense
-    P × P array; shift None: the smallest of 1e-15, 1e-14, … for which it factors."""
-    from scipy.linalg import LinAlgError, cholesky
+def _stack(parts: list):
+    """CSR blocks with the same columns stacked into one CSR matrix, its arrays joined
+    directly (scipy's vstack passes through COO: three more arrays of nonzeros)."""
+    import scipy.sparse as sp
 
-    gram = J.T @ J  # sparse
-    for s in [shift] if shift is not None else [10.0**k for k in range(-15, 0)]:
-        G = gram.toarray()
-        G[np.diag_indices_from(G)] += s
-        try:
-            # G is symmetric: its transpose is a Fortran-ordered view LAPACK factors in place
-            return cholesky(G.T, lower=False, overwrite_a=True, check_finite=False)
-        except LinAlgError:
-            del G
-            if shift is not None:
-                raise
-    raise GMNMError("the Gram matrix of the sparse system could not be factored")
+    offsets = np.cumsum([0] + [b.nnz for b in parts])
+    indptr = np.concatenate([[0]] + [b.indptr[1:] + o for b, o in zip(parts, offsets)])
+    return sp.csr_matrix((np.concatenate([b.data for b in parts]),
+                          np.concatenate([b.indices for b in parts]), indptr),
+                         shape=(sum(b.shape[0] for b in parts), parts[0].shape[1]))
+
+
+def _gram_factor(J, shift: float | None) -> np.ndarray:
+    """Upper Cholesky factor R of JᵀJ + s · I (J's columns of unit norm), in one dense
+    P × P array (from the upper triangle alone, which is all :func:`_gram` forms).
+    ``shift`` None: s starts at 100 · ε · the Gershgorin bound on JᵀJ's largest eigenvalue
+    (the size of the rounding errors in forming and factoring it, so a Gram matrix that
+    is singular to rounding still factors) and grows 100-fold while the factorisation
+    fails; a given ``shift`` is tried alone."""
+    G = _gram(J)
+    if shift is None:
+        bound = _gershgorin(G)
+        shifts = [100 * np.finfo(np.float64).eps * bound * 100.0**k for k in range(6)]
+    else:
+        shifts = [shift]
+    for n, s in enumerate(shifts):
+        G = G if n == 0 else _gram(J)  # a failed factorisation overwrote it
+        G.diagonal().add_(s)
+        # torch's Cholesky on every thread (scipy's took 1.5 × as long here), in place:
+        # Gᵀ is column-major, so LAPACK needs no copy (G itself would cost a second P × P
+        # array); Gᵀ's lower triangle is G's upper, and L = Rᵀ lands there as R.
+        _, info = torch.linalg.cholesky_ex(G.mT, upper=False,
+                                           out=(G.mT, torch.empty((), dtype=torch.int32)))
+        if not int(info):
+            return G.numpy()
+        del G
+    raise GMNMError("the Gram matrix of the sparse system could not be factored (tried "
+                    f"shifts up to {shifts[-1]:.1e}); use solver 'dense' or 'streamed'")
+
+
+def _gram(J) -> Tensor:
+    """The upper triangle of JᵀJ in a dense P × P tensor (zeros below the diagonal),
+    formed :data:`GRAM_GROUP` rows at a time: the columns the group touches (few, when its
+    rows are near each other in space, see :func:`spatial_order`), the group's rows on them
+    as a small dense matrix B, and BᵀB (BLAS's symmetric rank-k update, upper triangle)
+    added into those columns. Dense products where scipy's sparse product (one thread,
+    symbolic pass first) took 120 s at P = 5 000, N = 60 000 (benchmarks/ls_target.py)."""
+    from scipy.linalg.blas import dsyrk
+
+    P = J.shape[1]
+    G = torch.zeros(P, P, dtype=torch.float64)
+    touched, position = np.zeros(P, dtype=bool), np.zeros(P, dtype=np.int64)
+    for start in range(0, J.shape[0], GRAM_GROUP):
+        B = J[start:start + GRAM_GROUP]
+        if B.nnz == 0:
+            continue
+        touched[B.indices] = True
+        cols = np.flatnonzero(touched)  # ascending: B's upper triangle lands in G's
+        touched[cols] = False
+        position[cols] = np.arange(len(cols))
+        D = np.zeros((B.shape[0], len(cols)), order="F")
+        D[np.repeat(np.arange(B.shape[0]), np.diff(B.indptr)), position[B.indices]] = B.data
+        at = torch.from_numpy(cols)
+        G.index_put_((at[:, None], at[None, :]), torch.from_numpy(dsyrk(1.0, D, trans=1)),
+                     accumulate=True)
+    return G
+
+
+def _gershgorin(upper: Tensor) -> float:
+    """Gershgorin's bound on the largest eigenvalue of the symmetric matrix whose upper
+    triangle ``upper`` holds (zeros below): the largest absolute row sum."""
+    sums = upper.new_zeros(len(upper))
+    for start in range(0, len(upper), 1024):  # chunks: no second P × P array
+        part = upper[start:start + 1024].abs()
+        sums[start:start + 1024] += part.sum(dim=1)
+        sums += part.sum(dim=0)
+    return float((sums - upper.diagonal().abs()).max())
 
 
 def _solve(R: np.ndarray, v: np.ndarray, transposed: bool = False) -> np.ndarray:
