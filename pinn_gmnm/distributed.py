@@ -6,10 +6,11 @@ the *global* number of points, so the ranks' contributions add up to exactly the
 one process holding every point; gradients and loss values are summed across ranks with
 an explicit all-reduce after every backward pass (this also works inside an L-BFGS
 closure, where DistributedDataParallel does not fit), so every rank takes the identical
-step. The least-squares stage reduces each rank's rows of the linear system to an R factor
-and combines the ranks' R factors (TSQR, :mod:`pinn_gmnm.training.streamed`), so no rank
-holds another's rows; variable projection and Gauss–Newton still gather the rows onto
-every rank and solve the same system everywhere. Only rank 0 writes artifacts.
+step. Least squares, variable projection and Gauss–Newton reduce each rank's rows of their
+linear systems to an R factor and combine the ranks' R factors (TSQR,
+:mod:`pinn_gmnm.training.streamed`), so no rank holds another's rows and every rank solves
+the same small system (Gauss–Newton gathers rows only when there are fewer of them than
+parameters). Only rank 0 writes artifacts.
 
 Backends: NCCL on GPUs, gloo on CPUs. Launch, e.g.::
 
@@ -18,6 +19,7 @@ Backends: NCCL on GPUs, gloo on CPUs. Launch, e.g.::
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Sequence
 
@@ -147,4 +149,13 @@ def setup(device: torch.device) -> tuple[Serial, torch.device]:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # torn down before the interpreter exits: a process group left to the C++
+        # destructors can abort at exit ("terminate called without an active exception")
+        # after the run finished, seen with gloo on a loaded machine
+        atexit.register(_teardown)
     return Parallel(), device
+
+
+def _teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

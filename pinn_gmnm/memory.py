@@ -22,8 +22,9 @@ Gauss–Newton        N · P · 16        the float64 Jacobian and its QR factor
 ==================  ================  ================================================
 
 Evaluation runs in chunks and is left out. Under ``torchrun`` each process holds its share
-of the points but variable projection and Gauss–Newton gather all rows; the estimate is
-that of one process.
+of the points, and least squares, variable projection and Gauss–Newton reduce their rows
+to R factors instead of gathering them (``benchmarks/ls_ranks.py``); the estimate is
+still that of one process, an upper bound for each rank.
 """
 
 from __future__ import annotations

@@ -53,12 +53,18 @@ def final_state(out: Path) -> tuple[dict[str, torch.Tensor], dict]:
     (["poisson-1d", "--model", "mlp", "--width", "10", "--depth", "2", "--method",
       "gauss-newton", "--gn-steps", "5", "--points", "101", "--boundary-points", "4"],
      set()),
+    # Gauss–Newton with fewer parameters than rows: each rank reduces its rows to an R
+    # factor (TSQR) instead of gathering them
+    (["poisson-1d", "--components", "8", "--width-factor", "1", "--method", "gauss-newton",
+      "--gn-steps", "5", "--points", "101", "--boundary-points", "4"],
+     set()),
     # least squares alone reduces each rank's R factor (TSQR) instead of gathering rows;
     # well conditioned (narrow Gaussians), so the head itself is compared
     (["poisson-1d", "--components", "20", "--width-factor", "1", "--method", "lstsq",
       "--points", "101", "--boundary-points", "4"],
      set()),
-], ids=["gmnm-varpro", "mlp-adam-lbfgs", "mlp-gauss-newton", "gmnm-lstsq-tsqr"])
+], ids=["gmnm-varpro", "mlp-adam-lbfgs", "mlp-gauss-newton", "gmnm-gauss-newton-tsqr",
+        "gmnm-lstsq-tsqr"])
 def test_two_gloo_ranks_match_one_process(tmp_path: Path, extra: list[str], ill_conditioned: set):
     one = run(solve_cmd(tmp_path / "one", extra), ranks=1)
     assert one.returncode == 0, one.stderr

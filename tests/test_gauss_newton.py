@@ -194,3 +194,46 @@ def test_stage_options_and_errors():
     with pytest.raises(GMNMError, match="more than max_parameters=10"):
         solve(p, MLP(1, 1, 4, 1), stages=[GaussNewton(max_parameters=10)],
               collocation=Collocation(16, 2))
+
+
+class _TwoRanks:
+    """Stands in for torchrun with two ranks that hold the same rows: collectives act as
+    if the other rank's tensors equalled this one's; records what was gathered."""
+
+    world = 2
+
+    def __init__(self) -> None:
+        self.gathered: list[tuple[int, ...]] = []
+
+    def total(self, count: int) -> int:
+        return 2 * count
+
+    def sum_(self, tensors) -> None:
+        for t in tensors:
+            t.mul_(2)
+
+    def gather_rows(self, x: torch.Tensor) -> torch.Tensor:
+        self.gathered.append(tuple(x.shape))
+        return torch.cat([x, x])
+
+
+@pytest.mark.parametrize("rows", [60, 8, 5])
+def test_reduced_damped_solver_equals_the_gathered_one(rows):
+    """Every rank's rows reduced to R factors give the steps and predicted losses of the
+    solver on all the rows; with more rows than parameters no rank's rows travel (only
+    (P + 1)-column R factors), with fewer the rows are gathered."""
+    g = torch.Generator().manual_seed(0)
+    J = torch.randn(rows, 12, generator=g, dtype=torch.float64) * torch.logspace(0, 3, 12,
+                                                                                dtype=torch.float64)
+    r = torch.randn(rows, generator=g, dtype=torch.float64)
+    ranks = _TwoRanks()
+    reduced = DampedSolver.reduced(J, r, ranks)
+    whole = DampedSolver(torch.cat([J, J]), torch.cat([r, r]))
+    for lam in (1e-12, 1e-3, 10.0):
+        (a, pa), (b, pb) = reduced.step(lam), whole.step(lam)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        assert pa == pytest.approx(pb, rel=1e-9, abs=1e-12)
+    if 2 * rows >= 12:
+        assert ranks.gathered == [(min(rows, 13), 13)]
+    else:
+        assert ranks.gathered == [(rows, 12), (rows, 1)]

@@ -31,12 +31,14 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ..distributed import Serial
 from ..errors import GMNMError, require_positive
 from ..models.contract import linear_head_of
 from .equilibrate import apply_term_scales, jacobian_row_sums
 from .jacobian import residual_jacobian, residual_vector
 from .linear import linear_head
 from .stages import Stage, _check_steps, step_limit
+from .streamed import fold
 from .task import Task, assign_vector, parameter_vector
 
 
@@ -59,9 +61,7 @@ class DampedSolver:
     GRAM_FLOOR = 1e-12
 
     def __init__(self, J: Tensor, r: Tensor) -> None:
-        norms = J.norm(dim=0)
-        floor = max(float(norms.square().mean().sqrt()), torch.finfo(J.dtype).tiny)
-        self.scale = norms.clamp_min(floor)
+        self.scale = self._scale(J.norm(dim=0))
         self.J, self.r = J / self.scale, r
         N, P = J.shape
         self.tall = P <= N
@@ -73,6 +73,35 @@ class DampedSolver:
         else:
             self.G = self.J @ self.J.T
             self.ref = float(self.G.diagonal().mean())
+
+    @staticmethod
+    def _scale(norms: Tensor) -> Tensor:
+        floor = max(float(norms.square().mean().sqrt()), torch.finfo(norms.dtype).tiny)
+        return norms.clamp_min(floor)
+
+    @classmethod
+    def reduced(cls, J: Tensor, r: Tensor, parallel: Serial) -> DampedSolver:
+        """The solver for every rank's rows (r, J this rank's), the same on every rank.
+        With no more parameters than rows overall, no rank gathers another's rows: the
+        column norms are summed across ranks, each rank reduces its [J D⁻¹ | r] to an R
+        factor, and the ranks' R factors are reduced by one more QR (TSQR, as the
+        streamed least-squares solver does); [R, c; 0, ρ] is then the R factor of the
+        whole [J D⁻¹ | r], which is all a step needs (c = Qᵀr, ρ² what no step removes).
+        With more parameters than rows the (few) rows are gathered."""
+        P = J.shape[1]
+        if parallel.world == 1 or parallel.total(len(r)) < P:
+            return cls(parallel.gather_rows(J), parallel.gather_rows(r[:, None])[:, 0])
+        squares = J.square().sum(dim=0)
+        parallel.sum_([squares])
+        solver = cls.__new__(cls)
+        solver.scale = cls._scale(squares.sqrt())
+        R = fold(None, torch.cat([J / solver.scale, r[:, None]], dim=1))
+        R = fold(None, parallel.gather_rows(R)).to(J.dtype)
+        solver.tall = True
+        solver.R, solver.c = R[:P, :P], R[:P, P]
+        solver.rest = float(R[P:, P].square().sum())
+        solver.ref = float(solver.R.square().sum()) / P
+        return solver
 
     def step(self, lam: float) -> tuple[Tensor, float]:
         """δ for damping ``lam`` and the loss ‖r + J δ‖² the linear model predicts."""
@@ -171,16 +200,17 @@ class GaussNewton(Stage):
         for i in itertools.count(first):
             if i >= limit:
                 break
-            r, J = residual_jacobian(task.loss, task.model, params)
-            # Under torchrun every rank solves the whole system (all ranks' rows), so all
-            # take the identical step.
-            r, J = parallel.gather_rows(r[:, None])[:, 0], parallel.gather_rows(J)
-            loss = float(r.square().sum())
+            r, J = residual_jacobian(task.loss, task.model, params)  # this rank's rows
+            total = r.square().sum().reshape(1)
+            parallel.sum_([total])
+            loss = float(total)
             start = loss if start == math.inf else start
             if not math.isfinite(loss) or loss <= self.tol * start:
                 break
             theta = parameter_vector(params)
-            solver = DampedSolver(J, r)
+            # under torchrun every rank holds the same reduced system: identical steps
+            solver = DampedSolver.reduced(J, r, parallel)
+            del r, J
             new_loss = math.inf
             while lam < self.MAX_DAMPING:
                 try:

@@ -32,10 +32,10 @@ from .batch import Collocation, sample_batch
 from .equilibrate import apply_term_scales
 from .heldout import HeldOut
 from .loss import Loss
-from .lsq import LstsqSolution, gathered, lstsq, stacked, term_blocks
+from .lsq import LstsqSolution, stacked, term_blocks
 from .solvers import Dense, LinearSolver, check_solver, solver_from, solver_to_data
 from .stages import Stage, _check_steps, run_lbfgs
-from .streamed import pieces
+from .streamed import pieces, reduced_lstsq
 from .task import Task
 
 
@@ -236,8 +236,7 @@ def projected(task: Task, head: LinearHead, rcond: float | None,
             p.grad = None
         blocks = term_blocks(task.loss, task.model, head)  # this rank's rows
         J, r0 = stacked(blocks)
-        full_J, full_r0 = gathered(task.loss, [(a.detach(), b.detach()) for a, b in blocks])
-        theta = lstsq(full_J, -full_r0, rcond)
+        theta = reduced_lstsq(parallel, J.detach(), r0.detach(), rcond)
         # By the variable-projection (envelope) argument, the gradient of the
         # projected loss is that of the full loss with the optimal head held fixed.
         total = (J @ theta + r0).square().sum()

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from ..models.head import LinearHead
 from .batch import Batch
 from .loss import Loss
-from .lsq import LstsqSolution, default_rcond, filtered_solve, stacked, term_blocks
+from ..distributed import Serial
+from .lsq import LstsqSolution, default_rcond, filtered_solve, lstsq, stacked, term_blocks
 
 
 def pieces(loss: Loss, rows: int) -> list[Batch]:
@@ -64,6 +65,18 @@ def r_factor(loss: Loss, model: nn.Module, head: LinearHead, rows: int) -> Tenso
     if loss.parallel.world > 1:
         R = fold(None, loss.parallel.gather_rows(R))
     return R
+
+
+def reduced_lstsq(parallel: Serial, J: Tensor, r0: Tensor, rcond: float | None = None
+                  ) -> Tensor:
+    """argmin ‖J θ + r₀‖² over every rank's rows (J, r₀ this rank's), the same on every
+    rank. One process solves J itself (:func:`~.lsq.lstsq`); under torchrun each rank
+    reduces its [J | −r₀] to an R factor and the ranks' factors are reduced once more
+    (TSQR), so no rank holds another's rows."""
+    if parallel.world == 1:
+        return lstsq(J, -r0, rcond)
+    R = fold(None, parallel.gather_rows(fold(None, torch.cat([J, -r0[:, None]], dim=1))))
+    return solve_r(R, J.dtype, rcond).theta
 
 
 def solve_r(R: Tensor, dtype: torch.dtype, rcond: float | None = None) -> LstsqSolution:
