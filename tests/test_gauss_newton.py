@@ -136,6 +136,14 @@ def test_damped_step_tends_to_least_squares(shape):
     else:  # any exact solution; ours is the minimum-norm one in scaled variables
         torch.testing.assert_close(J @ step, -r, rtol=1e-5, atol=1e-6)
     assert math.isclose(predicted, float((r + J @ step).square().sum()), abs_tol=1e-8)
+    # moderate damping: the ridge solution in scaled variables, by the normal equations
+    solver = DampedSolver(J, r)
+    Js = J / solver.scale
+    ridge = torch.linalg.solve(Js.T @ Js + 1e-2 * solver.ref * torch.eye(shape[1], dtype=J.dtype),
+                               -Js.T @ r) / solver.scale
+    damped, predicted = solver.step(1e-2)
+    torch.testing.assert_close(damped, ridge, rtol=1e-9, atol=1e-12)
+    assert math.isclose(predicted, float((r + J @ damped).square().sum()), rel_tol=1e-9)
     # heavy damping gives a short step along the (scaled) steepest descent
     big, _ = DampedSolver(J, r).step(1e6)
     assert big.norm() < 1e-3 * best.norm()

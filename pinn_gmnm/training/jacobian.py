@@ -204,7 +204,8 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
         state = dict(zip(extra_names, args[len(values):]))
         return torch.func.functional_call(replayed, state, args[:len(values)])
 
-    dirs = [torch.cat([t, t.new_zeros(n_extra, *t.shape[1:])]) for t in tangents]
+    dirs = [torch.cat([t, t.new_zeros(n_extra, *t.shape[1:])]) if n_extra else t
+            for t in tangents]  # (a copy of every tangent costs as much as the jvp)
     start = n_own
     for p in extra:
         d = p.new_zeros(n_own + n_extra, p.numel())
