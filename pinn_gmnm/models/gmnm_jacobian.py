@@ -85,44 +85,44 @@ def gmnm_tangents(model, queries: Sequence[Query], x: Points, names: Sequence[st
         F = features(means, proj)
         if F is None:
             return None
-        # ∂Q[g_i]/∂θ_i,j for coordinate j of every Gaussian's centre (projection) at once
-        D = {}
-        for name, primal in (("layer.means", means), ("layer.proj", proj)):
-            if name in names:
-                cols = []
-                for j in range(sizes[name]):
-                    e = torch.zeros(sizes[name], dtype=primal.dtype, device=primal.device)
+        P = sum(m * sizes[k] if k != "layer.bias" else o for k in names)
+        outs = [list(range(o)) if kind == "value" or output is None else [output]
+                for kind, output, _ in queries]
+        tangents = [F.new_zeros(P, n, len(cols)) for cols in outs]
+        at = 0
+        for name in names:
+            if name in ("layer.means", "layer.proj"):
+                # ∂Q[g_i]/∂θ_i,j for coordinate j of every Gaussian's centre (projection) at
+                # once, (Q, n, m); along θ_i,j in output c: π_ic times that
+                primal, size = (means if name == "layer.means" else proj), sizes[name]
+                for j in range(size):
+                    e = torch.zeros(size, dtype=primal.dtype, device=primal.device)
                     e[j] = 1.0
                     e = e.reshape(primal.shape[1:]).expand_as(primal)
-                    tang = (e, torch.zeros_like(proj)) if primal is means else (
-                        torch.zeros_like(means), e)
-                    cols.append(torch.func.jvp(features, (means, proj), tang)[1])
-                D[name] = torch.stack(cols, dim=-1)              # (Q, n, m, size)
-        P = sum(m * sizes[k] if k != "layer.bias" else o for k in names)
-        values, tangents = [], []
-        for qi, (kind, output, axes) in enumerate(queries):
-            outs = list(range(o)) if kind == "value" or output is None else [output]
-            T = F.new_zeros(P, n, len(outs))
-            at = 0
-            for name in names:
-                if name in D:  # along θ_i,j in output c: π_ic ∂Q[g_i]/∂θ_i,j
-                    size = sizes[name]
-                    T[at:at + m * size].view(m, size, n, len(outs)).copy_(
-                        torch.einsum("nij,ic->ijnc", D[name][qi], weights[:, outs]))
-                    at += m * size
-                elif name == "layer.weights":  # along π_ic': feature i's quantity in c'
-                    block = T[at:at + m * o].view(m, o, n, len(outs))
-                    for k, col in enumerate(outs):
-                        block[:, col, :, k] = F[qi].T
-                    at += m * o
-                else:  # the bias: 1 in its own output, for values
+                    tang = ((e, torch.zeros_like(proj)) if name == "layer.means"
+                            else (torch.zeros_like(means), e))
+                    dF = torch.func.jvp(features, (means, proj), tang)[1]
+                    for T, cols, dq in zip(tangents, outs, dF):
+                        T[at:at + m * size].view(m, size, n, len(cols))[:, j].copy_(
+                            torch.einsum("ni,ic->inc", dq, weights[:, cols]))
+                at += m * size
+            elif name == "layer.weights":  # along π_ic': feature i's quantity in output c'
+                for T, cols, fq in zip(tangents, outs, F):
+                    block = T[at:at + m * o].view(m, o, n, len(cols))
+                    for k, col in enumerate(cols):
+                        block[:, col, :, k] = fq.T
+                at += m * o
+            else:  # the bias: 1 in its own output, for values
+                for T, cols, (kind, _, axes) in zip(tangents, outs, queries):
                     if _with_bias(kind, axes):
-                        for k, col in enumerate(outs):
+                        for k, col in enumerate(cols):
                             T[at + col, :, k] = 1.0
-                    at += o
-            V = F[qi] @ weights[:, outs] + (bias[outs] if _with_bias(kind, axes) else 0.0)
-            if len(outs) == 1 and not (kind == "value" or output is None):
-                V, T = V[:, 0], T[..., 0]
+                at += o
+        values = []
+        for qi, (kind, output, axes) in enumerate(queries):
+            cols = outs[qi]
+            V = F[qi] @ weights[:, cols] + (bias[cols] if _with_bias(kind, axes) else 0.0)
+            if not (kind == "value" or output is None):  # one output: (n,), tangents (P, n)
+                V, tangents[qi] = V[:, 0], tangents[qi][..., 0]
             values.append(V)
-            tangents.append(T)
     return values, tangents
