@@ -7,7 +7,8 @@ Each (problem, model) is one `gmnm-pde solve NAME --model MODEL --budget SECONDS
 fresh process (start-up and reference solutions included in the wall time, not in the
 training time), with every other option at its default. The table gives the relative L2
 and max error, training and wall time, method, parameter count and the stages that ran,
-one row per run; a run that fails or times out keeps its row, saying so. The markdown is
+one row per run (and, for systems, the relative L2 of each output and declared group of
+outputs); a run that fails or times out keeps its row, saying so. The markdown is
 written to ``--out`` (rewritten after every row, so an interrupted sweep keeps what it did)
 and is the regression table every change is judged by (see the design notes).
 """
@@ -49,6 +50,7 @@ class Row:
     method: str = ""
     parameters: int | None = None
     stages: str = ""
+    fields: str = ""
 
 
 def catalogue(only: list[str] | None) -> list[tuple[str, str]]:
@@ -114,6 +116,8 @@ def run_one(name: str, group: str, model: str, budget: float, timeout: float, wo
     row.method = str(metrics.get("method", ""))
     row.parameters = metrics.get("parameters")
     row.stages = stages_run(dirs[-1].parent)
+    row.fields = ", ".join(f"{k[len('rel_l2_'):]} {_num(float(v))}" for k, v in metrics.items()
+                           if k.startswith("rel_l2_") and v is not None)
     status = str(metrics.get("status", "completed"))
     if done.returncode != 0 or status not in ("completed", "out-of-budget"):
         row.status = f"{status} (exit {done.returncode})"
@@ -132,16 +136,19 @@ def markdown(rows: list[Row], title: str) -> str:
         "Every catalogue problem with its defaults (`gmnm-pde solve NAME --model MODEL --budget B`); "
         "relative L2 and max error on the problem's evaluation set, training time and wall time "
         "(start-up and reference solutions included), the method, parameters and the stages that "
-        "recorded steps. The `fem` rows are the classical baseline (finite elements at their "
+        "recorded steps. For systems, *by field* gives the relative L2 of each output and of each "
+        "group of outputs the problem declares as one vector field (a flow's velocity (u, v)). "
+        "The `fem` rows are the classical baseline (finite elements at their "
         "default order and size; its parameters are degrees of freedom) where its method applies. "
         "Regenerate with `python benchmarks/catalogue.py`.", "",
-        "| problem | kind | model | rel. L2 | max error | train s | wall s | method | parameters "
-        "| stages | status |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| problem | kind | model | rel. L2 | by field | max error | train s | wall s | method "
+        "| parameters | stages | status |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r.problem} | {r.group} | {r.model} | {_num(r.rel_l2)} | {_num(r.max_abs)} | "
+            f"| {r.problem} | {r.group} | {r.model} | {_num(r.rel_l2)} | {r.fields or '—'} | "
+            f"{_num(r.max_abs)} | "
             f"{'—' if r.train_time != r.train_time else f'{r.train_time:.1f}'} | "
             f"{'—' if r.wall_time != r.wall_time else f'{r.wall_time:.1f}'} | {r.method or '—'} | "
             f"{r.parameters if r.parameters is not None else '—'} | {r.stages or '—'} | {r.status} |")

@@ -107,7 +107,8 @@ def show(problem: str = typer.Argument(..., help="Problem name or path/to/file.p
     typer.echo(p.description or "(no description)")
     typer.echo("")
     typer.echo(f"domain:      {p.geometry!r}")
-    typer.echo(f"variables:   {', '.join(p.variables)}    outputs: {', '.join(p.outputs)}")
+    typer.echo(f"variables:   {', '.join(p.variables)}    outputs: {', '.join(p.outputs)}"
+               + "".join(f"    {g}: ({', '.join(ms)})" for g, ms in p.groups.items()))
     conditions = [c.label if c.label == c.kind else f"{c.label} ({c.kind})" for c in p.conditions]
     typer.echo(f"conditions:  {', '.join(conditions) or 'none'}")
     solution = "exact" if p.exact is not None else (
@@ -325,6 +326,10 @@ def _summary(result: Any) -> None:
     typer.echo(f"  relative L2    {_fmt(result, 'rel_l2')}{against}")
     typer.echo(f"  max |error|    {_fmt(result, 'max_abs')}{against}")
     typer.echo(f"  residual RMS   {_fmt(result, 'residual_rms')}")
+    fields = [*s.problem.outputs, *s.problem.groups]
+    if len(s.problem.outputs) > 1 and f"rel_l2_{fields[0]}" in m:
+        typer.echo("  each field     " + " · ".join(
+            f"{f} {m[f'rel_l2_{f}']:.3e}" for f in fields) + f" (relative L2){against}")
     for k in s.problem.unknowns:
         true = "" if k.true is None else (
             f" (true {k.true:g}, relative error {m[f'unknown_{k.name}_error']:.2e})")

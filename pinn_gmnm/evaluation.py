@@ -3,9 +3,11 @@
 Metrics: relative L2 error ‖u − u*‖₂ / ‖u*‖₂ and max |u − u*| against the exact
 solution — or, when there is none, against the problem's numerical reference solution at
 the reference's own points — and the RMS of the PDE residual. With several outputs the
-relative L2 error of each is reported too (``rel_l2_<output>``). The evaluation set is a
-regular grid for boxes (boundary included) and a dense scrambled Sobol' set otherwise;
-it is the same for every model and seed, so numbers are comparable across runs.
+relative L2 error of each is reported too (``rel_l2_<output>``), and that of each group
+of outputs the problem declares as one vector field (``rel_l2_<group>``, e.g. a flow's
+velocity (u, v)). The evaluation set is a regular grid for boxes (boundary included) and
+a dense scrambled Sobol' set otherwise; it is the same for every model and seed, so
+numbers are comparable across runs.
 """
 
 from __future__ import annotations
@@ -134,9 +136,7 @@ class Evaluator:
             wrong_exact, wrong_pred = ~exact.isfinite().all(dim=1), ~pred.isfinite().all(dim=1)
             bad = wrong_exact | wrong_pred
             out.update(errors(torch.ones_like(bad)))
-            if self.problem.n_outputs > 1:
-                for c, name in enumerate(self.problem.outputs):
-                    out[f"rel_l2_{name}"] = _rel_l2(pred[:, c], exact[:, c])
+            out.update(self.per_output(pred, exact))
             if bad.any():
                 cause = " and ".join(c for c, b in (("exact solution", wrong_exact),
                                                     ("prediction", wrong_pred)) if b.any())
@@ -146,6 +146,20 @@ class Evaluator:
             events.append(self._not_finite("residual_rms", "residual", bad, out["residual_rms"]))
             out["residual_rms"] = math.nan
         return out, events
+
+    def per_output(self, pred: Tensor, exact: Tensor) -> dict[str, float]:
+        """With several outputs, the relative L2 error of each (``rel_l2_<output>``) and of
+        each of the problem's groups taken as one vector field (``rel_l2_<group>``:
+        ‖(u − u*, v − v*)‖₂ / ‖(u*, v*)‖₂ over the points, for a velocity (u, v))."""
+        p = self.problem
+        if p.n_outputs == 1:
+            return {}
+        out = {f"rel_l2_{name}": _rel_l2(pred[:, c], exact[:, c])
+               for c, name in enumerate(p.outputs)}
+        for group, members in p.groups.items():
+            cols = [p.outputs.index(m) for m in members]
+            out[f"rel_l2_{group}"] = _rel_l2(pred[:, cols], exact[:, cols])
+        return out
 
     def _not_finite(self, metric: str, cause: str, bad: Tensor, elsewhere: float) -> dict[str, Any]:
         x = self.points[bad].detach().double().cpu()

@@ -66,6 +66,9 @@ class Problem:
         variables: names of the coordinates (default x, y, z, or x1 … xd; on a
             space-time domain the last one is t).
         outputs: names of the unknown fields (default ``("u",)``).
+        groups: named groups of outputs that form one quantity, e.g.
+            ``{"velocity": ("u", "v")}``: the evaluation reports the relative L2 error of
+            each group as a vector field (``rel_l2_velocity``), beside each output's.
         params: the named parameters the problem was built with (for configs and ``show``).
         name, description: set by the registry from the factory's name and docstring.
         linear: whether the residual and conditions are affine in the solution
@@ -85,6 +88,7 @@ class Problem:
     reference: Reference | Callable[[], Reference] | None = None
     unknowns: Sequence[Unknown] = ()
     profiles: Sequence[Profile] = ()
+    groups: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.geometry, Geometry):
@@ -114,6 +118,7 @@ class Problem:
         object.__setattr__(self, "profiles", tuple(self.profiles))
         if not self.outputs:
             raise GMNMError("a problem needs at least one output")
+        object.__setattr__(self, "groups", _checked_groups(self.groups, self.outputs))
         for profile in self.profiles:
             if not isinstance(profile, Profile):
                 raise GMNMError(f"profiles must be Profile objects, got {profile!r}")
@@ -227,6 +232,31 @@ class Problem:
 
 
 ProblemFactory = Callable[..., Problem]
+
+
+def _checked_groups(groups: Mapping[str, Sequence[str]], outputs: tuple[str, ...]
+                    ) -> dict[str, tuple[str, ...]]:
+    """``groups`` with tuples of members, after checking each names two or more distinct
+    outputs and no group is named like an output (their metrics would share a key)."""
+    if not isinstance(groups, Mapping):
+        raise GMNMError(f"groups must map a name to outputs, e.g. {{'velocity': ('u', 'v')}}; "
+                        f"got {groups!r}")
+    checked = {}
+    for name, members in groups.items():
+        members = (members,) if isinstance(members, str) else tuple(members)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise GMNMError(f"group name {name!r} must be a word (it becomes the metric "
+                            f"rel_l2_<name>)")
+        if name in outputs:
+            raise GMNMError(f"group '{name}' is named like an output; outputs: {', '.join(outputs)}")
+        unknown = [m for m in members if m not in outputs]
+        if unknown:
+            raise GMNMError(f"group '{name}': unknown output(s) {', '.join(map(repr, unknown))}; "
+                            f"outputs: {', '.join(outputs)}")
+        if len(set(members)) != len(members) or len(members) < 2:
+            raise GMNMError(f"group '{name}' must name two or more distinct outputs, got {members}")
+        checked[name] = members
+    return checked
 
 
 class _Once:

@@ -33,6 +33,17 @@ def test_show_prints_the_mathematics():
     assert "sin(kπx) sin(kπy)" in r.output and "k=1.0" in r.output
 
 
+def test_show_and_solve_name_the_fields_of_a_system(runs: Path):
+    assert "velocity: (u, v)" in invoke("show", "stokes").output
+    r = invoke("solve", "stokes", "--components", "30", "--method", "lstsq", "--out", str(runs),
+               *FAST)
+    assert r.exit_code == 0, r.output
+    (line,) = [s for s in r.output.splitlines() if "each field" in s]
+    metrics = json.loads(next(runs.glob("*/metrics.json")).read_text())
+    for name in ("u", "v", "p", "velocity"):
+        assert f"{name} {metrics[f'rel_l2_{name}']:.3e}" in line
+
+
 def test_help_is_useful_on_its_own():
     r = invoke("solve", "--help")
     assert r.exit_code == 0

@@ -4,6 +4,7 @@ pressure is pinned, and a small model learns them."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -84,6 +85,46 @@ def test_stokes_is_learned_by_a_small_least_squares_fit():
     s = solve(p, model, stages=[LeastSquares()], collocation=Collocation(800, 200))
     m = s.metrics
     assert m["rel_l2_u"] < 1e-3 and m["rel_l2_v"] < 1e-3 and m["rel_l2_p"] < 1e-2, m
+    # the velocity's error as a vector lies between those of its components
+    assert min(m["rel_l2_u"], m["rel_l2_v"]) <= m["rel_l2_velocity"] <= max(m["rel_l2_u"],
+                                                                              m["rel_l2_v"])
+
+
+class _Perturbed(torch.nn.Module):
+    """The exact flow with v off by ``eps`` sin(x) and p off by a constant."""
+
+    def __init__(self, problem, eps):
+        super().__init__()
+        self.problem, self.eps = problem, eps
+
+    def forward(self, x):
+        out = self.problem.exact_values(x).clone()
+        out[:, 1] += self.eps * torch.sin(x[:, 0])
+        out[:, 2] += 1.0
+        return out
+
+
+@pytest.mark.parametrize("name", [*FLOWS, "lid-driven-cavity"])
+def test_flows_report_the_velocity_error_as_one_vector_field(name):
+    """rel_l2_velocity = ‖(u − u*, v − v*)‖ / ‖(u*, v*)‖ over the evaluation points: with u
+    exact and v off, it is the error of v over the norm of the whole velocity; the
+    pressure (off by a constant) does not enter it."""
+    from pinn_gmnm.evaluation import Evaluator
+
+    p = get_problem(name)
+    assert p.groups == {"velocity": ("u", "v")}
+    ev = Evaluator.for_problem(p, n=2000)
+    if p.exact is None:  # the cavity: measure a perturbed reference against itself
+        ref = p.reference_solution()
+        p = dataclasses.replace(p, exact=lambda x: ref(x), reference=None)
+        ev = Evaluator.for_problem(p, n=2000)
+    m = ev.metrics(_Perturbed(p, 0.01))
+    ref = ev.exact
+    dv = 0.01 * torch.sin(ev.points[:, 0])
+    assert m["rel_l2_u"] < 1e-14
+    assert m["rel_l2_velocity"] == pytest.approx(float(dv.norm() / ref[:, :2].norm()), rel=1e-12)
+    assert m["rel_l2_v"] == pytest.approx(float(dv.norm() / ref[:, 1].norm()), rel=1e-12)
+    assert m["rel_l2_velocity"] < m["rel_l2_v"] and m["rel_l2_p"] > 10 * m["rel_l2_velocity"]
 
 
 # -- the lid-driven cavity ----------------------------------------------------------------

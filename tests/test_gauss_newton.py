@@ -81,6 +81,30 @@ def test_jacobian_matches_autograd(make_problem, make_model):
     torch.testing.assert_close(J, reference_jacobian(loss, model), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("name", ["taylor-green", "kovasznay", "burgers"])
+@pytest.mark.parametrize("subset", [False, True])
+def test_gmnm_closed_form_tangents_equal_the_generic_ones(name, subset, monkeypatch):
+    """The GMNM's closed-form tangents (values, partials up to second order, Laplacians,
+    in space-time too) give the Jacobian the per-point jacrev gives, in any parameter order
+    and for a subset of the parameters."""
+    problem = get_problem(name)
+    model = GMNM(problem.dim, problem.n_outputs, 9, bounds=problem.geometry.bbox).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    loss = Loss(problem, sample_batch(problem, Collocation(40, 20), seed=0))
+    params = list(model.parameters())[::-1]
+    params = [model.layer.proj, model.layer.weights] if subset else params
+    order = [n for p in params for n, q in model.named_parameters() if p is q]
+    x = loss.batch.interior
+    assert model.parameter_tangents([("value", None, ())], x, order, problem.n_outputs)
+    r, J = residual_jacobian(loss, model, params)
+    monkeypatch.setattr(type(model), "parameter_tangents", lambda *a: None)
+    r_generic, J_generic = residual_jacobian(loss, model, params)
+    torch.testing.assert_close(r, r_generic, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(J, J_generic, rtol=1e-10, atol=1e-12 * float(J.abs().max()))
+
+
 def test_jacobian_includes_unknown_coefficients():
     """Inverse problems: the columns of the unknown coefficients, which enter the
     residual directly rather than through the model."""
@@ -136,6 +160,14 @@ def test_damped_step_tends_to_least_squares(shape):
     else:  # any exact solution; ours is the minimum-norm one in scaled variables
         torch.testing.assert_close(J @ step, -r, rtol=1e-5, atol=1e-6)
     assert math.isclose(predicted, float((r + J @ step).square().sum()), abs_tol=1e-8)
+    # moderate damping: the ridge solution in scaled variables, by the normal equations
+    solver = DampedSolver(J, r)
+    Js = J / solver.scale
+    ridge = torch.linalg.solve(Js.T @ Js + 1e-2 * solver.ref * torch.eye(shape[1], dtype=J.dtype),
+                               -Js.T @ r) / solver.scale
+    damped, predicted = solver.step(1e-2)
+    torch.testing.assert_close(damped, ridge, rtol=1e-9, atol=1e-12)
+    assert math.isclose(predicted, float((r + J @ damped).square().sum()), rel_tol=1e-9)
     # heavy damping gives a short step along the (scaled) steepest descent
     big, _ = DampedSolver(J, r).step(1e6)
     assert big.norm() < 1e-3 * best.norm()

@@ -150,6 +150,20 @@ def test_parameters_are_set_and_checked():
     assert problem_parameters("poisson") == {"k": 1.0}
 
 
+@pytest.mark.parametrize("groups, message", [
+    ({"velocity": ("u", "w")}, "group 'velocity': unknown output\\(s\\) 'w'; outputs: u, v, p"),
+    ({"u": ("u", "v")}, "group 'u' is named like an output"),
+    ({"velocity": ("u",)}, "must name two or more distinct outputs"),
+    ({"velocity": ("u", "u")}, "must name two or more distinct outputs"),
+    ({"two words": ("u", "v")}, "must be a word"),
+    ([("velocity", ("u", "v"))], "groups must map a name to outputs"),
+])
+def test_output_groups_are_checked(groups, message):
+    with pytest.raises(GMNMError, match=message):
+        Problem(Rectangle((0, 0), (1, 1)), lambda f, x: [f["u"](), f["v"](), f["p"]()],
+                outputs=("u", "v", "p"), groups=groups)
+
+
 def test_unknown_problem_suggests_a_name():
     with pytest.raises(GMNMError, match="did you mean 'poisson'"):
         get_problem("poison")

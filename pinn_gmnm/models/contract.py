@@ -23,6 +23,9 @@ member                      default and meaning
                             trains with, whatever the run asks (the PINN baseline)
 ``training_callbacks()``    []; callbacks the model needs during training (KAN's grid
                             updates)
+``parameter_tangents(...)``  None (``torch.func`` per point); the quantities a residual
+                            asks for and their derivatives along the named parameters
+                            in closed form, for Gauss–Newton's Jacobian (GMNM)
 ==========================  =========================================================
 
 Wrappers (:class:`~.hard.HardConstraint`) implement the contract too, forwarding what
@@ -31,10 +34,11 @@ still holds for the wrapped model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from torch import nn
+from torch import Tensor, nn
 
 from .._types import Points
 
@@ -67,6 +71,13 @@ class Surrogate(nn.Module):
         """Training callbacks the model needs (fresh objects for each call)."""
         return []
 
+    def parameter_tangents(self, queries: Sequence[Any], x: Points, names: Sequence[str],
+                           n_outputs: int) -> tuple[list[Tensor], list[Tensor]] | None:
+        """The recorded ``queries`` (see :mod:`pinn_gmnm.training.jacobian`) at ``x`` and
+        their tangents along the parameters ``names``, or None to let the generic path
+        (``torch.func`` per point) compute them."""
+        return None
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -98,6 +109,16 @@ def linear_head_of(model: nn.Module) -> LinearHead | None:
 def closed_form_engine(model: nn.Module, x: Points) -> DerivativeEngine | None:
     """``model``'s closed-form derivative engine at ``x``, or None (use autograd)."""
     return model.derivative_engine(x) if isinstance(model, Surrogate) else None
+
+
+def parameter_tangents(model: nn.Module, queries: Sequence[Any], x: Points,
+                       names: Sequence[str], n_outputs: int
+                       ) -> tuple[list[Tensor], list[Tensor]] | None:
+    """``model``'s closed-form quantities and tangents (see
+    :meth:`Surrogate.parameter_tangents`), or None."""
+    if not isinstance(model, Surrogate):
+        return None
+    return model.parameter_tangents(queries, x, names, n_outputs)
 
 
 def training_callbacks(model: nn.Module) -> list[Any]:

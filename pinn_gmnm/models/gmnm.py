@@ -289,6 +289,14 @@ class GMNM(Surrogate):
         return MixtureEngine(x, A, mu, self.layer.weights, self.layer.bias,
                              fallback=lambda: AutogradEngine(self, x))
 
+    def parameter_tangents(self, queries, x, names, n_outputs):  # type: ignore[no-untyped-def]
+        """In closed form for the plain parametrisation (:mod:`.gmnm_jacobian`)."""
+        if type(self.layer) is not GMNMLayer:
+            return None
+        from .gmnm_jacobian import gmnm_tangents
+
+        return gmnm_tangents(self, queries, x, names, n_outputs)
+
     def linear_head(self) -> LinearHead:
         """The mixing weights π and bias b, over the Gaussians as features."""
         def features(x: Points) -> DerivativeEngine:

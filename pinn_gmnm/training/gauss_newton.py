@@ -53,7 +53,9 @@ class DampedSolver:
 
     With no more parameters than residuals (P ≤ N), J D⁻¹ = Q R once, and each λ solves
     the small stacked problem [R; √(λρ) I] by QR: no squared Gram matrix, so the tiny
-    damping that ill-conditioned Jacobians (broad Gaussians) need stays accurate. With
+    damping that ill-conditioned Jacobians (broad Gaussians) need stays accurate. Both
+    factorisations take the right-hand side as one more column and keep only the
+    triangular factor (Qᵀr is its last column): Q is never formed. With
     more parameters than residuals the step goes through the N × N system
     (J̃J̃ᵀ + λρ I) z = r, δ = −D⁻¹J̃ᵀz, by Cholesky, and λ is kept ≥ 1e-12 there.
     """
@@ -66,8 +68,10 @@ class DampedSolver:
         N, P = J.shape
         self.tall = P <= N
         if self.tall:
-            Q, self.R = torch.linalg.qr(self.J)
-            self.c = Q.T @ r
+            # R and c = Qᵀr from one triangular factor of [J | r], Q never formed
+            # (forming it costs about as much again as the factorisation)
+            Rr = torch.linalg.qr(torch.cat([self.J, r[:, None]], dim=1), mode="r").R
+            self.R, self.c = Rr[:P, :P], Rr[:P, P]
             self.rest = float(r.square().sum() - self.c.square().sum())
             self.ref = float(self.R.square().sum()) / P
         else:
@@ -107,10 +111,11 @@ class DampedSolver:
         """δ for damping ``lam`` and the loss ‖r + J δ‖² the linear model predicts."""
         if self.tall:
             P = self.R.shape[1]
-            eye = torch.eye(P, dtype=self.R.dtype, device=self.R.device)
-            Q2, R2 = torch.linalg.qr(torch.cat([self.R, math.sqrt(lam * self.ref) * eye]))
-            rhs = -(Q2[:P].T @ self.c)
-            d = torch.linalg.solve_triangular(R2, rhs[:, None], upper=True)[:, 0]
+            damped = torch.cat([self.R, math.sqrt(lam * self.ref) * torch.eye(
+                P, dtype=self.R.dtype, device=self.R.device)])
+            rhs = torch.cat([self.c, self.c.new_zeros(P)])
+            Rr = torch.linalg.qr(torch.cat([damped, rhs[:, None]], dim=1), mode="r").R
+            d = -torch.linalg.solve_triangular(Rr[:P, :P], Rr[:P, P:], upper=True)[:, 0]
             predicted = self.rest + float((self.R @ d + self.c).square().sum())
         else:
             N = self.G.shape[0]

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from .._types import Points
 from ..derivatives import DerivativeEngine, Field, FuncEngine, engine_for
 from ..errors import GMNMError
-from ..models.contract import closed_form_engine, linear_head_of
+from ..models.contract import closed_form_engine, linear_head_of, parameter_tangents
 from ..models.head import ConstantColumn, LinearHead
 from .loss import Loss
 
@@ -204,7 +204,8 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
         state = dict(zip(extra_names, args[len(values):]))
         return torch.func.functional_call(replayed, state, args[:len(values)])
 
-    dirs = [torch.cat([t, t.new_zeros(n_extra, *t.shape[1:])]) for t in tangents]
+    dirs = [torch.cat([t, t.new_zeros(n_extra, *t.shape[1:])]) if n_extra else t
+            for t in tangents]  # (a copy of every tangent costs as much as the jvp)
     start = n_own
     for p in extra:
         d = p.new_zeros(n_own + n_extra, p.numel())
@@ -229,7 +230,11 @@ def _quantities(model: nn.Module, queries: list[Query], x: Points, theta: dict[s
                 frozen: dict[str, Tensor], order: list[str], n_outputs: int
                 ) -> tuple[list[Tensor], list[Tensor]]:
     """The recorded quantities at points ``x`` (each (n,) or (n, k)) and their tangents
-    along every parameter in ``theta`` (each (P, n) or (P, n, k))."""
+    along every parameter in ``theta`` (each (P, n) or (P, n, k)): the model's own closed
+    form when it offers one, else ``jacrev`` at every point."""
+    found = parameter_tangents(model, queries, x, order, n_outputs)
+    if found is not None:
+        return found
     module = _Quantities(model, queries)
     n_params = sum(v.numel() for v in theta.values())
     chunk = _chunk(len(queries) * (n_params + 1024))
