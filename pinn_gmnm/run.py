@@ -152,10 +152,12 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
 
 
 def newton_on_head(config: RunConfig, problem: Problem, model: nn.Module) -> bool:
-    """Whether ``config`` trains ``model`` by Newton's method on its linear output layer
-    (the ``gauss-newton`` method on a model with one: the default for a GMNM on a
-    nonlinear problem)."""
-    return (capabilities(model).linear_head
+    """Whether ``config`` trains ``model``, a GMNM, by Newton's method on its output
+    layer (the ``gauss-newton`` method: the default for a GMNM on a nonlinear problem).
+    Other models keep one block by default, as they keep their methods (as ``grow``)."""
+    from .models.gmnm import GMNM
+
+    return (isinstance(model, GMNM)
             and chosen_method(config, problem, model).name == "gauss-newton")
 
 

@@ -261,8 +261,8 @@ def test_the_default_run_of_a_nonlinear_evolution_problem_tries_one_block_then_m
     assert build(RunConfig(problem="burgers", slabs=3))[1].whole is None
     for name, options in (("heat-1d", {}), ("burgers", {"slabs": 1})):
         assert not isinstance(build(RunConfig(problem=name, **options))[1], TimeSlabs)
-    pinn = build(RunConfig(problem="burgers", model="pinn"))[1]
-    assert not isinstance(pinn, TimeSlabs)
+    for other in ("pinn", "mlp"):
+        assert not isinstance(build(RunConfig(problem="burgers", model=other))[1], TimeSlabs)
 
 
 def test_a_slab_of_the_default_march_has_more_gaussians_along_space():
