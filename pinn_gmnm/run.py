@@ -75,7 +75,10 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     chosen = chosen_method(config, problem, model)
     if isinstance(model, TimeSlabs):  # the method trains each slab's piece in turn
         inner = chosen.build(problem, model.pieces[0], Steps.of(config))
-        return chosen.name, [March(stages=slab_stages(inner))]
+        per_slab = slab_stages(inner, newton_only=model.whole is not None)
+        # the single block, when tried first: Newton on its output layer, then the rest
+        whole = () if model.whole is None else (per_slab[0], *inner[1:])
+        return chosen.name, [March(stages=per_slab, whole=whole)]
     return chosen.name, chosen.build(problem, model, Steps.of(config))
 
 
@@ -130,16 +133,32 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, equations=equations(config, problem),
                         conditions=bool(problem.conditions), **config.model_options)
-    slabs = slab_count(config.slabs, problem, hard=config.hard)
+    if config.stages is None:  # a default run marches when Newton may fail on one block
+        slabs = slab_count(config.slabs, problem, hard=config.hard,
+                           newton=newton_on_head(config, problem, model))
+        whole = config.slabs is None and slabs > 1
+    else:  # a resolved (or the user's) list of stages says whether to try one block first
+        slabs = slab_count(config.slabs, problem, hard=config.hard)
+        whole = any(s.get("type") == "march" and s.get("whole") for s in config.stages)
     if slabs > 1:
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
             equations=equations(config, problem), conditions=bool(problem.conditions),
-            **config.model_options), problem.geometry.bbox, slabs)
+            **config.model_options), problem.geometry.bbox, slabs, whole=whole, thin=whole)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model
+
+
+def newton_on_head(config: RunConfig, problem: Problem, model: nn.Module) -> bool:
+    """Whether ``config`` trains ``model``, a GMNM, by Newton's method on its output
+    layer (the ``gauss-newton`` method: the default for a GMNM on a nonlinear problem).
+    Other models keep one block by default, as they keep their methods (as ``grow``)."""
+    from .models.gmnm import GMNM
+
+    return (isinstance(model, GMNM)
+            and chosen_method(config, problem, model).name == "gauss-newton")
 
 
 def equations(config: RunConfig, problem: Problem) -> int:
@@ -165,7 +184,7 @@ def run(config: RunConfig, *, out: Path | None = Path("runs"), callbacks: Sequen
     reference = None if config.reference is None else str(Path(config.reference).resolve())
     resolved = RunConfig.from_dict({**config.to_dict(), "params": dict(problem.params),
                                     **_problem_source(config), "reference": reference,
-                                    "method": method, "slabs": len(pieces_of(model)),
+                                    "method": method, "slabs": model.slabs if isinstance(model, TimeSlabs) else 1,
                                     "stages": [s.to_dict() for s in stages]})
     folder = None
     if out is not None:

@@ -115,6 +115,9 @@ def test_march_stages_round_trip_through_config_dicts():
 def test_the_slab_rule_and_its_errors():
     heat, burgers, poisson = (get_problem(n) for n in ("heat-1d", "burgers", "poisson"))
     assert slab_count(None, burgers) == slab_count(None, heat) == slab_count(None, poisson) == 1
+    assert slab_count(None, burgers, newton=True) == 8  # the default march
+    assert slab_count(None, poisson, newton=True) == 1
+    assert slab_count(None, burgers, newton=True, hard=True) == 1
     assert slab_count(4, burgers) == 4 and slab_count(1, poisson, hard=True) == 1
     with pytest.raises(GMNMError, match="does not depend on time"):
         slab_count(3, poisson)
@@ -189,3 +192,99 @@ def test_a_sigint_in_the_middle_of_a_march_resumes_to_the_same_result(tmp_path: 
     r = runner.invoke(app, ["solve", "--resume", str(run_dir), "-q"])
     assert r.exit_code == 0, r.output
     assert_same_params(only_dir(tmp_path / "full"), run_dir)
+
+
+# The default march: the single block tried first, kept when Newton converges on it.
+
+def trial_march(problem: str, *, components: int = 25, slabs: int = 3, tol: float = 1e-4, **kw):
+    p = get_problem(problem)
+    torch.manual_seed(0)
+    model = TimeSlabs(lambda b: GMNM(p.dim, p.n_outputs, bounds=b, components=components),
+                      p.geometry.bbox, slabs, whole=True)
+    newton = GaussNewton(steps=4, head_only=True, damping=1e-20, min_progress=0.5, patience=2)
+    stages = [March(stages=(newton,), whole=(newton, GaussNewton(steps=2)), tol=tol)]
+    return solve(p, model, stages=stages, collocation=Collocation(300, 60), **kw)
+
+
+def test_a_block_newton_solves_is_kept_and_one_it_cannot_is_marched():
+    """heat-1d is linear: Newton solves the single block of 25 Gaussians in one step to
+    ~3e-6 of the zero function's loss (tolerance here 1e-4), and the block is kept and
+    trained on; Burgers' front defeats it (~1e-2), so the march takes over and the
+    slabs answer."""
+    heat = trial_march("heat-1d", components=100)
+    block = [e for e in heat.events if e["event"] == "block"]
+    assert len(block) == 1 and block[0]["kept"], block
+    assert block[0]["loss"] < 1e-4 * block[0]["zero_loss"]
+    assert not heat.model.marched and not [e for e in heat.events if e["event"] == "slab"]
+    assert heat.parameters == sum(q.numel() for q in heat.model.whole.parameters())
+    x = evaluation_points(heat.problem, 50)
+    torch.testing.assert_close(heat(x), heat.model.whole(x).detach())
+    burgers = trial_march("burgers")
+    block = [e for e in burgers.events if e["event"] == "block"]
+    assert len(block) == 1 and not block[0]["kept"], block
+    assert burgers.model.marched
+    assert [e["slab"] for e in burgers.events if e["event"] == "slab"] == [0, 1, 2]
+    assert burgers.parameters == sum(q.numel() for q in burgers.model.pieces.parameters())
+    early = x[x[:, 1] < 0.3]
+    torch.testing.assert_close(burgers(early), burgers.model.pieces[0](early).detach())
+
+
+@pytest.mark.parametrize("problem, stop_at", [("burgers", 2), ("burgers", 5), ("burgers", 8),
+                                              ("heat-1d", 4)])
+def test_a_stopped_trial_or_march_resumes_to_the_same_result(problem, stop_at, stop_and_resume):
+    """Stopped inside the single-block trial, in the first slab after it, in a later
+    slab, or in the kept block's second stage: the resumed run ends as the whole one."""
+    size = 100 if problem == "heat-1d" else 25
+    full, _, resumed = stop_and_resume(lambda **kw: trial_march(problem, components=size, **kw),
+                                       stop_at)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    assert resumed.model.marched == full.model.marched
+
+
+def test_the_default_run_of_a_nonlinear_evolution_problem_tries_one_block_then_marches():
+    from pinn_gmnm.run import build, stages_for
+    from pinn_gmnm.training.march import DEFAULT_SLABS
+
+    config = RunConfig(problem="burgers", model_options={"components": 64})
+    problem, model = build(config)
+    assert isinstance(model, TimeSlabs) and model.slabs == DEFAULT_SLABS
+    assert model.whole is not None
+    method, stages = stages_for(config, problem, model)
+    (march,) = stages
+    assert method == "gauss-newton" and isinstance(march, March)
+    assert [s.head_only for s in march.stages] == [True]  # Newton alone on each slab
+    assert [s.head_only for s in march.whole] == [True, False]
+    # a resolved config rebuilds the same model (resume), an explicit --slabs no trial
+    again = RunConfig.from_dict({**config.to_dict(), "slabs": DEFAULT_SLABS, "method": method,
+                                 "stages": [march.to_dict()]})
+    assert build(again)[1].whole is not None
+    assert build(RunConfig(problem="burgers", slabs=3))[1].whole is None
+    for name, options in (("heat-1d", {}), ("burgers", {"slabs": 1})):
+        assert not isinstance(build(RunConfig(problem=name, **options))[1], TimeSlabs)
+    for other in ("pinn", "mlp"):
+        assert not isinstance(build(RunConfig(problem="burgers", model=other))[1], TimeSlabs)
+
+
+def test_a_slab_of_the_default_march_has_more_gaussians_along_space():
+    """1024 Gaussians in each of 8 slabs: 4 along t (32 / 8, the density in time of one
+    32 × 32 block), 256 along x, widths in proportion to the spacings."""
+    from pinn_gmnm.models.slabs import slab_layout
+
+    p = get_problem("burgers")
+    piece = GMNM(2, 1, bounds=p.geometry.bbox, components=1024)
+    slab_layout(piece, 8)
+    means = piece.layer.means.detach()
+    assert piece.layer.components == 1024 and len(means.unique(dim=0)) == 1024
+    assert len(means[:, 0].unique()) == 256 and len(means[:, 1].unique()) == 4
+    widths = 1 / piece.layer.proj.detach().diagonal(dim1=1, dim2=2)
+    torch.testing.assert_close(widths[:, 1] / widths[:, 0],
+                               torch.full((1024,), 64.0, dtype=widths.dtype))
+    # cell-centred grids over the enlarged box of the default layout (margin 0.3)
+    for axis, cells in ((0, 256), (1, 4)):
+        half = 2.6 / cells / 2
+        assert means[:, axis].min().item() == pytest.approx(-1.3 + half)
+        assert means[:, axis].max().item() == pytest.approx(1.3 - half)
+    odd = GMNM(2, 1, bounds=p.geometry.bbox, components=1000)  # not a grid: left alone
+    before = odd.layer.means.detach().clone()
+    slab_layout(odd, 8)
+    assert torch.equal(odd.layer.means.detach(), before)

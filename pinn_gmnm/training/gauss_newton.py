@@ -196,6 +196,8 @@ class GaussNewton(Stage):
         parallel = task.loss.parallel
         lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
         if (state := task.resumed()) is not None:  # continue inside this stage
+            if state.get("finished"):  # stopped at the safe point of its last iteration
+                return
             lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
         elif self.equilibrate:  # (a resumed stage keeps the weights it saved)
             head = linear_head_of(task.model)
@@ -237,10 +239,11 @@ class GaussNewton(Stage):
                 lam, nu = lam * nu, 2 * nu
             accepted = new_loss < loss
             slow = slow + 1 if not new_loss < (1 - self.min_progress) * loss else 0
-            done = (not accepted or slow >= self.patience or i == limit - 1
-                    or task.out_of_time())
+            finished = not accepted or slow >= self.patience or i == limit - 1
+            done = finished or task.out_of_time()
             total, _ = task.evaluate_loss()
             task.record(self.kind, float(total), force_eval=done)
-            task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow})
+            task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow,
+                             "finished": finished})
             if done:
                 break

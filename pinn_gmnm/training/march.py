@@ -17,6 +17,16 @@ and every slab gets the run's full collocation point count.
 Budget: each slab gets an equal share of the training time that is left when it starts.
 Resume: the stage's safe points carry the slab, the inner stage and that stage's own
 state, so a stopped march continues inside the slab where it stopped.
+
+**March only where one block fails** (the default for nonlinear evolution problems, see
+:func:`slab_count`). With ``whole`` stages and a model holding a whole piece, the march
+first tries the single space-time block: Newton's method on its output layer (the first
+of ``whole``, with at most ``TRIAL_SHARE`` of the time left). When Newton solves it there
+(the loss falls below ``CONVERGED`` times the loss of u ≡ 0 under the same term weights:
+converged, and to a solution the block resolves) the block is kept and trained on by the
+remaining ``whole`` stages; otherwise the march starts. Measured (single block, Newton on the output layer): ``klein-gordon``'s loss fell
+from 1.0e-6 to 4.4e-17 in 5 iterations (1.8e-8; marched in 8 slabs it would have been
+1.9e-7, errors carried from slab to slab), ``burgers``' stalled at 2.3e-4 (0.32).
 """
 
 from __future__ import annotations
@@ -39,9 +49,24 @@ from ..models.slabs import TimeSlabs
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
+from .linear import linear_head
 from .loss import Loss
 from .stages import Stage
 from .task import Clock, Task
+
+DEFAULT_SLABS = 8
+"""Slabs of a march chosen by default (see :func:`slab_count`). Measured with Newton on
+the output layer and the default per-slab layout (``burgers``, 60 s budget, 2-core CPU
+shared with other jobs): 4 slabs 0.61 (two slabs done in the budget), 8 slabs 0.15,
+16 slabs 0.30 (14 done)."""
+
+TRIAL_SHARE = 0.25
+"""At most this share of the training time left goes to trying the single block."""
+
+CONVERGED = 1e-10
+"""Newton solved the single block when its loss is below this times the loss of u ≡ 0
+(the output layer set to zero) under the same term weights. Measured on the default
+block: ``klein-gordon`` 4.0e-16, ``burgers`` 1.4e-2."""
 
 NEWTON_DAMPING = 1e-20
 """The starting damping of the head's Levenberg–Marquardt stage on a slab (see
@@ -70,7 +95,7 @@ class Carried(Initial):
         return self.state(u) - self.values.to(x)
 
 
-def slab_stages(stages: Sequence[Stage]) -> tuple[Stage, ...]:
+def slab_stages(stages: Sequence[Stage], *, newton_only: bool = False) -> tuple[Stage, ...]:
     """The stages a method would train one block with, as they train each slab: the
     head's Gauss–Newton stage becomes Newton's method proper — damping starting at
     ``NEWTON_DAMPING`` (raised only when a step fails to lower the loss: a trust region),
@@ -78,11 +103,20 @@ def slab_stages(stages: Sequence[Stage]) -> tuple[Stage, ...]:
     previous slab's solution, close to its own, where full Newton steps converge
     quadratically; the cautious damping a cold start needs (1e-3, lowered 100-fold per
     success) made them creep. Measured on the first of 10 Burgers slabs: the loss fell
-    to 7.5e-14 in 3 iterations, against 24 with the cautious start."""
+    to 7.5e-14 in 3 iterations, against 24 with the cautious start.
+
+    With ``newton_only`` (the default march), Gauss–Newton on all parameters after Newton
+    on the output layer is left out: one of
+    its iterations on the default slab model (7169 parameters, 2400 equations) took 33 s
+    against 1 s for a Newton iteration (``burgers``, 2-core CPU shared with other jobs),
+    so in a slab's share of a minute's budget it overran the slab and starved the next."""
+    head = newton_only and any(isinstance(s, GaussNewton) and s.head_only for s in stages)
     out = []
     for s in stages:
         if isinstance(s, GaussNewton) and s.head_only:
             s = dataclasses.replace(s, damping=NEWTON_DAMPING, min_progress=0.5, patience=2)
+        elif head and isinstance(s, GaussNewton):
+            continue
         out.append(s)
     return tuple(out)
 
@@ -163,6 +197,8 @@ class SlabTask(Task):
 
     run_task: Task | None = None
     slab: int = 0
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Saved with every safe point (the march's own state besides the slab's)."""
 
     def enter(self, stage: int, state: dict[str, Any] | None) -> None:
         """Start (or, with ``state``, continue) inner stage ``stage``."""
@@ -172,7 +208,7 @@ class SlabTask(Task):
         run = self.run_task
         assert run is not None
         run.step, run._last_eval = self.step, self._last_eval
-        run.safe_point({"slab": self.slab, "stage": self.stage_index, "state": state,
+        run.safe_point({**self.extra, "slab": self.slab, "stage": self.stage_index, "state": state,
                         "weights": self.loss.weights_state()}, loss=loss)
 
 
@@ -180,21 +216,37 @@ class SlabTask(Task):
 class March(Stage):
     """Time marching (see the module docstring): ``stages`` train each slab in turn,
     on a :class:`~pinn_gmnm.models.slabs.TimeSlabs` model. Each slab's result is
-    recorded as a ``slab`` event (its times, loss and error)."""
+    recorded as a ``slab`` event (its times, loss and error). With ``whole`` stages
+    (the first one Newton on the output layer) the single block is tried first, on the
+    model's whole piece, and kept when Newton solves it there: its loss below ``tol``
+    times the loss of u ≡ 0 (a ``block`` event says which was chosen)."""
 
     stages: tuple[Stage, ...] = ()
+    whole: tuple[Stage, ...] = ()
+    tol: float = CONVERGED
     kind: ClassVar[str] = "march"
 
     def __post_init__(self) -> None:
         from .registry import stage_from_dict
 
-        inner = tuple(s if isinstance(s, Stage) else stage_from_dict(s) for s in self.stages)
-        if not inner or any(isinstance(s, March) for s in inner):
-            raise GMNMError("march needs a list of stages (not march) to train each slab with")
-        object.__setattr__(self, "stages", inner)
+        for name in ("stages", "whole"):
+            inner = tuple(s if isinstance(s, Stage) else stage_from_dict(s)
+                          for s in getattr(self, name))
+            if any(isinstance(s, March) for s in inner) or (name == "stages" and not inner):
+                raise GMNMError("march needs a list of stages (not march) to train each slab with")
+            object.__setattr__(self, name, inner)
+        if not 0 < self.tol < 1:
+            raise GMNMError(f"march: tol must be in (0, 1), got {self.tol!r}")
+        if self.whole and not (isinstance(self.whole[0], GaussNewton) and self.whole[0].head_only):
+            raise GMNMError("march: the stages that try the single block ('whole') must start "
+                            "with gauss-newton on the output layer (head_only: true)")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.kind, "stages": [s.to_dict() for s in self.stages]}
+        out: dict[str, Any] = {"type": self.kind, "stages": [s.to_dict() for s in self.stages]}
+        if self.whole:
+            out["whole"] = [s.to_dict() for s in self.whole]
+            out["tol"] = self.tol
+        return out
 
     @property
     def steps_planned(self) -> int | None:
@@ -207,8 +259,20 @@ class March(Stage):
         problem = task.loss.problem
         if problem.unknowns:
             raise GMNMError("time marching does not learn unknown coefficients; use --slabs 1")
+        if bool(self.whole) != (model.whole is not None):
+            raise GMNMError("march: 'whole' stages need a model with a whole piece, and a whole "
+                            "piece needs them")
         saved = task.resumed()
         first = 0 if saved is None else int(saved["slab"])
+        if self.whole and (saved is None or first < 0):
+            if self._whole(task, model, saved):
+                return
+            saved, first = None, 0
+            if task.out_of_time():
+                return
+            task.safe_point({"slab": 0, "stage": None}, loss=None)
+        elif self.whole:
+            model.decide(True)
         for k in range(first, model.slabs):
             inside = saved if saved is not None and k == first and saved["stage"] is not None \
                 else None
@@ -216,6 +280,47 @@ class March(Stage):
             if task.out_of_time():
                 return
             task.safe_point({"slab": k + 1, "stage": None}, loss=loss)
+
+    def _whole(self, task: Task, model: TimeSlabs, inside: dict[str, Any] | None) -> bool:
+        """Try the single block (continue it from ``inside``); True when it is kept."""
+        piece = model.whole
+        assert piece is not None
+        first, state = 0, None
+        if inside is not None:
+            first, state = int(inside["stage"]), inside["state"]
+            if inside.get("weights") is not None:
+                task.loss.load_weights_state(inside["weights"])
+        start = task.clock.elapsed()
+        left = None if task.clock.budget is None else task.clock.budget - start
+        deadline = None if left is None or first > 0 else start + TRIAL_SHARE * left
+        clock = SlabClock(task.clock, deadline)
+        child = SlabTask(piece, task.loss, [q for q in piece.parameters() if q.requires_grad],
+                         clock, task.evaluator, eval_every=task.eval_every,
+                         callbacks=[_Forward(task)], history=task.history, step=task.step,
+                         collocation=task.collocation, seed=task.seed,
+                         _last_eval=task._last_eval, divergence=task.divergence,
+                         stages=list(self.whole), events=task.events, run_task=task, slab=-1)
+        child.initial_loss = float(child.evaluate_loss()[0])
+        if first > 0:
+            model.decide(False)
+        for j in range(first, len(self.whole)):
+            child.enter(j, state if j == first else None)
+            self.whole[j].run(child)
+            if j == 0:
+                loss, zero = float(child.evaluate_loss()[0]), zero_loss(child)
+                keep = loss <= self.tol * zero
+                task.events.append({"event": "block", "step": child.step, "loss": loss,
+                                    "zero_loss": zero, "kept": keep})
+                model.decide(not keep)
+                if not keep:
+                    return False
+                clock.deadline = None  # the kept block trains on to the end of the budget
+            if child.out_of_time():
+                break
+            if j + 1 < len(self.whole):
+                child.enter(j + 1, None)
+                child.safe_point(None, loss=float(child.evaluate_loss()[0]))
+        return True
 
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
               inside: dict[str, Any] | None) -> float:
@@ -260,6 +365,20 @@ class March(Stage):
         return float(total)
 
 
+def zero_loss(task: Task) -> float:
+    """The loss of ``task`` with its model's output layer set to zero (u ≡ 0), under the
+    loss's current term weights; the model is left as it was."""
+    params = linear_head(task.model).head_parameters()
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p in params:
+            p.zero_()
+        zero = float(task.evaluate_loss()[0])
+        for p, v in zip(params, saved):
+            p.copy_(v)
+    return zero
+
+
 def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:
     """The run's evaluation points (and solution values) that lie in the slab of ``sub``
     (its ends included)."""
@@ -273,20 +392,23 @@ def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:
     return Evaluator(sub, ev.points[rows], exact, ev.against)
 
 
-def slab_count(slabs: int | None, problem: Problem, *, hard: bool = False) -> int:
+def slab_count(slabs: int | None, problem: Problem, *, hard: bool = False,
+               newton: bool = False) -> int:
     """How many time slabs a run solves ``problem`` in: ``slabs`` when given (checked to
-    apply), else 1 — one space-time block.
+    apply); by default ``DEFAULT_SLABS`` for a nonlinear evolution problem trained by
+    ``newton`` (Newton's method on a linear output layer: the default GMNM path), with the
+    single block tried first (see :class:`March`); else 1 — one space-time block.
 
-    One block stays the default because marching did not help every problem. Measured
-    with the default GMNM at a 60 s training budget (2-core CPU shared with other jobs):
-    in 5 slabs ``heat-2d`` 2.0e-2 → 1.7e-3, ``allen-cahn`` 0.66 → 9.7e-2, ``heat-1d``
-    5.8e-9 → 2.0e-9, ``wave-1d`` unchanged (4.0e-8); but ``advection-1d`` 3.6e-9 → 1.7e-8
-    (errors carried from slab to slab are not damped), ``burgers`` 0.35 → 0.69 (five
-    slabs of a few Newton iterations each, none converged in the budget) and in 10 slabs
-    ``klein-gordon`` 1.5e-8 → 5.9e-3 (under two Newton iterations per slab)."""
+    Marching is not forced on every evolution problem. Measured with the default GMNM at a
+    60 s training budget (2-core CPU shared with other jobs): in 5 slabs ``heat-2d``
+    2.0e-2 → 1.7e-3, ``allen-cahn`` 0.66 → 9.7e-2, ``heat-1d`` 5.8e-9 → 2.0e-9,
+    ``wave-1d`` unchanged (4.0e-8); but ``advection-1d`` 3.6e-9 → 1.7e-8 (errors carried
+    from slab to slab are not damped) and ``klein-gordon``, which one block solves to
+    1e-8, 1.9e-7 in 8 slabs. Linear problems are solved by least squares in one block."""
     timed = problem.geometry.time_dependent
     if slabs is None:
-        return 1
+        auto = newton and timed and not hard and not problem.unknowns
+        return DEFAULT_SLABS if auto else 1
     if slabs > 1 and not timed:
         raise GMNMError(f"--slabs {slabs}: problem '{problem.name}' does not depend on "
                         "time; use --slabs 1")
