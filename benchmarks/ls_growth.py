@@ -148,10 +148,49 @@ def launch(solver: str, components: int, interior: int) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
+def large(out: Path) -> None:
+    """The solvers that scale, at sizes the dense one cannot reach here (it would need
+    4 · 8 · N · P bytes: 33 GiB at N = 1.3e6, P = 801): a section appended to ``out``."""
+    from common import header
+
+    runs = ([("streamed", 800, n) for n in (120000, 360000, 1080000)]
+            + [("sparse", 800, n) for n in (120000, 360000, 1080000)]
+            + [("sparse", p, 40000) for p in (3200, 6400, 12800)]
+            + [("streamed", 3200, 40000)])
+    results = []
+    for solver, components, interior in runs:
+        r = launch(solver, components, interior)
+        print(solver, components, interior, r, flush=True)
+        results.append((solver, interior, r))
+    lines = ["", "## Past the dense solver", "", header(1, "the same problem and model"), "",
+             "Appended by `benchmarks/ls_growth.py --large` (same machine and load note as "
+             "above).", "",
+             "| solver | N | P | seconds | peak MiB | relative L2 error |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for solver, _, r in results:
+        lines.append(f"| {solver} | {r['rows']} | {r['unknowns']} | {r['seconds']:.1f} | "
+                     f"{r['peak'] / 2**20:.0f} | {r['rel_l2']:.2e} |")
+    lines.append("")
+    for solver, key, label in (("streamed", "rows", "N"), ("sparse", "rows", "N"),
+                               ("sparse", "unknowns", "P")):
+        pick = [r for s, n, r in results if s == solver
+                and (r["unknowns"] == 801 if key == "rows" else n == 40000)]
+        xs = [r[key] for r in pick]
+        lines.append(f"- {solver}, against {label}: time ∝ {label}^"
+                     f"{fit(xs, [r['seconds'] for r in pick]):.2f}, peak memory ∝ {label}^"
+                     f"{fit(xs, [r['peak'] for r in pick]):.2f}")
+    with out.open("a") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=3)
     parser.add_argument("--quick", action="store_true", help="a tiny grid, to try the script")
+    parser.add_argument("--large", action="store_true",
+                        help="only the sizes past the dense solver: streamed and sparse up to "
+                             "~1e6 rows, sparse up to ~1.3e4 unknowns; appended to --out")
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks/ls-growth.md"))
     args = parser.parse_args()
     if args.worker:
@@ -159,6 +198,10 @@ def main() -> None:
         print(json.dumps(one_solve(solver, int(components), int(interior))))
         return
     from common import header
+
+    if args.large:
+        large(args.out)
+        return
 
     by_n = (800, [4000, 12000, 36000]) if not args.quick else (100, [500, 1000])
     by_p = (8000, [200, 400, 800, 1600]) if not args.quick else (1000, [50, 100])

@@ -1,17 +1,21 @@
 """One large least-squares solve: poisson-3d, 20 000 Gaussians, 200 000 collocation points.
 
     ulimit -v 11000000; python benchmarks/ls_target.py [--components 20000]
-        [--interior 200000] [--boundary 20000] [--width-factor 1] [--tol 1e-6]
+        [--interior 200000] [--boundary 20000] [--width-factor 1.25] [--margin 0.2]
+        [--tol 1e-6] [--load "a note on the machine's load"]
         [--out results/benchmarks/ls-target.md]
 
-The dense system (220 000 × 20 001 in float64) would take 35 GB; this uses the sparse
+The dense system (220 000 × 20 001 in float64) would take 33 GiB; this uses the sparse
 solver (``training/sparse.py``): Gaussians truncated below ``tol`` relative to their peak,
-a CSR Jacobian, LSMR preconditioned by the Cholesky factor of the Gram matrix. The loss
-terms are equilibrated as the least-squares stage does, from the same sparse rows (built
-once). Without ``--gram`` LSMR runs on the column-scaled J alone: at P = 20 000 the dense
-P × P Cholesky factor costs about 2.7e12 flops, beyond this machine's 10 minutes. The error is measured on 20 000 uniformly random points
-against the exact solution, the model evaluated in chunks. Reported: the time of each
-phase, the process's peak resident memory, the nonzeros of J, LSMR's work.
+a CSR Jacobian, LSMR preconditioned by the Cholesky factor of JᵀJ (formed from the sparse
+rows in spatial groups, factored in place: 8 P² bytes). The loss terms are equilibrated
+as the least-squares stage does, from the same sparse rows (built once). ``--no-gram``
+runs LSMR on the column-scaled J alone (thousands of iterations). Narrow Gaussians keep J
+sparse: the width (× the spacing of the centres) trades nonzeros (∝ width³) for accuracy;
+the centres cover the box grown by ``margin`` (as the solver's default layout does). The
+error is measured on 20 000 uniformly random points against the exact solution, the
+model evaluated in chunks. Reported: the time of each phase, the process's peak resident
+memory, the nonzeros of J, LSMR's work.
 """
 
 from __future__ import annotations
@@ -34,13 +38,15 @@ def main() -> None:
     parser.add_argument("--components", type=int, default=20000)
     parser.add_argument("--interior", type=int, default=200000)
     parser.add_argument("--boundary", type=int, default=20000)
-    parser.add_argument("--width-factor", type=float, default=1.0)
+    parser.add_argument("--width-factor", type=float, default=1.25)
     parser.add_argument("--tol", type=float, default=1e-6)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--margin", type=float, default=0.0,
+    parser.add_argument("--margin", type=float, default=0.2,
                         help="centres over the box grown by this fraction (GMNM's margin)")
     parser.add_argument("--gram", action=argparse.BooleanOptionalAction, default=True,
                         help="precondition with the Gram matrix's Cholesky factor (P x P)")
+    parser.add_argument("--load", default="alone on the machine",
+                        help="how loaded the machine was, for the report")
     parser.add_argument("--shift", type=float, default=None,
                         help="the Gram matrix's diagonal shift (default: the solver's rule)")
     parser.add_argument("--max-iter", type=int, default=None)
@@ -65,8 +71,8 @@ def main() -> None:
     batch = sample_batch(p, Collocation(args.interior, args.boundary), seed=0)
     loss = Loss(p, batch.to(torch.float64, "cpu"))
     head = linear_head(model)
-    solver = Sparse(tol=args.tol, gram=args.gram, shift=args.shift, max_iter=args.max_iter, atol=args.atol,
-                    btol=args.atol)
+    solver = Sparse(tol=args.tol, gram=args.gram, shift=args.shift, max_iter=args.max_iter,
+                    atol=args.atol, btol=args.atol)
     times["set-up"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -105,13 +111,14 @@ def main() -> None:
         "# One large least-squares solve: poisson-3d, sparse",
         "",
         header(args.threads, f"{args.components} Gaussians (width {args.width_factor} x their "
-               f"spacing), {args.interior} + {args.boundary} points, float64, "
+               f"spacing, centres over the box grown by {args.margin:g}), "
+               f"{args.interior} + {args.boundary} points, float64, "
                f"truncation {args.tol:g}",
                f"LSMR {'with' if args.gram else 'without'} the Gram factor, at most "
                f"{args.max_iter or 20 * (args.components + 1)} iterations, atol {args.atol:g}"),
         "",
         "Written by `benchmarks/ls_target.py`, run once under `ulimit -v` on a 2-core, 24 GiB",
-        "machine shared with five other sessions (times are under contention).",
+        f"machine ({args.load}).",
         "",
         f"- system: {rows} × {args.components + 1}; dense it would take "
         f"{rows * (args.components + 1) * 8 / 2**30:.0f} GiB in float64",
