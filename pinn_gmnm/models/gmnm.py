@@ -255,7 +255,8 @@ class GMNM(Surrogate):
         return self.layer(self.normalize(x))
 
     @torch.no_grad()
-    def arrange(self, points: Points, seed: int = 0) -> dict[str, float]:
+    def arrange(self, points: Points, seed: int = 0, width_factor: float | None = None
+                ) -> dict[str, float]:
         """Spread the centres over the domain that ``points`` sample (physical coordinates,
         interior and boundary) and the margin around it: places of the enlarged box
         farther than the margin from every point are culled (see
@@ -268,11 +269,31 @@ class GMNM(Surrogate):
         d, m = layer.in_features, layer.components
         x = self.normalize(points.to(torch.float64))
         means, fraction = spread_centres(m, x, seed, self.margin)
-        sigma = self.width_factor * (fraction * 2.0**d / m) ** (1.0 / d)
+        factor = self.width_factor if width_factor is None else width_factor
+        sigma = factor * (fraction * 2.0**d / m) ** (1.0 / d)
         current = math.sqrt(d / float(layer.proj.double().square().sum(dim=(1, 2)).mean()))
         layer.means.copy_(means)
         layer.proj.mul_(current / sigma)
         return {"kept": fraction, "width": sigma}
+
+    @torch.no_grad()
+    def respread(self, m: int, points: Points, seed: int = 0,
+                 width_factor: float | None = None) -> dict[str, float]:
+        """Replace the mixture by ``m`` isotropic Gaussians spread over the domain that
+        ``points`` sample and the margin around it, as :meth:`arrange` places them, with
+        width ``width_factor`` (default the model's) × their spacing and mixing weights 0 (a uniform refinement:
+        the fit is re-solved afterwards). Returns what :meth:`arrange` returns."""
+        require_positive("components", m, integer=True)
+        layer = self.layer
+        d, k = layer.in_features, layer.projections
+        layer._resize(m)
+        if k == d:
+            proj = torch.eye(d, dtype=torch.float64).expand(m, d, d)
+        else:
+            proj = torch.randn(m, k, d, dtype=torch.float64) / math.sqrt(k)
+        layer.set_projections(proj.to(layer.proj))  # unit width: arrange sets the spacing
+        layer.weights.zero_()
+        return self.arrange(points, seed, width_factor)
 
     def physical(self) -> tuple[Tensor, Tensor]:
         """(A_i, μ_i) in the problem's own coordinates, the input scaling folded in:

@@ -61,10 +61,13 @@ m: with the 1024 = 4⁵ default of ``poisson-5d`` the grid gave 4.8e-3, 1024 Sob
 3.1e-4 (1199 Sobol' 2.1e-4; 5⁴ = 625 in 4D: ``exp-sin-4d`` 0.18 on the grid, 0.27 Sobol')."""
 
 
-def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: int = 1) -> int:
+def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: int = 1, *,
+                       capped: bool = True, oversampling: float = OVERSAMPLING) -> int:
     """The default number of Gaussians: the largest whole grid k^d, k ≥ ``MIN_GRID_AXIS``,
     whose least-squares unknowns ((k^d + 1) per output) are at most
-    ``equations / OVERSAMPLING``, and at most ``MAX_COMPONENTS`` (1 when not even 1 fits);
+    ``equations / OVERSAMPLING``, and at most ``MAX_COMPONENTS`` (unless not ``capped``:
+    the caps keep a default within Gauss–Newton's reach, which a uniform refinement of a
+    linear problem does not need) (1 when not even 1 fits);
     when no such grid fits, the largest count that does (spread as a Sobol' set).
 
     With the default 2400 equations: 64 in 1D (the cap), 1024 (32², the cap) in 2D, 1000
@@ -75,8 +78,9 @@ def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: in
     """
     require_positive("dimension", dim, integer=True)
     require_positive("equations", equations, integer=True)
-    budget = min(equations / OVERSAMPLING / outputs - 1,
-                 MAX_COMPONENTS.get(dim, MAX_COMPONENTS_ANY))
+    budget = equations / oversampling / outputs - 1
+    if capped:
+        budget = min(budget, MAX_COMPONENTS.get(dim, MAX_COMPONENTS_ANY))
     if budget < 1:
         return 1
     k = math.floor(budget ** (1.0 / dim) + 1e-9)
