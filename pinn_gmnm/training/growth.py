@@ -19,7 +19,8 @@ equations. :class:`Grow` starts from the model's least-squares solution and repe
 until the held-out residual is below ``tol`` relative to the zero function's (an
 error indicator under its tolerance: smooth problems solved to rounding never grow),
 the unknowns reach the equations (``oversampling``: never more unknowns than
-equations / ``oversampling``), ``rounds`` rounds, or the budget. The loss terms are
+equations / ``oversampling``), ``rounds`` rounds, or the budget (a round starts only when
+the last one's solve fits in the time left). The loss terms are
 equilibrated once, at the start, and kept: every round solves the same objective.
 
 **Uniform refinement.** Local growth stops where the collocation points stop resolving
@@ -206,9 +207,16 @@ class Grow(Stage):
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "unknowns reached the equations"})
                 break
+            budget = task.clock.budget
+            if budget is not None and task.clock.elapsed() + state["solve_s"] > budget:
+                task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
+                                    "reason": "the next solve would overrun the budget"})
+                break
             if state["idle"] == 0:  # the best mixture so far: where a stop goes back to
                 state["kept"] = copy.deepcopy(model.state_dict())
+            start = time.perf_counter()
             event = self.grow_once(task, count)
+            state["solve_s"] = time.perf_counter() - start
             now = held_out.value(task) if held_out is not None else math.nan
             event["held_out"] = now
             task.events.append(event)
