@@ -35,9 +35,12 @@ collocation points, drawn afresh with the same sampler, and as many Gaussians as
 ``REFINE_OVERSAMPLING`` equations per unknown (:func:`~pinn_gmnm.models.layout.default_components`
 without its caps), spread over the domain and its margin
 (:meth:`~pinn_gmnm.models.GMNM.respread`) at each width of ``REFINE_WIDTHS`` in turn,
-re-solved with the same term weights. The width with the lowest held-out residual is
-kept when that residual is below the coarse level's (otherwise the mixture and the
-points go back), and local growth continues on the level kept. At most ``refinements``
+each with its own term scales (equilibrated for the finer features: with the coarse
+level's, the PDE rows of Gaussians three times narrower outweighed the boundary rows
+~80 times) and re-solved. The width whose held-out residual is lowest relative to the
+coarse level's, both weighed with that width's term scales, is kept when it is below
+the coarse level's (otherwise the mixture, the points and the weights go back), and
+local growth continues on the level kept. At most ``refinements``
 times, and only while the next solve (rows × columns² times the last one) fits in the
 time left and its matrices in half the free memory.
 """
@@ -276,37 +279,49 @@ class Grow(Stage):
                                 "predicted_s": predicted, "bytes": needed})
             return False
         kept, kept_batch = copy.deepcopy(model.state_dict()), loss.batch
+        kept_weights, coarse = loss.weights_state(), held_out.terms(task)
         c = task.collocation
         scale = REFINE_POINTS ** (level + 1)
         finer = Collocation(c.interior * scale, c.boundary * scale, c.sampler)
         batch = sample_batch(loss.problem, finer, task.seed + REFINE_SEED * (level + 1))
         loss.batch = batch.shard(loss.parallel).to(x.dtype, x.device)
         points = loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
-        tries: list[tuple[float, int, dict]] = []
+        tries: list[tuple[float, int, dict, list[float] | None, float]] = []
         for i, factor in enumerate(REFINE_WIDTHS):
             if i and budget is not None and task.clock.elapsed() + state["solve_s"] > budget:
                 break
             report = model.respread(m, points, seed=task.seed + level + 1,
                                     width_factor=model.width_factor * factor)
             task.sync_params()
+            if self.equilibrate:  # the finer features' own term scales
+                equilibrate_linear(task, linear_head(model), self.kind)
             state["solve_s"] = self.solve(task)
             now = held_out.value(task)
-            tries.append((now, i, copy.deepcopy(model.state_dict())))
+            before = sum(w * t for w, t in zip(loss.weights, coarse))  # the same weights
+            ratio = now / before if before > 0 else math.inf
+            tries.append((ratio if math.isfinite(ratio) else math.inf, i,
+                          copy.deepcopy(model.state_dict()), loss.weights_state(), now))
             task.events.append({"event": "refined", "stage": self.kind, "step": task.step,
                                 "components": m, "points": len(points),
                                 "width": report["width"], "held_out": now,
-                                "held_out_best": state["best"], "solve_s": state["solve_s"]})
-        now, i, best = min(tries, key=lambda t: (t[0] if math.isfinite(t[0]) else math.inf, t[1]))
-        if now < state["best"]:
+                                "held_out_coarse": before, "solve_s": state["solve_s"]})
+        ratio, i, best, weights, now = min(tries, key=lambda t: (t[0], t[1]))
+        if ratio < 1:
             if i != len(tries) - 1:
                 model.load_state_dict(best)
                 task.sync_params()
-            state.update(level=level + 1, best=now, idle=0, kept=None)
+                assert weights is not None
+                loss.load_weights_state(weights)
+            state.update(level=level + 1, best=now, idle=0, kept=None,
+                         target=self.tol**2 * self.zero_loss(task, held_out))
             task.events.append({"event": "refine kept", "stage": self.kind, "step": task.step,
-                                "width_factor": model.width_factor * REFINE_WIDTHS[i]})
+                                "width_factor": model.width_factor * REFINE_WIDTHS[i],
+                                "held_out_ratio": ratio})
             return True
         model.load_state_dict(kept)
         loss.batch = kept_batch
+        if kept_weights is not None:
+            loss.load_weights_state(kept_weights)
         task.sync_params()
         task.events.append({"event": "refine undone", "stage": self.kind, "step": task.step})
         return False
