@@ -27,10 +27,10 @@ equilibrated once, at the start, and kept: every round solves the same objective
 what it adds: a Gaussian narrower than the spacing of the points is pinned only at the
 few points under it, and the held-out residual rises between them. On ``poisson-holes``
 (smooth, curved rims) that happened after three rounds at 2.7e-3, while four times the
-points and a uniform layout of 2304 Gaussians at half the width reach 3e-5. So before
-local growth a PDE (a problem with boundary or initial conditions: its residual can be
+points and a uniform layout of 2304 Gaussians at half the width reach 3e-5. So a PDE (a problem with boundary or initial conditions: its residual can be
 sampled anywhere; the samples of a fit are its data and are never added to) whose
-held-out residual is above ``tol`` is refined uniformly: ``REFINE_POINTS`` times the
+local growth stopped (the held-out residual rose, or the unknowns reached the
+equations) is refined uniformly: ``REFINE_POINTS`` times the
 collocation points, drawn afresh with the same sampler, and as many Gaussians as keep
 ``REFINE_OVERSAMPLING`` equations per unknown (:func:`~pinn_gmnm.models.layout.default_components`
 without its caps), spread over the domain and its margin
@@ -196,17 +196,14 @@ class Grow(Stage):
                                     "reason": "held-out residual below tol",
                                     "held_out": state["best"]})
                 break
-            if state["level"] < self.refinements and state["idle"] == 0:
-                if self.refine(task, state, held_out):
-                    self.after_round(task, state)
-                    continue
-                state["level"] = self.refinements  # skipped or undone: no further try
             task.evaluate_loss()  # counts the rows (after a resume or a refinement too)
             equations = sum(task.loss.counts)  # rows of the linear system, every rank's
             limit = math.floor(equations / self.oversampling) // task.loss.problem.n_outputs - 1
             room = limit - model.layer.components
             count = min(room, max(1, math.ceil(self.fraction * model.layer.components)))
             if count <= 0:
+                if self.refined(task, state, held_out):
+                    continue
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "unknowns reached the equations"})
                 break
@@ -228,6 +225,10 @@ class Grow(Stage):
                 if state["idle"] > self.patience:
                     model.load_state_dict(state["kept"])
                     task.sync_params()
+                    state["idle"] = 0
+                    if self.refined(task, state, held_out):
+                        continue
+                    state["idle"] = self.patience + 1
                     task.events.append({"event": "grow stop", "stage": self.kind,
                                         "step": task.step, "reason": "held-out loss rose",
                                         "held_out": now, "held_out_best": state["best"]})
@@ -247,6 +248,22 @@ class Grow(Stage):
         task.record(self.kind, float(total), force_eval=True)
         task.safe_point({**state, "kept": state["kept"] if state["idle"] else None},
                         loss=float(total))
+
+    def refined(self, task: Task, state: dict, held_out: HeldOut | None) -> bool:
+        """When local growth stops: refine once more if allowed (True: a finer level was
+        kept, growth goes on there), otherwise False; a refinement is tried at most
+        ``refinements`` times in all (a skipped or undone one counts)."""
+        if state["level"] >= self.refinements:
+            return False
+        if state["idle"]:  # back to the best mixture before refining
+            task.model.load_state_dict(state["kept"])
+            task.sync_params()
+            state["idle"] = 0
+        if self.refine(task, state, held_out):
+            self.after_round(task, state)
+            return True
+        state["level"] = self.refinements
+        return False
 
     def refine(self, task: Task, state: dict, held_out: HeldOut | None) -> bool:
         """One uniform refinement (see the module docstring): twice the collocation points
