@@ -90,3 +90,60 @@ def test_a_grown_run_directory_loads_at_its_grown_size(tmp_path):
     assert loaded.model.layer.components == grown
     x = torch.rand(40, 2, dtype=torch.float64) * 2 - 1
     assert torch.equal(loaded(x), result.solution(x))
+
+
+def _refining(**kw):
+    """Poisson on the square with 16 Gaussians and few points: too coarse a level, which a
+    uniform refinement (4 × the points, as many Gaussians as they allow) improves. With
+    16 equations per unknown kept, local growth has no room: it stops at once and refines."""
+    from pinn_gmnm import get_problem
+
+    p = get_problem("poisson")
+    torch.manual_seed(0)
+    model = GMNM(2, components=16, bounds=p.geometry.bbox)
+    return solve(p, model, stages=[Grow(steps=2, refinements=1, oversampling=16.0)],
+                 collocation=Collocation(200, 80), **kw)
+
+
+def test_a_coarse_pde_level_is_refined_uniformly_and_kept_when_it_helps():
+    from pinn_gmnm import LeastSquares, get_problem
+
+    s = _refining()
+    refined = [e for e in s.events if e["event"] == "refined"]  # one per width tried
+    assert [e["event"] for e in s.events].count("refine kept") == 1
+    assert 1 <= len(refined) <= 2
+    assert min(e["held_out"] / e["held_out_coarse"] for e in refined) < 1
+    # 4 × (200 + 80) points, and 4 equations per unknown: 1120 / 4 − 1 → 16² Gaussians
+    assert refined[0]["points"] == 4 * 280 and refined[0]["components"] == 256
+    assert s.model.layer.components >= 256
+    p = get_problem("poisson")
+    torch.manual_seed(0)
+    coarse = solve(p, GMNM(2, components=16, bounds=p.geometry.bbox), stages=[LeastSquares()],
+                   collocation=Collocation(200, 80))
+    assert s.metrics["rel_l2"] < 0.2 * coarse.metrics["rel_l2"]
+
+
+def test_a_fit_is_never_refined_its_samples_are_its_data():
+    s = _grow(2)
+    assert not any(e["event"].startswith("refine") for e in s.events)
+
+
+def test_a_refinement_that_does_not_help_is_undone(monkeypatch):
+    from pinn_gmnm.training import growth
+
+    calls = []
+
+    def rising(self, task):  # every later held-out check is worse than every earlier one
+        calls.append(None)
+        return float(len(calls))
+
+    monkeypatch.setattr(growth.HeldOut, "value", rising)
+    s = _refining()
+    events = [e["event"] for e in s.events]
+    assert "refine undone" in events and "refine kept" not in events
+    assert s.model.layer.components == 16  # back to the coarse level
+
+
+def test_a_resumed_growth_continues_on_the_refined_level(stop_and_resume):
+    full, _, resumed = stop_and_resume(_refining, 1)
+    assert resumed.model.layer.components == full.model.layer.components >= 256

@@ -53,12 +53,14 @@ def test_coarse_layouts_are_sobol_sets_covering_the_margin():
     assert float(means.abs().amax(dim=1).max()) > 1  # some centres lie in the margin
 
 
-def test_a_fit_has_no_margin_and_a_run_sizes_the_model_to_its_points():
+def test_a_fit_has_a_narrow_margin_and_a_run_sizes_the_model_to_its_points():
     from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.models.layout import FIT_MARGIN
     from pinn_gmnm.run import build
 
     fit = GMNM(2, conditions=False)
-    assert float(fit.layer.means.detach().abs().max()) < 1
+    reach = float(fit.layer.means.detach().abs().max())
+    assert 1 < reach <= 1 + FIT_MARGIN < 1 + MARGIN
     _, model = build(RunConfig(problem="poisson", interior=300, boundary=100))
     assert model.layer.components == default_components(2, 400)
     _, model = build(RunConfig(problem="front", interior=500))  # a fit: no boundary rows
@@ -108,3 +110,28 @@ def test_layout_stage_keeps_a_box_layout_and_culls_an_lshape():
     assert 1 / float(model.layer.proj.detach()[0, 0, 0]) == pytest.approx(event["width"])
     means = model.layer.means.detach()
     assert not ((means[:, 0] > 0.35) & (means[:, 1] < -0.35)).any()  # culled corner
+
+
+def test_uncapped_counts_keep_the_oversampling_asked_for():
+    # a refinement (growth): 9600 equations at 4 per unknown, past the 2D cap of 1024
+    assert default_components(2, 9600, capped=False, oversampling=4.0) == 48**2
+    assert default_components(2, 9600) == 1024
+    assert default_components(3, 9600, capped=False, oversampling=4.0) == 13**3
+
+
+def test_respread_lays_m_isotropic_gaussians_over_the_domain_and_margin():
+    x = _lshape_points()
+    model = GMNM(2, components=100).double()
+    report = model.respread(400, x, seed=0, width_factor=2.0)
+    layer = model.layer
+    assert layer.components == 400 and layer.means.shape == (400, 2)
+    assert torch.equal(layer.weights.detach(), torch.zeros(400, 1, dtype=torch.float64))
+    A = layer.precision().detach()
+    sigma = A[:, 0, 0].rsqrt()
+    assert torch.allclose(sigma, torch.full_like(sigma, report["width"]))
+    assert torch.allclose(A[:, 0, 1], torch.zeros(400, dtype=torch.float64))
+    # width 2 × the spacing of 400 centres over the kept part of the enlarged box
+    assert report["width"] == pytest.approx(2.0 * (report["kept"] * 4 / 400) ** 0.5)
+    means = layer.means.detach()
+    assert float(means.abs().max()) <= 1 + MARGIN
+    assert not bool(((means[:, 0] > 0.35) & (means[:, 1] < -0.35)).any())  # culled

@@ -26,7 +26,8 @@ from ..errors import GMNMError, require_positive
 from .base import Bounds, Normalize, default_bounds
 from .contract import Surrogate
 from .head import LinearHead
-from .layout import DEFAULT_EQUATIONS, MARGIN, default_components, spread_centres, spread_points
+from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, default_components, spread_centres,
+                     spread_points)
 
 
 def quadratic_features(x: Tensor) -> Tensor:
@@ -226,10 +227,12 @@ class GMNM(Surrogate):
 
     The margin (default ``MARGIN``) serves boundary and initial conditions: Gaussians
     centred past the boundary shape the layers they impose. A problem without
-    conditions (a fit from samples: ``conditions=False``) gets none: there a Gaussian
-    centred outside is pinned only by the few samples near the edge, and between them and
-    the boundary the fit blew up (``front``: 0.13 with the margin, max error 10 at the
-    box's edge; 5.9e-2 without; ``multiscale`` 0.49 → 0.12).
+    conditions (a fit from samples: ``conditions=False``) gets a narrower one,
+    ``FIT_MARGIN``: there a Gaussian centred outside is pinned only by the few samples
+    near the edge, and with the full margin the fit swung between them and the boundary
+    (``multiscale`` 0.20 with it, max error 3.0 at the box's edge; 0.13 with
+    ``FIT_MARGIN``), while without any the smooth fits lost accuracy at the edges
+    (``exp-sin`` 2.8e-7 with ``FIT_MARGIN``, 1.1e-6 without).
     """
 
     def __init__(self, in_features: int, out_features: int = 1, components: int | None = None,
@@ -241,7 +244,7 @@ class GMNM(Surrogate):
         require_positive("in_features", in_features, integer=True)
         layer_class = _parametrisation(parametrisation)
         if margin is None:  # past the boundary only where conditions act there
-            margin = MARGIN if conditions else 0.0
+            margin = MARGIN if conditions else FIT_MARGIN
         if components is None:
             components = default_components(in_features, equations, out_features)
         self.in_features, self.out_features = in_features, out_features
@@ -255,7 +258,8 @@ class GMNM(Surrogate):
         return self.layer(self.normalize(x))
 
     @torch.no_grad()
-    def arrange(self, points: Points, seed: int = 0) -> dict[str, float]:
+    def arrange(self, points: Points, seed: int = 0, width_factor: float | None = None
+                ) -> dict[str, float]:
         """Spread the centres over the domain that ``points`` sample (physical coordinates,
         interior and boundary) and the margin around it: places of the enlarged box
         farther than the margin from every point are culled (see
@@ -268,11 +272,31 @@ class GMNM(Surrogate):
         d, m = layer.in_features, layer.components
         x = self.normalize(points.to(torch.float64))
         means, fraction = spread_centres(m, x, seed, self.margin)
-        sigma = self.width_factor * (fraction * 2.0**d / m) ** (1.0 / d)
+        factor = self.width_factor if width_factor is None else width_factor
+        sigma = factor * (fraction * 2.0**d / m) ** (1.0 / d)
         current = math.sqrt(d / float(layer.proj.double().square().sum(dim=(1, 2)).mean()))
         layer.means.copy_(means)
         layer.proj.mul_(current / sigma)
         return {"kept": fraction, "width": sigma}
+
+    @torch.no_grad()
+    def respread(self, m: int, points: Points, seed: int = 0,
+                 width_factor: float | None = None) -> dict[str, float]:
+        """Replace the mixture by ``m`` isotropic Gaussians spread over the domain that
+        ``points`` sample and the margin around it, as :meth:`arrange` places them, with
+        width ``width_factor`` (default the model's) × their spacing and mixing weights 0 (a uniform refinement:
+        the fit is re-solved afterwards). Returns what :meth:`arrange` returns."""
+        require_positive("components", m, integer=True)
+        layer = self.layer
+        d, k = layer.in_features, layer.projections
+        layer._resize(m)
+        if k == d:
+            proj = torch.eye(d, dtype=torch.float64).expand(m, d, d)
+        else:
+            proj = torch.randn(m, k, d, dtype=torch.float64) / math.sqrt(k)
+        layer.set_projections(proj.to(layer.proj))  # unit width: arrange sets the spacing
+        layer.weights.zero_()
+        return self.arrange(points, seed, width_factor)
 
     def physical(self) -> tuple[Tensor, Tensor]:
         """(A_i, μ_i) in the problem's own coordinates, the input scaling folded in:

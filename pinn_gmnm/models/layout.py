@@ -38,6 +38,16 @@ from ..sampling import Sobol
 MARGIN = 0.3
 """How far past the domain's bounding box centres may lie, as a fraction of its half-width."""
 
+FIT_MARGIN = 0.1
+"""The margin of a problem without conditions (a fit from samples): about one spacing of
+the default 2D layout. There a Gaussian centred outside is pinned only by the few samples
+near the edge, so a wide margin lets the fit swing between them and the box's edge; no
+margin at all leaves the edge to Gaussians centred inside. Measured with the default
+``grow`` (2000 samples, relative L2 for margins 0 / 0.1 / 0.3): ``exp-sin`` 1.1e-6 /
+2.8e-7 / 3.4e-8, ``sines`` 6.1e-7 / 1.7e-7 / 7.3e-9, ``xy`` 2.1e-6 / 5.6e-7 / 5.4e-8,
+``front`` 2.7e-2 / 2.9e-2 / 2.6e-2, ``multiscale`` 0.125 / 0.126 / 0.20 (max error 1.1 /
+0.74 / 3.0: the swing at the edge), ``exp-sin-4d`` 0.16 / 0.16 / 0.18."""
+
 DEFAULT_EQUATIONS = 2400
 """Collocation equations a default model is sized for: the default 2000 interior and 400
 boundary points (see :class:`~pinn_gmnm.training.Collocation`)."""
@@ -61,10 +71,13 @@ m: with the 1024 = 4⁵ default of ``poisson-5d`` the grid gave 4.8e-3, 1024 Sob
 3.1e-4 (1199 Sobol' 2.1e-4; 5⁴ = 625 in 4D: ``exp-sin-4d`` 0.18 on the grid, 0.27 Sobol')."""
 
 
-def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: int = 1) -> int:
+def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: int = 1, *,
+                       capped: bool = True, oversampling: float = OVERSAMPLING) -> int:
     """The default number of Gaussians: the largest whole grid k^d, k ≥ ``MIN_GRID_AXIS``,
     whose least-squares unknowns ((k^d + 1) per output) are at most
-    ``equations / OVERSAMPLING``, and at most ``MAX_COMPONENTS`` (1 when not even 1 fits);
+    ``equations / OVERSAMPLING``, and at most ``MAX_COMPONENTS`` (unless not ``capped``:
+    the caps keep a default within Gauss–Newton's reach, which a uniform refinement of a
+    linear problem does not need) (1 when not even 1 fits);
     when no such grid fits, the largest count that does (spread as a Sobol' set).
 
     With the default 2400 equations: 64 in 1D (the cap), 1024 (32², the cap) in 2D, 1000
@@ -75,8 +88,9 @@ def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: in
     """
     require_positive("dimension", dim, integer=True)
     require_positive("equations", equations, integer=True)
-    budget = min(equations / OVERSAMPLING / outputs - 1,
-                 MAX_COMPONENTS.get(dim, MAX_COMPONENTS_ANY))
+    budget = equations / oversampling / outputs - 1
+    if capped:
+        budget = min(budget, MAX_COMPONENTS.get(dim, MAX_COMPONENTS_ANY))
     if budget < 1:
         return 1
     k = math.floor(budget ** (1.0 / dim) + 1e-9)

@@ -45,12 +45,16 @@ class HeldOut:
 
     def value(self, task: Task) -> float:
         """Σ_t w_t mean(r_t²) on the held-out points, w_t the training loss's weights."""
+        return float(sum(w * t for w, t in zip(task.loss.weights, self.terms(task))))
+
+    def terms(self, task: Task) -> list[float]:
+        """Each term's mean(r_t²) on the held-out points, unweighted: what :meth:`value`
+        weighs (so that a loss reweighted later can weigh them again)."""
         with torch.no_grad():
             rs = self.loss.residuals(task.model)
         sums = torch.stack([r.square().sum() for r in rs]).double().cpu()
         task.loss.parallel.sum_([sums])
-        return float(sum(w * s / c for w, s, c in zip(task.loss.weights, sums.tolist(),
-                                                    self.loss.counts)))
+        return [s / c for s, c in zip(sums.tolist(), self.loss.counts)]
 
     def rose(self, task: Task) -> bool:
         """Whether the held-out loss rose since the last call (or the start); if so the
