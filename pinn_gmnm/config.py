@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GMNMError, did_you_mean, require_positive
-from .methods import METHODS, Steps
+from .methods import METHODS, Steps, check_solver_name
 
 _STEPS = Steps()
 
@@ -67,6 +67,11 @@ class RunConfig:
                                        "varpro: L-BFGS iterations on the features.")
     gn_steps: int | None = _option(_STEPS.gn_steps, "gauss-newton: iterations per stage.")
     lr: float = _option(_STEPS.lr, "adam-lbfgs: initial Adam learning rate (decays 100x).")
+    solver: str = _option(
+        _STEPS.solver, "lstsq, varpro: how least squares solves the output layer: auto (dense "
+        "when it fits in half the memory, else streamed), dense, streamed (row blocks: memory "
+        "O(P^2)) or sparse (GMNM: truncated Gaussians, LSMR). With method auto a named solver "
+        "picks lstsq instead of grow.")
     interior: int = _option(2000, "Interior collocation points.", flag="--points")
     boundary: int = _option(400, "Boundary collocation points.", flag="--boundary-points")
     slabs: int | None = _option(
@@ -114,6 +119,7 @@ class RunConfig:
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise GMNMError(f"{name.replace('_', ' ')} must be a whole number >= 0, got {v!r}")
         require_positive("learning rate", self.lr)
+        check_solver_name(self.solver)
         if self.slabs is not None:
             require_positive("slabs", self.slabs, integer=True)
         if self.budget is not None:

@@ -57,6 +57,9 @@ class Steps:
     varpro_steps: int | None = 100
     gn_steps: int | None = 100
     lr: float = 1e-2
+    solver: str = "auto"
+    """How least squares solves the output layer's system (see
+    :mod:`~pinn_gmnm.training.solvers`): one of :data:`SOLVER_NAMES`."""
 
     OPEN_ENDED: ClassVar[tuple[str, ...]] = ("lbfgs_steps", "varpro_steps", "gn_steps")
     """The settings that may be None (until the budget)."""
@@ -65,6 +68,15 @@ class Steps:
     def of(cls, settings: Any) -> Steps:
         """The fields of ``settings`` (e.g. a RunConfig) that are step settings."""
         return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
+
+
+SOLVER_NAMES = ("auto", "dense", "streamed", "sparse")
+"""The least-squares solvers a run can name (``training/solvers.py`` builds them)."""
+
+
+def check_solver_name(name: object) -> None:
+    if name not in SOLVER_NAMES:
+        raise GMNMError(f"unknown least-squares solver {name!r}; known: {', '.join(SOLVER_NAMES)}")
 
 
 class Method(ABC):
@@ -132,6 +144,7 @@ class LeastSquaresMethod(Method):
     name = "lstsq"
     needs = "needs least squares"
     description = "solve the linear output layer by least squares once (linear problems)"
+    settings = ("solver",)
 
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         return least_squares_unavailable(problem, model)
@@ -139,14 +152,14 @@ class LeastSquaresMethod(Method):
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
         from .training.linear import LeastSquares
 
-        return [LeastSquares(), *_learn_unknowns(problem)]
+        return [LeastSquares(solver=steps.solver), *_learn_unknowns(problem)]
 
 
 class VarProMethod(LeastSquaresMethod):
     name = "varpro"
     description = ("least squares, then L-BFGS on the features with the output layer re-solved "
                    "at every step")
-    settings = ("varpro_steps",)
+    settings = ("varpro_steps", "solver")
 
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
         from .training.linear import VarPro
@@ -168,9 +181,14 @@ class GrowMethod(LeastSquaresMethod):
             return f"the model ({type(model).__name__}) is not a GMNM"
         return super().unavailable(problem, model)
 
+    settings = ()
+
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
         from .training.growth import Grow
 
+        if steps.solver != "auto":
+            raise GMNMError(f"method 'grow' re-solves every round with the dense solver; "
+                            f"--solver {steps.solver} needs --method lstsq or varpro")
         return [Grow(), *_learn_unknowns(problem)]
 
 
@@ -221,7 +239,7 @@ class AutoMethod(Method):
     name = "auto"
     description = ("grow (GMNM) or lstsq for linear problems with a linear-head model, else "
                    "gauss-newton for models of up to 8000 parameters, else adam-lbfgs")
-    settings = ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "lr")
+    settings = ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "lr", "solver")
 
     def resolve(self, problem: Problem, model: nn.Module) -> Method:
         """The strongest method that applies: ``grow`` for a GMNM when least squares
@@ -252,7 +270,15 @@ class AutoMethod(Method):
         return METHODS.get("adam-lbfgs")
 
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
-        return self.resolve(problem, model).build(problem, model, steps)
+        return honouring_solver(self.resolve(problem, model), steps.solver).build(
+            problem, model, steps)
+
+
+def honouring_solver(method: Method, solver: str) -> Method:
+    """``auto``'s choice when the run names a least-squares solver: ``grow`` re-solves
+    every round with the dense solver, so ``lstsq`` (one solve, by the named solver)
+    takes its place; any other method as it is."""
+    return METHODS.get("lstsq") if method.name == "grow" and solver != "auto" else method
 
 
 class FEMMethod(Method):

@@ -25,7 +25,7 @@ from .errors import GMNMError
 from .interrupt import StopOnSignal
 from .lock import RunLock
 from .memory import check_memory
-from .methods import METHODS, Method, Steps
+from .methods import METHODS, Method, Steps, honouring_solver
 from .models import build_model
 from .models.contract import capabilities
 from .models.hard import hard_constraint
@@ -87,8 +87,12 @@ def chosen_method(config: RunConfig, problem: Problem, model: nn.Module) -> Meth
     model cut into time slabs): the model's fixed method when it declares one, else the
     config's (``auto`` resolved to the method it picks)."""
     model = pieces_of(model)[0]
-    method = capabilities(model).fixed_method or METHODS.get(config.method)
-    return method.resolve(problem, model)
+    fixed = capabilities(model).fixed_method
+    if fixed is not None:
+        return fixed.resolve(problem, model)
+    method = METHODS.get(config.method)
+    resolved = method.resolve(problem, model)
+    return honouring_solver(resolved, config.solver) if method is not resolved else resolved
 
 
 @dataclass

@@ -263,3 +263,16 @@ def test_a_user_file_that_registers_its_problem_solves_with_parameters(tmp_path:
             PROBLEMS.remove("registered-bump")
     assert r.exit_code == 0, r.output
     assert "already registered" not in r.output and "relative L2" in r.output
+
+
+def test_solve_with_a_named_least_squares_solver(runs: Path):
+    r = invoke("solve", "poisson", "--components", "30", "--solver", "streamed", "--out",
+               str(runs), *FAST)
+    assert r.exit_code == 0, r.output
+    (run,) = runs.iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["method"] == "lstsq"
+    assert [e["solver"] for e in metrics["events"] if e["event"] == "equilibrated"] == ["streamed"]
+    r = invoke("solve", "poisson", "--solver", "qr", *FAST)
+    assert r.exit_code != 0 and "unknown least-squares solver 'qr'" in r.output
+    assert "Traceback" not in r.output

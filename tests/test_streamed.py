@@ -220,3 +220,65 @@ def test_solver_options_round_trip_through_a_config():
     assert LeastSquares(solver="dense").to_dict()["solver"] == "dense"
     with pytest.raises(GMNMError, match="unknown option for the least-squares solver 'streamed': row"):
         LeastSquares(solver={"name": "streamed", "row": 3})
+
+
+def test_a_run_names_its_least_squares_solver():
+    """--solver reaches the least-squares stage; auto's choice for a GMNM becomes lstsq
+    (growth re-solves densely), an explicit grow refuses a named solver, an unknown name
+    is refused with the known ones."""
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import stages_for
+
+    p = get_problem("poisson")
+    model = GMNM(2, components=30, bounds=p.geometry.bbox)
+    method, stages = stages_for(RunConfig(solver="streamed"), p, model)
+    assert method == "lstsq" and [s.solver for s in stages] == ["streamed"]
+    method, stages = stages_for(RunConfig(), p, model)
+    assert method == "grow"
+    method, stages = stages_for(RunConfig(method="varpro", solver="sparse"), p, model)
+    assert method == "varpro" and stages[0].solver == "sparse"
+    with pytest.raises(GMNMError, match="method 'grow' re-solves every round with the dense"):
+        stages_for(RunConfig(method="grow", solver="dense"), p, model)
+    with pytest.raises(GMNMError, match="unknown least-squares solver 'qr'; known: auto, dense"):
+        RunConfig(solver="qr")
+
+
+def test_solver_names_match_the_registry():
+    from pinn_gmnm.methods import SOLVER_NAMES
+    from pinn_gmnm.training.solvers import SOLVERS
+
+    assert tuple(SOLVERS) == SOLVER_NAMES
+
+
+@pytest.mark.parametrize("name", ["poisson", "heat-1d", "advection-1d"])
+def test_loss_in_pieces_equals_the_whole_loss(name: str):
+    """Evaluated piece by piece (paired periodic points kept together), the loss and its
+    terms equal the loss on the whole batch."""
+    _, model, loss, _ = _system(name, 30, Collocation(700, 300))
+    total, parts = loss(model)
+    total_p, parts_p = loss.in_pieces(model, 128)
+    assert float(total_p) == pytest.approx(float(total), rel=1e-12)
+    assert parts_p.keys() == parts.keys()
+    for k in parts:
+        assert float(parts_p[k]) == pytest.approx(float(parts[k]), rel=1e-12, abs=1e-300)
+
+
+def test_a_large_batch_records_its_loss_in_pieces(monkeypatch):
+    """A run on more than LOSS_PIECE points records the loss evaluated in pieces: the
+    same as on the whole batch."""
+    from pinn_gmnm.training import task as task_module
+
+    p = get_problem("poisson")
+    losses = []
+    original = Loss.in_pieces
+    for piece in (10**9, 256):
+        monkeypatch.setattr(task_module, "LOSS_PIECE", piece)
+        called = []
+        monkeypatch.setattr(Loss, "in_pieces",
+                            lambda self, *a: called.append(1) or original(self, *a))
+        torch.manual_seed(0)
+        s = solve(p, GMNM(2, components=40, bounds=p.geometry.bbox), stages=[LeastSquares()],
+                  collocation=Collocation(900, 200))
+        losses.append(s.history[-1]["loss"])
+        assert bool(called) == (piece == 256)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-10)

@@ -197,6 +197,21 @@ class Loss:
     def __call__(self, model: nn.Module) -> tuple[Tensor, dict[str, Tensor]]:
         """The total loss and each term's unweighted mean square."""
         rs = self.residuals(model)
-        parts = {n: r.square().sum() / c for n, r, c in zip(self.names, rs, self.counts)}
+        return self._total([r.square().sum() for r in rs])
+
+    def in_pieces(self, model: nn.Module, rows: int) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss's value as :meth:`__call__` gives it (detached: no back-propagation),
+        summed over pieces of about ``rows`` points, so that only one piece's features
+        are held at a time."""
+        from .streamed import pieces
+
+        sums: list[Tensor] = []
+        for piece in pieces(self, rows):
+            part = [r.detach().square().sum() for r in self.residuals(model, batch=piece)]
+            sums = part if not sums else [a + b for a, b in zip(sums, part)]
+        return self._total(sums)
+
+    def _total(self, sums: Sequence[Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        parts = {n: s / c for n, s, c in zip(self.names, sums, self.counts)}
         total = sum(w * v for w, v in zip(self.weights, parts.values()))
         return torch.as_tensor(total), parts

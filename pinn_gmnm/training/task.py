@@ -58,6 +58,10 @@ class Callback(Protocol):
     def on_stage_end(self, stage: object, task: Task) -> None: ...
 
 
+LOSS_PIECE = 16384
+"""Points above which :meth:`Task.evaluate_loss` evaluates the loss in pieces."""
+
+
 @dataclass
 class Task:
     """The state shared by the stages of one training run.
@@ -111,8 +115,13 @@ class Task:
         return values[0], self.terms
 
     def evaluate_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
-        """The loss and its terms at the current parameters, without back-propagation."""
-        return self._summed(*self.loss(self.model))
+        """The loss and its terms at the current parameters, without back-propagation;
+        on more than :data:`LOSS_PIECE` points, in pieces of that many (the features of
+        every point at once can outweigh a streamed least-squares solve many times)."""
+        b = self.loss.batch
+        if len(b.interior) + sum(len(x) for x in b.conditions) <= LOSS_PIECE:
+            return self._summed(*self.loss(self.model))
+        return self._summed(*self.loss.in_pieces(self.model, LOSS_PIECE))
 
     def out_of_time(self) -> bool:
         """Whether the budget is spent (on any rank: all ranks stop together)."""
