@@ -117,6 +117,8 @@ def test_the_slab_rule_and_its_errors():
     assert slab_count(None, burgers) == slab_count(None, heat) == slab_count(None, poisson) == 1
     assert slab_count(None, burgers, newton=True) == 8  # the default march
     assert slab_count(None, poisson, newton=True) == 1
+    # two space dimensions keep one block (taylor-green was worse marched)
+    assert slab_count(None, get_problem("taylor-green"), newton=True) == 1
     assert slab_count(None, burgers, newton=True, hard=True) == 1
     assert slab_count(4, burgers) == 4 and slab_count(1, poisson, hard=True) == 1
     with pytest.raises(GMNMError, match="does not depend on time"):

@@ -396,18 +396,25 @@ def slab_count(slabs: int | None, problem: Problem, *, hard: bool = False,
                newton: bool = False) -> int:
     """How many time slabs a run solves ``problem`` in: ``slabs`` when given (checked to
     apply); by default ``DEFAULT_SLABS`` for a nonlinear evolution problem trained by
-    ``newton`` (Newton's method on a linear output layer: the default GMNM path), with the
-    single block tried first (see :class:`March`); else 1 — one space-time block.
+    ``newton`` (Newton's method on a linear output layer: the default GMNM path) in one
+    space dimension, with the single block tried first (see :class:`March`); else 1 — one
+    space-time block.
 
     Marching is not forced on every evolution problem. Measured with the default GMNM at a
     60 s training budget (2-core CPU shared with other jobs): in 5 slabs ``heat-2d``
     2.0e-2 → 1.7e-3, ``allen-cahn`` 0.66 → 9.7e-2, ``heat-1d`` 5.8e-9 → 2.0e-9,
     ``wave-1d`` unchanged (4.0e-8); but ``advection-1d`` 3.6e-9 → 1.7e-8 (errors carried
     from slab to slab are not damped) and ``klein-gordon``, which one block solves to
-    1e-8, 1.9e-7 in 8 slabs. Linear problems are solved by least squares in one block."""
+    1e-8, 1.9e-7 in 8 slabs. Linear problems are solved by least squares in one block.
+    The default march is for one space dimension, where it was measured (catalogue, 60 s,
+    alone on the machine: ``allen-cahn`` 0.66 → 4.1e-3, ``burgers`` 0.35 → 7.1e-2,
+    ``schrodinger`` 1.09 → 0.31); with two, ``taylor-green`` went from 0.32 in one block
+    to 1.23 in 8 slabs (each slab's share of the Gaussians resolves the plane too
+    coarsely), so problems in more than one space dimension keep one block."""
     timed = problem.geometry.time_dependent
     if slabs is None:
-        auto = newton and timed and not hard and not problem.unknowns
+        auto = (newton and timed and not hard and not problem.unknowns
+                and len(problem.spatial) == 1)
         return DEFAULT_SLABS if auto else 1
     if slabs > 1 and not timed:
         raise GMNMError(f"--slabs {slabs}: problem '{problem.name}' does not depend on "
