@@ -116,7 +116,7 @@ def worker(args: argparse.Namespace) -> None:
 def gn_parameters(components: int) -> int:
     from pinn_gmnm import GMNM
 
-    model = GMNM(2, components=components, bounds=[(0.0, 1.0), (0.0, 1.0)])
+    model = GMNM(2, components=components, bounds=((0.0, 0.0), (1.0, 1.0)))
     return sum(q.numel() for q in model.parameters() if q.requires_grad)
 
 
@@ -138,9 +138,25 @@ def launch(args: argparse.Namespace, solver: str, ranks: int) -> list[dict]:
                f"--master-port={free_port()}", "--master-addr=127.0.0.1", me, *opts]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    found = json_objects(out.stdout)
+    if out.returncode != 0 and len(found) == ranks:  # every rank reported, then exit failed
+        print(f"note: {solver} on {ranks} ranks exited with {out.returncode} after reporting",
+              flush=True)
+        return found
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
-    return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return found
+
+
+def json_objects(text: str) -> list[dict]:
+    """Every JSON object printed in ``text``: the ranks share one stdout, and two ranks'
+    lines can arrive joined."""
+    decoder, found, i = json.JSONDecoder(), [], text.find("{")
+    while i != -1:
+        obj, end = decoder.raw_decode(text, i)
+        found.append(obj)
+        i = text.find("{", end)
+    return found
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ Backends: NCCL on GPUs, gloo on CPUs. Launch, e.g.::
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 from collections.abc import Sequence
 
@@ -157,5 +158,16 @@ def setup(device: torch.device) -> tuple[Serial, torch.device]:
 
 
 def _teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """Wait for every rank (at most a minute: a rank that died is not waited for), then
+    destroy the group: a rank tearing its connections down while another still uses
+    them aborts, at exit, after the run's work is done."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else:
+            dist.barrier()
+    except Exception:  # noqa: BLE001  a peer gone already: tear down regardless
+        pass
+    dist.destroy_process_group()
