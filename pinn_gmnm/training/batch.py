@@ -35,6 +35,11 @@ class Batch:
     interior: Points
     conditions: tuple[Points, ...]
 
+    @property
+    def size(self) -> int:
+        """Every point: the interior's and each condition's."""
+        return len(self.interior) + sum(len(x) for x in self.conditions)
+
     def to(self, dtype: torch.dtype, device: torch.device | str) -> Batch:
         return Batch(self.interior.to(device=device, dtype=dtype),
                      tuple(c.to(device=device, dtype=dtype) for c in self.conditions))

@@ -38,7 +38,7 @@ from .equilibrate import apply_term_scales, jacobian_row_sums
 from .jacobian import residual_jacobian, residual_vector
 from .linear import linear_head
 from .stages import Stage, _check_steps, step_limit
-from .streamed import fold
+from .streamed import across_ranks, fold
 from .task import Task, assign_vector, parameter_vector
 
 
@@ -71,9 +71,7 @@ class DampedSolver:
             # R and c = Qᵀr from one triangular factor of [J | r], Q never formed
             # (forming it costs about as much again as the factorisation)
             Rr = torch.linalg.qr(torch.cat([self.J, r[:, None]], dim=1), mode="r").R
-            self.R, self.c = Rr[:P, :P], Rr[:P, P]
-            self.rest = float(r.square().sum() - self.c.square().sum())
-            self.ref = float(self.R.square().sum()) / P
+            self._factor(Rr, float(r.square().sum() - Rr[:P, P].square().sum()))
         else:
             self.G = self.J @ self.J.T
             self.ref = float(self.G.diagonal().mean())
@@ -99,13 +97,17 @@ class DampedSolver:
         parallel.sum_([squares])
         solver = cls.__new__(cls)
         solver.scale = cls._scale(squares.sqrt())
-        R = fold(None, torch.cat([J / solver.scale, r[:, None]], dim=1))
-        R = fold(None, parallel.gather_rows(R)).to(J.dtype)
-        solver.tall = True
-        solver.R, solver.c = R[:P, :P], R[:P, P]
-        solver.rest = float(R[P:, P].square().sum())
-        solver.ref = float(solver.R.square().sum()) / P
+        R = across_ranks(parallel, fold(None, torch.cat([J / solver.scale, r[:, None]], dim=1)))
+        R = R.to(J.dtype)
+        solver._factor(R, float(R[P:, P].square().sum()))
         return solver
+
+    def _factor(self, Rr: Tensor, rest: float) -> None:
+        """Take the R factor [R, c; 0, ·] of [J D⁻¹ | r] (P ≤ N) and ‖r‖² − ‖c‖²."""
+        P = Rr.shape[1] - 1
+        self.tall = True
+        self.R, self.c, self.rest = Rr[:P, :P], Rr[:P, P], rest
+        self.ref = float(self.R.square().sum()) / P
 
     def step(self, lam: float) -> tuple[Tensor, float]:
         """δ for damping ``lam`` and the loss ‖r + J δ‖² the linear model predicts."""

@@ -40,8 +40,7 @@ def pieces(loss: Loss, rows: int) -> list[Batch]:
     and each pointwise condition's points split evenly (some pieces may be empty); a
     condition whose residual pairs its points (periodicity) stays whole, in the first."""
     b, conditions = loss.batch, loss.problem.conditions
-    total = len(b.interior) + sum(len(x) for x in b.conditions)
-    k = max(1, -(-total // rows))
+    k = max(1, -(-b.size // rows))
     interior = torch.tensor_split(b.interior, k)
     split = [torch.tensor_split(x, k) if c.pointwise else (x, *[x[:0]] * (k - 1))
              for c, x in zip(conditions, b.conditions)]
@@ -62,9 +61,13 @@ def r_factor(loss: Loss, model: nn.Module, head: LinearHead, rows: int) -> Tenso
         R = fold(R, torch.cat([J, -r0[:, None]], dim=1))
         del J, r0
     assert R is not None
-    if loss.parallel.world > 1:
-        R = fold(None, loss.parallel.gather_rows(R))
-    return R
+    return across_ranks(loss.parallel, R)
+
+
+def across_ranks(parallel: Serial, R: Tensor) -> Tensor:
+    """The R factor of every rank's rows from each rank's own R factor: the ranks' factors
+    gathered and reduced by one more QR (TSQR); R itself in one process."""
+    return R if parallel.world == 1 else fold(None, parallel.gather_rows(R))
 
 
 def reduced_lstsq(parallel: Serial, J: Tensor, r0: Tensor, rcond: float | None = None
@@ -75,7 +78,7 @@ def reduced_lstsq(parallel: Serial, J: Tensor, r0: Tensor, rcond: float | None =
     (TSQR), so no rank holds another's rows."""
     if parallel.world == 1:
         return lstsq(J, -r0, rcond)
-    R = fold(None, parallel.gather_rows(fold(None, torch.cat([J, -r0[:, None]], dim=1))))
+    R = across_ranks(parallel, fold(None, torch.cat([J, -r0[:, None]], dim=1)))
     return solve_r(R, J.dtype, rcond).theta
 
 

@@ -118,8 +118,7 @@ class Task:
         """The loss and its terms at the current parameters, without back-propagation;
         on more than :data:`LOSS_PIECE` points, in pieces of that many (the features of
         every point at once can outweigh a streamed least-squares solve many times)."""
-        b = self.loss.batch
-        if len(b.interior) + sum(len(x) for x in b.conditions) <= LOSS_PIECE:
+        if self.loss.batch.size <= LOSS_PIECE:
             return self._summed(*self.loss(self.model))
         return self._summed(*self.loss.in_pieces(self.model, LOSS_PIECE))
 
