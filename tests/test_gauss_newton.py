@@ -269,3 +269,33 @@ def test_reduced_damped_solver_equals_the_gathered_one(rows):
         assert ranks.gathered == [(min(rows, 13), 13)]
     else:
         assert ranks.gathered == [(rows, 12), (rows, 1)]
+
+
+def test_a_step_that_would_overrun_the_budget_is_not_started(monkeypatch):
+    """Each training second here is one reading of the clock, so every iteration takes
+    several; the stage stops once the next one (timed by the last) would end past the
+    budget, and the run ends within it, the clock counting as spent."""
+    from pinn_gmnm.training import task as task_module
+
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(task_module.time, "perf_counter", lambda: float(next(ticks)))
+    torch.manual_seed(0)
+    model = GMNM(2, components=16, bounds=((0.0, -1.0), (1.0, 1.0)))
+    sol = solve(burgers_like(), model, stages=[GaussNewton(steps=50, min_progress=0.0)],
+                collocation=Collocation(interior=64, boundary=32), budget=60.0)
+    stops = [e for e in sol.events if e.get("event") == "budget stop"]
+    assert len(stops) == 1 and "overrun" in stops[0]["reason"]
+    assert len(sol.history) > 1 and sol.history[-1]["time"] <= 60.0  # steps, all in budget
+
+
+def test_a_clock_that_a_step_would_overrun_counts_as_spent():
+    from pinn_gmnm.training.march import SlabClock
+    from pinn_gmnm.training.task import Clock
+
+    run = Clock(budget=100.0)
+    assert run.fits(10.0) and not run.expired()
+    slab = SlabClock(run, deadline=run.elapsed() + 5.0)
+    assert not slab.fits(10.0) and slab.expired() and not run.expired()  # the slab's share only
+    assert Clock(budget=None).fits(1e9)
+    late = SlabClock(run, deadline=None)
+    assert not late.fits(1000.0) and run.expired()  # past the run's budget: spent for all

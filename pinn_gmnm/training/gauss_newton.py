@@ -145,7 +145,9 @@ class GaussNewton(Stage):
     with gain ratio ρ it is multiplied by max(``decrease``, 1 − (2ρ − 1)³) and never goes
     below ``min_damping``. Stops when the loss falls below ``tol`` times its starting
     value, when ``patience`` iterations in a row lower it by less than the fraction
-    ``min_progress``, when no damping up to 1e8 lowers it, or when the budget is spent.
+    ``min_progress``, when no damping up to 1e8 lowers it, or when the budget is spent —
+    or would be by the next iteration, if it takes as long as the last one (a step on a
+    large model takes tens of seconds; the run then ends within its budget).
     ``max_parameters`` guards against Jacobians (N × P floats) and factorisations that
     would not fit or take too long.
 
@@ -206,9 +208,16 @@ class GaussNewton(Stage):
             scaled = params if head is None else head.head_parameters()
             apply_term_scales(task, jacobian_row_sums(task, scaled), self.kind)
         limit = step_limit(self.steps)
+        took = None  # seconds the last iteration took
         for i in itertools.count(first):
             if i >= limit:
                 break
+            if took is not None and not task.step_fits(took):
+                task.events.append({"event": "budget stop", "stage": self.kind, "step": task.step,
+                                    "reason": f"the next step (about {took:.1f} s) would "
+                                              "overrun the budget"})
+                break
+            began = task.clock.elapsed()
             r, J = residual_jacobian(task.loss, task.model, params)  # this rank's rows
             total = r.square().sum().reshape(1)
             parallel.sum_([total])
@@ -249,3 +258,4 @@ class GaussNewton(Stage):
                              "finished": finished})
             if done:
                 break
+            took = task.clock.elapsed() - began

@@ -32,6 +32,7 @@ from 1.0e-6 to 4.4e-17 in 5 iterations (1.8e-8; marched in 8 slabs it would have
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -168,9 +169,18 @@ class SlabClock(Clock):
     def set_elapsed(self, seconds: float) -> None:
         self.run_clock.set_elapsed(seconds)
 
+    def left(self) -> float:
+        mine = math.inf if self.deadline is None else self.deadline - self.elapsed()
+        return min(self.run_clock.left(), mine)
+
+    def fits(self, seconds: float) -> bool:
+        if self.run_clock.left() < seconds:  # past the run's budget: spent for every slab
+            self.run_clock.spent = True
+        return super().fits(seconds)
+
     def expired(self) -> bool:
-        return self.run_clock.expired() or (self.deadline is not None
-                                            and self.elapsed() >= self.deadline)
+        return self.spent or self.run_clock.expired() or (self.deadline is not None
+                                                          and self.elapsed() >= self.deadline)
 
     def paused(self) -> Clock._Pause:
         return self.run_clock.paused()

@@ -18,12 +18,28 @@ from .state import Diverged, Divergence, Snapshot, Stopped, copy_state
 
 
 class Clock:
-    """Wall-clock training time, with evaluation pauses left out, against a budget."""
+    """Wall-clock training time, with evaluation pauses left out, against a budget.
+
+    A stage whose steps are long (a Gauss–Newton step on a large model: tens of seconds)
+    asks :meth:`fits` before each step; when the step would not end within the budget the
+    clock counts as expired from then on (``spent``), so that no later stage starts a step
+    either. A resumed run gets a fresh clock."""
 
     def __init__(self, budget: float | None = None) -> None:
         self.budget = budget
         self._start = time.perf_counter()
         self._paused = 0.0
+        self.spent = False
+
+    def left(self) -> float:
+        """Training seconds left (inf without a budget)."""
+        return math.inf if self.budget is None else self.budget - self.elapsed()
+
+    def fits(self, seconds: float) -> bool:
+        """Whether ``seconds`` more end within the budget; if not, the clock is spent."""
+        if self.left() < seconds:
+            self.spent = True
+        return not self.spent
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._start - self._paused
@@ -33,7 +49,7 @@ class Clock:
         self._start = time.perf_counter() - seconds - self._paused
 
     def expired(self) -> bool:
-        return self.budget is not None and self.elapsed() >= self.budget
+        return self.spent or (self.budget is not None and self.elapsed() >= self.budget)
 
     class _Pause:
         def __init__(self, clock: Clock) -> None:
@@ -125,6 +141,14 @@ class Task:
     def out_of_time(self) -> bool:
         """Whether the budget is spent (on any rank: all ranks stop together)."""
         return self.loss.parallel.any(self.clock.expired())
+
+    def step_fits(self, seconds: float) -> bool:
+        """Whether a step of ``seconds`` ends within the budget on every rank (see
+        :meth:`Clock.fits`: if not, the budget counts as spent)."""
+        short = self.loss.parallel.any(not self.clock.fits(seconds))
+        if short:
+            self.clock.spent = True
+        return not short
 
     def record(self, stage: str, loss: float, steps: int = 1, *, force_eval: bool = False) -> None:
         """Advance the step counter by ``steps`` and log the current loss."""
