@@ -148,3 +148,14 @@ def as_model(fem):
     model.set_solution(fem.nodes, fem.cells, fem.values, orders=fem.orders)
     return model
 
+
+
+def test_first_order_elements_for_a_flow_are_one_line_on_the_command_line():
+    from typer.testing import CliRunner
+
+    from pinn_gmnm.cli.main import app
+
+    r = CliRunner().invoke(app, ["solve", "kovasznay", "--model", "fem", "--fem-order", "1", "-q"])
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert "Taylor–Hood" in r.output and "use --fem-order 2" in r.output
+    assert len(r.output.strip().splitlines()) == 1
