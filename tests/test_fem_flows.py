@@ -87,7 +87,7 @@ def test_the_catalogue_flows_are_recognised_from_their_residuals():
         values=torch.zeros(2, dtype=torch.float64), output="p"))), "pressure at 2 points"),
     (system(navier_stokes(), conditions=(Dirichlet(0.0, output="u"),
                                          Neumann(0.0, output="v"), PIN)), "Neumann condition"),
-    (get_problem("taylor-green"), "unsteady"),
+    (get_problem("taylor-green"), "time-dependent system"),
 ])
 def test_what_is_not_a_steady_flow_is_refused_in_one_line(problem, why):
     reason = unsupported(problem)

@@ -57,6 +57,9 @@ def flow(problem: Problem, x: Points) -> Flow:
     """The flow ``problem``'s residual states at points ``x`` (n, 2), or a GMNMError
     saying in one line why it is not of the form :data:`FORM`."""
     name = problem.name
+    if problem.n_outputs != 3 or problem.dim != 2:
+        raise GMNMError(f"problem '{name}' has {problem.n_outputs} outputs in {problem.dim}-D; "
+                        "a flow has three (u, v, p) in 2-D")
     k_out, m = problem.n_outputs, len(jet_orders(2))
     generator = torch.Generator().manual_seed(0)
     random = torch.rand(2, k_out, m, generator=generator, dtype=torch.float64) + 0.5
@@ -156,8 +159,8 @@ def flow_unsupported(problem: Problem) -> str | None:
     as a steady flow (None when it can), checked without meshing."""
     name, g = problem.name, problem.geometry
     if g.time_dependent:
-        return (f"problem '{name}' is an unsteady flow (on space × time); flows are solved "
-                "steady only")
+        return (f"problem '{name}' is a time-dependent system (on space × time); of systems, "
+                "the finite-element path solves steady flows only")
     if problem.n_outputs != 3:
         return (f"problem '{name}' has {problem.n_outputs} outputs ({', '.join(problem.outputs)});"
                 " systems the finite-element path solves are flows (u, v, p)")
