@@ -285,7 +285,7 @@ class FEMMethod(Method):
     name = "fem"
     needs = "needs the fem model and a problem the finite-element path solves"
     description = ("finite elements: mesh, assemble and solve (the fem model's method; linear "
-                   "elliptic and parabolic problems in 2-D)")
+                   "elliptic and parabolic problems and steady flows in 2-D)")
 
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         from .fem.model import FEM
@@ -293,7 +293,7 @@ class FEMMethod(Method):
 
         if not isinstance(model, FEM):
             return f"the model is {type(model).__name__} (use --model fem, without --hard)"
-        return unsupported(problem)
+        return unsupported(problem, model.order)
 
     def build(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
         from .fem.model import FEM

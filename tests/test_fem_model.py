@@ -98,7 +98,7 @@ def test_reads_the_operator_off_the_residual_and_takes_neumann_and_robin_conditi
 
 
 @pytest.mark.parametrize("name, why", [
-    ("burgers", "1-D in space"), ("poisson-3d", "3-D in space"), ("stokes", "outputs"),
+    ("burgers", "1-D in space"), ("poisson-3d", "3-D in space"), ("taylor-green", "time-dependent"),
     ("front", "no second derivatives"),
 ])
 def test_a_problem_it_cannot_solve_is_one_line_on_the_command_line(name, why):

@@ -44,7 +44,9 @@ class FEMSolution:
     ``cells`` (E, 3) or (E, 6) each triangle's nodes (vertices, then the midpoints of
     edges 01, 12, 02 for order 2: also the triangle's geometry, curved along curved
     boundaries), ``values`` (N,), or (T, N) at the ``times`` (T,) of a time-dependent
-    problem."""
+    problem. A system's ``values`` are its outputs' in turn, output k of element order
+    ``orders[k]`` (order 1 below ``order``: one value per vertex, the vertices being
+    nodes 0, 1, … of ``nodes``)."""
 
     nodes: np.ndarray
     cells: np.ndarray
@@ -52,6 +54,7 @@ class FEMSolution:
     order: int
     triangles: int
     times: np.ndarray | None = None
+    orders: tuple[int, ...] | None = None
 
 
 class _Assembly:
@@ -211,10 +214,12 @@ def _natural(cond: Condition, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray |
     return g, alpha, beta
 
 
-def _boundary_pieces(problem: Problem, mesh: Any, order: int, t: float | None
+def _boundary_pieces(problem: Problem, mesh: Any, order: int, t: float | None,
+                     conditions: Sequence[Condition] | None = None
                      ) -> list[tuple[Condition, np.ndarray]]:
-    """The boundary facets of each condition (Dirichlet first: a facet two conditions
-    select is Dirichlet); every boundary facet must belong to one."""
+    """The boundary facets of each of ``conditions`` (by default the problem's Dirichlet,
+    Neumann and Robin conditions; Dirichlet first: a facet two conditions select is
+    Dirichlet); every boundary facet must belong to one."""
     facets = mesh.boundary_facets()
     ends = mesh.p[:, mesh.facets[:, facets]]                  # (2, 2, F)
     if order == 2:  # the edge's node on the (curved) boundary
@@ -227,7 +232,8 @@ def _boundary_pieces(problem: Problem, mesh: Any, order: int, t: float | None
         x = torch.cat([x, torch.full_like(x[:, :1], t)], dim=1)
     chosen: list[tuple[Condition, np.ndarray]] = []
     taken = np.zeros(len(facets), dtype=bool)
-    boundary = [c for c in problem.conditions if isinstance(c, (Dirichlet, Neumann, Robin))]
+    boundary = [c for c in problem.conditions if isinstance(c, (Dirichlet, Neumann, Robin))] \
+        if conditions is None else conditions
     ordered = sorted(boundary, key=lambda c: not isinstance(c, Dirichlet))
     for c in ordered:
         hits = np.ones(len(facets), dtype=bool) if c.on is None else \
@@ -237,8 +243,9 @@ def _boundary_pieces(problem: Problem, mesh: Any, order: int, t: float | None
         taken |= mine
     if not taken.all():
         where = mid[:, ~taken][:, 0]
+        kinds = "Dirichlet, Neumann or Robin condition" if conditions is None else \
+            f"condition on {', '.join(sorted({c.output or problem.outputs[0] for c in conditions}))}"
         raise GMNMError(f"{problem.name}: {int((~taken).sum())} boundary edges (one at "
-                        f"({where[0]:.3g}, {where[1]:.3g})) are covered by no Dirichlet, Neumann "
-                        "or Robin condition; the finite-element path needs one on every part of "
-                        "the boundary")
+                        f"({where[0]:.3g}, {where[1]:.3g})) are covered by no {kinds}; the "
+                        "finite-element path needs one on every part of the boundary")
     return chosen

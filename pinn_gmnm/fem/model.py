@@ -18,6 +18,10 @@ derivative a residual asks for, is the elementwise derivative of the interpolant
 On a space-time domain (x, y, t) the solution is kept at every time step and is linear
 in t between steps (Crank–Nicolson's values, see :func:`~.elliptic.solve_parabolic`).
 
+A flow (u, v, p) keeps each output's values in turn: the velocity's at the P2 nodes and
+the pressure's at the vertices, interpolated by the P1 shape functions on the same
+triangles (Taylor–Hood, :func:`~.navier_stokes.solve_flow`).
+
 Its parameters are the nodal values (of every time step): the degrees of freedom are the
 parameter count.
 The mesh (nodes and triangles) is kept as buffers, so a saved run loads without meshing.
@@ -25,6 +29,7 @@ The mesh (nodes and triangles) is kept as buffers, so a saved run loads without 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -43,8 +48,9 @@ CANDIDATES = 12
 
 class FEM(Surrogate):
     """Lagrange finite elements of order ``fem_order`` (1 or 2) on a gmsh mesh with
-    triangle sides of at most ``fem_size``; 2-D linear elliptic problems, and parabolic
-    ones on 2-D × time (``in_features`` 3)."""
+    triangle sides of at most ``fem_size``; 2-D linear elliptic problems, parabolic ones
+    on 2-D × time (``in_features`` 3), and steady flows (u, v, p) by Taylor–Hood
+    elements (``fem_order`` 2: P2 velocity, P1 pressure)."""
 
     least_squares_by_default: ClassVar[bool] = False
 
@@ -59,6 +65,7 @@ class FEM(Surrogate):
         self.register_buffer("nodes", torch.zeros(0, 2, dtype=torch.float64))
         self.register_buffer("cells", torch.zeros(0, 3 * self.order, dtype=torch.long))
         self.register_buffer("times", torch.zeros(0, dtype=torch.float64))
+        self.register_buffer("orders", torch.full((out_features,), self.order, dtype=torch.long))
         self.coefficients = nn.Parameter(torch.zeros(0, dtype=torch.float64))
         self._locator: _Locator | None = None
 
@@ -72,28 +79,44 @@ class FEM(Surrogate):
         return self.coefficients.numel() > 0
 
     def set_solution(self, nodes: np.ndarray, cells: np.ndarray, values: np.ndarray,
-                     times: np.ndarray | None = None) -> None:
+                     times: np.ndarray | None = None, orders: Sequence[int] | None = None) -> None:
         """Take a finite-element solution: node locations (N, 2), triangles (E, 3 or 6)
-        and nodal values (N,), or (T, N) at ``times`` (T,)."""
+        and nodal values (N,), or (T, N) at ``times`` (T,); for several outputs, each
+        output's values in turn, output k of element order ``orders[k]`` (one value per
+        node at the mesh's order, per vertex at order 1: Taylor–Hood's pressure)."""
         dtype, device = self.coefficients.dtype, self.coefficients.device
         self.nodes = torch.as_tensor(nodes, dtype=dtype, device=device)
         self.cells = torch.as_tensor(cells, dtype=torch.long, device=device)
         self.times = torch.as_tensor(np.zeros(0) if times is None else times, dtype=dtype,
                                      device=device)
+        self.orders = torch.as_tensor([self.order] * self.out_features if orders is None
+                                      else list(orders), dtype=torch.long, device=device)
         flat = torch.as_tensor(values, dtype=dtype, device=device).reshape(-1)
         self.coefficients = nn.Parameter(flat)
         self._locator = None
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any,
                               **kwargs: Any) -> None:
-        """A saved solution has its own mesh: take its sizes before loading it."""
+        """A saved solution has its own mesh: take its sizes before loading it (a run
+        saved before systems had ``orders`` is of the mesh's order throughout)."""
         if all(prefix + k in state_dict for k in ("nodes", "cells", "times", "coefficients")):
             def zeros(key: str, dtype: type = np.float64) -> np.ndarray:
                 return np.zeros(tuple(state_dict[prefix + key].shape), dtype=dtype)
 
             self.set_solution(zeros("nodes"), zeros("cells", np.int64), zeros("coefficients"),
                               zeros("times"))
+            state_dict.setdefault(prefix + "orders", self.orders.clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _blocks(self) -> list[tuple[int, slice]]:
+        """Each output's element order and the slice of one time level's values it holds."""
+        vertices = int(self.cells[:, :3].max()) + 1
+        blocks, start = [], 0
+        for order in self.orders.tolist():
+            count = len(self.nodes) if order == self.order else vertices
+            blocks.append((order, slice(start, start + count)))
+            start += count
+        return blocks
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.solved:  # before the solve: zero everywhere
@@ -106,20 +129,28 @@ class FEM(Surrogate):
         cell_t = torch.from_numpy(cell).to(x.device)
         xi = torch.from_numpy(xi).to(x) + torch.einsum(
             "nij,nj->ni", torch.from_numpy(jinv).to(x), space - space.detach())
-        shape = shape_functions(xi, self.order)                         # (n, 3 or 6)
-        dofs = self.cells[cell_t]                                       # (n, 3 or 6)
-        if len(self.times) == 0:
-            return (shape * self.coefficients.to(x)[dofs]).sum(dim=1, keepdim=True)
-        levels = self.coefficients.to(x).reshape(len(self.times), -1)   # (T, N)
-        times = self.times.to(x)
-        k = (torch.searchsorted(times, x[:, 2].detach().contiguous()) - 1).clamp(0, len(times) - 2)
-        w = ((x[:, 2] - times[k]) / (times[k + 1] - times[k]))[:, None]
-        before = (shape * levels[k[:, None], dofs]).sum(dim=1, keepdim=True)
-        after = (shape * levels[k[:, None] + 1, dofs]).sum(dim=1, keepdim=True)
-        return (1 - w) * before + w * after
+        levels = self.coefficients.to(x).reshape(max(1, len(self.times)), -1)  # (T, values)
+        if len(self.times) > 0:
+            times = self.times.to(x)
+            k = (torch.searchsorted(times, x[:, 2].detach().contiguous()) - 1).clamp(
+                0, len(times) - 2)
+            w = ((x[:, 2] - times[k]) / (times[k + 1] - times[k]))[:, None]
+        columns = []
+        for order, block in self._blocks():
+            shape = shape_functions(xi, order)                           # (n, 3 or 6)
+            dofs = self.cells[cell_t, :3 * order]                        # (n, 3 or 6)
+            values = levels[:, block]
+            if len(self.times) == 0:
+                columns.append((shape * values[0][dofs]).sum(dim=1))
+                continue
+            before = (shape * values[k[:, None], dofs]).sum(dim=1)
+            after = (shape * values[k[:, None] + 1, dofs]).sum(dim=1)
+            columns.append((1 - w[:, 0]) * before + w[:, 0] * after)
+        return torch.stack(columns, dim=1)
 
     def extra_repr(self) -> str:
-        return f"P{self.order}, h <= {self.size:g}, {self.coefficients.numel()} degrees of freedom"
+        elements = "/".join(f"P{o}" for o in dict.fromkeys(self.orders.tolist()))
+        return f"{elements}, h <= {self.size:g}, {self.coefficients.numel()} degrees of freedom"
 
 
 def shape_functions(xi: Tensor | np.ndarray, order: int) -> Any:

@@ -38,7 +38,9 @@ from ..problem import Problem
 SUPPORTED = ("linear second-order scalar equations a Δu + b·∇u + c u = f (a constant), and "
              "their parabolic form with m u_t, on 2-D domains (rectangles, disks, polygons "
              "and their unions, differences and intersections) with Dirichlet, Neumann and "
-             "Robin conditions (and an initial value)")
+             "Robin conditions (and an initial value); and steady flows (u, v, p), Stokes or "
+             "Navier–Stokes, with the velocity given on the boundary and the pressure at one "
+             "point (Taylor–Hood elements, --fem-order 2)")
 """What the finite-element path solves, for the message when it does not apply."""
 
 CONDITIONS = (Dirichlet, Neumann, Robin)
@@ -50,8 +52,10 @@ class _TooHigh(Exception):
 
 class JetEngine:
     """A :class:`~pinn_gmnm.derivatives.DerivativeEngine` whose outputs are the rows of
-    ``jets`` (R, M): output r has value and derivatives ∂^α (α the multi-indices of
-    order ≤ 2, in ``orders``) equal to ``jets[r, index of α]`` at every point."""
+    ``jets`` (R, K, M): in row r, output k has value and derivatives ∂^α (α the
+    multi-indices of order ≤ 2, in ``orders``) equal to ``jets[r, k, index of α]`` at
+    every point. Results for all outputs have shape (n, K, R); :func:`evaluate_jets`
+    reads them through a field whose results are (R, n)."""
 
     def __init__(self, jets: Tensor, orders: list[tuple[int, ...]], n: int) -> None:
         self.jets, self.orders, self.n = jets, orders, n
@@ -59,7 +63,7 @@ class JetEngine:
     def _column(self, axes: tuple[int, ...]) -> Tensor:
         if len(axes) > 2:
             raise _TooHigh
-        return self.jets[:, self.orders.index(axes)][None, :].expand(self.n, -1)
+        return self.jets[:, :, self.orders.index(axes)].T[None].expand(self.n, -1, -1)
 
     def value(self) -> Tensor:
         return self._column(())
@@ -69,6 +73,23 @@ class JetEngine:
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         return sum(self._column((a, a)) for a in axes)
+
+
+def jet_orders(d: int) -> list[tuple[int, ...]]:
+    """The multi-indices of order ≤ 2 in ``d`` variables: (), (0,), …, (0, 0), (0, 1), …"""
+    return [()] + [(i,) for i in range(d)] + list(itertools.combinations_with_replacement(range(d), 2))
+
+
+def evaluate_jets(problem: Problem, x: Points, jets: Tensor) -> list[Tensor]:
+    """``problem``'s residuals (one (R, n) tensor per equation) on the jet field of
+    ``jets`` (R, K, M) at points ``x``: row r is the residual of the field whose values
+    and derivatives are row r's constants (raises ``_TooHigh`` for a derivative of order
+    three or more)."""
+    engine = JetEngine(jets.to(x), jet_orders(problem.dim), len(x))
+    field = Field(engine, problem.variables, problem.outputs, problem.spatial,
+                  combine=lambda output, values: values[:, output].T)
+    with torch.no_grad():
+        return problem.residuals(field, x, rows=len(jets))
 
 
 @dataclass
@@ -85,18 +106,13 @@ class Operator:
 def probe(problem: Problem, x: Points) -> tuple[dict[tuple[int, ...], Tensor], Tensor, bool]:
     """The coefficient of each derivative ∂^α (order ≤ 2) of the residual at ``x``, the
     residual of u = 0 (r₀), and whether the residual is affine in u there."""
-    d = problem.dim
-    orders = [()] + [(i,) for i in range(d)] + list(itertools.combinations_with_replacement(range(d), 2))
+    orders = jet_orders(problem.dim)
     m = len(orders)
     generator = torch.Generator().manual_seed(0)
     random = torch.rand(m, generator=generator, dtype=torch.float64) + 0.5
     jets = torch.cat([torch.zeros(1, m, dtype=torch.float64),
                       torch.eye(m, dtype=torch.float64), random[None], 2 * random[None]])
-    engine = JetEngine(jets.to(x), orders, len(x))
-    field = Field(engine, problem.variables, problem.outputs, problem.spatial,
-                  combine=lambda output, values: values.T)
-    with torch.no_grad():
-        (r,) = problem.residuals(field, x, rows=len(jets))
+    (r,) = evaluate_jets(problem, x, jets[:, None])
     r0 = r[0]
     coefficients = {alpha: r[1 + k] - r0 for k, alpha in enumerate(orders)}
     combined = sum(random[k] * coefficients[alpha] for k, alpha in enumerate(orders))
@@ -138,15 +154,20 @@ def operator(problem: Problem, x: Points) -> Operator:
     return Operator(a, b.numpy(), coefficients[()].numpy(), r0.numpy(), m)
 
 
-def unsupported(problem: Problem) -> str | None:
-    """Why the finite-element path cannot solve ``problem`` (None when it can), checked
-    without meshing: a few interior points are enough to probe the residual."""
+def unsupported(problem: Problem, order: int | None = None) -> str | None:
+    """Why the finite-element path cannot solve ``problem`` (None when it can), with
+    elements of ``order`` when given, checked without meshing: a few interior points are
+    enough to probe the residual. A system goes to :func:`.flow_operator.flow_unsupported`."""
     g = problem.geometry
     space = g.space if g.time_dependent else g
     if space.dim != 2:
         return f"problem '{problem.name}' is {space.dim}-D in space"
     if problem.n_outputs != 1:
-        return f"problem '{problem.name}' has {problem.n_outputs} outputs ({', '.join(problem.outputs)})"
+        from .flow_operator import flow_unsupported
+        from .navier_stokes import ORDER
+
+        why = flow_unsupported(problem)
+        return why if why is not None or order in (None, 2) else f"problem '{problem.name}': {ORDER}"
     if problem.unknowns:
         return f"problem '{problem.name}' has unknown coefficients (an inverse problem)"
     if problem.linear is False:

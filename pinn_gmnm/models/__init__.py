@@ -143,11 +143,12 @@ MODELS.add("kan", ModelSpec(".kan:KAN", (
     "B-spline Kolmogorov–Arnold network (cubic splines, pykan-style grid updates)")
 
 MODELS.add("fem", ModelSpec("..fem.model:FEM", (
-    ModelOption("fem_order", 2, int, "Lagrange element order, 1 or 2"),
+    ModelOption("fem_order", 2, int, "Lagrange element order, 1 or 2 (a flow's velocity: 2)"),
     ModelOption("fem_size", 0.05, float, "largest triangle side of the gmsh mesh"),
 ), search=(SearchParam("fem_order", choices=(1, 2)),
            SearchParam("fem_size", 0.01, 0.2, log=True))), "finite elements (scikit-fem on a gmsh mesh; the fem extra): 2-D linear elliptic "
-    "problems, one sparse solve, and parabolic ones (Crank-Nicolson)")
+    "problems, one sparse solve, parabolic ones (Crank-Nicolson) and steady flows "
+    "(Taylor-Hood, Newton)")
 
 
 def model_options(name: str) -> dict[str, Any]:
