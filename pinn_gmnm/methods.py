@@ -196,10 +196,27 @@ class GaussNewtonMethod(Method):
     name = "gauss-newton"
     description = ("Levenberg-Marquardt on the linear output layer (Newton's method on the "
                    "collocation equations), then on all parameters; any problem, models of up "
-                   "to 8000 parameters")
+                   "to 8000 parameters (larger ones with a linear output layer: that layer only)")
     settings = ("gn_steps",)
 
+    needs = "needs a model of up to 8000 parameters or a linear output layer of up to 8000"
+
+    def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
+        from .models import count_parameters
+        from .training.gauss_newton import GaussNewton
+
+        limit, total = GaussNewton.max_parameters, count_parameters(model)
+        if total <= limit:
+            return None
+        if newton_unknowns(model) > limit:
+            return f"the model has {total} trained parameters and no linear output layer of at most {limit}"
+        if problem.unknowns:  # the output layer alone would not learn them
+            return (f"the model has {total} trained parameters, and Newton on its output layer "
+                    "alone would not learn the problem's unknown coefficients")
+        return None
+
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .models import count_parameters
         from .models.contract import capabilities
         from .training.gauss_newton import GaussNewton
 
@@ -207,7 +224,21 @@ class GaussNewtonMethod(Method):
         # of ever smaller damping); the full stage is patient through slow phases.
         head = ([GaussNewton(steps=steps.gn_steps, head_only=True, min_progress=0.02, patience=3)]
                 if capabilities(model).linear_head else [])
+        if head and count_parameters(model) > GaussNewton.max_parameters:
+            return head  # all parameters would be past the limit: the output layer alone
         return [*head, GaussNewton(steps=steps.gn_steps)]
+
+
+def newton_unknowns(model: nn.Module) -> int:
+    """The unknowns of Newton's method on ``model``'s linear output layer (its whole
+    parameter count when it has none)."""
+    from .models import count_parameters
+    from .models.contract import linear_head_of
+
+    head = linear_head_of(model)
+    if head is None:
+        return count_parameters(model)
+    return sum(p.numel() for p in head.head_parameters())
 
 
 @dataclass(frozen=True)
@@ -238,7 +269,8 @@ class AdamLBFGSMethod(Method):
 class AutoMethod(Method):
     name = "auto"
     description = ("grow (GMNM) or lstsq for linear problems with a linear-head model, else "
-                   "gauss-newton for models of up to 8000 parameters, else adam-lbfgs")
+                   "gauss-newton for models of up to 8000 parameters or with a linear output "
+                   "layer of up to 8000, else adam-lbfgs")
     settings = ("adam_steps", "lbfgs_steps", "varpro_steps", "gn_steps", "lr", "solver")
 
     def resolve(self, problem: Problem, model: nn.Module) -> Method:
@@ -249,13 +281,12 @@ class AutoMethod(Method):
         by default (variable projection after it gained nothing
         measurable with the equilibrated solve and the margin layout, at 5–20 times the
         time: poisson, poisson-holes, heat-2d and helmholtz all equal to three digits);
-        else ``gauss-newton`` for models of up to
-        ``GaussNewton.max_parameters`` parameters (not for models that opt out of
-        automatic least squares, whose head-only first stage is least squares in all but
-        name); else ``adam-lbfgs``."""
-        from .models import count_parameters
+        else ``gauss-newton`` where it applies: models of up to
+        ``GaussNewton.max_parameters`` parameters, and larger ones whose linear output layer
+        is within that (Newton on that layer alone: far ahead of Adam for a GMNM of
+        thousands of Gaussians) — not for models that opt out of automatic least squares,
+        whose head-only first stage is least squares in all but name; else ``adam-lbfgs``."""
         from .models.contract import capabilities
-        from .training.gauss_newton import GaussNewton
 
         caps = capabilities(model)
         if caps.fixed_method is not None:
@@ -265,9 +296,8 @@ class AutoMethod(Method):
         if least_squares_unavailable(problem, model) is None:
             grow = METHODS.get("grow")
             return grow if grow.unavailable(problem, model) is None else METHODS.get("lstsq")
-        if count_parameters(model) <= GaussNewton.max_parameters:
-            return METHODS.get("gauss-newton")
-        return METHODS.get("adam-lbfgs")
+        newton = METHODS.get("gauss-newton")
+        return newton if newton.unavailable(problem, model) is None else METHODS.get("adam-lbfgs")
 
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
         return honouring_solver(self.resolve(problem, model), steps.solver).build(

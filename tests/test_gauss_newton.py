@@ -299,3 +299,31 @@ def test_a_clock_that_a_step_would_overrun_counts_as_spent():
     assert Clock(budget=None).fits(1e9)
     late = SlabClock(run, deadline=None)
     assert not late.fits(1000.0) and run.expired()  # past the run's budget: spent for all
+
+
+def test_a_large_gmnm_gets_newton_on_its_output_layer_not_adam():
+    """Past Gauss–Newton's parameter limit, a model whose linear output layer is within it
+    trains by Newton on that layer alone; a model without one falls back to Adam, and
+    asking for gauss-newton on it is refused up front."""
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.methods import METHODS, Steps
+    from pinn_gmnm.run import build, stages_for
+
+    config = RunConfig(problem="kovasznay", model_options={"components": 1024})
+    problem, model = build(config)
+    assert sum(p.numel() for p in model.parameters()) > GaussNewton.max_parameters
+    method, stages = stages_for(config, problem, model)
+    assert method == "gauss-newton" and [s.head_only for s in stages] == [True]
+
+    small = RunConfig(problem="kovasznay", model_options={"components": 64})
+    assert [s.head_only for s in stages_for(small, *build(small))[1]] == [True, False]
+
+    kan = RunConfig(problem="kovasznay", model="kan", model_options={"width": 40})
+    assert stages_for(kan, *build(kan))[0] == "adam-lbfgs"  # opts out of least squares
+    net = nn.Sequential(nn.Linear(2, 100), nn.Tanh(), nn.Linear(100, 100), nn.Tanh(),
+                        nn.Linear(100, 3))  # 10 603 parameters, no linear head it declares
+    newton = METHODS.get("gauss-newton")
+    assert "no linear output layer of at most 8000" in newton.unavailable(problem, net)
+    assert METHODS.get("auto").resolve(problem, net).name == "adam-lbfgs"
+    with pytest.raises(GMNMError, match="needs a model of up to 8000 parameters"):
+        newton.build(problem, net, Steps())
