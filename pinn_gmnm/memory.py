@@ -12,7 +12,9 @@ part                bytes             what
 ==================  ================  ================================================
 points              N · d · (8 + b)   the points as drawn (float64) and in the run's dtype
 features            N · w · (2+d) · 2b  each feature's value and derivatives at every
-                                      point, kept again for back-propagation
+                                      point, kept again for back-propagation; when every
+                                      stage is a streamed or sparse least-squares solve,
+                                      only for the points of one block or loss piece
 least squares       N · w · 16        the float64 matrix of the linear solve and its SVD
                                       factor (least squares, variable projection,
                                       Gauss–Newton on the output layer); at most
@@ -39,6 +41,7 @@ from torch import nn
 from .errors import GMNMError
 from .training import GaussNewton, LeastSquares, VarPro
 from .training.stages import Stage
+from .training.task import feature_bytes, model_width, piece_rows
 
 PARTS = {"points": "the points", "features": "the features and their derivatives",
          "least squares": "the least-squares matrix", "gauss-newton": "the Gauss-Newton Jacobian"}
@@ -59,19 +62,34 @@ class Estimate:
 
 
 def estimate(*, rows: int, dim: int, width: int, parameters: int,
-             least_squares: bool | str, gauss_newton: bool, bytes_per_value: int) -> Estimate:
+             least_squares: bool | str, gauss_newton: bool, bytes_per_value: int,
+             feature_rows: int | None = None) -> Estimate:
     """The memory a run needs (see the module's table); ``least_squares`` and
     ``gauss_newton`` say whether it solves for the output layer (``"streamed"``: by a
-    solve that can stream) or for all parameters."""
+    solve that can stream) or for all parameters; ``feature_rows``: the rows whose
+    features are held at once (None: all)."""
     b = bytes_per_value
+    held = rows if feature_rows is None else min(rows, feature_rows)
     return Estimate({
         "points": rows * dim * (8 + b),
-        "features": rows * width * (2 + dim) * 2 * b,
+        "features": held * feature_bytes(width, dim, b),
         "least squares": (min(rows, width + max(2048, width)) * width * 16
                           if least_squares == "streamed" else
                           rows * width * 16 if least_squares else 0),
         "gauss-newton": rows * parameters * 16 if gauss_newton else 0,
     })
+
+
+def _feature_rows(rows: int, width: int, dim: int, b: int, stages: Sequence[Stage]) -> int:
+    """Rows whose features a run holds at once: all of them, unless every stage is a
+    least-squares solve that builds its rows piece by piece — streamed (blocks of
+    max(2048, width) points) or sparse (truncated Gaussians, a few hundred rows at a time)
+    — and evaluates its loss in pieces (:func:`~pinn_gmnm.training.task.piece_rows`)."""
+    solvers = {s.solver if isinstance(s, LeastSquares) else None for s in stages}
+    if not stages or not solvers <= {"streamed", "sparse"}:
+        return rows
+    piece = piece_rows(width, dim, b)
+    return max(piece, max(2048, width)) if "streamed" in solvers else piece
 
 
 def available_memory(device: torch.device) -> tuple[int, str] | None:
@@ -97,7 +115,7 @@ def check_memory(*, points: int, outputs: int, dim: int, model: nn.Module, stage
                  dtype: torch.dtype, device: torch.device) -> None:
     """Refuse a run whose estimated memory exceeds what ``device`` has available, with
     both numbers and what to change (a GMNMError)."""
-    width = max((max(p.shape, default=1) for p in model.parameters()), default=1)
+    width, b = model_width(model), torch.finfo(dtype).bits // 8
     parameters = sum(p.numel() for p in model.parameters())
     full_jacobian = any(isinstance(s, GaussNewton) and not s.head_only for s in stages)
     dense_solve = any(isinstance(s, (VarPro, GaussNewton))
@@ -105,8 +123,8 @@ def check_memory(*, points: int, outputs: int, dim: int, model: nn.Module, stage
     head_solve = dense_solve or ("streamed" if any(isinstance(s, LeastSquares) for s in stages)
                                  else False)
     need = estimate(rows=points * outputs, dim=dim, width=width, parameters=parameters,
-                    least_squares=head_solve, gauss_newton=full_jacobian,
-                    bytes_per_value=torch.finfo(dtype).bits // 8)
+                    least_squares=head_solve, gauss_newton=full_jacobian, bytes_per_value=b,
+                    feature_rows=_feature_rows(points * outputs, width, dim, b, stages))
     have = available_memory(device)
     if have is None or need.total <= have[0]:
         return

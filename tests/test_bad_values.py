@@ -270,3 +270,23 @@ def test_fit_names_only_fitting_targets():
     line = one_line_error(invoke("fit", "nosuchtarget"))
     assert line.startswith("error: unknown fitting target 'nosuchtarget'; known: bessel, ")
     assert "poisson" not in line
+
+
+def test_a_streamed_or_sparse_solve_is_not_charged_for_every_point_s_features(monkeypatch):
+    """The large target (20 000 Gaussians in 3-D, 220 000 points) fits a 24 GiB machine
+    with the sparse solver, which builds rows a few hundred at a time and evaluates its
+    loss in pieces; the dense solve of the same run does not."""
+    import pinn_gmnm.memory as memory
+    from pinn_gmnm import GMNM, LeastSquares
+    from pinn_gmnm.training.task import piece_rows
+
+    monkeypatch.setattr(memory, "available_memory", lambda device: (24 << 30, "test"))
+    model = GMNM(3, components=20000)
+    common = dict(points=220000, outputs=1, dim=3, model=model, dtype=torch.float64,
+                  device=torch.device("cpu"))
+    memory.check_memory(stages=[LeastSquares(solver="sparse")], **common)
+    with pytest.raises(GMNMError, match="needs about"):
+        memory.check_memory(stages=[LeastSquares(solver="dense")], **common)
+    with pytest.raises(GMNMError, match="needs about"):  # a block of 20 000 points at once
+        memory.check_memory(stages=[LeastSquares(solver="streamed")], **common)
+    assert piece_rows(20000, 3, 8) == 256 and piece_rows(100, 2, 8) == 16384

@@ -75,7 +75,30 @@ class Callback(Protocol):
 
 
 LOSS_PIECE = 16384
-"""Points above which :meth:`Task.evaluate_loss` evaluates the loss in pieces."""
+"""Points above which :meth:`Task.evaluate_loss` evaluates the loss in pieces (of at
+most this many; fewer for wide models, see :func:`piece_rows`)."""
+
+PIECE_BYTES = 1 << 28
+"""Memory a piece's features may take (256 MiB): with 20 000 Gaussians in 3-D a point's
+values and derivatives take 1.6 MB, so 16 384 points at once would hold 26 GB."""
+
+
+def model_width(model: nn.Module) -> int:
+    """A model's widest parameter dimension (GMNM: its number of Gaussians; an MLP's or
+    KAN's hidden width): how many features each point carries."""
+    return max((max(p.shape, default=1) for p in model.parameters()), default=1)
+
+
+def feature_bytes(width: int, dim: int, bytes_per_value: int) -> int:
+    """Bytes one point's features take: each feature's value and derivatives, kept again
+    for back-propagation (the estimate of :mod:`pinn_gmnm.memory`)."""
+    return width * (2 + dim) * 2 * bytes_per_value
+
+
+def piece_rows(width: int, dim: int, bytes_per_value: int) -> int:
+    """Points per piece of a loss evaluated in pieces: at most :data:`LOSS_PIECE`, fewer
+    when their features would take more than :data:`PIECE_BYTES` (at least 256)."""
+    return max(256, min(LOSS_PIECE, PIECE_BYTES // feature_bytes(width, dim, bytes_per_value)))
 
 
 @dataclass
@@ -134,9 +157,11 @@ class Task:
         """The loss and its terms at the current parameters, without back-propagation;
         on more than :data:`LOSS_PIECE` points, in pieces of that many (the features of
         every point at once can outweigh a streamed least-squares solve many times)."""
-        if self.loss.batch.size <= LOSS_PIECE:
+        x = self.loss.batch.interior
+        rows = piece_rows(model_width(self.model), x.shape[1], x.element_size())
+        if self.loss.batch.size <= rows:
             return self._summed(*self.loss(self.model))
-        return self._summed(*self.loss.in_pieces(self.model, LOSS_PIECE))
+        return self._summed(*self.loss.in_pieces(self.model, rows))
 
     def out_of_time(self) -> bool:
         """Whether the budget is spent (on any rank: all ranks stop together)."""
