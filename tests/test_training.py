@@ -25,8 +25,11 @@ def test_default_stages_follow_linearity():
     nonlinear = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
     stages = default_stages(nonlinear, GMNM(1))
     assert [(type(s), s.head_only) for s in stages] == [(GaussNewton, True), (GaussNewton, False)]
-    big = MLP(1, 1, 100, 3)  # more parameters than Gauss–Newton takes
-    assert [type(s) for s in default_stages(nonlinear, big)] == [Adam, LBFGS]
+    big = MLP(1, 1, 100, 3)  # more parameters than Gauss–Newton takes: its output layer only
+    assert [(type(s), s.head_only) for s in default_stages(nonlinear, big)] == [(GaussNewton, True)]
+    plain = torch.nn.Sequential(torch.nn.Linear(1, 100), torch.nn.Tanh(), torch.nn.Linear(100, 100),
+                                torch.nn.Tanh(), torch.nn.Linear(100, 1))  # no linear head declared
+    assert [type(s) for s in default_stages(nonlinear, plain)] == [Adam, LBFGS]
     # not declared: detected from the residual
     undeclared = Problem(Interval(0, 1), lambda u, x: u.d("xx") + 1.0, [Dirichlet(0.0)])
     assert [type(s) for s in default_stages(undeclared, GMNM(1))] == [Grow]
