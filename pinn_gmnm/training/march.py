@@ -18,6 +18,18 @@ Budget: each slab gets an equal share of the training time that is left when it 
 Resume: the stage's safe points carry the slab, the inner stage and that stage's own
 state, so a stopped march continues inside the slab where it stopped.
 
+**Adaptive slabs** (``splits``; the default march may halve a slab ``SPLITS`` times). As
+an ODE integrator rejects a step whose error estimate is too large and retries it with
+half the step, the march judges each slab when its stages end: solved when its loss is
+below ``solved`` (default ``SOLVED``) times the loss of u ≡ 0 on it. An unsolved slab is
+cut in two (:meth:`~pinn_gmnm.models.slabs.TimeSlabs.split`) and the first half trained
+again, when the slab was halved fewer than ``splits`` times and the rest of the march,
+with one slab more, fits ``PACE`` times over in the time left at this slab's pace; each
+half starts from the slab's own solution (its output layer fitted to it), so a half starts
+where the whole ended and Newton only improves it. A ``split`` event records each cut. The
+slabs' levels (how often each was halved) are in the model's state, so checkpoints,
+resume and ``load_solution`` rebuild the unequal slabs.
+
 **March only where one block fails** (the default for nonlinear evolution problems, see
 :func:`slab_count`). With ``whole`` stages and a model holding a whole piece, the march
 first tries the single space-time block: Newton's method on its output layer (the first
@@ -45,12 +57,14 @@ from ..derivatives import Field
 from ..errors import GMNMError
 from ..evaluation import Evaluator
 from ..geometry import Geometry, SpaceTime
+from ..models.contract import linear_head_of
 from ..models.slabs import TimeSlabs
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
 from .linear import linear_head
 from .loss import Loss
+from .lsq import solve_lstsq
 from .stages import Stage
 from .task import Clock, Task
 
@@ -67,6 +81,22 @@ CONVERGED = 1e-10
 """Newton solved the single block when its loss is below this times the loss of u ≡ 0
 (the output layer set to zero) under the same term weights. Measured on the default
 block: ``klein-gordon`` 4.0e-16, ``burgers`` 1.4e-2."""
+
+SPLITS = 2
+"""How many times the default march may halve a slab that Newton leaves unsolved (a
+slab of the default 8 down to 1/32 of the interval)."""
+
+SOLVED = 1e-4
+"""A slab is solved when its loss is below this times the loss of u ≡ 0 on it (a
+relative residual of 1e-2). Measured on the default march's slabs (slab ratio → the
+relative L2 error there): ``allen-cahn`` 1.5e-5 to 1.1e-4 (4e-4 to 8e-3), ``burgers``
+3.6e-6 and 6.9e-5 before its front (4e-4), 8e-4 as it forms (2.7e-2) and 1e-2 once it has
+(Newton stalled at once: 9e-2), ``schrodinger`` 1.6e-4 and 2.4e-4 (3e-3, 4e-3), then up
+to 2.5e-2 (0.3) as the soliton peaks."""
+
+PACE = 2.0
+"""A slab is split only when the rest of the march, one slab more, would fit this many
+times over in the training time left at the pace of the slab just trained."""
 
 NEWTON_DAMPING = 1e-20
 """The starting damping of the head's Levenberg–Marquardt stage on a slab (see
@@ -216,7 +246,9 @@ class SlabTask(Task):
 class March(Stage):
     """Time marching (see the module docstring): ``stages`` train each slab in turn,
     on a :class:`~pinn_gmnm.models.slabs.TimeSlabs` model. Each slab's result is
-    recorded as a ``slab`` event (its times, loss and error). With ``whole`` stages
+    recorded as a ``slab`` event (its times, loss, the loss of u ≡ 0 and its error); with
+    ``splits`` > 0 a slab whose loss stays above ``solved`` times that of u ≡ 0 is halved
+    (at most ``splits`` times, a ``split`` event each) and solved again. With ``whole`` stages
     (the first one Newton on the output layer) the single block is tried first, on the
     model's whole piece, and kept when Newton solves it there: its loss below ``tol``
     times the loss of u ≡ 0 (a ``block`` event says which was chosen)."""
@@ -224,6 +256,8 @@ class March(Stage):
     stages: tuple[Stage, ...] = ()
     whole: tuple[Stage, ...] = ()
     tol: float = CONVERGED
+    splits: int = 0
+    solved: float = SOLVED
     kind: ClassVar[str] = "march"
 
     def __post_init__(self) -> None:
@@ -235,8 +269,11 @@ class March(Stage):
             if any(isinstance(s, March) for s in inner) or (name == "stages" and not inner):
                 raise GMNMError("march needs a list of stages (not march) to train each slab with")
             object.__setattr__(self, name, inner)
-        if not 0 < self.tol < 1:
-            raise GMNMError(f"march: tol must be in (0, 1), got {self.tol!r}")
+        for name in ("tol", "solved"):
+            if not 0 < getattr(self, name) < 1:
+                raise GMNMError(f"march: {name} must be in (0, 1), got {getattr(self, name)!r}")
+        if isinstance(self.splits, bool) or not isinstance(self.splits, int) or self.splits < 0:
+            raise GMNMError(f"march: splits must be a whole number >= 0, got {self.splits!r}")
         if self.whole and not (isinstance(self.whole[0], GaussNewton) and self.whole[0].head_only):
             raise GMNMError("march: the stages that try the single block ('whole') must start "
                             "with gauss-newton on the output layer (head_only: true)")
@@ -246,6 +283,8 @@ class March(Stage):
         if self.whole:
             out["whole"] = [s.to_dict() for s in self.whole]
             out["tol"] = self.tol
+        if self.splits:
+            out["splits"], out["solved"] = self.splits, self.solved
         return out
 
     @property
@@ -273,13 +312,47 @@ class March(Stage):
             task.safe_point({"slab": 0, "stage": None}, loss=None)
         elif self.whole:
             model.decide(True)
-        for k in range(first, model.slabs):
+        k = first
+        ready = 0 if saved is None else int(saved.get("ready", 0))
+        while k < model.slabs:
             inside = saved if saved is not None and k == first and saved["stage"] is not None \
                 else None
-            loss = self._slab(task, model, problem, k, inside)
+            start = task.clock.elapsed()
+            loss, zero = self._slab(task, model, problem, k, inside, warm=k >= ready,
+                                    extra={"ready": ready})
             if task.out_of_time():
                 return
-            task.safe_point({"slab": k + 1, "stage": None}, loss=loss)
+            if self._halve(task, model, k, loss, zero, task.clock.elapsed() - start):
+                ready, saved = k + 2, None  # both halves start from the slab's solution
+                task.safe_point({"slab": k, "stage": None, "ready": ready})
+                continue
+            task.safe_point({"slab": k + 1, "stage": None, "ready": ready}, loss=loss)
+            k += 1
+
+    def _halve(self, task: Task, model: TimeSlabs, k: int, loss: float, zero: float,
+               spent: float) -> bool:
+        """Split slab ``k`` in two when it is not solved (its loss above ``solved`` times
+        the loss of u ≡ 0), it was halved fewer than ``splits`` times, and the rest of the
+        march, with one slab more, fits ``PACE`` times over in the time left at the pace of
+        this slab (no budget: always). Both halves start from the slab's solution (their
+        output layers fitted to it, see :func:`fit_to`). True when it did."""
+        level = int(model.levels[k])
+        if level >= self.splits or loss <= self.solved * zero:
+            return False
+        budget = task.clock.budget
+        if budget is not None and PACE * spent * (model.slabs - k + 1) > \
+                budget - task.clock.elapsed():
+            return False
+        a, b, parent = model.times[k], model.times[k + 1], model.pieces[k]
+        model.split(k, seed=task.seed + SLAB_SEED * k + level + 1)
+        for i in (k, k + 1):  # the slab's Gaussians over half its time, fitted to it
+            with torch.no_grad():
+                model.pieces[i].load_state_dict(parent.state_dict())
+            fit_to(model.pieces[i], parent, model.bounds_of(i), seed=task.seed + i)
+        task.sync_params()
+        task.events.append({"event": "split", "slab": k, "times": [a, b], "step": task.step,
+                            "loss": loss, "zero_loss": zero, "level": level + 1})
+        return True
 
     def _whole(self, task: Task, model: TimeSlabs, inside: dict[str, Any] | None) -> bool:
         """Try the single block (continue it from ``inside``); True when it is kept."""
@@ -323,9 +396,12 @@ class March(Stage):
         return True
 
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-              inside: dict[str, Any] | None) -> float:
-        """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss."""
-        if inside is None and k > 0:
+              inside: dict[str, Any] | None, *, warm: bool = True,
+              extra: dict[str, Any] | None = None) -> tuple[float, float]:
+        """Train slab ``k`` (continue it from ``inside``, a saved state; ``warm``: start
+        it from the previous slab's piece); its final loss and the loss of u ≡ 0 on it.
+        ``extra`` goes with its safe points."""
+        if inside is None and k > 0 and warm:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
         collocation = task.collocation or Collocation()
@@ -343,7 +419,8 @@ class March(Stage):
                          eval_every=task.eval_every, callbacks=[_Forward(task)],
                          history=task.history, step=task.step, collocation=collocation,
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
-                         stages=list(self.stages), events=task.events, run_task=task, slab=k)
+                         stages=list(self.stages), events=task.events, run_task=task, slab=k,
+                         extra=dict(extra or {}))
         child.initial_loss = float(child.evaluate_loss()[0])
         first, state = 0, None
         if inside is not None:
@@ -358,11 +435,11 @@ class March(Stage):
             if j + 1 < len(self.stages):
                 child.enter(j + 1, None)
                 child.safe_point(None, loss=float(child.evaluate_loss()[0]))
-        total, _ = child.evaluate_loss()
+        total, zero = float(child.evaluate_loss()[0]), zero_loss(child)
         task.events.append({"event": "slab", "slab": k, "times": [model.times[k], model.times[k + 1]],
-                            "step": child.step, "loss": float(total),
+                            "step": child.step, "loss": total, "zero_loss": zero,
                             "rel_l2": child.evaluator.quick_error(piece)})
-        return float(total)
+        return total, zero
 
 
 def zero_loss(task: Task) -> float:
@@ -377,6 +454,25 @@ def zero_loss(task: Task) -> float:
         for p, v in zip(params, saved):
             p.copy_(v)
     return zero
+
+
+def fit_to(piece: nn.Module, target: nn.Module, bounds: Any, *, seed: int) -> None:
+    """Set the output layer of ``piece`` (when it has one) to the least-squares fit of
+    ``target`` at 2 (m + 1) quasi-random points of the box ``bounds``: a new piece starts
+    from a solution already found there."""
+    head = linear_head_of(piece)
+    if head is None:
+        return
+    p = head.weight
+    lo, hi = (torch.tensor(b, dtype=torch.float64) for b in bounds)
+    engine = torch.quasirandom.SobolEngine(len(lo), scramble=True, seed=seed)
+    x = (lo + (hi - lo) * engine.draw(2 * (head.n_features + 1), dtype=torch.float64)).to(p)
+    with torch.no_grad():
+        features = head.features(x).value()
+        A = torch.cat([features, features.new_ones(len(x), 1)], dim=1)
+        y = target(x).reshape(len(x), -1)
+        theta = torch.stack([solve_lstsq(A, y[:, j]).theta for j in range(y.shape[1])], dim=1)
+    head.set(theta)
 
 
 def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:
