@@ -24,9 +24,9 @@ half the step, the march judges each slab when its stages end: solved when its l
 below ``solved`` (default ``SOLVED``) times the loss of u ≡ 0 on it. An unsolved slab is
 cut in two (:meth:`~pinn_gmnm.models.slabs.TimeSlabs.split`) and the first half trained
 again, when the slab was halved fewer than ``splits`` times and the rest of the march,
-with one slab more, fits ``PACE`` times over in the time left at this slab's pace; each
-half starts from the slab's own solution (its output layer fitted to it), so a half starts
-where the whole ended and Newton only improves it. A ``split`` event records each cut. The
+with one slab more, fits ``PACE`` times over in the time left at this slab's pace; the
+halves start as every slab does, from the previous slab's solution (the same layout
+shifted in time). A ``split`` event records each cut. The
 slabs' levels (how often each was halved) are in the model's state, so checkpoints,
 resume and ``load_solution`` rebuild the unequal slabs.
 
@@ -57,14 +57,12 @@ from ..derivatives import Field
 from ..errors import GMNMError
 from ..evaluation import Evaluator
 from ..geometry import Geometry, SpaceTime
-from ..models.contract import linear_head_of
 from ..models.slabs import TimeSlabs
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
 from .linear import linear_head
 from .loss import Loss
-from .lsq import solve_lstsq
 from .stages import Stage
 from .task import Clock, Task
 
@@ -313,20 +311,18 @@ class March(Stage):
         elif self.whole:
             model.decide(True)
         k = first
-        ready = 0 if saved is None else int(saved.get("ready", 0))
         while k < model.slabs:
             inside = saved if saved is not None and k == first and saved["stage"] is not None \
                 else None
             start = task.clock.elapsed()
-            loss, zero = self._slab(task, model, problem, k, inside, warm=k >= ready,
-                                    extra={"ready": ready})
+            loss, zero = self._slab(task, model, problem, k, inside)
             if task.out_of_time():
                 return
             if self._halve(task, model, k, loss, zero, task.clock.elapsed() - start):
-                ready, saved = k + 2, None  # both halves start from the slab's solution
-                task.safe_point({"slab": k, "stage": None, "ready": ready})
+                saved = None  # the first half is trained next, afresh
+                task.safe_point({"slab": k, "stage": None})
                 continue
-            task.safe_point({"slab": k + 1, "stage": None, "ready": ready}, loss=loss)
+            task.safe_point({"slab": k + 1, "stage": None}, loss=loss)
             k += 1
 
     def _halve(self, task: Task, model: TimeSlabs, k: int, loss: float, zero: float,
@@ -334,8 +330,9 @@ class March(Stage):
         """Split slab ``k`` in two when it is not solved (its loss above ``solved`` times
         the loss of u ≡ 0), it was halved fewer than ``splits`` times, and the rest of the
         march, with one slab more, fits ``PACE`` times over in the time left at the pace of
-        this slab (no budget: always). Both halves start from the slab's solution (their
-        output layers fitted to it, see :func:`fit_to`). True when it did."""
+        this slab (no budget: always). The halves start as slabs do, from the previous
+        slab's solution (the first half of the first slab from the slab's own). True when
+        it did."""
         level = int(model.levels[k])
         if level >= self.splits or loss <= self.solved * zero:
             return False
@@ -345,10 +342,8 @@ class March(Stage):
             return False
         a, b, parent = model.times[k], model.times[k + 1], model.pieces[k]
         model.split(k, seed=task.seed + SLAB_SEED * k + level + 1)
-        for i in (k, k + 1):  # the slab's Gaussians over half its time, fitted to it
-            with torch.no_grad():
-                model.pieces[i].load_state_dict(parent.state_dict())
-            fit_to(model.pieces[i], parent, model.bounds_of(i), seed=task.seed + i)
+        with torch.no_grad():  # the first slab's first half starts from the slab's solution
+            model.pieces[k].load_state_dict(parent.state_dict())
         task.sync_params()
         task.events.append({"event": "split", "slab": k, "times": [a, b], "step": task.step,
                             "loss": loss, "zero_loss": zero, "level": level + 1})
@@ -396,12 +391,10 @@ class March(Stage):
         return True
 
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-              inside: dict[str, Any] | None, *, warm: bool = True,
-              extra: dict[str, Any] | None = None) -> tuple[float, float]:
-        """Train slab ``k`` (continue it from ``inside``, a saved state; ``warm``: start
-        it from the previous slab's piece); its final loss and the loss of u ≡ 0 on it.
-        ``extra`` goes with its safe points."""
-        if inside is None and k > 0 and warm:
+              inside: dict[str, Any] | None) -> tuple[float, float]:
+        """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss
+        and the loss of u ≡ 0 on it."""
+        if inside is None and k > 0:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
         collocation = task.collocation or Collocation()
@@ -419,8 +412,7 @@ class March(Stage):
                          eval_every=task.eval_every, callbacks=[_Forward(task)],
                          history=task.history, step=task.step, collocation=collocation,
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
-                         stages=list(self.stages), events=task.events, run_task=task, slab=k,
-                         extra=dict(extra or {}))
+                         stages=list(self.stages), events=task.events, run_task=task, slab=k)
         child.initial_loss = float(child.evaluate_loss()[0])
         first, state = 0, None
         if inside is not None:
@@ -454,25 +446,6 @@ def zero_loss(task: Task) -> float:
         for p, v in zip(params, saved):
             p.copy_(v)
     return zero
-
-
-def fit_to(piece: nn.Module, target: nn.Module, bounds: Any, *, seed: int) -> None:
-    """Set the output layer of ``piece`` (when it has one) to the least-squares fit of
-    ``target`` at 2 (m + 1) quasi-random points of the box ``bounds``: a new piece starts
-    from a solution already found there."""
-    head = linear_head_of(piece)
-    if head is None:
-        return
-    p = head.weight
-    lo, hi = (torch.tensor(b, dtype=torch.float64) for b in bounds)
-    engine = torch.quasirandom.SobolEngine(len(lo), scramble=True, seed=seed)
-    x = (lo + (hi - lo) * engine.draw(2 * (head.n_features + 1), dtype=torch.float64)).to(p)
-    with torch.no_grad():
-        features = head.features(x).value()
-        A = torch.cat([features, features.new_ones(len(x), 1)], dim=1)
-        y = target(x).reshape(len(x), -1)
-        theta = torch.stack([solve_lstsq(A, y[:, j]).theta for j in range(y.shape[1])], dim=1)
-    head.set(theta)
 
 
 def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:
