@@ -26,7 +26,9 @@ cut in two (:meth:`~pinn_gmnm.models.slabs.TimeSlabs.split`) and the first half 
 again, when the slab was halved fewer than ``splits`` times and the rest of the march,
 with one slab more, fits ``PACE`` times over in the time left at this slab's pace; the
 halves start as every slab does, from the previous slab's solution (the same layout
-shifted in time). A ``split`` event records each cut. The
+shifted in time). As an integrator carries its step size on, the next slab starts
+halved as often as this one was, or one time less when this one was solved. A ``split``
+event records each cut (``reason``: ``unsolved``, or ``step`` for one carried on). The
 slabs' levels (how often each was halved) are in the model's state, so checkpoints,
 resume and ``load_solution`` rebuild the unequal slabs.
 
@@ -310,19 +312,23 @@ class March(Stage):
             task.safe_point({"slab": 0, "stage": None}, loss=None)
         elif self.whole:
             model.decide(True)
-        k = first
+        k, level = first, 0 if saved is None else int(saved.get("level", 0))
         while k < model.slabs:
             inside = saved if saved is not None and k == first and saved["stage"] is not None \
                 else None
+            while inside is None and int(model.levels[k]) < level:  # the step carried on
+                self._split(task, model, k, reason="step")
             start = task.clock.elapsed()
             loss, zero = self._slab(task, model, problem, k, inside)
             if task.out_of_time():
                 return
             if self._halve(task, model, k, loss, zero, task.clock.elapsed() - start):
-                saved = None  # the first half is trained next, afresh
+                saved, level = None, 0  # the first half is trained next, afresh
                 task.safe_point({"slab": k, "stage": None})
                 continue
-            task.safe_point({"slab": k + 1, "stage": None}, loss=loss)
+            # the next slab starts as long as this one, or twice as long when this one is solved
+            level = max(0, int(model.levels[k]) - int(loss <= self.solved * zero))
+            task.safe_point({"slab": k + 1, "stage": None, "level": level}, loss=loss)
             k += 1
 
     def _halve(self, task: Task, model: TimeSlabs, k: int, loss: float, zero: float,
@@ -333,21 +339,25 @@ class March(Stage):
         this slab (no budget: always). The halves start as slabs do, from the previous
         slab's solution (the first half of the first slab from the slab's own). True when
         it did."""
-        level = int(model.levels[k])
-        if level >= self.splits or loss <= self.solved * zero:
+        if int(model.levels[k]) >= self.splits or loss <= self.solved * zero:
             return False
         budget = task.clock.budget
         if budget is not None and PACE * spent * (model.slabs - k + 1) > \
                 budget - task.clock.elapsed():
             return False
-        a, b, parent = model.times[k], model.times[k + 1], model.pieces[k]
+        self._split(task, model, k, reason="unsolved", loss=loss, zero_loss=zero)
+        return True
+
+    def _split(self, task: Task, model: TimeSlabs, k: int, **why: Any) -> None:
+        """Cut slab ``k`` in two (a ``split`` event with ``why``)."""
+        a, b, parent, level = model.times[k], model.times[k + 1], model.pieces[k], \
+            int(model.levels[k])
         model.split(k, seed=task.seed + SLAB_SEED * k + level + 1)
         with torch.no_grad():  # the first slab's first half starts from the slab's solution
             model.pieces[k].load_state_dict(parent.state_dict())
         task.sync_params()
         task.events.append({"event": "split", "slab": k, "times": [a, b], "step": task.step,
-                            "loss": loss, "zero_loss": zero, "level": level + 1})
-        return True
+                            "level": level + 1, **why})
 
     def _whole(self, task: Task, model: TimeSlabs, inside: dict[str, Any] | None) -> bool:
         """Try the single block (continue it from ``inside``); True when it is kept."""
