@@ -27,7 +27,8 @@ again, when the slab was halved fewer than ``splits`` times and the rest of the 
 with one slab more, fits ``PACE`` times over in the time left at this slab's pace; the
 halves start as every slab does, from the previous slab's solution (the same layout
 shifted in time). As an integrator carries its step size on, the next slab starts
-halved as often as this one was, or one time less when this one was solved. A ``split``
+halved as often as this one was, or one time less when this one was solved (when that
+fits in the time left, as above). A ``split``
 event records each cut (``reason``: ``unsolved``, or ``step`` for one carried on). The
 slabs' levels (how often each was halved) are in the model's state, so checkpoints,
 resume and ``load_solution`` rebuild the unequal slabs.
@@ -313,20 +314,23 @@ class March(Stage):
         elif self.whole:
             model.decide(True)
         k, level = first, 0 if saved is None else int(saved.get("level", 0))
+        spent: float | None = None  # training seconds of the last slab
         while k < model.slabs:
             inside = saved if saved is not None and k == first and saved["stage"] is not None \
                 else None
-            while inside is None and int(model.levels[k]) < level:  # the step carried on
+            while inside is None and int(model.levels[k]) < level and \
+                    self._affordable(task, model, k, spent):  # the step carried on
                 self._split(task, model, k, reason="step")
             start = task.clock.elapsed()
             loss, zero = self._slab(task, model, problem, k, inside)
             if task.out_of_time():
                 return
-            if self._halve(task, model, k, loss, zero, task.clock.elapsed() - start):
+            spent = task.clock.elapsed() - start
+            if self._halve(task, model, k, loss, zero, spent):
                 saved, level = None, 0  # the first half is trained next, afresh
                 task.safe_point({"slab": k, "stage": None})
                 continue
-            # the next slab starts as long as this one, or twice as long when this one is solved
+            # the next slab starts as short as this one, or twice as long when this one is solved
             level = max(0, int(model.levels[k]) - int(loss <= self.solved * zero))
             task.safe_point({"slab": k + 1, "stage": None, "level": level}, loss=loss)
             k += 1
@@ -339,14 +343,22 @@ class March(Stage):
         this slab (no budget: always). The halves start as slabs do, from the previous
         slab's solution (the first half of the first slab from the slab's own). True when
         it did."""
-        if int(model.levels[k]) >= self.splits or loss <= self.solved * zero:
-            return False
-        budget = task.clock.budget
-        if budget is not None and PACE * spent * (model.slabs - k + 1) > \
-                budget - task.clock.elapsed():
+        if int(model.levels[k]) >= self.splits or loss <= self.solved * zero or \
+                not self._affordable(task, model, k, spent):
             return False
         self._split(task, model, k, reason="unsolved", loss=loss, zero_loss=zero)
         return True
+
+    @staticmethod
+    def _affordable(task: Task, model: TimeSlabs, k: int, spent: float | None) -> bool:
+        """Whether slabs ``k`` on, one more of them, fit ``PACE`` times over in the time
+        left at ``spent`` seconds a slab (always without a budget; never at an unknown
+        pace)."""
+        budget = task.clock.budget
+        if budget is None:
+            return True
+        return spent is not None and \
+            PACE * spent * (model.slabs - k + 1) <= budget - task.clock.elapsed()
 
     def _split(self, task: Task, model: TimeSlabs, k: int, **why: Any) -> None:
         """Cut slab ``k`` in two (a ``split`` event with ``why``)."""
