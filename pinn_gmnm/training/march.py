@@ -363,12 +363,13 @@ class March(Stage):
     def _affordable(task: Task, model: TimeSlabs, k: int, spent: float | None) -> bool:
         """Whether slabs ``k`` on, one more of them, fit ``PACE`` times over in the time
         left at ``spent`` seconds a slab (always without a budget; never at an unknown
-        pace)."""
+        pace; under torchrun, when every rank finds so)."""
         budget = task.clock.budget
         if budget is None:
             return True
-        return spent is not None and \
+        fits = spent is not None and \
             PACE * spent * (model.slabs - k + 1) <= budget - task.clock.elapsed()
+        return not task.loss.parallel.any(not fits)
 
     def _split(self, task: Task, model: TimeSlabs, k: int, **why: Any) -> None:
         """Cut slab ``k`` in two (a ``split`` event with ``why``)."""
