@@ -245,7 +245,7 @@ def test_a_stopped_trial_or_march_resumes_to_the_same_result(problem, stop_at, s
 
 def test_the_default_run_of_a_nonlinear_evolution_problem_tries_one_block_then_marches():
     from pinn_gmnm.run import build, stages_for
-    from pinn_gmnm.training.march import DEFAULT_SLABS
+    from pinn_gmnm.training.march import DEFAULT_SLABS, SPLITS
 
     config = RunConfig(problem="burgers", model_options={"components": 64})
     problem, model = build(config)
@@ -256,6 +256,10 @@ def test_the_default_run_of_a_nonlinear_evolution_problem_tries_one_block_then_m
     assert method == "gauss-newton" and isinstance(march, March)
     assert [s.head_only for s in march.stages] == [True]  # Newton alone on each slab
     assert [s.head_only for s in march.whole] == [True, False]
+    assert march.splits == SPLITS and march.to_dict()["splits"] == SPLITS  # adaptive slabs
+    _, (fixed,) = stages_for(RunConfig(problem="burgers", slabs=3), problem,
+                             build(RunConfig(problem="burgers", slabs=3))[1])
+    assert fixed.splits == 0 and "splits" not in fixed.to_dict()  # --slabs N: N slabs
     # a resolved config rebuilds the same model (resume), an explicit --slabs no trial
     again = RunConfig.from_dict({**config.to_dict(), "slabs": DEFAULT_SLABS, "method": method,
                                  "stages": [march.to_dict()]})
