@@ -77,7 +77,8 @@ class RunConfig:
     slabs: int | None = _option(
         None, "Time marching: solve a time-dependent problem in N time slabs, one after "
         "another, each by the run's method (default: one space-time block, except for "
-        "nonlinear ones trained by Newton: one block when Newton solves it, else 8 slabs).")
+        "nonlinear ones trained by Newton: one block when Newton solves it, else 8 slabs, "
+        "each halved while Newton leaves it unsolved and time allows).")
     sampler: str = _option("sobol", "sobol, halton, lhs, uniform or grid.")
     dtype: str = _option("float64", "float64 or float32.")
     seed: int = _option(0, "Random seed (model initialisation and points).")

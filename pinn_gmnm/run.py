@@ -38,7 +38,7 @@ from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
 from .training.loop import snapshot_dict
-from .training.march import March, slab_count, slab_stages
+from .training.march import SPLITS, March, slab_count, slab_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
 
@@ -78,7 +78,8 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
         per_slab = slab_stages(inner, newton_only=model.whole is not None)
         # the single block, when tried first: Newton on its output layer, then the rest
         whole = () if model.whole is None else (per_slab[0], *inner[1:])
-        return chosen.name, [March(stages=per_slab, whole=whole)]
+        splits = 0 if model.whole is None else SPLITS  # the default march adapts its slabs
+        return chosen.name, [March(stages=per_slab, whole=whole, splits=splits)]
     return chosen.name, chosen.build(problem, model, Steps.of(config))
 
 

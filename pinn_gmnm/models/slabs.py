@@ -12,6 +12,13 @@ method fails to converge there (see :class:`~pinn_gmnm.training.march.March`). W
 of the two answers is kept in the model's state (``marching``), so a saved model answers
 as it was trained.
 
+**Unequal slabs.** The march may halve a slab it could not solve (:meth:`TimeSlabs.split`);
+each slab's level (how often it was halved) is a buffer of the model's state, so a
+checkpoint of unequal slabs loads into the model its config builds (with the equal slabs):
+the slabs are cut again as saved, and a checkpoint without levels holds equal slabs.
+Halves keep the layout of the slab they come from (k_t Gaussians along its half of the
+time), so a half can start from the slab's solution.
+
 **Layout of a slab's Gaussians.** A slab is a short cylinder, mapped like any box to
 [−1, 1]^d in the piece's own coordinates; the default isotropic layout would put as many
 Gaussians along its short time axis as along space. :func:`slab_layout` keeps the density
@@ -43,14 +50,37 @@ if TYPE_CHECKING:
     from ..derivatives import DerivativeEngine
 
 
-def slab_times(t0: float, t1: float, slabs: int) -> list[float]:
-    """The ``slabs + 1`` boundaries of equal slabs of [t0, t1]."""
-    return [t0 + (t1 - t0) * k / slabs for k in range(slabs)] + [t1]
+def slab_times(t0: float, t1: float, slabs: int, levels: Sequence[int] | None = None
+               ) -> list[float]:
+    """The boundaries of ``slabs`` equal slabs of [t0, t1] (``slabs + 1`` of them); with
+    ``levels``, of the slabs they were cut into: a slab of level l is one of the 2^l equal
+    parts of one of the equal slabs (see :meth:`TimeSlabs.split`), in order."""
+    equal = [t0 + (t1 - t0) * k / slabs for k in range(slabs)] + [t1]
+    if levels is None:
+        return equal
+    out, j, frac = [t0], 0, 0.0
+    for level in levels:
+        if j >= slabs or isinstance(level, bool) or not 0 <= level <= MAX_LEVEL:
+            break
+        frac += 2.0 ** -level  # exact: sums of powers of two
+        if frac >= 1.0:
+            j, frac = j + 1, 0.0
+            out.append(equal[j])
+        else:
+            out.append(equal[j] + (equal[j + 1] - equal[j]) * frac)
+    if len(out) != len(levels) + 1 or j != slabs or frac != 0.0:
+        raise GMNMError(f"slab levels {list(levels)} do not cut {slabs} equal slabs into halves")
+    return out
+
+
+MAX_LEVEL = 30
+"""The deepest a slab may be halved (levels are checked against it)."""
 
 
 class TimeSlabs(Surrogate):
     """Models ``pieces[k]`` for t in [times[k], times[k + 1]) (the last one closed), time
-    being the last input coordinate; with ``whole``, also a piece over the whole interval
+    being the last input coordinate; ``slabs`` equal slabs, of which the march may halve
+    some (:meth:`split`; ``levels`` says how often); with ``whole``, also a piece over the whole interval
     (tried first by the march); with ``thin``, the pieces laid out by :func:`slab_layout`. ``build(bounds)`` makes one piece for a slab's box;
     every piece has the same architecture, so a trained piece's parameters can start the
     next one (the same layout shifted in time).
@@ -67,13 +97,13 @@ class TimeSlabs(Surrogate):
         if isinstance(slabs, bool) or not isinstance(slabs, int) or slabs < 1:
             raise GMNMError(f"slabs must be a whole number >= 1, got {slabs!r}")
         lo, hi = (tuple(float(v) for v in b) for b in bounds)
-        self.times = slab_times(lo[-1], hi[-1], slabs)
+        self.build, self.box, self.base, self.thin = build, (lo, hi), slabs, thin
         self.whole = build((lo, hi)) if whole else None
-        self.pieces = nn.ModuleList(build((lo[:-1] + (a,), hi[:-1] + (b,)))
-                                    for a, b in zip(self.times[:-1], self.times[1:]))
-        if thin:
-            for piece in self.pieces:
-                slab_layout(piece, slabs)
+        # how many times each slab was halved (see split): saved, so that a checkpoint
+        # of unequal slabs rebuilds them
+        self.register_buffer("levels", torch.zeros(slabs, dtype=torch.long))
+        self.times = slab_times(lo[-1], hi[-1], slabs)
+        self.pieces = nn.ModuleList(self._piece(k) for k in range(slabs))
         # 1: the pieces answer (marched); 0: the whole piece does (when there is one)
         self.register_buffer("marching", torch.tensor(0 if whole else 1))
         first = self.pieces[0]
@@ -141,10 +171,57 @@ class TimeSlabs(Surrogate):
         with torch.no_grad():
             self.pieces[target].load_state_dict(self.pieces[source].state_dict())
 
-    def bounds_of(self, k: int, bounds: Bounds) -> Bounds:
-        """The box of slab ``k`` within the domain's box ``bounds``."""
-        lo, hi = (tuple(float(v) for v in b) for b in bounds)
+    def bounds_of(self, k: int) -> Bounds:
+        """The box of slab ``k``: the domain's box cut to [times[k], times[k + 1]]."""
+        lo, hi = self.box
         return lo[:-1] + (self.times[k],), hi[:-1] + (self.times[k + 1],)
+
+    def split(self, k: int, *, seed: int = 0) -> None:
+        """Cut slab ``k`` into two halves, each with a new piece of the same layout (built
+        with the random seed ``seed``); the other pieces are kept."""
+        levels = [int(v) for v in self.levels.tolist()]
+        if not 0 <= k < len(levels):
+            raise GMNMError(f"no slab {k} to split: there are {len(levels)}")
+        if levels[k] >= MAX_LEVEL:
+            raise GMNMError(f"slab {k} was halved {MAX_LEVEL} times already")
+        new = levels[:k] + [levels[k] + 1] * 2 + levels[k + 1:]
+        kept = {**{i: p for i, p in enumerate(self.pieces) if i < k},
+                **{i + 1: p for i, p in enumerate(self.pieces) if i > k}}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self._cut(new, kept)
+
+    def _cut(self, levels: list[int], kept: dict[int, nn.Module]) -> None:
+        """Cut the interval into slabs of ``levels``: piece ``i`` is ``kept[i]`` or new."""
+        like = next(self.pieces[0].parameters())
+        self.times = slab_times(self.box[0][-1], self.box[1][-1], self.base, levels)
+        pieces = []
+        for i in range(len(levels)):
+            piece = kept.get(i)
+            if piece is None:
+                piece = self._piece(i).to(device=like.device, dtype=like.dtype)
+                piece.requires_grad_(like.requires_grad)
+            pieces.append(piece)
+        self.pieces = nn.ModuleList(pieces)
+        self.levels = torch.tensor(levels, dtype=torch.long, device=self.levels.device)
+
+    def _piece(self, k: int) -> nn.Module:
+        piece = self.build(self.bounds_of(k))
+        if self.thin:  # every piece has the layout of one of the equal slabs
+            slab_layout(piece, self.base)
+        return piece
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        # Slabs split in training save other levels than the config builds: cut the
+        # interval as they were, so that run directories and resumes load. (A checkpoint
+        # from before slabs were split holds equal slabs.)
+        key = prefix + "levels"
+        saved = state_dict.setdefault(key, torch.zeros(self.base, dtype=torch.long))
+        levels = [int(v) for v in saved.tolist()]
+        if levels != [int(v) for v in self.levels.tolist()]:
+            with torch.random.fork_rng(devices=[]):
+                self._cut(levels, {})
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def slab_layout(piece: nn.Module, slabs: int) -> None:
