@@ -290,3 +290,13 @@ def test_a_streamed_or_sparse_solve_is_not_charged_for_every_point_s_features(mo
     with pytest.raises(GMNMError, match="needs about"):  # a block of 20 000 points at once
         memory.check_memory(stages=[LeastSquares(solver="streamed")], **common)
     assert piece_rows(20000, 3, 8) == 256 and piece_rows(100, 2, 8) == 16384
+
+
+def test_a_model_with_an_empty_parameter_has_width_one():
+    """The fem model holds a parameter of size 0 before it is solved: its loss is still
+    evaluated (a width of 0 divided the piece size by zero)."""
+    from pinn_gmnm.training.task import model_width
+
+    empty = torch.nn.Module()
+    empty.p = torch.nn.Parameter(torch.zeros(0))
+    assert model_width(empty) == 1 and model_width(torch.nn.Linear(3, 40)) == 40

@@ -86,7 +86,7 @@ values and derivatives take 1.6 MB, so 16 384 points at once would hold 26 GB.""
 def model_width(model: nn.Module) -> int:
     """A model's widest parameter dimension (GMNM: its number of Gaussians; an MLP's or
     KAN's hidden width): how many features each point carries."""
-    return max((max(p.shape, default=1) for p in model.parameters()), default=1)
+    return max(1, max((max(p.shape, default=1) for p in model.parameters()), default=1))
 
 
 def feature_bytes(width: int, dim: int, bytes_per_value: int) -> int:
