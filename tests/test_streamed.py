@@ -282,3 +282,27 @@ def test_a_large_batch_records_its_loss_in_pieces(monkeypatch):
         losses.append(s.history[-1]["loss"])
         assert bool(called) == (piece == 256)
     assert losses[1] == pytest.approx(losses[0], rel=1e-10)
+
+
+def test_a_slab_s_carried_state_survives_a_loss_in_pieces():
+    """A later slab's initial condition carries the previous slab's values for all its
+    points, in order, so it is never split: the pieces without it must not evaluate it
+    (a march whose grown model evaluated its loss in pieces crashed there)."""
+    import dataclasses
+
+    from pinn_gmnm import Initial
+    from pinn_gmnm.training.march import Carried
+
+    p = get_problem("heat-1d")
+    x = torch.rand(40, 2, dtype=torch.float64)
+    x[:, 1] = 0.0
+    conditions = [Carried(points=x, values=torch.sin(x[:, 0]), order=c.order, output=c.output,
+                          name=c.label) if isinstance(c, Initial) else c for c in p.conditions]
+    slab = dataclasses.replace(p, conditions=conditions)
+    model = GMNM(2, components=30, bounds=p.geometry.bbox).double()
+    loss = Loss(slab, sample_batch(slab, Collocation(700, 300), seed=3).to(torch.float64, "cpu"))
+    total, parts = loss(model)
+    total_p, parts_p = loss.in_pieces(model, 128)
+    assert float(total_p) == pytest.approx(float(total), rel=1e-12)
+    for k in parts:
+        assert float(parts_p[k]) == pytest.approx(float(parts[k]), rel=1e-12, abs=1e-300)

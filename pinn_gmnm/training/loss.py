@@ -112,8 +112,13 @@ class Loss:
             field, rows = basis.field, basis.rows
         out = p.residuals(field(b.interior), b.interior, rows)
         for c, x in zip(p.conditions, b.conditions):
-            r = c.residual(field(x), x, p.geometry)
             expected = (len(x),) if rows is None else (rows, len(x))
+            if batch is not None and len(x) == 0:
+                # a piece without this condition's points: a condition kept whole (its
+                # values belong to all its points, in order) lies in the first piece only
+                out.append(b.interior.new_zeros(expected))
+                continue
+            r = c.residual(field(x), x, p.geometry)
             if r.shape != expected:
                 raise GMNMError(
                     f"{p.name}: condition '{c.label}' gives residuals of shape "
