@@ -374,11 +374,9 @@ class March(Stage):
         """Whether slabs ``k`` on, one more of them, fit ``PACE`` times over in the time
         left at ``spent`` seconds a slab (always without a budget; never at an unknown
         pace; under torchrun, when every rank finds so)."""
-        budget = task.clock.budget
-        if budget is None:
+        if task.clock.budget is None:
             return True
-        fits = spent is not None and \
-            PACE * spent * (model.slabs - k + 1) <= budget - task.clock.elapsed()
+        fits = spent is not None and PACE * spent * (model.slabs - k + 1) <= task.clock.left()
         return not task.loss.parallel.any(not fits)
 
     def _split(self, task: Task, model: TimeSlabs, k: int, **why: Any) -> None:
