@@ -76,9 +76,10 @@ class RunConfig:
     boundary: int = _option(400, "Boundary collocation points.", flag="--boundary-points")
     slabs: int | None = _option(
         None, "Time marching: solve a time-dependent problem in N time slabs, one after "
-        "another, each by the run's method (default: one space-time block, except for "
-        "nonlinear ones trained by Newton: one block when Newton solves it, else 8 slabs, "
-        "each halved while Newton leaves it unsolved and time allows).")
+        "another, each by the run's method (default for a GMNM: one space-time block when its "
+        "first solve solves it (Newton on a nonlinear problem, least squares and a held-out "
+        "check on a linear one), else 8 slabs, each halved while it is left unsolved and "
+        "time allows; other models: one block).")
     sampler: str = _option("sobol", "sobol, halton, lhs, uniform or grid.")
     dtype: str = _option("float64", "float64 or float32.")
     seed: int = _option(0, "Random seed (model initialisation and points).")

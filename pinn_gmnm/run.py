@@ -76,7 +76,7 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
     if isinstance(model, TimeSlabs):  # the method trains each slab's piece in turn
         inner = chosen.build(problem, model.pieces[0], Steps.of(config))
         per_slab = slab_stages(inner, newton_only=model.whole is not None)
-        # the single block, when tried first: Newton on its output layer, then the rest
+        # the single block, when tried first: Newton on its output layer (or grow), then the rest
         whole = () if model.whole is None else (per_slab[0], *inner[1:])
         splits = 0 if model.whole is None else SPLITS  # the default march adapts its slabs
         return chosen.name, [March(stages=per_slab, whole=whole, splits=splits)]
@@ -138,32 +138,39 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, equations=equations(config, problem),
                         conditions=bool(problem.conditions), **config.model_options)
-    if config.stages is None:  # a default run marches when Newton may fail on one block
-        slabs = slab_count(config.slabs, problem, hard=config.hard,
-                           newton=newton_on_head(config, problem, model))
+    if config.stages is None:  # a default run marches when one block may fail
+        trial = block_trial(config, problem, model)
+        slabs = slab_count(config.slabs, problem, hard=config.hard, trial=trial)
         whole = config.slabs is None and slabs > 1
     else:  # a resolved (or the user's) list of stages says whether to try one block first
         slabs = slab_count(config.slabs, problem, hard=config.hard)
-        whole = any(s.get("type") == "march" and s.get("whole") for s in config.stages)
+        march = [s for s in config.stages if s.get("type") == "march" and s.get("whole")]
+        whole, trial = bool(march), march[0]["whole"][0].get("type") if march else None
     if slabs > 1:
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
             equations=equations(config, problem), conditions=bool(problem.conditions),
-            **config.model_options), problem.geometry.bbox, slabs, whole=whole, thin=whole)
+            **config.model_options), problem.geometry.bbox, slabs, whole=whole,
+            thin=whole and trial == "gauss-newton")
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model
 
 
-def newton_on_head(config: RunConfig, problem: Problem, model: nn.Module) -> bool:
-    """Whether ``config`` trains ``model``, a GMNM, by Newton's method on its output
-    layer (the ``gauss-newton`` method: the default for a GMNM on a nonlinear problem).
-    Other models keep one block by default, as they keep their methods (as ``grow``)."""
+def block_trial(config: RunConfig, problem: Problem, model: nn.Module) -> str | None:
+    """The method by which a default run of ``config`` can judge ``model``, a GMNM, on the
+    single space-time block before it marches (see :class:`~.training.march.March`):
+    ``gauss-newton`` (Newton's method on the output layer: the default for a GMNM on a
+    nonlinear problem) or ``grow`` (its first least-squares solve and held-out check: the
+    default on a linear one); None for other models, which keep one block by default as
+    they keep their methods."""
     from .models.gmnm import GMNM
 
-    return (isinstance(model, GMNM)
-            and chosen_method(config, problem, model).name == "gauss-newton")
+    if not isinstance(model, GMNM):
+        return None
+    name = chosen_method(config, problem, model).name
+    return name if name in ("gauss-newton", "grow") else None
 
 
 def equations(config: RunConfig, problem: Problem) -> int:

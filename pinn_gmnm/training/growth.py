@@ -57,7 +57,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -185,19 +185,9 @@ class Grow(Stage):
         held_out = HeldOut(task, task.params) if task.collocation is not None else None
         state = task.resumed()
         if state is None:
-            head = linear_head(model)
-            check_affine(task.loss, model, head)
-            if self.equilibrate:
-                equilibrate_linear(task, head, self.kind)
-            solve_s = self.solve(task)
-            best = held_out.value(task) if held_out is not None else math.nan
-            state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0,
-                     "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out)}
-            total, _ = task.evaluate_loss()  # the least-squares solution: step 1
-            task.record(self.kind, float(total), force_eval=True)
-            task.safe_point(state, loss=float(total))
+            state = self.start(task, held_out)
         while state["round"] < step_limit(self.steps) and not task.out_of_time():
-            if state["best"] <= state["target"]:
+            if self.solved(state):
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "held-out residual below tol",
                                     "held_out": state["best"]})
@@ -246,6 +236,32 @@ class Grow(Stage):
             model.load_state_dict(state["kept"])
             task.sync_params()
             state["idle"] = 0
+
+    def start(self, task: Task, held_out: HeldOut | None = None) -> dict[str, Any]:
+        """Round 0: equilibrate, solve the head by least squares once, and measure the
+        held-out residual (``held_out``, or the task's own when None); the stage's state
+        (a safe point is offered with it). :meth:`solved` says whether growth is needed."""
+        check_linear(task.loss.problem)
+        if held_out is None and task.collocation is not None:
+            held_out = HeldOut(task, task.params)
+        head = linear_head(task.model)
+        check_affine(task.loss, task.model, head)
+        if self.equilibrate:
+            equilibrate_linear(task, head, self.kind)
+        solve_s = self.solve(task)
+        best = held_out.value(task) if held_out is not None else math.nan
+        state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0,
+                 "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out)}
+        total, _ = task.evaluate_loss()  # the least-squares solution: step 1
+        task.record(self.kind, float(total), force_eval=True)
+        task.safe_point(state, loss=float(total))
+        return state
+
+    @staticmethod
+    def solved(state: dict[str, Any]) -> bool:
+        """Whether the held-out residual of ``state`` is below the stage's ``tol`` (no
+        growth needed; False without held-out points)."""
+        return bool(state["best"] <= state["target"])
 
     def after_round(self, task: Task, state: dict) -> None:
         """Count a round, record its loss and offer a safe point."""

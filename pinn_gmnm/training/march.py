@@ -33,13 +33,22 @@ event records each cut (``reason``: ``unsolved``, or ``step`` for one carried on
 slabs' levels (how often each was halved) are in the model's state, so checkpoints,
 resume and ``load_solution`` rebuild the unequal slabs.
 
-**March only where one block fails** (the default for nonlinear evolution problems, see
+**March only where one block fails** (the default for a GMNM on an evolution problem, see
 :func:`slab_count`). With ``whole`` stages and a model holding a whole piece, the march
-first tries the single space-time block: Newton's method on its output layer (the first
-of ``whole``, with at most ``TRIAL_SHARE`` of the time left). When Newton solves it there
-(the loss falls below ``CONVERGED`` times the loss of u ≡ 0 under the same term weights:
-converged, and to a solution the block resolves) the block is kept and trained on by the
-remaining ``whole`` stages; otherwise the march starts. Measured (single block, Newton on the output layer): ``klein-gordon``'s loss fell
+first tries the single space-time block with the first of ``whole``:
+
+- Newton's method on its output layer (nonlinear problems; with at most ``TRIAL_SHARE``
+  of the time left). When Newton solves it there (the loss falls below ``CONVERGED``
+  times the loss of u ≡ 0 under the same term weights: converged, and to a solution the
+  block resolves) the block is kept and trained on by the remaining ``whole`` stages;
+- ``grow`` (linear problems): its first least-squares solve (:meth:`.Grow.start`); the
+  block is kept, and grown on, when the held-out residual meets grow's ``tol`` (no growth
+  needed). Measured (one solve, loss over that of u ≡ 0, unweighted): ``heat-1d`` 2e-13,
+  ``advection-1d`` 6e-15, ``wave-1d`` 7e-9 (each under grow's held-out ``tol``: kept), and
+  ``heat-2d`` 1.3e-3, whose initial state does not meet its boundary values (marched:
+  1.2e-2 in one grown block → 6.7e-4 in 8 grown slabs at 60 s; 7.7e-4 in 16).
+
+Otherwise the march starts. Measured (single block, Newton on the output layer): ``klein-gordon``'s loss fell
 from 1.0e-6 to 4.4e-17 in 5 iterations (1.8e-8; marched in 8 slabs it would have been
 1.9e-7, errors carried from slab to slab), ``burgers``' stalled at 2.3e-4 (0.32).
 """
@@ -65,6 +74,7 @@ from ..models.slabs import TimeSlabs
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
+from .growth import Grow
 from .linear import linear_head
 from .loss import Loss
 from .stages import Stage
@@ -295,9 +305,10 @@ class March(Stage):
                 raise GMNMError(f"march: {name} must be in (0, 1), got {getattr(self, name)!r}")
         if isinstance(self.splits, bool) or not isinstance(self.splits, int) or self.splits < 0:
             raise GMNMError(f"march: splits must be a whole number >= 0, got {self.splits!r}")
-        if self.whole and not (isinstance(self.whole[0], GaussNewton) and self.whole[0].head_only):
+        if self.whole and not (isinstance(self.whole[0], GaussNewton) and self.whole[0].head_only
+                               or isinstance(self.whole[0], Grow)):
             raise GMNMError("march: the stages that try the single block ('whole') must start "
-                            "with gauss-newton on the output layer (head_only: true)")
+                            "with gauss-newton on the output layer (head_only: true) or grow")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "stages": [s.to_dict() for s in self.stages]}
@@ -310,7 +321,7 @@ class March(Stage):
 
     @property
     def steps_planned(self) -> int | None:
-        return 0
+        return None  # slabs and their steps are decided as the march goes: an open total
 
     def run(self, task: Task) -> None:
         model = task.model
@@ -412,10 +423,21 @@ class March(Stage):
         child.initial_loss = float(child.evaluate_loss()[0])
         if first > 0:
             model.decide(False)
+        trial = self.whole[0]
         for j in range(first, len(self.whole)):
+            if j == 0 and isinstance(trial, Grow):  # its first least-squares solve is the trial
+                state = trial.start(child) if state is None else state
+                keep = trial.solved(state)
+                task.events.append({"event": "block", "step": child.step,
+                                    "held_out": state["best"], "target": state["target"],
+                                    "kept": keep})
+                model.decide(not keep)
+                if not keep:
+                    return False
+                clock.deadline = None
             child.enter(j, state if j == first else None)
             self.whole[j].run(child)
-            if j == 0:
+            if j == 0 and not isinstance(trial, Grow):
                 loss, zero = float(child.evaluate_loss()[0]), zero_loss(child)
                 keep = loss <= self.tol * zero
                 task.events.append({"event": "block", "step": child.step, "loss": loss,
@@ -503,11 +525,12 @@ def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:
 
 
 def slab_count(slabs: int | None, problem: Problem, *, hard: bool = False,
-               newton: bool = False) -> int:
+               trial: str | None = None) -> int:
     """How many time slabs a run solves ``problem`` in: ``slabs`` when given (checked to
-    apply); by default ``DEFAULT_SLABS`` for a nonlinear evolution problem trained by
-    ``newton`` (Newton's method on a linear output layer: the default GMNM path) in one
-    space dimension, with the single block tried first (see :class:`March`); else 1 — one
+    apply); by default ``DEFAULT_SLABS`` for an evolution problem whose model can be judged
+    on the single block by its method's first solve (``trial``, see :func:`.run.block_trial`:
+    ``gauss-newton`` for a nonlinear problem in one space dimension, ``grow`` for a linear
+    one in any), with the single block tried first (see :class:`March`); else 1 — one
     space-time block.
 
     Marching is not forced on every evolution problem. Measured with the default GMNM at a
@@ -515,16 +538,16 @@ def slab_count(slabs: int | None, problem: Problem, *, hard: bool = False,
     2.0e-2 → 1.7e-3, ``allen-cahn`` 0.66 → 9.7e-2, ``heat-1d`` 5.8e-9 → 2.0e-9,
     ``wave-1d`` unchanged (4.0e-8); but ``advection-1d`` 3.6e-9 → 1.7e-8 (errors carried
     from slab to slab are not damped) and ``klein-gordon``, which one block solves to
-    1e-8, 1.9e-7 in 8 slabs. Linear problems are solved by least squares in one block.
-    The default march is for one space dimension, where it was measured (catalogue, 60 s,
+    1e-8, 1.9e-7 in 8 slabs: hence a march only where the single block fails. The default
+    march of a nonlinear problem is for one space dimension, where it was measured (catalogue, 60 s,
     alone on the machine: ``allen-cahn`` 0.66 → 4.1e-3, ``burgers`` 0.35 → 7.1e-2,
     ``schrodinger`` 1.09 → 0.31); with two, ``taylor-green`` went from 0.32 in one block
     to 1.23 in 8 slabs (each slab's share of the Gaussians resolves the plane too
     coarsely), so problems in more than one space dimension keep one block."""
     timed = problem.geometry.time_dependent
     if slabs is None:
-        auto = (newton and timed and not hard and not problem.unknowns
-                and len(problem.spatial) == 1)
+        auto = (trial is not None and timed and not hard and not problem.unknowns
+                and (trial == "grow" or len(problem.spatial) == 1))
         return DEFAULT_SLABS if auto else 1
     if slabs > 1 and not timed:
         raise GMNMError(f"--slabs {slabs}: problem '{problem.name}' does not depend on "
