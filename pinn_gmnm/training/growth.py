@@ -203,8 +203,7 @@ class Grow(Stage):
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "unknowns reached the equations"})
                 break
-            budget = task.clock.budget
-            if budget is not None and task.clock.elapsed() + state["solve_s"] > budget:
+            if state["solve_s"] > task.clock.left():  # (a slab's clock: its share of it)
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "the next solve would overrun the budget"})
                 break
@@ -307,11 +306,10 @@ class Grow(Stage):
             return False
         growth = REFINE_POINTS * ((m + 1) * outputs / cols) ** 2  # the SVD's rows × columns²
         predicted = state.get("solve_s", 0.0) * growth
-        budget = task.clock.budget
         x = loss.batch.interior
         memory = available_memory(x.device)
         needed = 4 * REFINE_POINTS * rows * (m + 1) * outputs * x.element_size()  # J, its scaling, U, Vh
-        if (budget is not None and task.clock.elapsed() + predicted > budget) or (
+        if predicted > task.clock.left() or (
                 memory is not None and needed > memory[0] // 2):
             task.events.append({"event": "refine skipped", "stage": self.kind,
                                 "step": task.step, "components": m,
@@ -327,7 +325,7 @@ class Grow(Stage):
         points = loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
         tries: list[tuple[float, int, dict, list[float] | None, float]] = []
         for i, factor in enumerate(REFINE_WIDTHS):
-            if i and budget is not None and task.clock.elapsed() + state["solve_s"] > budget:
+            if i and state["solve_s"] > task.clock.left():
                 break
             report = model.respread(m, points, seed=task.seed + level + 1,
                                     width_factor=model.width_factor * factor)
