@@ -454,25 +454,16 @@ class March(Stage):
         for j in range(first, len(self.whole)):
             if j == 0 and isinstance(trial, Grow):  # its first least-squares solve is the trial
                 state = trial.start(child) if state is None else state
-                keep = trial.solved(state)
-                task.events.append({"event": "block", "step": child.step,
-                                    "held_out": state["best"], "target": state["target"],
-                                    "kept": keep})
-                model.decide(not keep)
-                if not keep:
+                if not self._decide(child, model, trial.solved(state),
+                                    held_out=state["best"], target=state["target"]):
                     return False
-                clock.deadline = None
             child.enter(j, state if j == first else None)
             self.whole[j].run(child)
-            if j == 0 and not isinstance(trial, Grow):
+            if j == 0 and not isinstance(trial, Grow):  # Newton on the output layer
                 loss, zero = float(child.evaluate_loss()[0]), zero_loss(child)
-                keep = loss <= self.tol * zero
-                task.events.append({"event": "block", "step": child.step, "loss": loss,
-                                    "zero_loss": zero, "kept": keep})
-                model.decide(not keep)
-                if not keep:
+                if not self._decide(child, model, loss <= self.tol * zero, loss=loss,
+                                    zero_loss=zero):
                     return False
-                clock.deadline = None  # the kept block trains on to the end of the budget
             if child.out_of_time():
                 break
             if j + 1 < len(self.whole):
@@ -480,10 +471,21 @@ class March(Stage):
                 child.safe_point(None, loss=float(child.evaluate_loss()[0]))
         return True
 
+    @staticmethod
+    def _decide(child: SlabTask, model: TimeSlabs, keep: bool, **why: float) -> bool:
+        """Keep the single block or march (a ``block`` event with ``why``); ``keep``. A
+        kept block trains on to the end of the budget."""
+        child.events.append({"event": "block", "step": child.step, **why, "kept": keep})
+        model.decide(not keep)
+        if keep:
+            assert isinstance(child.clock, SlabClock)
+            child.clock.deadline = None
+        return keep
+
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-              inside: dict[str, Any] | None) -> tuple[float, float]:
+              inside: dict[str, Any] | None) -> tuple[float, bool]:
         """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss
-        and the loss of u ≡ 0 on it."""
+        and whether it is solved (see :data:`SOLVED`)."""
         if inside is None and k > 0 and self.warm:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
