@@ -8,9 +8,9 @@ evaluation, plots, checkpoints and ``load_solution`` see one model as usual.
 
 A :class:`TimeSlabs` may also hold a ``whole`` piece over the full time interval: the
 march first tries the single space-time block with it and marches only when the block's
-first solve (Newton's method, or least squares for a linear problem) leaves it unsolved (see :class:`~pinn_gmnm.training.march.March`). Which
-of the two answers is kept in the model's state (``marching``), so a saved model answers
-as it was trained.
+first solve (Newton's method, or least squares for a linear problem) leaves it unsolved
+(see :class:`~pinn_gmnm.training.march.March`). Which of the two answers is kept in the
+model's state (``marching``), so a saved model answers as it was trained.
 
 **Unequal slabs.** The march may halve a slab it could not solve (:meth:`TimeSlabs.split`);
 each slab's level (how often it was halved) is a buffer of the model's state, so a

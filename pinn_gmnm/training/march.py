@@ -82,7 +82,7 @@ from .growth import Grow
 from .linear import LeastSquares, linear_head
 from .loss import Loss
 from .stages import Stage
-from .task import Clock, Task, model_width, piece_rows
+from .task import Clock, Task
 
 DEFAULT_SLABS = 8
 """Slabs of a march chosen by default (see :func:`slab_count`). Measured with Newton on
@@ -401,11 +401,11 @@ class March(Stage):
 
     def _halve(self, task: Task, model: TimeSlabs, k: int, loss: float, solved: bool,
                spent: float) -> bool:
-        """Split slab ``k`` in two when it is not ``solved`` (see :data:`SOLVED`), it was halved fewer than ``splits`` times, and the rest of the
-        march, with one slab more, fits ``PACE`` times over in the time left at the pace of
-        this slab (no budget: always). The halves start as slabs do, from the previous
-        slab's solution (the first half of the first slab from the slab's own). True when
-        it did."""
+        """Split slab ``k`` in two when it is not ``solved`` (see :data:`SOLVED`), it was
+        halved fewer than ``splits`` times, and the rest of the march, with one slab more,
+        fits ``PACE`` times over in the time left at the pace of this slab (no budget:
+        always). The halves start as slabs do, from the previous slab's solution (the
+        first half of the first slab from the slab's own). True when it did."""
         if int(model.levels[k]) >= self.splits or solved or \
                 not self._affordable(task, model, k, spent):
             return False
@@ -565,15 +565,8 @@ def frozen_loss(task: Task, t: float) -> float:
     """The loss of ``task`` (under its current term weights) for the state its model
     reaches at time ``t`` held constant over the slab: what the slab's loss would be if
     nothing changed — for an evolution u_t = F(u), the size of the change F(u(t))."""
-    frozen = _Frozen(task.model, t)
-    x = task.loss.batch.interior
-    rows = piece_rows(model_width(task.model), x.shape[1], x.element_size())
-    with torch.enable_grad():
-        total = (task.loss(frozen) if task.loss.batch.size <= rows
-                 else task.loss.in_pieces(frozen, rows))[0]
-    value = total.detach().reshape(1).clone()
-    task.loss.parallel.sum_([value])
-    return float(value)
+    with torch.enable_grad():  # the held model has no closed-form derivatives: autograd
+        return float(task.loss_of(_Frozen(task.model, t))[0])
 
 
 def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:

@@ -148,20 +148,31 @@ class Task:
         return self._summed(total, parts)[0]
 
     def _summed(self, total: Tensor, parts: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        total, self.terms = self._reduced(total, parts)
+        return total, self.terms
+
+    def _reduced(self, total: Tensor, parts: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """``total`` and ``parts`` detached and summed over the ranks."""
         values = [total.detach().clone(), *(v.detach().clone() for v in parts.values())]
         self.loss.parallel.sum_(values)
-        self.terms = dict(zip(parts, values[1:]))
-        return values[0], self.terms
+        return values[0], dict(zip(parts, values[1:]))
 
     def evaluate_loss(self) -> tuple[Tensor, dict[str, Tensor]]:
         """The loss and its terms at the current parameters, without back-propagation;
         on more than :data:`LOSS_PIECE` points, in pieces of that many (the features of
         every point at once can outweigh a streamed least-squares solve many times)."""
+        total, self.terms = self.loss_of(self.model)
+        return total, self.terms
+
+    def loss_of(self, model: nn.Module) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss and its terms of ``model`` (the task's model, or one made from it) on
+        this task's points, as :meth:`evaluate_loss` computes them; the task's ``terms``
+        are left as they were."""
         x = self.loss.batch.interior
-        rows = piece_rows(model_width(self.model), x.shape[1], x.element_size())
+        rows = piece_rows(model_width(model), x.shape[1], x.element_size())
         if self.loss.batch.size <= rows:
-            return self._summed(*self.loss(self.model))
-        return self._summed(*self.loss.in_pieces(self.model, rows))
+            return self._reduced(*self.loss(model))
+        return self._reduced(*self.loss.in_pieces(model, rows))
 
     def out_of_time(self) -> bool:
         """Whether the budget is spent (on any rank: all ranks stop together)."""
