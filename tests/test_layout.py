@@ -67,6 +67,20 @@ def test_a_fit_has_a_narrow_margin_and_a_run_sizes_the_model_to_its_points():
     assert model.layer.components == default_components(2, 500)
 
 
+def test_a_system_is_sized_to_an_equation_per_field_and_a_slab_to_its_points_once():
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.models.slabs import TimeSlabs
+    from pinn_gmnm.run import build
+
+    _, model = build(RunConfig(problem="stokes", interior=300, boundary=100))  # u, v, p
+    assert model.layer.components == default_components(2, 3 * 300 + 100, 3)
+    assert model.layer.components > default_components(2, 300 + 100, 3)
+    _, model = build(RunConfig(problem="gray-scott", interior=300, boundary=100, slabs=2))
+    assert isinstance(model, TimeSlabs)
+    assert all(piece.layer.components == default_components(2, 300 + 100, 2)
+               for piece in model.pieces)
+
+
 def _lshape_points(n=3000):
     p = get_problem("poisson-lshape")
     g = p.geometry
