@@ -327,3 +327,28 @@ def test_a_large_gmnm_gets_newton_on_its_output_layer_not_adam():
     assert METHODS.get("auto").resolve(problem, net).name == "adam-lbfgs"
     with pytest.raises(GMNMError, match="needs a model of up to 8000 parameters"):
         newton.build(problem, net, Steps())
+
+
+def test_gauss_newton_ends_on_its_best_held_out_iterate():
+    # 65 unknowns of the output layer against 40 training rows: Newton drives the training
+    # loss down while the fit between the points gets worse
+    from pinn_gmnm.training.heldout import SEED_OFFSET
+
+    p, collocation = burgers_like(), Collocation(30, 10)
+    fresh = sample_batch(p, collocation, SEED_OFFSET)
+
+    def run(**options):
+        torch.manual_seed(0)
+        model = GMNM(2, components=64, bounds=((0, -1), (1, 1))).double()
+        result = solve(p, model, stages=[GaussNewton(steps=40, head_only=True, **options)],
+                       collocation=collocation)
+        with torch.no_grad():
+            rs = Loss(p, fresh).residuals(result.model)
+        return result, sum(float(r.square().mean()) for r in rs)
+
+    guarded, held = run()
+    plain, held_plain = run(held_out=None)
+    stops = [e for e in guarded.events if e["event"].startswith("held-out")]
+    assert stops and not any(e["event"].startswith("held-out") for e in plain.events)
+    assert held < 0.5 * held_plain
+    assert guarded.history[-1]["loss"] > plain.history[-1]["loss"]

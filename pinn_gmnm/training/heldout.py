@@ -66,3 +66,16 @@ class HeldOut:
         self.best = now if math.isfinite(now) else self.best
         self.kept = parameter_vector(self.params)
         return False
+
+    def improved(self, task: Task) -> bool:
+        """Whether the held-out loss is below its best so far; if so the parameters are
+        kept as the best (:meth:`restore` puts them back)."""
+        now = self.value(task)
+        if not now < self.best:  # NaN is no improvement
+            return False
+        self.best, self.kept = now, parameter_vector(self.params)
+        return True
+
+    def restore(self) -> None:
+        """Put back the parameters of the best held-out loss."""
+        assign_vector(self.params, self.kept)
