@@ -12,6 +12,7 @@ from pinn_gmnm import (GMNM, KAN, MLP, Collocation, Dirichlet, GaussNewton, GMNM
                        LeastSquares, Problem, Rectangle, Unknown, get_problem, solve)
 from pinn_gmnm.training import Loss, sample_batch, stage_from_dict
 from pinn_gmnm.training.gauss_newton import DampedSolver
+from pinn_gmnm.models.contract import linear_head_of
 from pinn_gmnm.training.jacobian import residual_jacobian, residual_vector
 
 
@@ -103,6 +104,40 @@ def test_gmnm_closed_form_tangents_equal_the_generic_ones(name, subset, monkeypa
     r_generic, J_generic = residual_jacobian(loss, model, params)
     torch.testing.assert_close(r, r_generic, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(J, J_generic, rtol=1e-10, atol=1e-12 * float(J.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["taylor-green", "burgers", "schrodinger", "gray-scott", "kovasznay"])
+@pytest.mark.parametrize("make_model", [
+    lambda p: GMNM(p.dim, p.n_outputs, 9, bounds=p.geometry.bbox),
+    lambda p: MLP(p.dim, p.n_outputs, 6, 2),  # its output layer is stored transposed
+])
+def test_the_output_layer_jacobian_of_pointwise_rows_is_the_general_one(name, make_model,
+                                                                         monkeypatch):
+    """The output layer's Jacobian from one jvp per quantity (rows that depend on their own
+    point) equals the general one, for systems, space-time and periodic conditions (which
+    pair points: the check sends those to the general path)."""
+    from pinn_gmnm.training import jacobian
+
+    problem = get_problem(name)
+    model = make_model(problem).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    loss = Loss(problem, sample_batch(problem, Collocation(40, 20), seed=0))
+    loss(model)
+    head = linear_head_of(model)
+    params = list(head.head_parameters())
+    used = []
+    fast = jacobian._pointwise_head_jacobian
+    monkeypatch.setattr(jacobian, "_pointwise_head_jacobian",
+                        lambda *a: used.append(fast(*a)) or used[-1])
+    r, J = residual_jacobian(loss, model, params)
+    monkeypatch.setattr(jacobian, "_pointwise_head_jacobian", lambda *a: None)
+    r_general, J_general = residual_jacobian(loss, model, params)
+    torch.testing.assert_close(r, r_general, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(J, J_general, rtol=1e-10, atol=1e-12 * float(J.abs().max()))
+    periodic = name in ("schrodinger", "gray-scott")
+    assert (used[0] is None) == periodic
 
 
 def test_jacobian_includes_unknown_coefficients():
