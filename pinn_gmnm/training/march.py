@@ -443,9 +443,8 @@ class March(Stage):
             first, state = int(inside["stage"]), inside["state"]
             if inside.get("weights") is not None:
                 task.loss.load_weights_state(inside["weights"])
-        start = task.clock.elapsed()
-        left = None if task.clock.budget is None else task.clock.budget - start
-        deadline = None if left is None or first > 0 else start + TRIAL_SHARE * left
+        start, left = task.clock.elapsed(), task.clock.left()
+        deadline = None if math.isinf(left) or first > 0 else start + TRIAL_SHARE * left
         clock = SlabClock(task.clock, deadline)
         child = SlabTask(piece, task.loss, [q for q in piece.parameters() if q.requires_grad],
                          clock, task.evaluator, eval_every=task.eval_every,
@@ -502,9 +501,8 @@ class March(Stage):
         parallel = task.loss.parallel
         batch = sample_batch(sub, collocation, seed).shard(parallel).to(p.dtype, p.device)
         loss = Loss(sub, batch, task.loss.weights_given, parallel=parallel)
-        start = task.clock.elapsed()
-        left = None if task.clock.budget is None else task.clock.budget - start
-        deadline = None if left is None else start + left / (model.slabs - k)
+        start, left = task.clock.elapsed(), task.clock.left()
+        deadline = None if math.isinf(left) else start + left / (model.slabs - k)
         child = SlabTask(piece, loss, [q for q in piece.parameters() if q.requires_grad],
                          SlabClock(task.clock, deadline), _slab_evaluator(task, sub),
                          eval_every=task.eval_every, callbacks=[_Forward(task)],
