@@ -44,6 +44,14 @@ class LinearHead:
         w = self.weight.T if self.transposed else self.weight
         return torch.cat([w, self.bias[None, :]]).detach()
 
+    def in_parameter_order(self, T: Tensor) -> Tensor:
+        """``T`` (..., m + 1, o), laid out as :meth:`get` lays out the head, flattened over
+        its last two axes in the order of :meth:`head_parameters` (the weights as stored,
+        then the bias): (..., (m + 1) o)."""
+        w, b = T[..., :-1, :], T[..., -1, :]
+        w = w.transpose(-1, -2) if self.transposed else w
+        return torch.cat([w.reshape(*T.shape[:-2], -1), b], dim=-1)
+
     @torch.no_grad()
     def set(self, theta: Tensor) -> None:
         """Write an (m + 1, o) matrix (weights, then bias row) into the head."""

@@ -181,23 +181,21 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
     # the linear output layer alone, the tangents are the features' own quantities.
     head = linear_head_of(model)
     head_only = head is not None and [id(p) for p in params] == [id(head.weight), id(head.bias)]
-    if head_only and not extra:
-        assert head is not None
-        found = _pointwise_head_jacobian(loss, model, head, queries, points)
-        if found is not None:
-            return found
     values: list[Tensor] = []
     tangents: list[Tensor] = []
-    for qs, x in zip(queries, points):
-        if qs and head_only:
-            assert head is not None
-            vs, ts = _head_quantities(model, head, qs, x, loss.problem.n_outputs)
-            values += vs
-            tangents += ts
-        elif qs:
-            vs, ts = _quantities(model, qs, x, theta, frozen, order, loss.problem.n_outputs)
-            values += vs
-            tangents += ts
+    if head_only:  # (then there are no unknown coefficients among the parameters)
+        assert head is not None
+        values, features, where = _head_quantities(model, head, queries, points)
+        found = _pointwise_head_jacobian(loss, model, head, queries, values, features, where)
+        if found is not None:
+            return found
+        tangents = [_head_tangent(head, F, output) for F, (_, output) in zip(features, where)]
+    else:
+        for qs, x in zip(queries, points):
+            if qs:
+                vs, ts = _quantities(model, qs, x, theta, frozen, order, loss.problem.n_outputs)
+                values += vs
+                tangents += ts
 
     # 3. The residual's own linearisation along every parameter: the model's through
     # the quantities, the unknown coefficients' directly.
@@ -272,42 +270,57 @@ def _quantities(model: nn.Module, queries: list[Query], x: Points, theta: dict[s
     return vs, ts
 
 
-def _head_quantities(model: nn.Module, head: LinearHead, queries: list[Query], x: Points,
-                     n_outputs: int) -> tuple[list[Tensor], list[Tensor]]:
-    """As :func:`_quantities`, for the parameters of the linear output layer (weights, then
-    bias): a quantity of u = features(x) @ W + b is the same quantity of the features
-    times W, so its tangent along W_ic is feature i's quantity in output c."""
-    engine = engine_for(model, x)
-    features = ConstantColumn(head.features(x))
-    m, o = head.n_features, n_outputs
-    vs, ts = [], []
+def _head_quantities(model: nn.Module, head: LinearHead, queries: list[list[Query]],
+                     points: list[Points]
+                     ) -> tuple[list[Tensor], list[Tensor], list[tuple[int, int | None]]]:
+    """For the parameters of the linear output layer: every recorded quantity (in the
+    order of ``queries``, point set by point set), the features' same quantity, (n, m + 1)
+    with the constant column of the bias last, and where each belongs: (point set, output,
+    None for a quantity of every output). A quantity of u = features(x) @ W + b is the
+    same quantity of the features times W, so the features' quantities are its tangents
+    (:func:`_head_tangent`)."""
+    values, features, where = [], [], []
     with torch.no_grad():
-        for q in queries:
-            kind, output, axes = q
-            v = _ask(engine, q)
-            F = _ask(features, (kind, None, axes)).T  # (m + 1, n)
-            n = F.shape[1]
-            if _shape(q, n_outputs):  # every output: (P, n, o)
-                W = F.new_zeros(o, m, n, o) if head.transposed else F.new_zeros(m, o, n, o)
-                B = F.new_zeros(o, n, o)
-                for c in range(o):
-                    (W[c, :, :, c] if head.transposed else W[:, c, :, c]).copy_(F[:m])
-                    B[c, :, c] = F[m]
-            else:  # one output c: (P, n)
-                W = F.new_zeros(o, m, n) if head.transposed else F.new_zeros(m, o, n)
-                B = F.new_zeros(o, n)
-                (W[output] if head.transposed else W[:, output]).copy_(F[:m])
-                B[output] = F[m]
-            vs.append(v.detach())
-            ts.append(torch.cat([W.reshape(m * o, *W.shape[2:]), B]))
-    return vs, ts
+        for s, (qs, x) in enumerate(zip(queries, points)):
+            if not qs:
+                continue
+            engine, columns = engine_for(model, x), ConstantColumn(head.features(x))
+            for q in qs:
+                kind, output, axes = q
+                values.append(_ask(engine, q).detach())
+                features.append(_ask(columns, (kind, None, axes)))
+                where.append((s, None if _shape(q, head.n_outputs) else output))
+    return values, features, where
+
+
+def _head_tangent(head: LinearHead, F: Tensor, output: int | None) -> Tensor:
+    """The tangent of a quantity along every parameter of the output layer (weights as
+    stored, then bias), from the features' quantity F (n, m + 1): (P, n, o) for a
+    quantity of every output, (P, n) for one of output ``output`` (see :func:`_quantities`)."""
+    m, o, n = head.n_features, head.n_outputs, len(F)
+    F = F.T
+    with torch.no_grad():
+        if output is None:  # every output: (P, n, o)
+            W = F.new_zeros(o, m, n, o) if head.transposed else F.new_zeros(m, o, n, o)
+            B = F.new_zeros(o, n, o)
+            for c in range(o):
+                (W[c, :, :, c] if head.transposed else W[:, c, :, c]).copy_(F[:m])
+                B[c, :, c] = F[m]
+        else:  # one output c: (P, n)
+            W = F.new_zeros(o, m, n) if head.transposed else F.new_zeros(m, o, n)
+            B = F.new_zeros(o, n)
+            (W[output] if head.transposed else W[:, output]).copy_(F[:m])
+            B[output] = F[m]
+    return torch.cat([W.reshape(m * o, *W.shape[2:]), B])
 
 
 def _pointwise_head_jacobian(loss: Loss, model: nn.Module, head: LinearHead,
-                             queries: list[list[Query]], points: list[Points]
+                             queries: list[list[Query]], values: list[Tensor],
+                             features: list[Tensor], where: list[tuple[int, int | None]]
                              ) -> tuple[Tensor, Tensor] | None:
     """(r, J) in the linear output layer's parameters when every residual row depends only
     on the quantities at its own point (every PDE and most conditions); None otherwise.
+    ``values``, ``features`` and ``where`` are :func:`_head_quantities`'.
 
     Then row j of a term on point set s is r_j = f(V_1(x_j), …, V_Q(x_j)), and its
     derivative along output weight (i, c) is Σ_q ∂f/∂V_q(x_j) · F_qi(x_j), F_q the
@@ -317,75 +330,39 @@ def _pointwise_head_jacobian(loss: Loss, model: nn.Module, head: LinearHead,
     rows are pointwise is checked, not assumed: J δ must equal the residual's
     directional derivative along two random directions δ (a periodic condition that
     pairs points fails it and takes the general path)."""
-    o, m = loss.problem.n_outputs, head.n_features
+    o, m = head.n_outputs, head.n_features
     n_pde = len(loss.names) - len(loss.problem.conditions)
-    sizes = [len(points[0])] * n_pde + [len(x) for x in points[1:]]
+    sizes = [len(loss.batch.interior)] * n_pde + [len(x) for x in loss.batch.conditions]
     starts = [sum(sizes[:t]) for t in range(len(sizes))]
-    owners = [list(range(n_pde))] + [[n_pde + k] for k in range(len(points) - 1)]
-    values, features, where = [], [], []  # where: (point set, output or None: all)
-    with torch.no_grad():
-        for s, (qs, x) in enumerate(zip(queries, points)):
-            if not qs:
-                continue
-            engine, cols = engine_for(model, x), ConstantColumn(head.features(x))
-            for q in qs:
-                kind, output, axes = q
-                values.append(_ask(engine, q).detach())
-                features.append(_ask(cols, (kind, None, axes)))  # (n, m + 1)
-                where.append((s, output if not _shape(q, o) else None))
+    terms = [list(range(n_pde))] + [[n_pde + k] for k in range(len(sizes) - n_pde)]
     replayed = _Replayed(loss, model, queries)
-    directions: list[tuple[int, int]] = []  # (quantity, output)
-    for i, (_, output) in enumerate(where):
-        directions += [(i, c) for c in range(o)] if output is None else [(i, output)]
 
-    def tangent(i: int, c: int, v: Tensor) -> Tensor:
-        t = torch.zeros_like(values[i])
-        if t.dim() == 1:
-            t.copy_(v)
-        else:
-            t[:, c] = v
-        return t
-
-    def probes(k: int) -> tuple[Tensor, ...]:  # the k-th direction's tangents
-        i, c = directions[k]
-        return tuple(tangent(i, c, torch.ones_like(values[i][:, 0] if v.dim() > 1 else v))
-                     if j == i else torch.zeros_like(v) for j, v in enumerate(values))
+    def probe(i: int, c: int) -> tuple[Tensor, ...]:  # quantity i's output c, 1 everywhere
+        ts = [torch.zeros_like(v) for v in values]
+        (ts[i] if ts[i].dim() == 1 else ts[i][:, c]).fill_(1.0)
+        return tuple(ts)
 
     with torch.no_grad():
         r = replayed(*values)
         if len(r) != sum(sizes):
             return None
-        J = r.new_zeros(len(r), m * o + o)
-        for k, (i, c) in enumerate(directions):
-            g = torch.func.jvp(replayed, tuple(values), probes(k))[1]
-            weights = J[:, c * m:(c + 1) * m] if head.transposed else J[:, c:m * o:o]
-            for t in owners[where[i][0]]:
-                a, n = starts[t], sizes[t]
-                weights[a:a + n].addcmul_(g[a:a + n, None], features[i][:, :m])
-                J[a:a + n, m * o + c].addcmul_(g[a:a + n], features[i][:, m])
-        for seed in (1, 2):  # the check: J δ against the directional derivative
-            delta = torch.randn(m * o + o, generator=torch.Generator().manual_seed(seed),
-                                dtype=r.dtype).to(r.device)
-            W = torch.zeros(m + 1, o, dtype=r.dtype, device=r.device)
-            for c in range(o):
-                W[:, c] = delta[head_columns(head, c, m, o)]
-            moved = []
-            for v, F, (_, output) in zip(values, features, where):
-                dv = F @ W
-                moved.append(dv if output is None else dv[:, output])
+        J = r.new_zeros(len(r), m + 1, o)  # the head's matrix layout (see LinearHead.get)
+        for i, (s, output) in enumerate(where):
+            for c in range(o) if output is None else (output,):
+                g = torch.func.jvp(replayed, tuple(values), probe(i, c))[1]
+                for t in terms[s]:
+                    a, n = starts[t], sizes[t]
+                    J[a:a + n, :, c].addcmul_(g[a:a + n, None], features[i])
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(2):  # the check: J δ against the directional derivative
+            W = torch.randn(m + 1, o, generator=generator, dtype=r.dtype).to(r.device)
+            moved = [F @ W if output is None else F @ W[:, output]
+                     for F, (_, output) in zip(features, where)]
             exact = torch.func.jvp(replayed, tuple(values), tuple(moved))[1]
-            if not torch.allclose(J @ delta, exact, rtol=1e-8,
+            if not torch.allclose(J.flatten(1) @ W.flatten(), exact, rtol=1e-8,
                                   atol=1e-10 * float(exact.abs().max().clamp_min(1e-300))):
                 return None
-    return r, J
-
-
-def head_columns(head: LinearHead, c: int, m: int, o: int) -> Tensor:
-    """The columns of output c's weights (features 0 … m − 1, then the bias) in the
-    flattened output layer (weights, then bias)."""
-    i = torch.arange(m)
-    weights = c * m + i if head.transposed else i * o + c
-    return torch.cat([weights, torch.tensor([m * o + c])])
+    return r, head.in_parameter_order(J)
 
 
 def _chunk(floats_each: int) -> int:
