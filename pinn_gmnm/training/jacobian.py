@@ -186,9 +186,11 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
     if head_only:  # (then there are no unknown coefficients among the parameters)
         assert head is not None
         values, features, where = _head_quantities(model, head, queries, points)
-        found = _pointwise_head_jacobian(loss, model, head, queries, values, features, where)
-        if found is not None:
-            return found
+        if loss.pointwise:
+            found = _pointwise_head_jacobian(loss, model, head, queries, values, features, where)
+            if found is not None:
+                return found
+            loss.pointwise = False  # a property of the residual, not of the parameters
         tangents = [_head_tangent(head, F, output) for F, (_, output) in zip(features, where)]
     else:
         for qs, x in zip(queries, points):

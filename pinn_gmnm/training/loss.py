@@ -81,6 +81,10 @@ class Loss:
         self.weights_given = dict(weights or {})
         self._names: list[str] | None = None
         self._weights: list[float] | None = None
+        self.pointwise = True
+        """Whether each residual row may depend on its own point only: cleared when the
+        output layer's Jacobian finds one that does not (a periodic condition pairs
+        points), so that later Jacobians of this loss go straight to the general path."""
         equations = _count_equations(problem, batch.interior[:2])
         if equations is not None:  # else the first evaluation says what is wrong
             self._set_names(equations)
