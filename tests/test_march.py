@@ -321,9 +321,11 @@ def test_a_block_grow_solves_is_kept_and_one_it_cannot_is_marched():
     assert not block["kept"] and block["held_out"] > 10 * block["target"]
     assert plate.model.marched
     assert [e["slab"] for e in plate.events if e["event"] == "slab"] == [0, 1, 2]
-    # each slab grows from its own 64 Gaussians (two rounds: at most 79), not from the
-    # previous slab's grown mixture (inherited, the third slab had 106)
-    assert [q.layer.components for q in plate.model.pieces] == [79, 71, 71]
+    # each slab grows from its own 64 Gaussians (two rounds: at most 79; the held-out
+    # check may keep fewer), not from the previous slab's grown mixture (inherited, the
+    # third slab had 106)
+    counts = [q.layer.components for q in plate.model.pieces]
+    assert counts[0] == 79 and all(64 <= c <= 79 for c in counts)
 
 
 @pytest.mark.parametrize("stop_at", [1, 3, 6])

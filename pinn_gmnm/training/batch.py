@@ -48,6 +48,11 @@ class Batch:
         """This rank's share of every set of points (all of them in one process)."""
         return Batch(parallel.shard(self.interior), tuple(parallel.shard(c) for c in self.conditions))
 
+    def extended(self, interior: Points, conditions: tuple[Points, ...]) -> Batch:
+        """This batch with more points: ``interior``, then each condition's."""
+        return Batch(torch.cat([self.interior, interior]),
+                     tuple(torch.cat([a, b]) for a, b in zip(self.conditions, conditions)))
+
 
 def sample_batch(problem: Problem, collocation: Collocation, seed: int) -> Batch:
     """Draw a batch for ``problem``; a condition that gets no points is an error."""

@@ -23,32 +23,48 @@ equations / ``oversampling``), ``rounds`` rounds, or the budget (a round starts 
 the last one's solve fits in the time left). The loss terms are
 equilibrated once, at the start, and kept: every round solves the same objective.
 
-**Uniform refinement.** Local growth stops where the collocation points stop resolving
-what it adds: a Gaussian narrower than the spacing of the points is pinned only at the
-few points under it, and the held-out residual rises between them. On ``poisson-holes``
-(smooth, curved rims) that happened after three rounds at 2.7e-3, while four times the
-points and a uniform layout of 2304 Gaussians at half the width reach 3e-5. So when local
-growth stops (the held-out residual rose, or the unknowns reached the equations) a PDE
-is refined uniformly — a problem with boundary or initial conditions, whose residual can
-be sampled anywhere (the samples of a fit are its data and are never added to), and not
-an inverse problem (its coefficient stage ran for minutes on the refined rows):
+**Local growth of a PDE** (``local``, the default for a PDE with conditions, not an inverse
+problem, in one process). A Gaussian narrower than the spacing of the collocation points
+is pinned only at the few points under it, and the residual rises between them: without
+more points, growth on ``poisson-holes`` stopped after three rounds at 2.7e-3. So each new
+Gaussian brings its own points — 2 × 2^d interior points (at most ``LOCAL_POINTS``)
+uniform in the box of half-side its width around its centre, and each pointwise
+condition's points in that box from a dense draw along the boundary — and the rounds
+resolve what they add. The held-out check then weighs each residual by its row of the
+linear system, r_i / ‖∂r_i/∂θ_head‖ (``HeldOut(per_row=True)``; about σ² |r_i| for the
+Laplacian of Gaussians of local width σ): the plain residual of a narrow Gaussian's
+second derivatives grows like 1/σ² and would call every finer round a rise.
+
+**Uniform refinement.** A PDE is refined uniformly once before it grows locally (the
+samples of a fit are its data and are never added to; an inverse problem's coefficient
+stage ran for minutes on the refined rows; with ``local`` off, when local growth stops):
 ``REFINE_POINTS`` times the collocation points, drawn afresh with the same sampler, and
 as many Gaussians as keep ``REFINE_OVERSAMPLING`` equations per unknown
 (:func:`~pinn_gmnm.models.layout.default_components` without its caps), spread over the
 domain and its margin (:meth:`~pinn_gmnm.models.GMNM.respread`) at each width of
 ``REFINE_WIDTHS`` in turn, each with its own term scales (equilibrated for the finer
 features: with the coarse level's, the PDE rows of Gaussians three times narrower
-outweighed the boundary rows ~80 times) and re-solved. The width whose held-out residual
-is lowest relative to the coarse level's, both weighed with that width's term scales, is
-kept when it is below the coarse level's (otherwise the mixture, the points and the
-weights go back), and local growth continues on the level kept. At most
-``refinements`` times, and only while the next solve (rows × columns² times the last
-one) fits in the time left and its matrices in half the free memory.
+outweighed the boundary rows ~80 times) and re-solved. The broadest width is kept unless
+a narrower one lowers the held-out residual ``NARROWER_GAIN`` times more, and the level
+is kept when it is below the coarse level's (otherwise the mixture, the points and the
+weights go back). At most ``refinements`` times, and only while the next solve (rows ×
+columns² times the last one) fits in the time left and its matrices in half the free
+memory. Measured at 60 s (2-core CPU), refinement first and local growth after it, against
+local growth without points first and refinement when it stopped: ``poisson-holes``
+3.0e-5 → 7.7e-6, ``poisson-3d`` 2.7e-5 → 7.9e-6, ``poisson-5d`` 1.8e-5 → 9.0e-6,
+``heat-2d`` 7.1e-4 → 5.2e-4 (its slabs), ``poisson-lshape`` 2.0e-2 either way.
 
-The held-out residual is an error indicator, not the error: at the re-entrant corner of
-``poisson-lshape`` a refined level lowered it 11 times while the error rose from 6.3e-3
-to 1.9e-2 (the singular corner, where no smooth mixture meets the equation, pollutes the
-whole least-squares fit).
+The held-out residual is an error indicator, not the error. At the re-entrant corner of
+``poisson-lshape`` the error of a least-squares fit is mostly the wrong multiple of the
+corner's singular function, which the residual away from the corner does not see: a
+refined level lowered the held-out residual 80 times while the error rose from 1.9e-2 to
+3.0e-2 (0.12 at half the width). Growth does go to the corner, a level per round, and
+in a numerical experiment eight graded levels of Gaussians and points there (1669
+Gaussians) reached 2.9e-5 — but only with every row scaled to the same norm, which
+weighs the corner's rows by σ² as the held-out measure does. Scaling the rows so in
+every round here reached 3.7e-6 on ``poisson-holes`` but made ``poisson-lshape`` worse
+for the first rounds (9.8e-2 at 60 s; 1.8e-2 after 230 s and still falling), so it is
+not done.
 """
 
 from __future__ import annotations
@@ -89,6 +105,82 @@ the budget allows; the held-out residual picks. Half the width resolved the curv
 ``poisson-holes`` (9600 equations, 2304 Gaussians: 3e-5, against 3.8e-4 at the model's
 width), while in 3D the model's width is the better one (``poisson-3d``, 2197 Gaussians:
 2.0e-5 at it; at half of it the held-out residual rose 2.5e4 times)."""
+
+
+LOCAL_SEED = 4001
+"""Points added under a round's Gaussians are drawn with the run's seed plus this ×
+the round (a prime, like :data:`REFINE_SEED`)."""
+
+LOCAL_POINTS = 16
+"""Interior points added under each new Gaussian at most: 2 × 2^d in 1-3 dimensions (in
+the box of half-side its width around its centre: spacing about half its width), this
+many beyond (2^d grows faster than a round's solve can afford)."""
+
+BOUNDARY_CANDIDATES = 50_000
+"""At most this many boundary points are drawn to find each condition's points under the
+new Gaussians (a spacing of half the width down to widths of ~3e-4 on a unit square's
+perimeter; coarser beyond)."""
+
+
+def under(x: Tensor, centres: Tensor, widths: Tensor, rows: int = 4096) -> Tensor:
+    """Which points ``x`` lie in the box of half-side ``widths[i]`` around some
+    ``centres[i]`` (max-norm), in pieces of ``rows`` points."""
+    return torch.cat([((piece[:, None, :] - centres[None]).abs() <= widths[None, :, None])
+                      .all(dim=2).any(dim=1) for piece in x.split(rows)]) if len(x) else \
+        torch.zeros(0, dtype=torch.bool)
+
+
+def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
+                 ) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Collocation points under new Gaussians (``centres`` (n, d) and ``widths`` (n,),
+    normalised): 2 × 2^d interior points per Gaussian (at most ``LOCAL_POINTS``), uniform in the box
+    of half-side its width around its centre, those in the domain; and each pointwise
+    condition's points in those boxes, from a draw of its points dense enough for a
+    spacing of about half the narrowest width along the boundary (periodic and data
+    conditions get none: their points are paired or given)."""
+    loss, model = task.loss, task.model
+    assert isinstance(model, GMNM)
+    problem, x = loss.problem, loss.batch.interior
+    g = problem.geometry
+    n, d = centres.shape
+    c = torch.tensor(model.normalize.center, dtype=torch.float64)
+    h = torch.tensor(model.normalize.half_width, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, min(2 * 2**d, LOCAL_POINTS), d, generator=gen, dtype=torch.float64) * 2 - 1
+    box = centres.double()[:, None, :] + u * widths.double()[:, None, None]
+    interior = (c + h * box).reshape(-1, d)
+    interior = interior[g.inside(interior)]
+    conditions = [x[:0].double().cpu()] * len(problem.conditions)
+    if problem.conditions and task.collocation is not None:
+        spacing = 0.5 * float(widths.min()) * float(h.min())
+        wanted = g.boundary_measure / spacing ** max(d - 1, 0)
+        count = int(min(BOUNDARY_CANDIDATES, max(task.collocation.boundary, wanted)))
+        dense = sample_batch(problem, Collocation(1, count, task.collocation.sampler), seed + 1)
+        for i, (cond, xs) in enumerate(zip(problem.conditions, dense.conditions)):
+            if not cond.pointwise:
+                continue
+            conditions[i] = xs[under(model.normalize(xs), centres.double(), widths.double())]
+    move = lambda t: t.to(device=x.device, dtype=x.dtype)  # noqa: E731
+    return move(interior), tuple(map(move, conditions))
+
+
+NARROWER_GAIN = 0.5
+"""A refinement keeps a narrower width of :data:`REFINE_WIDTHS` only when its held-out
+residual is below this × the broader one's: at the re-entrant corner of
+``poisson-lshape`` both lowered it alike (1.59e-7 at half the width, 1.62e-7 at the
+model's) while the error was 0.12 against 3.0e-2; on the curved rims of ``poisson-holes``
+half the width is 18 times lower (2.1e-5 against 4.3e-4)."""
+
+
+def preferred_width(ratios: list[float]) -> int:
+    """Which of the widths tried (broadest first) a refinement keeps, from their held-out
+    residuals relative to the coarse level's: the broadest, unless a narrower one is below
+    ``NARROWER_GAIN`` × the one kept so far."""
+    kept = 0
+    for i, r in enumerate(ratios[1:], start=1):
+        if r < NARROWER_GAIN * ratios[kept]:
+            kept = i
+    return kept
 
 
 def residual_points(task: Task) -> tuple[Tensor, Tensor]:
@@ -146,10 +238,13 @@ class Grow(Stage):
     loss may fail to improve before the stage stops and goes back to the best mixture;
     ``tol``: no growth once the held-out residual is below ``tol`` × that of the zero
     function (a solution already at that level, as on smooth problems, costs one
-    evaluation); ``refinements``: uniform refinements (twice the points and Gaussians)
-    at most, when local growth stops (0: none). Linear problems and GMNM models only.
-    Every round is recorded (``grow``) with a ``grew`` event: Gaussians added, removed,
-    their width, and the held-out loss."""
+    evaluation); ``refinements``: uniform refinements (four times the points) at most,
+    the first before local growth when it is ``local``, else when local growth stops (0:
+    none); ``local``: a PDE's new Gaussians bring collocation points of their own and the
+    held-out check weighs residuals by their rows (see the module docstring). Linear
+    problems and GMNM models only. Every round is recorded (``grow``) with a ``grew``
+    event: Gaussians and points added, Gaussians removed, their width, and the held-out
+    loss."""
 
     steps: int | None = None
     fraction: float = 0.1
@@ -160,6 +255,7 @@ class Grow(Stage):
     rcond: float | None = None
     equilibrate: bool = True
     refinements: int = 1
+    local: bool = True
     kind: ClassVar[str] = "grow"
 
     def __post_init__(self) -> None:
@@ -182,7 +278,8 @@ class Grow(Stage):
             raise GMNMError(f"stage 'grow' grows a GMNM, not a {type(model).__name__}; "
                             "use lstsq or varpro for this model")
         check_linear(task.loss.problem)
-        held_out = HeldOut(task, task.params) if task.collocation is not None else None
+        held_out = (HeldOut(task, task.params, per_row=self.grows_locally(task))
+                    if task.collocation is not None else None)
         state = task.resumed()
         if state is None:
             state = self.start(task, held_out)
@@ -192,6 +289,10 @@ class Grow(Stage):
                                     "reason": "held-out residual below tol",
                                     "held_out": state["best"]})
                 break
+            if self.grows_locally(task) and state["round"] == 0 and state["level"] == 0:
+                task.evaluate_loss()  # (refine sizes its level by the rows)
+                if self.refined(task, state, held_out):  # refine first, then grow locally
+                    continue
             task.evaluate_loss()  # counts the rows (after a resume or a refinement too)
             equations = sum(task.loss.counts)  # rows of the linear system, every rank's
             limit = math.floor(equations / self.oversampling) // task.loss.problem.n_outputs - 1
@@ -242,7 +343,7 @@ class Grow(Stage):
         (a safe point is offered with it). :meth:`solved` says whether growth is needed."""
         check_linear(task.loss.problem)
         if held_out is None and task.collocation is not None:
-            held_out = HeldOut(task, task.params)
+            held_out = HeldOut(task, task.params, per_row=self.grows_locally(task))
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
         if self.equilibrate:
@@ -334,7 +435,7 @@ class Grow(Stage):
                 equilibrate_linear(task, linear_head(model), self.kind)
             state["solve_s"] = self.solve(task)
             now = held_out.value(task)
-            before = sum(w * t for w, t in zip(loss.weights, coarse))  # the same weights
+            before = held_out.weigh(task, coarse)  # the same weights
             ratio = now / before if before > 0 else math.inf
             tries.append((ratio if math.isfinite(ratio) else math.inf, i,
                           copy.deepcopy(model.state_dict()), loss.weights_state(), now))
@@ -342,7 +443,7 @@ class Grow(Stage):
                                 "components": m, "points": len(points),
                                 "width": report["width"], "held_out": now,
                                 "held_out_coarse": before, "solve_s": state["solve_s"]})
-        ratio, i, best, weights, now = min(tries, key=lambda t: (t[0], t[1]))
+        ratio, i, best, weights, now = tries[preferred_width([t[0] for t in tries])]
         if ratio < 1:
             if i != len(tries) - 1:
                 model.load_state_dict(best)
@@ -368,6 +469,15 @@ class Grow(Stage):
         start = time.perf_counter()
         fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
         return time.perf_counter() - start
+
+    def grows_locally(self, task: Task) -> bool:
+        """Whether new Gaussians bring points of their own, the held-out check weighs
+        residuals by their rows and refinement comes first (``local``, for a PDE with
+        conditions, not an inverse problem, in one process: each rank holds its own
+        points)."""
+        loss = task.loss
+        return bool(self.local and task.collocation is not None and loss.problem.conditions
+                    and not loss.problem.unknowns and loss.parallel.world == 1)
 
     @staticmethod
     def zero_loss(task: Task, held_out: HeldOut | None) -> float:
@@ -401,12 +511,19 @@ class Grow(Stage):
                 sigma[:, None, None] * math.sqrt(k))
         layer.add_components(x[chosen], proj)
         task.sync_params()
+        loss = task.loss
+        added = 0
+        if self.grows_locally(task):
+            interior, conditions = local_points(task, x[chosen], sigma,
+                                                task.seed + LOCAL_SEED * (task.step + 1))
+            loss.batch = loss.batch.extended(interior, conditions)
+            added = len(interior) + sum(len(c) for c in conditions)
         with torch.no_grad():
-            J, r0 = linear_system(task.loss, model, linear_head(model))
+            J, r0 = linear_system(loss, model, linear_head(model))
             solution = solve_lstsq(J, -r0, self.rcond)
             removed = self.prune_negligible(task, J, solution.theta)
         return {"event": "grew", "stage": self.kind, "step": task.step, "added": len(chosen),
-                "removed": removed, "components": layer.components,
+                "points_added": added, "removed": removed, "components": layer.components,
                 "width_min": float(sigma.min()), "width_max": float(sigma.max()),
                 "cond": solution.cond, "rank": solution.rank}
 

@@ -19,7 +19,7 @@ import math
 from collections.abc import Sequence
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .batch import sample_batch
 from .loss import Loss
@@ -31,30 +31,55 @@ seeds the training points use)."""
 
 
 class HeldOut:
-    """The loss on held-out points, and a roll-back of ``params`` when it rises."""
+    """The loss on held-out points, and a roll-back of ``params`` when it rises.
 
-    def __init__(self, task: Task, params: Sequence[nn.Parameter]) -> None:
+    ``per_row``: each residual is divided by the norm of its row of the linear system
+    (∂r_i/∂θ over the model's linear output layer) and the terms weighed by the user's
+    weights — the measure of a loss whose rows are scaled to equal norms (adaptive growth,
+    :mod:`.growth`), which the term scales then no longer change: for the Laplacian of
+    Gaussians of local width σ, about σ² |r_i|, a residual error indicator that a narrow
+    Gaussian's large second derivatives do not swamp."""
+
+    def __init__(self, task: Task, params: Sequence[nn.Parameter], *, per_row: bool = False) -> None:
         loss = task.loss
         x = loss.batch.interior
         batch = sample_batch(loss.problem, task.collocation, task.seed + SEED_OFFSET)
         self.loss = Loss(loss.problem, batch.shard(loss.parallel).to(x.dtype, x.device),
                          loss.weights_given, parallel=loss.parallel)
-        self.params = list(params)
+        self.params, self.per_row = list(params), per_row
         self.best = self.value(task)
         self.kept = parameter_vector(self.params)
 
     def value(self, task: Task) -> float:
-        """Σ_t w_t mean(r_t²) on the held-out points, w_t the training loss's weights."""
-        return float(sum(w * t for w, t in zip(task.loss.weights, self.terms(task))))
+        """Σ_t w_t mean(r_t²) on the held-out points, w_t the training loss's weights
+        (the user's, ``per_row``)."""
+        return self.weigh(task, self.terms(task))
+
+    def weigh(self, task: Task, terms: Sequence[float]) -> float:
+        """The value of :meth:`terms` taken earlier, weighed as :meth:`value` weighs."""
+        weights = task.loss.user_weights if self.per_row else task.loss.weights
+        return float(sum(w * t for w, t in zip(weights, terms)))
 
     def terms(self, task: Task) -> list[float]:
-        """Each term's mean(r_t²) on the held-out points, unweighted: what :meth:`value`
-        weighs (so that a loss reweighted later can weigh them again)."""
+        """Each term's mean(r_t²) on the held-out points, unweighted (``per_row``: of
+        r_i / ‖∂r_i/∂θ_head‖): what :meth:`value` weighs (so that a loss reweighted later
+        can weigh them again)."""
         with torch.no_grad():
             rs = self.loss.residuals(task.model)
+            if self.per_row:
+                rs = [r / n for r, n in zip(rs, self.row_norms(task))]
         sums = torch.stack([r.square().sum() for r in rs]).double().cpu()
         task.loss.parallel.sum_([sums])
         return [s / c for s, c in zip(sums.tolist(), self.loss.counts)]
+
+    def row_norms(self, task: Task) -> list[Tensor]:
+        """Each term's row norms ‖∂r_i/∂θ_head‖ at the held-out points (1 where 0)."""
+        from .linear import linear_head  # linear imports this module
+        from .lsq import Basis
+
+        rows = self.loss.residuals(task.model, Basis(linear_head(task.model), self.loss.problem))
+        norms = [(R[1:] - R[0]).norm(dim=0) for R in rows]
+        return [torch.where(n > 0, n, torch.ones_like(n)) for n in norms]
 
     def rose(self, task: Task) -> bool:
         """Whether the held-out loss rose since the last call (or the start); if so the

@@ -76,7 +76,7 @@ from ..evaluation import Evaluator
 from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs
 from ..problem import Problem
-from .batch import Collocation, sample_batch
+from .batch import Batch, Collocation, sample_batch
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, linear_head
@@ -292,8 +292,12 @@ class SlabTask(Task):
         run = self.run_task
         assert run is not None
         run.step, run._last_eval = self.step, self._last_eval
-        run.safe_point({**self.extra, "slab": self.slab, "stage": self.stage_index, "state": state,
-                        "weights": self.loss.weights_state()}, loss=loss)
+        saved = {**self.extra, "slab": self.slab, "stage": self.stage_index, "state": state,
+                 "weights": self.loss.weights_state()}
+        b = self.loss.batch
+        if self.slab >= 0 and self._batch0 is not None and b is not self._batch0:
+            saved["points"] = [b.interior, *b.conditions]  # growth added to the slab's
+        run.safe_point(saved, loss=loss)
 
 
 @dataclass(frozen=True)
@@ -508,13 +512,17 @@ class March(Stage):
                          eval_every=task.eval_every, callbacks=[_Forward(task)],
                          history=task.history, step=task.step, collocation=collocation,
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
-                         stages=list(self.stages), events=task.events, run_task=task, slab=k)
-        child.initial_loss = float(child.evaluate_loss()[0])
+                         stages=list(self.stages), events=task.events, run_task=task, slab=k,
+                         _batch0=batch)
+        child.initial_loss = float(child.evaluate_loss()[0])  # on the slab's first points
         first, state = 0, None
         if inside is not None:
             first, state = int(inside["stage"]), inside["state"]
             if inside.get("weights") is not None:
                 loss.load_weights_state(inside["weights"])
+            if inside.get("points") is not None:
+                interior, *conditions = (t.to(p.dtype).to(p.device) for t in inside["points"])
+                loss.batch = Batch(interior, tuple(conditions))
         for j in range(first, len(self.stages)):
             child.enter(j, state if j == first else None)
             self.stages[j].run(child)
