@@ -91,3 +91,16 @@ def test_a_refinement_keeps_a_narrower_width_only_when_it_halves_the_residual():
     assert preferred_width([4e-3, 1e-4]) == 1  # holes-like: 40 times lower
     assert preferred_width([1.0, 0.4, 0.3]) == 1  # 0.3 is not below half of 0.4
     assert preferred_width([math.inf, 2.0]) == 1  # a failed broad solve
+
+
+def test_growth_stops_before_a_round_whose_system_would_not_fit_in_memory(monkeypatch):
+    """Local growth adds rows with every round and, without a budget, only the held-out
+    check would stop it: a round whose system would take more than half the free memory
+    is not started."""
+    from pinn_gmnm import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda device: (10**6, "test"))
+    s = _lshape(3)
+    assert not [e for e in s.events if e["event"] == "grew"]
+    (stop,) = [e for e in s.events if e["event"] == "grow stop"]
+    assert stop["reason"] == "the next solve would not fit in memory"

@@ -314,6 +314,10 @@ class Grow(Stage):
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "the next solve would overrun the budget"})
                 break
+            if not self.fits_in_memory(task, count):
+                task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
+                                    "reason": "the next solve would not fit in memory"})
+                break
             if state["idle"] == 0:  # the best mixture so far: where a stop goes back to
                 state["kept"] = copy.deepcopy(model.state_dict())
             start = time.perf_counter()
@@ -475,6 +479,23 @@ class Grow(Stage):
         start = time.perf_counter()
         fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
         return time.perf_counter() - start
+
+    def fits_in_memory(self, task: Task, count: int) -> bool:
+        """Whether the next round's system, ``count`` Gaussians more (and their points,
+        when growth is local: their rows are unbounded without a budget), fits in half the
+        free memory (J, the copy its QR works on and U: three matrices of rows × columns)."""
+        from ..memory import available_memory  # memory imports the stages
+
+        loss, model = task.loss, task.model
+        x = loss.batch.interior
+        memory = available_memory(x.device)
+        if memory is None:
+            return True
+        d = model.layer.in_features
+        rows = sum(loss.counts) + (count * (min(2 * 2**d, LOCAL_POINTS) + 2 * d)
+                                   if self.grows_locally(task) else 0)
+        cols = (model.layer.components + count + 1) * loss.problem.n_outputs
+        return 3 * rows * cols * x.element_size() <= memory[0] // 2
 
     def grows_locally(self, task: Task) -> bool:
         """Whether new Gaussians bring points of their own, the held-out check weighs
