@@ -281,8 +281,7 @@ class Grow(Stage):
             raise GMNMError(f"stage 'grow' grows a GMNM, not a {type(model).__name__}; "
                             "use lstsq or varpro for this model")
         check_linear(task.loss.problem)
-        held_out = (HeldOut(task, task.params, per_row=self.grows_locally(task))
-                    if task.collocation is not None else None)
+        held_out = self.held_out(task)
         state = task.resumed()
         if state is None:
             state = self.start(task, held_out)
@@ -352,8 +351,8 @@ class Grow(Stage):
         held-out residual (``held_out``, or the task's own when None); the stage's state
         (a safe point is offered with it). :meth:`solved` says whether growth is needed."""
         check_linear(task.loss.problem)
-        if held_out is None and task.collocation is not None:
-            held_out = HeldOut(task, task.params, per_row=self.grows_locally(task))
+        if held_out is None:
+            held_out = self.held_out(task)
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
         if self.equilibrate:
@@ -479,6 +478,13 @@ class Grow(Stage):
         start = time.perf_counter()
         fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
         return time.perf_counter() - start
+
+    def held_out(self, task: Task) -> HeldOut | None:
+        """The held-out points the rounds are checked on (weighing residuals by their rows
+        when growth is local); None when the task has no collocation to draw them with."""
+        if task.collocation is None:
+            return None
+        return HeldOut(task, task.params, per_row=self.grows_locally(task))
 
     def fits_in_memory(self, task: Task, count: int) -> bool:
         """Whether the next round's system, ``count`` Gaussians more (and their points,
