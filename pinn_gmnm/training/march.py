@@ -76,7 +76,7 @@ from ..evaluation import Evaluator
 from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs
 from ..problem import Problem
-from .batch import Batch, Collocation, sample_batch
+from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, linear_head
@@ -294,9 +294,9 @@ class SlabTask(Task):
         run.step, run._last_eval = self.step, self._last_eval
         saved = {**self.extra, "slab": self.slab, "stage": self.stage_index, "state": state,
                  "weights": self.loss.weights_state()}
-        b = self.loss.batch
-        if self.slab >= 0 and self._batch0 is not None and b is not self._batch0:
-            saved["points"] = [b.interior, *b.conditions]  # growth added to the slab's
+        points = self.replaced_points()  # (a slab's own; the single block's are the run's)
+        if self.slab >= 0 and points is not None:
+            saved["points"] = points  # growth added to the slab's
         run.safe_point(saved, loss=loss)
 
 
@@ -521,8 +521,7 @@ class March(Stage):
             if inside.get("weights") is not None:
                 loss.load_weights_state(inside["weights"])
             if inside.get("points") is not None:
-                interior, *conditions = (t.to(p.dtype).to(p.device) for t in inside["points"])
-                loss.batch = Batch(interior, tuple(conditions))
+                child.restore_points(inside["points"])
         for j in range(first, len(self.stages)):
             child.enter(j, state if j == first else None)
             self.stages[j].run(child)

@@ -273,10 +273,25 @@ class Task:
             "callbacks": {key: cb.state_dict() for key, cb in _keyed(self.callbacks)
                           if hasattr(cb, "state_dict")},
         }
-        # Each rank holds its own share of the points: only a single process saves them.
-        if loss.batch is not self._batch0 and loss.parallel.world == 1:
-            extra["batch"] = [loss.batch.interior, *loss.batch.conditions]
+        points = self.replaced_points()
+        if points is not None:
+            extra["batch"] = points
         return extra
+
+    def replaced_points(self) -> list[Tensor] | None:
+        """The loss's points (interior, then each condition's) when resampling, refinement
+        or growth replaced the first ones, else None. Each rank holds its own share of the
+        points: only a single process saves them."""
+        b = self.loss.batch
+        if self._batch0 is None or b is self._batch0 or self.loss.parallel.world != 1:
+            return None
+        return [b.interior, *b.conditions]
+
+    def restore_points(self, points: Sequence[Tensor]) -> None:
+        """Put back points saved by :meth:`replaced_points` (in the loss's dtype and device)."""
+        x = self.loss.batch.interior
+        interior, *conditions = (t.to(device=x.device, dtype=x.dtype) for t in points)
+        self.loss.batch = Batch(interior, tuple(conditions))
 
     def _restore_extra(self, extra: dict[str, Any]) -> None:
         loss = self.loss
@@ -293,9 +308,7 @@ class Task:
             if key in saved and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(saved[key])
         if "batch" in extra:
-            x = loss.batch.interior
-            interior, *conditions = (t.to(device=x.device, dtype=x.dtype) for t in extra["batch"])
-            loss.batch = Batch(interior, tuple(conditions))
+            self.restore_points(extra["batch"])
         elif self._batch0 is not None:
             loss.batch = self._batch0
 
