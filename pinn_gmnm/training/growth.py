@@ -125,12 +125,24 @@ new Gaussians (a spacing of half the width down to widths of ~3e-4 on a unit squ
 perimeter; coarser beyond)."""
 
 
+def system_fits(rows: int, cols: int, x: Tensor) -> tuple[bool, int]:
+    """Whether a least-squares system of ``rows`` × ``cols`` fits in half the free memory
+    of ``x``'s device, and the bytes it takes: J, the copy its QR or column scaling works
+    on, U and Vh, four matrices of its size (True when the machine does not say)."""
+    from ..memory import available_memory  # memory imports the stages
+
+    needed = 4 * rows * cols * x.element_size()
+    memory = available_memory(x.device)
+    return memory is None or needed <= memory[0] // 2, needed
+
+
 def under(x: Tensor, centres: Tensor, widths: Tensor, rows: int = 4096) -> Tensor:
     """Which points ``x`` lie in the box of half-side ``widths[i]`` around some
     ``centres[i]`` (max-norm), in pieces of ``rows`` points."""
+    if len(x) == 0:
+        return torch.zeros(0, dtype=torch.bool, device=x.device)
     return torch.cat([((piece[:, None, :] - centres[None]).abs() <= widths[None, :, None])
-                      .all(dim=2).any(dim=1) for piece in x.split(rows)]) if len(x) else \
-        torch.zeros(0, dtype=torch.bool)
+                      .all(dim=2).any(dim=1) for piece in x.split(rows)])
 
 
 def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
@@ -397,11 +409,9 @@ class Grow(Stage):
         return False
 
     def refine(self, task: Task, state: dict, held_out: HeldOut | None) -> bool:
-        """One uniform refinement (see the module docstring): twice the collocation points
-        and as many Gaussians as they allow, re-solved; kept (True) when the held-out
-        residual falls, otherwise undone (False, and no further refinement)."""
-        from ..memory import available_memory  # memory imports the stages
-
+        """One uniform refinement (see the module docstring): ``REFINE_POINTS`` times the
+        collocation points and as many Gaussians as they allow, re-solved; kept (True) when
+        the held-out residual falls, otherwise undone (False, and no further refinement)."""
         loss, model = task.loss, task.model
         assert isinstance(model, GMNM)
         level = state.get("level", 0)
@@ -417,10 +427,8 @@ class Grow(Stage):
         growth = REFINE_POINTS * ((m + 1) * outputs / cols) ** 2  # the SVD's rows × columns²
         predicted = state.get("solve_s", 0.0) * growth
         x = loss.batch.interior
-        memory = available_memory(x.device)
-        needed = 4 * REFINE_POINTS * rows * (m + 1) * outputs * x.element_size()  # J, its scaling, U, Vh
-        if predicted > task.clock.left() or (
-                memory is not None and needed > memory[0] // 2):
+        fits, needed = system_fits(REFINE_POINTS * rows, (m + 1) * outputs, x)
+        if predicted > task.clock.left() or not fits:
             task.events.append({"event": "refine skipped", "stage": self.kind,
                                 "step": task.step, "components": m,
                                 "predicted_s": predicted, "bytes": needed})
@@ -488,20 +496,14 @@ class Grow(Stage):
 
     def fits_in_memory(self, task: Task, count: int) -> bool:
         """Whether the next round's system, ``count`` Gaussians more (and their points,
-        when growth is local: their rows are unbounded without a budget), fits in half the
-        free memory (J, the copy its QR works on and U: three matrices of rows × columns)."""
-        from ..memory import available_memory  # memory imports the stages
-
+        when growth is local: their rows are unbounded without a budget), fits
+        (:func:`system_fits`)."""
         loss, model = task.loss, task.model
-        x = loss.batch.interior
-        memory = available_memory(x.device)
-        if memory is None:
-            return True
         d = model.layer.in_features
         rows = sum(loss.counts) + (count * (min(2 * 2**d, LOCAL_POINTS) + 2 * d)
                                    if self.grows_locally(task) else 0)
         cols = (model.layer.components + count + 1) * loss.problem.n_outputs
-        return 3 * rows * cols * x.element_size() <= memory[0] // 2
+        return system_fits(rows, cols, loss.batch.interior)[0]
 
     def grows_locally(self, task: Task) -> bool:
         """Whether new Gaussians bring points of their own, the held-out check weighs

@@ -35,10 +35,10 @@ class HeldOut:
 
     ``per_row``: each residual is divided by the norm of its row of the linear system
     (∂r_i/∂θ over the model's linear output layer) and the terms weighed by the user's
-    weights — the measure of a loss whose rows are scaled to equal norms (adaptive growth,
-    :mod:`.growth`), which the term scales then no longer change: for the Laplacian of
-    Gaussians of local width σ, about σ² |r_i|, a residual error indicator that a narrow
-    Gaussian's large second derivatives do not swamp."""
+    weights (the division already takes out the operator's scale, which the term scales
+    would take out a second time). For the Laplacian of Gaussians of local width σ that is
+    about σ² |r_i|: an error indicator that a narrow Gaussian's large second derivatives do
+    not swamp, as local growth needs (:mod:`.growth`)."""
 
     def __init__(self, task: Task, params: Sequence[nn.Parameter], *, per_row: bool = False) -> None:
         loss = task.loss
