@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -36,6 +37,23 @@ def as_points(x: Tensor | np.ndarray, dim: int) -> Points:
     if x.ndim != 2 or x.shape[1] != dim:
         raise GMNMError(f"expected points of shape (n, {dim}), got {tuple(x.shape)}")
     return x
+
+
+@dataclass(frozen=True)
+class Corner:
+    """A vertex of a 2-D shape's boundary: its ``point``, the vectors ``edges`` from it to
+    the next vertices along the boundary either way, and the ``angle`` the shape fills
+    there (π/2 at a rectangle's corner, 3π/2 at an L-shape's re-entrant one)."""
+
+    point: tuple[float, float]
+    edges: tuple[tuple[float, float], tuple[float, float]]
+    angle: float
+
+    @property
+    def reentrant(self) -> bool:
+        """Whether the shape fills more than a half-plane here: the solution of an
+        elliptic problem is singular at such a corner (u ~ r^(π/angle))."""
+        return self.angle > math.pi * (1 + 1e-9)
 
 
 class Geometry(ABC):
@@ -95,6 +113,12 @@ class Geometry(ABC):
     def diameter(self) -> float:
         lo, hi = self.bbox
         return math.dist(lo, hi)
+
+    def corners(self) -> list[Corner]:
+        """The vertices of a 2-D shape's boundary that it knows (polygons, rectangles and
+        their differences); none for curved and higher-dimensional shapes, unions and
+        intersections."""
+        return []
 
     @property
     def is_box(self) -> bool:
@@ -250,6 +274,16 @@ class Difference(_CSG):
 
     def inside(self, x: Points) -> Mask:
         return self.a.inside(x) & ~self.b.interior(x)
+
+    def corners(self) -> list[Corner]:
+        """a's corners outside b, and b's corners strictly inside a, whose angle there
+        is the rest of the full turn."""
+        ours = [c for c in self.a.corners()
+                if not bool(self.b.interior(torch.tensor([c.point], dtype=torch.float64))[0])]
+        for c in self.b.corners():
+            if bool(self.a.interior(torch.tensor([c.point], dtype=torch.float64))[0]):
+                ours.append(Corner(c.point, c.edges, 2 * math.pi - c.angle))
+        return ours
 
     def _from_a(self, x: Points) -> Mask:
         return ~self.b.interior(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from .._types import Mask, Points
 from ..errors import GMNMError
 from ..sampling import Grid, Sampler
-from .base import DEFAULT_TOL, Geometry
+from .base import DEFAULT_TOL, Corner, Geometry
 
 
 class Box(Geometry):
@@ -39,6 +40,16 @@ class Box(Geometry):
     @property
     def is_box(self) -> bool:
         return True
+
+    def corners(self) -> list[Corner]:
+        if self.dim != 2:
+            return []
+        (x0, y0), (x1, y1) = self.lo, self.hi
+        w, h = x1 - x0, y1 - y0
+        return [Corner((x0, y0), ((w, 0.0), (0.0, h)), math.pi / 2),
+                Corner((x1, y0), ((0.0, h), (-w, 0.0)), math.pi / 2),
+                Corner((x1, y1), ((-w, 0.0), (0.0, -h)), math.pi / 2),
+                Corner((x0, y1), ((0.0, -h), (w, 0.0)), math.pi / 2)]
 
     @property
     def _lo(self) -> torch.Tensor:
@@ -149,3 +160,4 @@ class Rectangle(Box):
 
     def __repr__(self) -> str:
         return f"Rectangle({list(self.lo)}, {list(self.hi)})"
+

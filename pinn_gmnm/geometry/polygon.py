@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from .._types import Mask, Points
 from ..errors import GMNMError
 from ..sampling import Sampler
-from .base import DEFAULT_TOL, Geometry
+from .base import DEFAULT_TOL, Corner, Geometry
 
 
 def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> bool:
@@ -117,6 +118,15 @@ class Polygon(Geometry):
         d = (b - a)[edge]
         n = torch.stack([d[:, 1], -d[:, 0]], dim=1)
         return n / n.norm(dim=1, keepdim=True)
+
+    def corners(self) -> list[Corner]:
+        v = self.vertices  # counter-clockwise: the shape fills the turn from next to previous
+        out = []
+        for i in range(len(v)):
+            a, b = v[(i + 1) % len(v)] - v[i], v[i - 1] - v[i]
+            angle = math.atan2(a[0] * b[1] - a[1] * b[0], float(a @ b)) % (2 * math.pi)
+            out.append(Corner(tuple(v[i].tolist()), (tuple(a.tolist()), tuple(b.tolist())), angle))
+        return out
 
     @property
     def volume(self) -> float:

@@ -61,13 +61,10 @@ The held-out residual is an error indicator, not the error. At the re-entrant co
 ``poisson-lshape`` the error of a least-squares fit is mostly the wrong multiple of the
 corner's singular function, which the residual away from the corner does not see: a
 refined level lowered the held-out residual 80 times while the error rose from 1.9e-2 to
-3.0e-2 (0.12 at half the width). Growth does go to the corner, a level per round, and
-in a numerical experiment eight graded levels of Gaussians and points there (1669
-Gaussians) reached 2.9e-5 — but only with every row scaled to the same norm, which
-weighs the corner's rows by σ² as the held-out measure does. Scaling the rows so in
-every round here reached 3.7e-6 on ``poisson-holes`` but made ``poisson-lshape`` worse
-for the first rounds (9.8e-2 at 60 s; 1.8e-2 after 230 s and still falling), so it is
-not done.
+3.0e-2, and growth, a level per round towards the corner, stayed at 2e-2 in 60 s. So a
+domain's re-entrant corners are graded from the start (``corners``, :mod:`.corners`):
+rings of Gaussians and points down to ~1e-3 of the corner's edges, and that task's rows
+solved at equal norms. ``poisson-lshape`` at 60 s: 2.5e-2 → 7.7e-5.
 """
 
 from __future__ import annotations
@@ -85,7 +82,9 @@ from ..errors import GMNMError, require_positive
 from ..models.gmnm import GMNM
 from ..models.layout import default_components
 from .batch import Collocation, sample_batch
-from .heldout import HeldOut
+from .corners import (add_corner_gaussians, add_corner_points, corner_gaussians, corner_points,
+                      grades)
+from .heldout import HeldOut, row_norms
 from .linear import check_affine, check_linear, equilibrate_linear, fit_head, linear_head
 from .lsq import linear_system, solve_lstsq
 from .stages import Stage, _check_steps, step_limit
@@ -200,14 +199,19 @@ def preferred_width(ratios: list[float]) -> int:
 
 def residual_points(task: Task) -> tuple[Tensor, Tensor]:
     """Every training point with the magnitude of its weighted residual (the residual
-    scaled as in the loss, √(w_t / n_t) |r_t,i|): points (N, d), magnitudes (N,), every
-    rank's (so that all ranks grow the same Gaussians)."""
+    scaled as its row of the least-squares system is: √(w_t / n_t) |r_t,i|, or with the
+    loss's ``equal_rows`` √(u_t / n_t) |r_t,i| / ‖∂r_t,i/∂θ_head‖): points (N, d),
+    magnitudes (N,), every rank's (so that all ranks grow the same Gaussians)."""
     loss = task.loss
     with torch.no_grad():
         rs = loss.residuals(task.model)
     n_pde = len(rs) - len(loss.problem.conditions)
     xs = [loss.batch.interior] * n_pde + list(loss.batch.conditions)
-    mags = [r.abs() * math.sqrt(w / c) for r, w, c in zip(rs, loss.weights, loss.counts)]
+    if loss.equal_rows:
+        mags = [r.abs() * math.sqrt(u / c) / n for r, u, c, n in zip(
+            rs, loss.user_weights, loss.counts, row_norms(loss, task.model))]
+    else:
+        mags = [r.abs() * math.sqrt(w / c) for r, w, c in zip(rs, loss.weights, loss.counts)]
     gather = loss.parallel.gather_rows
     return gather(torch.cat(xs)), gather(torch.cat(mags)[:, None])[:, 0]
 
@@ -256,7 +260,9 @@ class Grow(Stage):
     evaluation); ``refinements``: uniform refinements (four times the points) at most,
     the first before local growth when it is ``local``, else when local growth stops (0:
     none); ``local``: a PDE's new Gaussians bring collocation points of their own and the
-    held-out check weighs residuals by their rows (see the module docstring). Linear
+    held-out check weighs residuals by their rows (see the module docstring); ``corners``:
+    with ``local``, the mixture and the points are graded towards the domain's re-entrant
+    corners from the start, and the rows solved at equal norms (:mod:`.corners`). Linear
     problems and GMNM models only. Every round is recorded (``grow``) with a ``grew``
     event: Gaussians and points added, Gaussians removed, their width, and the held-out
     loss."""
@@ -271,6 +277,7 @@ class Grow(Stage):
     equilibrate: bool = True
     refinements: int = 1
     local: bool = True
+    corners: bool = True
     kind: ClassVar[str] = "grow"
 
     def __post_init__(self) -> None:
@@ -297,6 +304,7 @@ class Grow(Stage):
         state = task.resumed()
         if state is None:
             state = self.start(task, held_out)
+        task.loss.equal_rows = bool(state.get("graded"))  # (a resumed task's too)
         while state["round"] < step_limit(self.steps) and not task.out_of_time():
             if self.solved(state):
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
@@ -365,6 +373,8 @@ class Grow(Stage):
         check_linear(task.loss.problem)
         if held_out is None:
             held_out = self.held_out(task)
+        graded = self.grades(task)
+        corner_points = self.grade(task) if graded else 0
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
         if self.equilibrate:
@@ -372,7 +382,8 @@ class Grow(Stage):
         solve_s = self.solve(task)
         best = held_out.value(task) if held_out is not None else math.nan
         state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0,
-                 "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out)}
+                 "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out),
+                 "graded": graded, "corner_points": corner_points}
         total, _ = task.evaluate_loss()  # the least-squares solution: step 1
         task.record(self.kind, float(total), force_eval=True)
         task.safe_point(state, loss=float(total))
@@ -419,7 +430,8 @@ class Grow(Stage):
                 or loss.problem.unknowns or level >= self.refinements or task.out_of_time()):
             return False
         outputs = loss.problem.n_outputs
-        rows, cols = sum(loss.counts), (model.layer.components + 1) * outputs
+        rows = sum(loss.counts) - state.get("corner_points", 0)  # the uniform draw's
+        cols = (model.layer.components + 1) * outputs
         m = default_components(model.layer.in_features, REFINE_POINTS * rows, outputs,
                                capped=False, oversampling=REFINE_OVERSAMPLING)
         if m <= model.layer.components:
@@ -441,6 +453,8 @@ class Grow(Stage):
         batch = sample_batch(loss.problem, finer, task.seed + REFINE_SEED * (level + 1))
         loss.batch = batch.shard(loss.parallel).to(x.dtype, x.device)
         points = loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
+        if state.get("graded"):
+            self.grade(task, points=True, gaussians=False)
         tries: list[tuple[float, int, dict, list[float] | None, float]] = []
         for i, factor in enumerate(REFINE_WIDTHS):
             if i and state["solve_s"] > task.clock.left():
@@ -448,6 +462,8 @@ class Grow(Stage):
             report = model.respread(m, points, seed=task.seed + level + 1,
                                     width_factor=model.width_factor * factor)
             task.sync_params()
+            if state.get("graded"):  # the corner's grading, on the finer level too
+                self.grade(task, points=False)
             if self.equilibrate:  # the finer features' own term scales
                 equilibrate_linear(task, linear_head(model), self.kind)
             state["solve_s"] = self.solve(task)
@@ -480,6 +496,30 @@ class Grow(Stage):
         task.sync_params()
         task.events.append({"event": "refine undone", "stage": self.kind, "step": task.step})
         return False
+
+    def grades(self, task: Task) -> bool:
+        """Whether the mixture is graded towards the domain's re-entrant corners (see
+        :mod:`.corners`): with ``corners``, when growth is local, the domain has any and
+        the graded system fits in half the free memory."""
+        if not (self.corners and self.grows_locally(task) and grades(task)):
+            return False
+        g, loss = task.loss.problem.geometry, task.loss
+        interior, boundary = corner_points(g)
+        outputs = loss.problem.n_outputs
+        rows = (loss.batch.size + len(interior) + len(boundary)) * outputs
+        cols = (task.model.layer.components + len(corner_gaussians(g)[0]) + 1) * outputs
+        return system_fits(rows, cols, loss.batch.interior)[0]
+
+    def grade(self, task: Task, *, points: bool = True, gaussians: bool = True) -> int:
+        """Add the corners' graded Gaussians and (``points``) collocation points; records
+        a ``graded`` event and returns how many points (the state keeps them out of a
+        refinement's sizing)."""
+        added = add_corner_gaussians(task) if gaussians else 0
+        placed = add_corner_points(task) if points else 0
+        task.events.append({"event": "graded", "stage": self.kind, "step": task.step,
+                            "gaussians": added, "points": placed,
+                            "components": task.model.layer.components})
+        return placed
 
     def solve(self, task: Task) -> float:
         """Least squares for the head at the current features; returns the seconds it took."""

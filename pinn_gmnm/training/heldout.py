@@ -30,6 +30,18 @@ SEED_OFFSET = 7919
 seeds the training points use)."""
 
 
+def row_norms(loss: Loss, model: nn.Module) -> list[Tensor]:
+    """Each term's row norms ‖∂r_i/∂θ_head‖ of the linear system at ``loss``'s points,
+    unweighted (1 where 0)."""
+    from .linear import linear_head  # linear imports this module
+    from .lsq import Basis
+
+    with torch.no_grad():
+        rows = loss.residuals(model, Basis(linear_head(model), loss.problem))
+    norms = [(R[1:] - R[0]).norm(dim=0) for R in rows]
+    return [torch.where(n > 0, n, torch.ones_like(n)) for n in norms]
+
+
 class HeldOut:
     """The loss on held-out points, and a roll-back of ``params`` when it rises.
 
@@ -74,12 +86,7 @@ class HeldOut:
 
     def row_norms(self, task: Task) -> list[Tensor]:
         """Each term's row norms ‖∂r_i/∂θ_head‖ at the held-out points (1 where 0)."""
-        from .linear import linear_head  # linear imports this module
-        from .lsq import Basis
-
-        rows = self.loss.residuals(task.model, Basis(linear_head(task.model), self.loss.problem))
-        norms = [(R[1:] - R[0]).norm(dim=0) for R in rows]
-        return [torch.where(n > 0, n, torch.ones_like(n)) for n in norms]
+        return row_norms(self.loss, task.model)
 
     def rose(self, task: Task) -> bool:
         """Whether the held-out loss rose since the last call (or the start); if so the

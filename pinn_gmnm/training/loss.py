@@ -85,6 +85,11 @@ class Loss:
         """Whether each residual row may depend on its own point only: cleared when the
         output layer's Jacobian finds one that does not (a periodic condition pairs
         points), so that later Jacobians of this loss go straight to the general path."""
+        self.equal_rows = False
+        """Whether the least-squares systems built from this loss scale every row to the
+        same norm, √(u_t / n_t) with u_t its term's user weight, instead of by the term
+        weights (set for a mixture graded towards a corner, see :mod:`.corners`); the
+        loss value itself stays Σ w_t mean(r_t²)."""
         equations = _count_equations(problem, batch.interior[:2])
         if equations is not None:  # else the first evaluation says what is wrong
             self._set_names(equations)
