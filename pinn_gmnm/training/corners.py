@@ -25,7 +25,9 @@ Measured with defaults at a 60 s budget (one thread, the other core busy): ``poi
 2.5e-2 → 7.7e-5 relative L2 (1294 Gaussians after grading, then a uniform refinement);
 on a U-shaped plate written for this check (two re-entrant corners, Neumann on the notch,
 Dirichlet outside; against a P2 finite-element solution with h = 0.005, itself ~1e-5 off)
-0.10 → 2.9e-4. The width of a ring's Gaussians traded one against the other (1.0 × the
+0.10 → 2.9e-4; on a square plate with a rectangular hole held hot (``Rectangle −
+Rectangle``, four re-entrant corners; against P2 with h = 0.005, whose own error is ~5e-5)
+4.6e-2 → 7.4e-5. The width of a ring's Gaussians traded one against the other (1.0 × the
 radius: 7e-5 and 5e-4 after one round; 0.5: 2e-4 and 1e-4); 0.7 serves both.
 """
 
