@@ -101,10 +101,11 @@ class Compact(GaussNewton):
     def start(self, task: Task) -> dict[str, Any] | None:
         """Replace the mixture by the compact one with its weights solved; what the
         iterations carry (the mixture replaced and its held-out loss), or None when the
-        fit is already solved or the compact mixture would not be smaller."""
+        fit is already solved, the budget spent, or the compact mixture would not be
+        smaller."""
         model = task.model
         assert isinstance(model, GMNM)
-        if task.collocation is None:
+        if task.collocation is None or task.out_of_time():
             return None
         held = HeldOut(task, task.params)
         before = held.best
