@@ -11,22 +11,34 @@ elongated Gaussians, once their centres μ and projections W move.
 Moving them from the grown mixture does not work: its Gaussians are broad (4 × their
 spacing, for the least-squares solve's accuracy) and their weights large and cancelling
 (the system's condition number ~1e17, rank 590 of 962 on ``front``), so the output is
-so sensitive to μ and W that Levenberg–Marquardt finds no step that lowers the loss
-(with 100 or 196 Gaussians at that width: no step after one to six iterations, at
-0.17 / 0.13). :class:`Compact` therefore starts afresh from a small, well-conditioned
-mixture — m isotropic Gaussians as wide as their spacing (condition number ~1e3), m
-such that the parameters are at most the equations / ``oversampling`` — solves its
-weights by least squares, and runs Levenberg–Marquardt on every parameter
-(:class:`~.gauss_newton.GaussNewton`) until the budget or its held-out check stops it.
-It keeps the result only when its loss on the held-out points (:class:`~.heldout.HeldOut`)
-is below the grown mixture's; otherwise the grown mixture goes back. A fit growth
-already solved (held-out residual below ``skip_below`` × that of the zero function, as
-:class:`~.growth.Grow` judges it) is left alone at the cost of one evaluation.
+so sensitive to μ and W that the linearisation holds only for tiny steps and
+Levenberg–Marquardt stalls. It is the start, not the method: with 40 Gaussians on
+``front``, ``--method gauss-newton`` (output layer, then all parameters, 100 steps)
+stalls at 0.26 from Gaussians 4 × their spacing wide and reaches 3.5e-3 from Gaussians
+as wide as their spacing; twice the spacing (condition number 7e7) still stalled at 0.17
+after 650 iterations. (Variable projection by L-BFGS does not get far from either: 0.26
+and 0.18.) :class:`Compact` therefore starts afresh from a small, well-conditioned
+mixture — m isotropic Gaussians as wide as their spacing (condition number ~1e3), one
+per ``equations_each`` equations and never more parameters than equations /
+``oversampling`` — solves its weights by least squares, and runs Levenberg–Marquardt
+on every parameter (:class:`~.gauss_newton.GaussNewton`) until the budget or its
+held-out check stops it. It keeps the result only when its loss on the held-out points
+(:class:`~.heldout.HeldOut`) is below the grown mixture's; otherwise the grown mixture
+goes back. A fit growth already solved (held-out residual below ``skip_below`` × that of
+the zero function, as :class:`~.growth.Grow` judges it) is left alone at the cost of one
+evaluation.
 
-Measured on ``front`` (2000 samples, one thread, another process running): 49 Gaussians
-(344 parameters) reach 2e-4 after 600 iterations (27 s) and 1e-4 after 870 (40 s); 100
-Gaussians 1.6e-3 after 285 iterations (40 s): fewer parameters converge in fewer
-iterations, each cheaper.
+**Size.** Fewer Gaussians converge in fewer iterations, each cheaper: on ``front``
+(2000 samples, 30 s of iterations, one thread, another process running) 25 Gaussians
+reached 6.1e-5, 36 5.2e-5, 49 about 2e-4, 100 1.6e-3 (after 40 s). The 4-D
+``exp-sin-4d`` is limited by its 2000 samples instead (the held-out check stops it) and
+gains a little from more Gaussians, narrower (0.7 × their spacing), past the
+parameter limit: 40 (841 parameters) 5.7e-2, 80 5.4e-2, 120 4.7e-2, 200 4.5e-2, 300
+4.7e-2; averaging three fits of 40 from other centres, 5.3e-2. One per 50 samples,
+as wide as their spacing (40 in both) is the default; with it, at 60 s (the same
+conditions), ``front`` 3.3e-2 → 2.2e-5, ``exp-sin-4d`` 0.16 → 5.7e-2 and
+``multiscale`` 0.126 → 0.101 (its large scale fitted, the small one of amplitude 0.1
+not), the fits growth solves unchanged.
 """
 
 from __future__ import annotations
