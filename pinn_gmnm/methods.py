@@ -172,7 +172,8 @@ class GrowMethod(LeastSquaresMethod):
     needs = "needs least squares and a GMNM"
     fallback = "lstsq"
     description = ("least squares, then Gaussians added where the residual is largest, "
-                   "narrower each round, re-solved until a held-out check stops it")
+                   "narrower each round, re-solved until a held-out check stops it; for a fit "
+                   "it leaves short, then a compact mixture with every parameter trained")
 
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         from .models.gmnm import GMNM
@@ -184,12 +185,17 @@ class GrowMethod(LeastSquaresMethod):
     settings = ()
 
     def stages(self, problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+        from .fitting import is_fit_problem
+        from .training.compact import Compact
         from .training.growth import Grow
 
         if steps.solver != "auto":
             raise GMNMError(f"method 'grow' re-solves every round with the dense solver; "
                             f"--solver {steps.solver} needs --method lstsq or varpro")
-        return [Grow(), *_learn_unknowns(problem)]
+        # a fit growth leaves short goes on with a compact mixture, all of whose
+        # parameters move (a fit's data are fixed, so more Gaussians overfit them)
+        compact = [Compact()] if is_fit_problem(problem) else []
+        return [Grow(), *compact, *_learn_unknowns(problem)]
 
 
 class GaussNewtonMethod(Method):

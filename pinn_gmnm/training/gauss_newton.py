@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -201,6 +201,13 @@ class GaussNewton(Stage):
     def run(self, task: Task) -> None:
         if self.steps == 0:
             return
+        self.iterate(task, task.resumed())
+
+    def iterate(self, task: Task, state: dict[str, Any] | None,
+                carry: dict[str, Any] | None = None) -> None:
+        """The iterations, from the start (``state`` None) or from the safe point
+        ``state``; ``carry`` (plain data) goes into every safe point besides the
+        iteration's own, for a stage built on this one (:class:`~.compact.Compact`)."""
         params = linear_head(task.model).head_parameters() if self.head_only else task.params
         P = sum(p.numel() for p in params)
         if P > self.max_parameters:
@@ -211,7 +218,7 @@ class GaussNewton(Stage):
             )
         parallel = task.loss.parallel
         lam, nu, start, slow, first = self.damping, 2.0, math.inf, 0, 0
-        if (state := task.resumed()) is not None:  # continue inside this stage
+        if state is not None:  # continue inside this stage
             if state.get("finished"):  # stopped at the safe point of its last iteration
                 return
             lam, nu, start, slow, first = (state[k] for k in ("lam", "nu", "start", "slow", "step"))
@@ -282,7 +289,7 @@ class GaussNewton(Stage):
             held_state = ({} if held is None else
                           {"worse": 0 if done else worse, "held_best": held.best,
                            "held_kept": held.kept.clone()})
-            task.safe_point({"step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow,
+            task.safe_point({**(carry or {}), "step": i + 1, "lam": lam, "nu": nu, "start": start, "slow": slow,
                              "finished": finished, **held_state})
             if done:
                 break

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import GMNMError, unknown
 from ..fem.stage import FEMSolve
+from .compact import Compact
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .inverse import Coefficients
@@ -17,7 +18,7 @@ from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
                                                              Coefficients, GaussNewton, Layout, Grow,
-                                                             FEMSolve, March)}
+                                                             Compact, FEMSolve, March)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:
