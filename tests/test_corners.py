@@ -34,7 +34,21 @@ def test_polygons_and_differences_of_rectangles_know_their_reentrant_corners():
     assert len(_reentrant(hole)) == 4
     assert _reentrant(Rectangle((0, 0), (2, 1))) == []  # convex: nothing to grade
     assert [round(c.angle / math.pi, 9) for c in Rectangle((0, 0), (2, 1)).corners()] == [0.5] * 4
-    assert _reentrant(Union(Rectangle((0, 0), (1, 1)), Rectangle((0.5, 0.5), (2, 2)))) == []
+    overlap = Union(Rectangle((0, 0), (1, 1)), Rectangle((0.5, 0.5), (2, 2)))
+    assert sorted(_reentrant(overlap)) == [((0.5, 1.0), 1.5), ((1.0, 0.5), 1.5)]  # edges cross
+
+
+def test_unions_find_the_corner_where_their_pieces_meet_and_not_along_a_shared_edge():
+    ell = Rectangle((-1, -1), (0, 1)) | Rectangle((0, 0), (1, 1))  # the L-shape, built as a union
+    assert _reentrant(ell) == [((0.0, 0.0), 1.5)]
+    (c,) = corners.reentrant_corners(ell)
+    assert sorted(c.edges) == [(0.0, -1.0), (1.0, 0.0)]  # not up the edge the pieces share
+    plus = Rectangle((-1, -0.2), (1, 0.2)) | Rectangle((-0.2, -1), (0.2, 1))
+    found = sorted(tuple(round(v, 9) for v in p) for p, _ in _reentrant(plus))
+    assert found == [(-0.2, -0.2), (-0.2, 0.2), (0.2, -0.2), (0.2, 0.2)]
+    assert all(abs(a - 1.5) < 1e-2 for _, a in _reentrant(plus))
+    interior, boundary = corners.corner_points(plus)
+    assert bool(plus.interior(interior).all()) and bool(plus.on_boundary(boundary).all())
 
 
 def test_graded_points_lie_in_the_domain_and_on_its_edges_nearer_and_nearer_the_corner():

@@ -116,8 +116,8 @@ class Geometry(ABC):
 
     def corners(self) -> list[Corner]:
         """The vertices of a 2-D shape's boundary that it knows (polygons, rectangles and
-        their differences); none for curved and higher-dimensional shapes, unions and
-        intersections."""
+        any union, difference or intersection of them); none for curved and
+        higher-dimensional shapes."""
         return []
 
     @property
@@ -160,6 +160,20 @@ def _box_volume(bbox: tuple[tuple[float, ...], tuple[float, ...]]) -> float:
     return float(np.prod(np.subtract(bbox[1], bbox[0])))
 
 
+def _crossing(a: np.ndarray, v: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+    """Where the segments a + s v and b + t w (s, t in [0, 1]) cross at one point, if
+    they do (None when parallel)."""
+    den = v[0] * w[1] - v[1] * w[0]
+    if abs(den) <= 1e-12 * float(np.linalg.norm(v) * np.linalg.norm(w)):
+        return None
+    d = b - a
+    s = (d[0] * w[1] - d[1] * w[0]) / den
+    t = (d[0] * v[1] - d[1] * v[0]) / den
+    if -1e-12 <= s <= 1 + 1e-12 and -1e-12 <= t <= 1 + 1e-12:
+        return a + s * v
+    return None
+
+
 class _CSG(Geometry):
     """Shared machinery of the set operations: boundary samples come from the pieces'
     boundaries, each kept where it lies on the combined boundary, so every piece gets
@@ -184,6 +198,68 @@ class _CSG(Geometry):
         """Points of b's boundary that are on this shape's boundary."""
 
     _flip_b = False  # difference: b's boundary faces the other way
+
+    def corners(self) -> list[Corner]:
+        """The pieces' corners and the points where their edges cross, those where this
+        shape's boundary turns: each with the two edges along which it leaves (an edge
+        has the shape on one side only: a shared edge inside a union is none) and the
+        angle the shape fills there (measured on a small circle around it)."""
+        if self.dim != 2:
+            return []
+        pieces = [c for g in (self.a, self.b) for c in g.corners()]
+        if not pieces:
+            return []
+        scale = self.diameter
+        tol = 1e-9 * scale
+        # every edge as a segment (start, vector), each once
+        segments: list[tuple[np.ndarray, np.ndarray]] = []
+        for c in pieces:
+            for e in c.edges:
+                a, v = np.asarray(c.point, dtype=np.float64), np.asarray(e, dtype=np.float64)
+                if not any(np.allclose(a, b + w, atol=tol) and np.allclose(-v, w, atol=tol)
+                           or np.allclose(a, b, atol=tol) and np.allclose(v, w, atol=tol)
+                           for b, w in segments):
+                    segments.append((a, v))
+        points = [np.asarray(c.point, dtype=np.float64) for c in pieces]
+        for i, (a, v) in enumerate(segments):
+            for b, w in segments[i + 1:]:
+                cross = _crossing(a, v, b, w)
+                if cross is not None:
+                    points.append(cross)
+        unique: list[np.ndarray] = []
+        for q in points:
+            if not any(np.allclose(q, u, atol=tol) for u in unique):
+                unique.append(q)
+        on = self.on_boundary(torch.tensor(np.array(unique), dtype=torch.float64))
+        unique = [q for q, keep in zip(unique, on.tolist()) if keep]
+        out = []
+        for q in unique:
+            others = [float(np.linalg.norm(u - q)) for u in unique if u is not q]
+            nearest = min(others, default=scale)
+            rho = 1e-4 * nearest
+            rays = []
+            for a, v in segments:  # the edges through q, each way, that stay on the boundary
+                length = float(np.linalg.norm(v))
+                s = float(np.dot(q - a, v)) / length**2
+                if float(np.linalg.norm(a + s * v - q)) > tol or not -tol <= s * length <= length + tol:
+                    continue
+                for direction, room in ((v / length, (1 - s) * length), (-v / length, s * length)):
+                    if room <= tol or any(np.allclose(direction, r, atol=1e-9) for r, _ in rays):
+                        continue
+                    normal = np.array([-direction[1], direction[0]])
+                    sides = torch.tensor(np.array([q + rho * (direction + 0.5 * normal),
+                                                   q + rho * (direction - 0.5 * normal)]))
+                    inside = self.inside(sides)
+                    if bool(inside[0]) != bool(inside[1]):  # the shape on one side only
+                        rays.append((direction, min(room, nearest)))
+            if len(rays) != 2:
+                continue
+            turn = (torch.arange(720, dtype=torch.float64) + 0.5) * (math.pi / 360)
+            circle = torch.tensor(q) + rho * torch.stack([turn.cos(), turn.sin()], dim=1)
+            angle = 2 * math.pi * float(self.inside(circle).double().mean())
+            edges = tuple(tuple((d * n).tolist()) for d, n in rays)
+            out.append(Corner(tuple(q.tolist()), edges, angle))  # type: ignore[arg-type]
+        return out
 
     def on_boundary(self, x: Points) -> Mask:
         return (self.a.on_boundary(x) & self._from_a(x)) | (self.b.on_boundary(x) & self._from_b(x))
@@ -274,16 +350,6 @@ class Difference(_CSG):
 
     def inside(self, x: Points) -> Mask:
         return self.a.inside(x) & ~self.b.interior(x)
-
-    def corners(self) -> list[Corner]:
-        """a's corners outside b, and b's corners strictly inside a, whose angle there
-        is the rest of the full turn."""
-        ours = [c for c in self.a.corners()
-                if not bool(self.b.interior(torch.tensor([c.point], dtype=torch.float64))[0])]
-        for c in self.b.corners():
-            if bool(self.a.interior(torch.tensor([c.point], dtype=torch.float64))[0]):
-                ours.append(Corner(c.point, c.edges, 2 * math.pi - c.angle))
-        return ours
 
     def _from_a(self, x: Points) -> Mask:
         return ~self.b.interior(x)
