@@ -128,7 +128,13 @@ def slug(text: str) -> str:
 def check_out_folder(path: Path, option: str = "--out") -> None:
     """Refuse, before any training, a folder that cannot hold run directories: a file, a
     path through a file, a place where folders cannot be created or written. Folders made
-    to find out are removed again."""
+    to find out are removed again. Under torchrun only the main process checks (it alone
+    writes run directories): two ranks making and removing the same probe folder raced,
+    one removing it while the other wrote in it."""
+    from . import distributed
+
+    if not distributed.is_main_process():
+        return
     path = Path(path)
     missing, existing = [], path
     while not existing.exists() and existing != existing.parent:

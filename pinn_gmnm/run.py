@@ -228,8 +228,13 @@ def resume(directory: Path, *, budget: float | None = None, callbacks: Sequence[
         payload = load_run(directory)  # as the last writer left it
         config = saved_config(payload, budget=budget, accept_changed_problem=accept_changed_problem)
         state = payload["resume"]
-        if payload.get("status") == "out-of-budget" and config.budget is not None and \
-                float(state["elapsed"]) >= config.budget:
+        # a run stopped by its budget continues only with a larger one: without it, it
+        # would stop again at once (the budget also ends a run a step early, when the
+        # next step would overrun it, so its elapsed time may be just under the budget)
+        before = payload["config"].get("budget")
+        if payload.get("status") == "out-of-budget" and config.budget is not None and (
+                before is None or config.budget <= before
+                or float(state["elapsed"]) >= config.budget):
             raise GMNMError(
                 f"run {directory} stopped when its budget of {config.budget:g} s ran out; give a "
                 "larger --budget (total training seconds) to continue it"
