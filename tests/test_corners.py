@@ -3,6 +3,7 @@ towards them, and that solve's rows are scaled to equal norms."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -95,3 +96,14 @@ def test_grading_the_lshape_corner_resolves_its_singularity():
     (event,) = [e for e in graded.events if e["event"] == "graded"]
     assert event["gaussians"] > 0 and event["points"] > 0
     assert graded.task.loss.equal_rows and not plain.task.loss.equal_rows
+
+
+def test_an_lshape_built_as_a_union_is_graded_as_the_polygon_is():
+    """The same L-shape from two rectangles: its corner is found, graded, and solved as
+    well as the polygon's (the FEM reference of ``poisson-lshape`` serves both)."""
+    polygon = get_problem("poisson-lshape")
+    union = dataclasses.replace(polygon, geometry=Rectangle((-1, -1), (0, 1)) | Rectangle((0, 0), (1, 1)))
+    a, b = _lshape(1, corners=True), _lshape(1, union, corners=True)
+    assert b.metrics["rel_l2"] < 2e-3 and b.metrics["rel_l2"] < 3 * a.metrics["rel_l2"]
+    (graded,) = [e for e in b.events if e["event"] == "graded"]
+    assert graded["gaussians"] > 0

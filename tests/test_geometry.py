@@ -196,3 +196,20 @@ def test_rectangle_with_several_holes_samples_every_piece():
         assert h.interior(b[h.on_boundary(b)] + 1e-3 * n).all()  # normals point into the hole
     share_outer = float(outer.on_boundary(b).double().mean())
     assert abs(share_outer - 10 / perimeter) < 0.015
+
+
+def test_an_edge_two_pieces_share_is_not_boundary():
+    """An L-shape from two touching rectangles, or cut by a rectangle that lines the
+    outer edges: no boundary points on the shared edge (inside the union) or on the
+    edges the cut lines (outside the difference); the corners where edges cross stay."""
+    union = Rectangle((-1, -1), (0, 1)) | Rectangle((0, 0), (1, 1))
+    x = union.sample_boundary(4000, Sobol(), 1)
+    assert not bool(((x[:, 0].abs() < 1e-9) & (x[:, 1] > 1e-9) & (x[:, 1] < 1 - 1e-9)).any())
+    assert not bool(union.on_boundary(torch.tensor([[0.0, 0.5]], dtype=torch.float64))[0])
+    cut = Rectangle((-1, -1), (1, 1)) - Rectangle((0, -1), (1, 0))
+    x = cut.sample_boundary(4000, Sobol(), 1)
+    assert not bool(((x[:, 0] > 1 - 1e-9) & (x[:, 1] < -1e-9)).any())
+    assert not bool(cut.on_boundary(torch.tensor([[1.0, -0.5]], dtype=torch.float64))[0])
+    crossing = Rectangle((0, 0), (1, 1)) | Disk((1, 0.5), 0.3)
+    corners = torch.tensor([[1.0, 0.2], [1.0, 0.8]], dtype=torch.float64)
+    assert bool(crossing.on_boundary(corners).all())

@@ -160,6 +160,18 @@ def _box_volume(bbox: tuple[tuple[float, ...], tuple[float, ...]]) -> float:
     return float(np.prod(np.subtract(bbox[1], bbox[0])))
 
 
+def _shared(p: Geometry, q: Geometry, x: Points, *, facing: bool) -> Mask:
+    """Which of ``p``'s boundary points ``x`` lie on an edge ``q``'s boundary runs along:
+    on q's boundary with the outward normals opposite (``facing``: q touches p from
+    outside) or the same (q lines p from inside). Where the boundaries only cross (a
+    corner of the combined shape) the normals are neither."""
+    if len(x) == 0:
+        return torch.zeros(0, dtype=torch.bool)
+    on = q.on_boundary(x)
+    cos = (p.normal(x) * q.normal(x)).sum(dim=1)
+    return on & ((cos < -1 + 1e-6) if facing else (cos > 1 - 1e-6))
+
+
 def _crossing(a: np.ndarray, v: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray | None:
     """Where the segments a + s v and b + t w (s, t in [0, 1]) cross at one point, if
     they do (None when parallel)."""
@@ -230,8 +242,6 @@ class _CSG(Geometry):
         for q in points:
             if not any(np.allclose(q, u, atol=tol) for u in unique):
                 unique.append(q)
-        on = self.on_boundary(torch.tensor(np.array(unique), dtype=torch.float64))
-        unique = [q for q, keep in zip(unique, on.tolist()) if keep]
         out = []
         for q in unique:
             others = [float(np.linalg.norm(u - q)) for u in unique if u is not q]
@@ -319,7 +329,8 @@ class _CSG(Geometry):
 
 
 class Union(_CSG):
-    """Points in either shape."""
+    """Points in either shape. Where the two touch along an edge (an L-shape from two
+    rectangles), that edge is inside the union, not on its boundary."""
 
     _op = "|"
 
@@ -331,11 +342,11 @@ class Union(_CSG):
     def inside(self, x: Points) -> Mask:
         return self.a.inside(x) | self.b.inside(x)
 
-    def _from_a(self, x: Points) -> Mask:
-        return ~self.b.interior(x)
+    def _from_a(self, x: Points) -> Mask:  # not inside b, nor on an edge b shares
+        return ~self.b.interior(x) & ~_shared(self.a, self.b, x, facing=True)
 
     def _from_b(self, x: Points) -> Mask:
-        return ~self.a.interior(x)
+        return ~self.a.interior(x) & ~_shared(self.b, self.a, x, facing=True)
 
 
 class Difference(_CSG):
@@ -351,8 +362,8 @@ class Difference(_CSG):
     def inside(self, x: Points) -> Mask:
         return self.a.inside(x) & ~self.b.interior(x)
 
-    def _from_a(self, x: Points) -> Mask:
-        return ~self.b.interior(x)
+    def _from_a(self, x: Points) -> Mask:  # not inside b, nor on an edge b lines from inside
+        return ~self.b.interior(x) & ~_shared(self.a, self.b, x, facing=False)
 
     def _from_b(self, x: Points) -> Mask:
         return self.a.interior(x)
