@@ -213,3 +213,16 @@ def test_an_edge_two_pieces_share_is_not_boundary():
     crossing = Rectangle((0, 0), (1, 1)) | Disk((1, 0.5), 0.3)
     corners = torch.tensor([[1.0, 0.2], [1.0, 0.8]], dtype=torch.float64)
     assert bool(crossing.on_boundary(corners).all())
+
+
+@pytest.mark.parametrize("space", [Polygon([(-1, -1), (1, -1), (1, 1), (-1, 1)]), Disk((0, 0), 1.0),
+                                   Rectangle((-1, -1), (1, 1))])
+def test_space_time_points_do_not_tie_time_to_space(space):
+    """Times drawn beside a shape's own spatial points are paired at random: two scrambled
+    Sobol' streams share the pattern of their first coordinate, and paired in order they
+    put x and t on a band (correlation 0.76), leaving most of space × time unsampled."""
+    g = SpaceTime(space, (0, 0.5))
+    for x in (g.sample_interior(2048, Sobol(), 0), g.sample_boundary(1024, Sobol(), 1)):
+        c = torch.corrcoef(x.T)
+        assert float(c[:2, 2].abs().max()) < 0.15
+        assert abs(float(x[:, 2].mean()) - 0.25) < 0.02  # times still spread evenly
