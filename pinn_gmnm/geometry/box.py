@@ -160,4 +160,3 @@ class Rectangle(Box):
 
     def __repr__(self) -> str:
         return f"Rectangle({list(self.lo)}, {list(self.hi)})"
-

@@ -79,14 +79,10 @@ class HeldOut:
         with torch.no_grad():
             rs = self.loss.residuals(task.model)
             if self.per_row:
-                rs = [r / n for r, n in zip(rs, self.row_norms(task))]
+                rs = [r / n for r, n in zip(rs, row_norms(self.loss, task.model))]
         sums = torch.stack([r.square().sum() for r in rs]).double().cpu()
         task.loss.parallel.sum_([sums])
         return [s / c for s, c in zip(sums.tolist(), self.loss.counts)]
-
-    def row_norms(self, task: Task) -> list[Tensor]:
-        """Each term's row norms ‖∂r_i/∂θ_head‖ at the held-out points (1 where 0)."""
-        return row_norms(self.loss, task.model)
 
     def rose(self, task: Task) -> bool:
         """Whether the held-out loss rose since the last call (or the start); if so the

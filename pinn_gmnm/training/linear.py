@@ -129,13 +129,8 @@ def check_affine(loss: Loss, model: nn.Module, head: LinearHead) -> None:
     broadcast over a leading dimension)."""
     saved = head.get()
     piece = pieces(loss, CHECK_POINTS)[0]
-    equal, loss.equal_rows = loss.equal_rows, False  # rows as the loss weighs them
-    try:
-        with torch.no_grad():
-            J, r0 = stacked(term_blocks(loss, model, head, piece))
-    finally:
-        loss.equal_rows = equal
-    with torch.no_grad():
+    with torch.no_grad():  # rows as the loss weighs them, to compare with its residuals
+        J, r0 = stacked(term_blocks(loss, model, head, piece, equal_rows=False))
         g = torch.Generator(device="cpu").manual_seed(0)
         theta = torch.randn(J.shape[1], generator=g, dtype=J.dtype).to(J.device)
         theta /= math.sqrt(J.shape[1])

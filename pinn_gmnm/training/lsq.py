@@ -52,23 +52,23 @@ def unknowns(loss: Loss, head: LinearHead) -> int:
 Blocks = list[tuple[Tensor, Tensor]]
 
 
-def term_blocks(loss: Loss, model: nn.Module, head: LinearHead, batch: Batch | None = None
-                ) -> Blocks:
-    """(J_t, r₀_t) for each loss term t, rows scaled by √(w_t / n_t) (with the loss's
-    ``equal_rows``, each row to the norm √(u_t / n_t), u_t the term's user weight; rows
-    of norm 0 as before): this rank's rows (of ``batch``, a piece of the loss's batch,
-    when given)."""
+def term_blocks(loss: Loss, model: nn.Module, head: LinearHead, batch: Batch | None = None,
+                *, equal_rows: bool | None = None) -> Blocks:
+    """(J_t, r₀_t) for each loss term t, rows scaled by √(w_t / n_t) (with ``equal_rows``,
+    by default the loss's, each row to the norm √(u_t / n_t), u_t the term's user weight;
+    rows of norm 0 as before): this rank's rows (of ``batch``, a piece of the loss's
+    batch, when given)."""
+    equal = loss.equal_rows if equal_rows is None else equal_rows
     basis = Basis(head, loss.problem)
     rs = loss.residuals(model, basis, batch=batch)
     blocks = []
     for w, u, R, count in zip(loss.weights, loss.user_weights, rs, loss.counts):
         J, r0 = (R[1:] - R[0]).T, R[0]
-        scale: Tensor | float = math.sqrt(w / count)
-        if loss.equal_rows:
+        scale = math.sqrt(w / count)
+        if equal:
             norms = J.norm(dim=1)
-            scale = torch.where(norms > 0, math.sqrt(u / count) / norms.clamp_min(1e-300),
-                                torch.full_like(norms, scale))
-            blocks.append((J * scale[:, None], r0 * scale))
+            rows = torch.where(norms > 0, math.sqrt(u / count) / norms.clamp_min(1e-300), scale)
+            blocks.append((J * rows[:, None], r0 * rows))
         else:
             blocks.append((J * scale, r0 * scale))
     return blocks
