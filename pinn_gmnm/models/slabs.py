@@ -29,7 +29,8 @@ of ``burgers`` (Newton on the output layer, no budget): 32 × 32 per slab 0.15, 
 nonlinear problem (``thin``), not by every march: ``heat-1d`` by least squares in 3 slabs
 of 256 Gaussians gave 9e-7 with the isotropic layout and 1.6e-3 with 51 × 5 (too few, too
 broad along t for its decay); ``heat-2d``'s default march (8 grown slabs, 60 s) 6.7e-4
-isotropic, 0.40 thin.
+isotropic, 0.40 thin. The march then moves the k_s centres of each later slab to where
+its starting state is steep (:mod:`~pinn_gmnm.training.moving`), keeping the grid.
 """
 
 from __future__ import annotations

@@ -14,6 +14,13 @@ random feature method: a short slab is a much easier problem than the whole cyli
 solution changes less over it, and for a nonlinear PDE Newton starts close to the answer),
 and every slab gets the run's full collocation point count.
 
+**Moving layout.** In the default march of a problem in one space dimension (thin slabs,
+see :func:`~pinn_gmnm.models.slabs.slab_layout`) every slab after the first moves its
+centres along x, and its interior points and carried state's points with them, to where
+the state it starts from is steep, and starts its head from that state; a slab whose own
+solution is steep elsewhere is moved by it and trained again (:mod:`.moving`,
+:data:`MOVE_AGAIN`; a ``moved`` event each).
+
 Budget: each slab gets an equal share of the training time that is left when it starts.
 Resume: the stage's safe points carry the slab, the inner stage and that stage's own
 state, so a stopped march continues inside the slab where it stopped.
@@ -59,6 +66,7 @@ from 1.0e-6 to 4.4e-17 in 5 iterations (1.8e-8; marched in 8 slabs it would have
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -81,6 +89,7 @@ from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, linear_head
 from .loss import Loss
+from .moving import Warp, fit_start, frame, held, move, shift, slab_warp, spatial_interval
 from .stages import Stage
 from .task import Clock, Task
 
@@ -112,7 +121,8 @@ of u ≡ 0, which left ``gray-scott``'s slabs unsplit (see :data:`SOLVED`; witho
 judged by the frozen loss with 1e-8, it reached 3.8e-3 in 32 slabs, 112 s). Halving does not resolve Burgers' front, whose width the
 256 Gaussians along x of a slab limit: 16 equal slabs of 256 × 4 Gaussians gave 6.2e-2,
 of 512 × 2 2.5e-2. With a 60 s budget on that shared machine no split fitted in the
-time left (``PACE``)."""
+time left (``PACE``). Moving each slab's centres and points to where its state is steep
+does resolve it (:mod:`.moving`: 1.0e-3)."""
 
 SOLVED = 1e-2
 """A slab is solved when its loss is below this times its frozen loss (see
@@ -146,6 +156,11 @@ times over in the training time left at the pace of the slab just trained. With 
 NEWTON_DAMPING = 1e-20
 """The starting damping of the head's Levenberg–Marquardt stage on a slab (see
 :func:`slab_stages`)."""
+
+MOVE_AGAIN = 1.0
+"""A slab of the default march is trained a second time, moved to where its own first
+solution is steep (at its start, middle and end), when that would move some centre by
+more than this many local spacings (see :mod:`.moving`)."""
 
 SLAB_SEED = 7919
 """Slab k draws its collocation points with seed ``seed + SLAB_SEED · k``."""
@@ -197,10 +212,11 @@ def slab_stages(stages: Sequence[Stage], *, newton_only: bool = False) -> tuple[
 
 
 def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Collocation,
-                 seed: int) -> Problem:
+                 seed: int, *, warp: Warp | None = None) -> Problem:
     """Slab ``k`` of ``problem`` as a problem of its own: the PDE and boundary conditions
     on [t_k, t_{k+1}], the initial conditions of the first slab or, later, the state of
-    piece k − 1 at t_k, at the points the initial condition would have drawn."""
+    piece k − 1 at t_k, at the points the initial condition would have drawn (moved by
+    ``warp``, see :mod:`.moving`)."""
     g = problem.geometry
     if not isinstance(g, SpaceTime):
         raise GMNMError(f"time marching needs a space-time problem; '{problem.name}' is on "
@@ -215,6 +231,8 @@ def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Colloc
         x = c.sample(geometry, torch.empty(0, problem.dim, dtype=torch.float64),
                      variables=problem.variables, n=collocation.boundary,
                      sampler=collocation.sampler, seed=seed + 2 + i)
+        if warp is not None:
+            x = warp.points(x)
         conditions.append(Carried(points=x, values=carried_values(problem, previous, c, x),
                                   order=c.order, output=c.output, weight=c.weight,
                                   name=c.label))
@@ -498,12 +516,52 @@ class March(Stage):
         if inside is None and k > 0 and self.warm:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
+        again = None if inside is None else inside.get("moved")
+        warp, start_from = None, None
+        if again is not None:  # resumed in the second pass: the warp it was moved by
+            warp = frame(piece, spatial_interval(problem), again)
+        elif k > 0 and model.thin:  # moved to where the state it starts from is steep
+            warp = slab_warp(problem, piece, model.pieces[k - 1], [model.times[k]])
+            start_from = model.pieces[k - 1]
+        begun = task.clock.elapsed()
+        total, solved = self._train(task, model, problem, k, inside, warp, start_from,
+                                    moved=again)
+        if again is not None or not model.thin or task.out_of_time() or \
+                not solved and int(model.levels[k]) < self.splits:  # halving comes first
+            return total, solved
+        # a second pass where the slab's own solution is steep elsewhere (a moving front)
+        t0, t1 = model.times[k], model.times[k + 1]
+        own = copy.deepcopy(piece)
+        better = slab_warp(problem, piece, own, [t0, 0.5 * (t0 + t1), t1])
+        if better is None or shift(piece, better) <= MOVE_AGAIN or \
+                not self._affordable(task, model, k, task.clock.elapsed() - begun):
+            return total, solved
+        task.events.append({"event": "moved", "slab": k, "step": task.step,
+                            "shift": shift(piece, better), "loss": total})
+        return self._train(task, model, problem, k, None, better, own, moved=better.mass)
+
+    def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
+               inside: dict[str, Any] | None, warp: Warp | None, start_from: nn.Module | None,
+               *, moved: Tensor | None) -> tuple[float, bool]:
+        """One pass over slab ``k``: its piece moved by ``warp`` (when given) and started
+        from ``start_from`` (the previous slab, its state held still over the slab; or
+        the slab's own first pass), then trained by the stages (continued from
+        ``inside``). ``moved``: the mass of a second pass's warp, kept in its safe points."""
+        piece = model.pieces[k]
+        if warp is not None and inside is None:  # (a resumed slab has moved already)
+            move(piece, warp)
         collocation = task.collocation or Collocation()
         seed = task.seed + SLAB_SEED * k
-        sub = slab_problem(problem, k, model, collocation, seed)
+        sub = slab_problem(problem, k, model, collocation, seed, warp=warp)
         p = next(piece.parameters())
         parallel = task.loss.parallel
-        batch = sample_batch(sub, collocation, seed).shard(parallel).to(p.dtype, p.device)
+        drawn = sample_batch(sub, collocation, seed)
+        if warp is not None:
+            drawn = warp.batch(drawn, sub)
+        batch = drawn.shard(parallel).to(p.dtype, p.device)
+        if warp is not None and inside is None and start_from is not None:
+            x = drawn.interior.to(p)  # the moved Gaussians start from that state
+            fit_start(piece, x, start_from(x if moved is not None else held(x, model.times[k])))
         loss = Loss(sub, batch, task.loss.weights_given, parallel=parallel)
         start, left = task.clock.elapsed(), task.clock.left()
         deadline = None if math.isinf(left) else start + left / (model.slabs - k)
@@ -513,7 +571,7 @@ class March(Stage):
                          history=task.history, step=task.step, collocation=collocation,
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
                          stages=list(self.stages), events=task.events, run_task=task, slab=k,
-                         _batch0=batch)
+                         _batch0=batch, extra={} if moved is None else {"moved": moved})
         child.initial_loss = float(child.evaluate_loss()[0])  # on the slab's first points
         first, state = 0, None
         if inside is not None:
@@ -536,7 +594,8 @@ class March(Stage):
         task.events.append({"event": "slab", "slab": k, "times": [model.times[k], model.times[k + 1]],
                             "step": child.step, "loss": total, "zero_loss": zero,
                             "frozen_loss": frozen, "solved": solved,
-                            "rel_l2": child.evaluator.quick_error(piece)})
+                            "rel_l2": child.evaluator.quick_error(piece),
+                            **({} if warp is None else {"moved": 1 + int(moved is not None)})})
         return total, solved
 
 
