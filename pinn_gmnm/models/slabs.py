@@ -21,11 +21,14 @@ time), so a half can start from the slab's solution.
 
 **Layout of a slab's Gaussians.** A slab is a short cylinder, mapped like any box to
 [−1, 1]^d in the piece's own coordinates; the default isotropic layout would put as many
-Gaussians along its short time axis as along space. :func:`slab_layout` keeps the density
-in time of one block laid out over the whole interval (k_t = k / K per slab, k^d the
-block's grid) and spends the rest on space, where fronts need it. Measured on the 8 slabs
-of ``burgers`` (Newton on the output layer, no budget): 32 × 32 per slab 0.15, 128 × 8
-0.11, 256 × 4 7.1e-2; ``allen-cahn`` 256 × 4: 4.1e-3. It is used by the default march of a
+Gaussians along its short time axis as along space. :func:`slab_layout` puts
+``TIME_DENSITY`` times the density in time of one block laid out over the whole interval
+along time (k_t = ⌈1.5 k / K⌉ per slab, k^d the block's grid) and spends the rest on
+space, where fronts need it. Measured on the 8 slabs of ``burgers`` with equally spaced
+centres (Newton on the output layer, no budget): 32 × 32 per slab 0.15, 128 × 8 0.11,
+256 × 4 7.1e-2; ``allen-cahn`` 256 × 4: 4.1e-3. Once the march moved the centres to the
+front (below), time became the limit and 170 × 6 the better split (see
+:data:`TIME_DENSITY`). It is used by the default march of a
 nonlinear problem (``thin``), not by every march: ``heat-1d`` by least squares in 3 slabs
 of 256 Gaussians gave 9e-7 with the isotropic layout and 1.6e-3 with 51 × 5 (too few, too
 broad along t for its decay); ``heat-2d``'s default march (8 grown slabs, 60 s) 6.7e-4
@@ -226,9 +229,21 @@ class TimeSlabs(Surrogate):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
+TIME_DENSITY = 1.5
+"""A thin slab has this many times the centres along time of one block's grid over the
+slab (k_t = ⌈1.5 k / K⌉). Measured by the best least-squares fit of ``burgers``' exact
+solution over a slab of 8 with 1024 Gaussians, k_s × k_t = 256 × 4, 170 × 6 and 128 × 8
+(centres moved to the front as the march moves them): before the front (t ≤ 0.125)
+1.9e-4, 1.3e-5, 1.3e-6; as it forms (0.25-0.375) 5.5e-4, 3.8e-5, 1.5e-5; across the
+formed shock (0.5-0.625) 2.1e-4, 2.1e-5, 4.3e-4. Along time, not space, was the limit of
+4 per slab once the centres moved. Catalogue at 60 s, 1 → 1.5: ``burgers`` 1.0e-3 →
+2.7e-4, ``allen-cahn`` 8.7e-4 → 3.9e-4, ``schrodinger`` (24² Gaussians: 3 → 5 along
+time) 0.23 → 4.2e-4 (its breathing soliton turns fast in time)."""
+
+
 def slab_layout(piece: nn.Module, slabs: int) -> None:
     """Lay out the Gaussians of ``piece``, a GMNM over one of ``slabs`` equal slabs, as a
-    grid with k_t = max(2, round(k / slabs)) centres along time (the last axis) and the
+    grid with k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉) centres along time (the last axis) and the
     rest along space (k_s^(d−1) k_t ≈ m), each Gaussian's width ``width_factor`` × the
     grid spacing along each axis, over the same enlarged box as the default layout (see
     the module docstring). Pieces whose count is not a whole grid k^d (spread as a Sobol'
@@ -242,7 +257,7 @@ def slab_layout(piece: nn.Module, slabs: int) -> None:
     k = round(m ** (1.0 / d))
     if d < 2 or k**d != m or layer.projections != d:
         return
-    kt = max(2, round(k / slabs))
+    kt = max(2, math.ceil(TIME_DENSITY * k / slabs - 1e-9))
     ks = max(1, math.floor((m / kt) ** (1.0 / (d - 1)) + 1e-9))
     counts = [ks] * (d - 1) + [kt]
     lo, hi = -1.0 - piece.margin, 1.0 + piece.margin

@@ -2,9 +2,10 @@
 
 The default march of a nonlinear problem in one space dimension lays each slab's Gaussians
 out as a thin grid, k_s centres along x by k_t along time (:func:`~pinn_gmnm.models.slabs.
-slab_layout`). Equally spaced, the k_s = 256 centres of ``burgers`` are 0.009 apart and
-0.04 wide, and its shock is 0.006 wide: the front was never resolved (5e-2 after 25
-slabs), and halving slabs in time could not help, the limit being in space.
+slab_layout`). Equally spaced, the k_s = 256 centres of a ``burgers`` slab (as the layout
+was then) were 0.009 apart and 0.04 wide, and its shock is 0.006 wide: the front was never
+resolved (5e-2 after 25 slabs), and halving slabs in time could not help, the limit being
+in space.
 
 So, as a moving-mesh method places its nodes by equidistribution, a slab places its k_s
 centres by the density
@@ -29,12 +30,17 @@ steepest parts). Then, as the march's ``MOVE_AGAIN`` says, a slab whose own solu
 steep elsewhere (at its start, middle and end: a front forming or travelling inside it)
 is moved by that solution and trained once more, starting from it, when the rest of the
 march still fits in the time left. Measured at 60 s (catalogue defaults, 2-core CPU,
-alone on the machine), equally spaced → moved: ``burgers`` 5.0e-2 → 1.0e-3 (without the
-second pass 3.2e-3: its shock forms inside the slab from t = 0.25), ``allen-cahn`` 4.4e-3
-→ 8.7e-4 (8.6e-4 without), ``gray-scott`` 1.0e-2 both ways (its fronts are wide),
-``schrodinger`` 0.31 → 0.23. With ``RESOLVE`` and ``RATIO`` 32: ``burgers`` 2.7e-3,
-``allen-cahn`` 9.7e-4. An earlier density, 1 + min(15, smoothed |∂u/∂x| / its mean),
-moved even resolved fronts and gave ``burgers`` 1.7e-3, ``allen-cahn`` 1.2e-3.
+alone on the machine; thin slabs of 256 × 4), equally spaced → moved: ``burgers`` 5.0e-2 →
+1.0e-3 (without the second pass 3.2e-3: its shock forms inside the slab from t = 0.25),
+``allen-cahn`` 4.4e-3 → 8.7e-4 (8.6e-4 without), ``gray-scott`` 1.0e-2 both ways (its
+fronts are wide; it was bound by the budget), ``schrodinger`` 0.31 → 0.23. With
+``RESOLVE`` and ``RATIO`` 32: ``burgers`` 2.7e-3, ``allen-cahn`` 9.7e-4. An earlier
+density, 1 + min(15, smoothed |∂u/∂x| / its mean), moved even resolved fronts and gave
+``burgers`` 1.7e-3, ``allen-cahn`` 1.2e-3. Starting the first slab's head from the initial
+state held still changed ``allen-cahn`` little (3.8e-4 against 3.9e-4) and let
+``gray-scott``'s first slab pass as solved when it was not (4.2e-2): it starts as built.
+With the centres moved, time became the limit of a slab (see
+:data:`~pinn_gmnm.models.slabs.TIME_DENSITY`: 6 centres along time where there were 4).
 
 Only a thin grid of a plain GMNM over (x, t) is moved (the layout the default march
 builds); other slabs keep theirs.
