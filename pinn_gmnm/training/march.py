@@ -341,7 +341,10 @@ class March(Stage):
     (at most ``splits`` times, a ``split`` event each) and solved again. With ``whole`` stages
     (the first one Newton on the output layer) the single block is tried first, on the
     model's whole piece, and kept when Newton solves it there: its loss below ``tol``
-    times the loss of u ≡ 0 (a ``block`` event says which was chosen)."""
+    times the loss of u ≡ 0 (a ``block`` event says which was chosen). The slabs of a
+    thin model (the default march in one space dimension) move their Gaussians to where
+    their state is steep, and one whose own solution is steep elsewhere is trained a
+    second time (a ``moved`` event; :mod:`.moving`)."""
 
     stages: tuple[Stage, ...] = ()
     whole: tuple[Stage, ...] = ()
