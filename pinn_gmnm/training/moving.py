@@ -213,7 +213,7 @@ def move(piece: GMNM, warp: Warp) -> None:
     assert shape is not None
     layer = piece.layer
     xs = torch.unique(layer.means[:, 0].detach())
-    place, spacing = warp.centres(shape[0])
+    place, spacing = (v.to(layer.means) for v in warp.centres(shape[0]))
     rank = torch.searchsorted(xs.contiguous(), layer.means[:, 0].detach().contiguous())
     along_t = layer.proj[:, 1, 1].detach().clone()
     layer.proj.zero_()
