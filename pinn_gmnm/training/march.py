@@ -89,7 +89,7 @@ from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, linear_head
 from .loss import Loss
-from .moving import Warp, fit_start, frame, held, move, shift, slab_warp, spatial_interval
+from .moving import Warp, fit_start, frame, move, shift, slab_warp, spatial_interval
 from .stages import Stage
 from .task import Clock, Task
 
@@ -539,7 +539,7 @@ class March(Stage):
             warp = frame(piece, spatial_interval(problem), again)
         elif k > 0 and model.thin:  # moved to where the state it starts from is steep
             warp = slab_warp(problem, piece, model.pieces[k - 1], [model.times[k]])
-            start_from = model.pieces[k - 1]
+            start_from = _Frozen(model.pieces[k - 1], model.times[k])  # held still
         begun = task.clock.elapsed()
         total, solved = self._train(task, model, problem, k, inside, warp, start_from,
                                     moved=again)
@@ -550,20 +550,22 @@ class March(Stage):
         t0, t1 = model.times[k], model.times[k + 1]
         own = copy.deepcopy(piece)
         better = slab_warp(problem, piece, own, [t0, 0.5 * (t0 + t1), t1])
-        if better is None or shift(piece, better) <= MOVE_AGAIN or \
+        moves = math.inf if better is None else shift(piece, better)
+        if better is None or moves <= MOVE_AGAIN or \
                 not self._affordable(task, model, k, task.clock.elapsed() - begun):
             return total, solved
         task.events.append({"event": "moved", "slab": k, "step": task.step,
-                            "shift": shift(piece, better), "loss": total})
+                            "shift": moves, "loss": total})
         return self._train(task, model, problem, k, None, better, own, moved=better.mass)
 
     def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
                inside: dict[str, Any] | None, warp: Warp | None, start_from: nn.Module | None,
                *, moved: Tensor | None) -> tuple[float, bool]:
-        """One pass over slab ``k``: its piece moved by ``warp`` (when given) and started
-        from ``start_from`` (the previous slab, its state held still over the slab; or
-        the slab's own first pass), then trained by the stages (continued from
-        ``inside``). ``moved``: the mass of a second pass's warp, kept in its safe points."""
+        """One pass over slab ``k``: its piece moved by ``warp`` (when given), its head
+        started as the fit of the model ``start_from`` (the previous slab's state held
+        still over the slab, or the slab's own first pass), then trained by the stages
+        (continued from ``inside``). ``moved``: the mass of a second pass's warp, kept in
+        its safe points."""
         piece = model.pieces[k]
         if warp is not None and inside is None:  # (a resumed slab has moved already)
             move(piece, warp)
@@ -577,8 +579,7 @@ class March(Stage):
             drawn = warp.batch(drawn, sub)
         batch = drawn.shard(parallel).to(p.dtype, p.device)
         if inside is None and start_from is not None:
-            x = drawn.interior.to(p)  # the moved Gaussians start from that state
-            fit_start(piece, x, start_from(x if moved is not None else held(x, model.times[k])))
+            fit_start(piece, drawn.interior.to(p), start_from)  # the moved Gaussians
         loss = Loss(sub, batch, task.loss.weights_given, parallel=parallel)
         start, left = task.clock.elapsed(), task.clock.left()
         deadline = None if math.isinf(left) else start + left / (model.slabs - k)
