@@ -38,7 +38,7 @@ from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
 from .training.loop import snapshot_dict
-from .training.march import SPLITS, March, slab_count, slab_stages
+from .training.march import SPLITS, START, March, slab_count, slab_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
 
@@ -79,7 +79,10 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
         # the single block, when tried first: Newton on its output layer (or grow), then the rest
         whole = () if model.whole is None else (per_slab[0], *inner[1:])
         splits = 0 if model.whole is None else SPLITS  # the default march adapts its slabs
-        return chosen.name, [March(stages=per_slab, whole=whole, splits=splits)]
+        march = March(stages=per_slab, whole=whole, splits=splits)
+        if model.whole is not None and not march.warm:  # solved from scratch: a graded start
+            march = dataclasses.replace(march, start=START)
+        return chosen.name, [march]
     return chosen.name, chosen.build(problem, model, Steps.of(config))
 
 
@@ -152,7 +155,7 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
             equations=equations(config, problem, slab=True), conditions=bool(problem.conditions),
             **config.model_options), problem.geometry.bbox, slabs, whole=whole,
-            thin=whole and trial == "gauss-newton")
+            thin=whole and trial == "gauss-newton", spatial=whole and trial == "grow")
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model

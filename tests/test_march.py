@@ -292,9 +292,54 @@ def test_the_default_run_of_a_linear_evolution_problem_tries_one_block_by_grow()
     assert build(RunConfig(problem="burgers"))[1].thin  # Newton's slabs are thin
 
 
-def grow_march(problem: str, *, components: int = 100, **kw):
+def test_the_default_march_of_a_linear_problem_starts_graded_with_slabs_wide_in_space():
+    """Least squares solves each slab from scratch: the march starts graded (START levels)
+    and its slabs have half the isotropic grid's centres along time (1000 Gaussians over
+    (x, y, t): 14 × 14 × 5); Newton's march (warm, thin) does not start graded."""
+    from pinn_gmnm.run import build, stages_for
+    from pinn_gmnm.training.march import START
+
+    config = RunConfig(problem="heat-2d")
+    problem, model = build(config)
+    assert model.spatial and not model.thin
+    means = model.pieces[0].layer.means.detach()
+    assert [len(torch.unique(means[:, i])) for i in range(3)] == [14, 14, 5]
+    assert model.pieces[0].layer.components == 980
+    _, (march,) = stages_for(config, problem, model)
+    assert march.start == START > 0 and march.to_dict()["start"] == START
+    assert stage_from_dict(march.to_dict()).start == START
+    newton = RunConfig(problem="burgers")
+    assert stages_for(newton, *build(newton))[1][0].start == 0
+    with pytest.raises(GMNMError, match="start must be a whole number"):
+        March(stages=(LeastSquares(),), start=-1)
+
+
+def test_a_graded_start_cuts_the_first_slab_toward_t0_and_then_doubles():
+    """Two levels on 3 slabs of [0, 1]: slabs [0, 1/12], [1/12, 1/6], [1/6, 1/3], then the
+    equal ones; each graded slab's successor twice as long whether it was solved or not
+    (no slab is halved again: the march has no splits)."""
+    run = grow_march("heat-2d", components=64, start=2)
+    cuts = [e for e in run.events if e["event"] == "split"]
+    assert [e["reason"] for e in cuts] == ["start", "start"]
+    ends = [e["times"][1] for e in run.events if e["event"] == "slab"]
+    assert ends == pytest.approx([1 / 12, 1 / 6, 1 / 3, 2 / 3, 1])
+    assert run.model.levels.tolist() == [2, 2, 1, 0, 0]
+    assert run.metrics["rel_l2"] < 3e-2  # 64 Gaussians a slab: 1.7e-2 with equal slabs
+
+
+@pytest.mark.parametrize("stop_at", [1, 3, 5])
+def test_a_march_stopped_in_its_graded_start_resumes_to_the_same_result(stop_at,
+                                                                        stop_and_resume):
+    full, _, resumed = stop_and_resume(
+        lambda **kw: grow_march("heat-2d", components=64, start=2, **kw), stop_at)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    assert resumed.model.levels.tolist() == full.model.levels.tolist() == [2, 2, 1, 0, 0]
+
+
+def grow_march(problem: str, *, components: int = 100, start: int = 0, **kw):
     """The default march of a linear problem, small: 3 slabs grown by least squares, the
-    single block tried first by grow's first solve (held-out tolerance 1e-2)."""
+    single block tried first by grow's first solve (held-out tolerance 1e-2); ``start``
+    levels of graded start."""
     from pinn_gmnm.training.growth import Grow
 
     p = get_problem(problem)
@@ -302,7 +347,7 @@ def grow_march(problem: str, *, components: int = 100, **kw):
     model = TimeSlabs(lambda b: GMNM(p.dim, p.n_outputs, bounds=b, components=components),
                       p.geometry.bbox, 3, whole=True)
     grow = Grow(steps=2, tol=1e-2, refinements=0)
-    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,))],
+    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,), start=start)],
                  collocation=Collocation(300, 60), **kw)
 
 

@@ -32,7 +32,8 @@ front (below), time became the limit and 170 × 6 the better split (see
 nonlinear problem (``thin``), not by every march: ``heat-1d`` by least squares in 3 slabs
 of 256 Gaussians gave 9e-7 with the isotropic layout and 1.6e-3 with 51 × 5 (too few, too
 broad along t for its decay); ``heat-2d``'s default march (8 grown slabs, 60 s) 6.7e-4
-isotropic, 0.40 thin. The march then moves the k_s centres of each later slab to where
+isotropic, 0.40 thin; the slabs of a linear march (``spatial``) put half the isotropic
+grid's count along time instead (:data:`SPATIAL_TIME`). The march then moves the k_s centres of each later slab to where
 its starting state is steep (:mod:`~pinn_gmnm.training.moving`), keeping the grid.
 """
 
@@ -97,12 +98,16 @@ class TimeSlabs(Surrogate):
     least_squares_by_default = False  # trained slab by slab, never as one block
 
     def __init__(self, build: Callable[[Bounds], nn.Module], bounds: Bounds,
-                 slabs: int, *, whole: bool = False, thin: bool = False) -> None:
+                 slabs: int, *, whole: bool = False, thin: bool = False,
+                 spatial: bool = False) -> None:
         super().__init__()
         if isinstance(slabs, bool) or not isinstance(slabs, int) or slabs < 1:
             raise GMNMError(f"slabs must be a whole number >= 1, got {slabs!r}")
+        if thin and spatial:
+            raise GMNMError("a slab's layout is thin or spatial, not both")
         lo, hi = (tuple(float(v) for v in b) for b in bounds)
         self.build, self.box, self.base, self.thin = build, (lo, hi), slabs, thin
+        self.spatial = spatial
         self.whole = build((lo, hi)) if whole else None
         # how many times each slab was halved (see split): saved, so that a checkpoint
         # of unequal slabs rebuilds them
@@ -212,8 +217,8 @@ class TimeSlabs(Surrogate):
 
     def _piece(self, k: int) -> nn.Module:
         piece = self.build(self.bounds_of(k))
-        if self.thin:  # every piece has the layout of one of the equal slabs
-            slab_layout(piece, self.base)
+        if self.thin or self.spatial:  # every piece has the layout of one of the equal slabs
+            slab_layout(piece, self.base, thin=self.thin)
         return piece
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -241,10 +246,25 @@ formed shock (0.5-0.625) 2.1e-4, 2.1e-5, 4.3e-4. Along time, not space, was the 
 time) 0.23 → 4.2e-4 (its breathing soliton turns fast in time)."""
 
 
-def slab_layout(piece: nn.Module, slabs: int) -> None:
+SPATIAL_TIME = 0.5
+"""A slab of a linear march (solved from scratch by least squares, the rest of the default
+march: ``spatial``) has k_t = ⌈SPATIAL_TIME · k⌉ centres along time where the isotropic
+grid of its own box has k, and spends the rest on space. Its time axis is 1/K of the
+interval, or less in the graded start (see :data:`~pinn_gmnm.training.march.START`), and
+the solution moves little over it, while space has the layers: at the edges of
+``heat-2d``, whose initial state does not meet the boundary values, a layer of width
+√(αt). Measured on ``heat-2d`` (60 s, 2-core CPU, alone; graded start), k_s² × k_t:
+isotropic 10² × 10 (the old layout) 1.35e-4, each slab's loss 1e-2 to 1e-3 of its change
+in the graded start and 2e-5 to 5e-8 after it; 14² × 5 (980 Gaussians, this rule)
+8.6e-5, 3e-4 to 1e-5 and 1e-6 to 2e-8; 12² × 7 9.2e-5; 13² × 7 (1183) 6.3e-5; 16² × 5
+(1280) 6.1e-5."""
+
+
+def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True) -> None:
     """Lay out the Gaussians of ``piece``, a GMNM over one of ``slabs`` equal slabs, as a
-    grid with k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉) centres along time (the last axis) and the
-    rest along space (k_s^(d−1) k_t ≈ m), each Gaussian's width ``width_factor`` × the
+    grid with k_t centres along time (the last axis) and the rest along space
+    (k_s^(d−1) k_t ≈ m): thin, k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉); else
+    ``SPATIAL_TIME`` · k (see there). Each Gaussian's width ``width_factor`` × the
     grid spacing along each axis, over the same enlarged box as the default layout (see
     the module docstring). Pieces whose count is not a whole grid k^d (spread as a Sobol'
     set), other models and a single slab keep their layout."""
@@ -257,7 +277,7 @@ def slab_layout(piece: nn.Module, slabs: int) -> None:
     k = round(m ** (1.0 / d))
     if d < 2 or k**d != m or layer.projections != d:
         return
-    kt = max(2, math.ceil(TIME_DENSITY * k / slabs - 1e-9))
+    kt = max(2, math.ceil((TIME_DENSITY * k / slabs if thin else SPATIAL_TIME * k) - 1e-9))
     ks = max(1, math.floor((m / kt) ** (1.0 / (d - 1)) + 1e-9))
     counts = [ks] * (d - 1) + [kt]
     lo, hi = -1.0 - piece.margin, 1.0 + piece.margin
