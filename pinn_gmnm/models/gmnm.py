@@ -15,6 +15,7 @@ approximator, not a density).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -308,10 +309,31 @@ class GMNM(Surrogate):
         return A, c + h * self.layer.means
 
     def derivative_engine(self, x: Points) -> DerivativeEngine:
-        """Closed-form values and first and second derivatives (autograd beyond)."""
+        """Closed-form values and first and second derivatives (autograd beyond); without
+        autograd, the Gaussians' part from the feature cache (:mod:`.feature_cache`)."""
+        features = self._cached_features(x)
+        if features is not None:
+            return MixedEngine(features, self.layer.weights, self.layer.bias,
+                               full=lambda: self._engine(x))
+        return self._engine(x)
+
+    def _engine(self, x: Points) -> MixtureEngine:
         A, mu = self.physical()
         return MixtureEngine(x, A, mu, self.layer.weights, self.layer.bias,
                              fallback=lambda: AutogradEngine(self, x))
+
+    def _cached_features(self, x: Points) -> DerivativeEngine | None:
+        """The Gaussians' own values and derivatives at ``x``, cached (None under autograd)."""
+        from .feature_cache import cached_features
+
+        def make() -> MixtureEngine:
+            A, mu = self.physical()
+            return MixtureEngine(x, A, mu)
+
+        shape = [p for n, p in self.layer.named_parameters() if n not in ("weights", "bias")]
+        extra = (type(self.layer).__name__, tuple(self.normalize.center),
+                 tuple(self.normalize.half_width))
+        return cached_features(x, shape, extra, make, len(x) * self.layer.components)
 
     def parameter_tangents(self, queries, x, names, n_outputs):  # type: ignore[no-untyped-def]
         """In closed form for the plain parametrisation (:mod:`.gmnm_jacobian`)."""
@@ -324,6 +346,9 @@ class GMNM(Surrogate):
     def linear_head(self) -> LinearHead:
         """The mixing weights π and bias b, over the Gaussians as features."""
         def features(x: Points) -> DerivativeEngine:
+            cached = self._cached_features(x)
+            if cached is not None:
+                return cached
             A, mu = self.physical()
             return MixtureEngine(x, A, mu)
 
@@ -340,6 +365,35 @@ def _parametrisation(name: str) -> type[GMNMLayer]:
 
         return ScaledGMNMLayer
     raise GMNMError(f"unknown GMNM parametrisation '{name}'; known: plain, scaled")
+
+
+class MixedEngine:
+    """Σ_i π_i g_i(x) + b and its derivatives from the features' engine (the Gaussians'
+    own values and derivatives, e.g. cached): the same matrix products as
+    :class:`MixtureEngine`; derivatives above second order from ``full()``, the whole
+    engine."""
+
+    def __init__(self, features: DerivativeEngine, weights: Tensor, bias: Tensor,
+                 full: Callable[[], DerivativeEngine]) -> None:
+        self.features, self.weights, self.bias, self._full = features, weights, bias, full
+
+    def _mix(self, M: Tensor, output: int | None) -> Tensor:
+        out = M @ self.weights
+        return out if output is None else out[:, output]
+
+    def value(self) -> Tensor:
+        return self.features.value() @ self.weights + self.bias
+
+    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        if len(axes) == 0:
+            v = self.value()
+            return v if output is None else v[:, output]
+        if len(axes) <= 2:
+            return self._mix(self.features.partial(None, axes), output)
+        return self._full().partial(output, axes)
+
+    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        return self._mix(self.features.laplacian(None, axes), output)
 
 
 class MixtureEngine:

@@ -1,0 +1,128 @@
+"""The Gaussians' values and derivatives at a point set, kept while nothing they depend on
+changes.
+
+Newton's method on a GMNM's output layer evaluates the residual many times on the same
+points with the same Gaussians: the Jacobian's quantities, each trial step, the loss
+after it. Only the mixing weights change, yet each evaluation recomputed every (n, m)
+matrix of features (exp of a quadratic form, then a matrix product per derivative) —
+half of a ``burgers`` march's time. Evaluations without autograd (where no graph has to
+run through the features) now take them from this cache and only mix them with the
+current weights.
+
+An entry is valid while the points and every parameter of the Gaussians are the same
+tensors, unmodified (identity, storage and version counter, which every in-place write
+bumps: a move of the centres, a loaded state dict); an answer handed out and then
+modified in place is noticed by its own version counter, and the entry is computed
+again (an answer may be the engine's own matrix). The cache is
+shared by all models and bounded (``ELEMENTS`` numbers in all, least recently used
+first out), so a march's finished slabs do not hold memory; features of more than a
+sixteenth of it at one point set are not cached.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+ELEMENTS = 2**26
+"""The most numbers the cache holds in all (512 MiB in float64)."""
+
+
+def _stamp(t: Tensor) -> tuple[int, int, int, torch.dtype, torch.device]:
+    return id(t), t._version, t.data_ptr(), t.dtype, t.device
+
+
+class _Entry:
+    """The features of one point set: the engine that computes them and its answers."""
+
+    def __init__(self, make: Callable[[], Any], keep: Sequence[Tensor]) -> None:
+        self.make, self.keep = make, tuple(keep)  # (kept alive: their ids stay theirs)
+        self.renew()
+
+    def renew(self) -> None:
+        """Build the engine afresh and forget its answers (one was written over, and an
+        answer may be the engine's own matrix)."""
+        self.engine = self.make()
+        self.answers: dict[Hashable, tuple[Tensor, int]] = {}
+
+    @property
+    def size(self) -> int:
+        """The numbers it holds: its answers and the engine's own matrices."""
+        held = [t for t, _ in self.answers.values()]
+        for v in vars(self.engine).values():
+            held += [v] if isinstance(v, Tensor) else \
+                [t for t in v.values() if isinstance(t, Tensor)] if isinstance(v, dict) else []
+        return sum(t.numel() for t in held)
+
+
+_CACHE: OrderedDict[Hashable, _Entry] = OrderedDict()
+
+
+def clear() -> None:
+    """Drop every cached feature."""
+    _CACHE.clear()
+
+
+def cached_features(x: Tensor, parameters: Sequence[Tensor], extra: Hashable,
+                    make: Callable[[], Any], size: int) -> Any | None:
+    """A :class:`CachedEngine` over ``make()`` (a features engine at points ``x`` that
+    depends on ``parameters`` and the hashable ``extra`` only, whose answers hold ``size``
+    numbers each), shared while they are unchanged; None when the features must not be
+    cached (autograd is on, or an answer would take more than a sixteenth of the cache)."""
+    if torch.is_grad_enabled() or 16 * size > ELEMENTS:
+        return None
+    try:
+        key = (_stamp(x), tuple(_stamp(p) for p in parameters), extra)
+    except RuntimeError:  # inside torch.func's transforms: tensors without storage
+        return None
+    entry = _CACHE.get(key)
+    if entry is None:
+        entry = _Entry(make, (x, *parameters))
+        _CACHE[key] = entry
+    _CACHE.move_to_end(key)
+    _trim()
+    return CachedEngine(entry)
+
+
+def _trim() -> None:
+    total = sum(e.size for e in _CACHE.values())
+    while total > ELEMENTS and len(_CACHE) > 1:
+        _, old = _CACHE.popitem(last=False)
+        total -= old.size
+
+
+class CachedEngine:
+    """The derivative engine of cached features: each question asked once of the
+    underlying engine, and answered again from memory."""
+
+    def __init__(self, entry: _Entry) -> None:
+        self._entry = entry
+
+    def _ask(self, key: Hashable, compute: Callable[[Any], Tensor]) -> Tensor:
+        entry = self._entry
+        if torch.is_grad_enabled():  # asked under autograd after all: afresh, with its graph
+            return compute(entry.make())
+        if any(t._version != v for t, v in entry.answers.values()):
+            entry.renew()  # an answer was written over
+        found = entry.answers.get(key)
+        if found is not None:
+            return found[0]
+        value = compute(entry.engine)
+        entry.answers[key] = (value, value._version)
+        _trim()
+        return value
+
+    def value(self) -> Tensor:
+        return self._ask(("value",), lambda engine: engine.value())
+
+    def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        return self._ask(("partial", output, tuple(axes)),
+                         lambda engine: engine.partial(output, axes))
+
+    def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
+        return self._ask(("laplacian", output, tuple(axes)),
+                         lambda engine: engine.laplacian(output, axes))
