@@ -107,6 +107,7 @@ def test_the_cache_stays_within_its_bound(monkeypatch):
             engine.partial(0, (0,))
             engine.partial(0, (0, 0))
             total = sum(e.size for e in feature_cache._CACHE.values())
+            assert total == feature_cache._TOTAL  # the running count is right
             assert total <= feature_cache.ELEMENTS or len(feature_cache._CACHE) == 1
         big = torch.rand(51, 2, dtype=torch.float64)  # a sixteenth of the bound, and more
         assert isinstance(model.derivative_engine(big), MixtureEngine)
@@ -120,3 +121,13 @@ def test_a_cached_engine_asked_under_autograd_answers_with_its_graph():
     value = features.value()  # autograd on again
     value.sum().backward()
     assert model.layer.means.grad is not None and model.layer.means.grad.abs().max() > 0
+
+
+def test_the_cache_holds_at_most_its_count_of_point_sets(monkeypatch):
+    monkeypatch.setattr(feature_cache, "ENTRIES", 3)
+    model, _ = model_and_points()
+    with torch.no_grad():
+        for _ in range(10):
+            model.derivative_engine(torch.rand(20, 2, dtype=torch.float64)).value()
+    assert len(feature_cache._CACHE) == 3
+    assert feature_cache._TOTAL == sum(e.size for e in feature_cache._CACHE.values())

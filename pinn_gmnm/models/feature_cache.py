@@ -41,6 +41,7 @@ class _Entry:
 
     def __init__(self, make: Callable[[], Any], keep: Sequence[Tensor]) -> None:
         self.make, self.keep = make, tuple(keep)  # (kept alive: their ids stay theirs)
+        self.size, self.cached = 0, False  # (cached: counted in the cache's total)
         self.renew()
 
     def renew(self) -> None:
@@ -48,23 +49,35 @@ class _Entry:
         answer may be the engine's own matrix)."""
         self.engine = self.make()
         self.answers: dict[Hashable, tuple[Tensor, int]] = {}
+        self.measure()
 
-    @property
-    def size(self) -> int:
-        """The numbers it holds: its answers and the engine's own matrices."""
+    def measure(self) -> None:
+        """Count the numbers it holds (its answers and the engine's own matrices) into
+        the cache's total."""
+        global _TOTAL
         held = [t for t, _ in self.answers.values()]
         for v in vars(self.engine).values():
             held += [v] if isinstance(v, Tensor) else \
                 [t for t in v.values() if isinstance(t, Tensor)] if isinstance(v, dict) else []
-        return sum(t.numel() for t in held)
+        size = sum(t.numel() for t in held)
+        if self.cached:
+            _TOTAL += size - self.size
+        self.size = size
 
 
 _CACHE: OrderedDict[Hashable, _Entry] = OrderedDict()
+_TOTAL = 0  # the numbers the entries in _CACHE hold
+
+ENTRIES = 32
+"""The most point sets the cache holds (a run evaluates a few at a time: the collocation
+points of each term, held-out points)."""
 
 
 def clear() -> None:
     """Drop every cached feature."""
+    global _TOTAL
     _CACHE.clear()
+    _TOTAL = 0
 
 
 def cached_features(x: Tensor, parameters: Sequence[Tensor], extra: Hashable,
@@ -73,6 +86,7 @@ def cached_features(x: Tensor, parameters: Sequence[Tensor], extra: Hashable,
     depends on ``parameters`` and the hashable ``extra`` only, whose answers hold ``size``
     numbers each), shared while they are unchanged; None when the features must not be
     cached (autograd is on, or an answer would take more than a sixteenth of the cache)."""
+    global _TOTAL
     if torch.is_grad_enabled() or 16 * size > ELEMENTS:
         return None
     try:
@@ -83,16 +97,21 @@ def cached_features(x: Tensor, parameters: Sequence[Tensor], extra: Hashable,
     if entry is None:
         entry = _Entry(make, (x, *parameters))
         _CACHE[key] = entry
+        entry.cached = True
+        _TOTAL += entry.size
     _CACHE.move_to_end(key)
     _trim()
     return CachedEngine(entry)
 
 
 def _trim() -> None:
-    total = sum(e.size for e in _CACHE.values())
-    while total > ELEMENTS and len(_CACHE) > 1:
+    """Drop the least recently used entries beyond ``ENTRIES`` or ``ELEMENTS`` (never the
+    last one)."""
+    global _TOTAL
+    while len(_CACHE) > 1 and (len(_CACHE) > ENTRIES or _TOTAL > ELEMENTS):
         _, old = _CACHE.popitem(last=False)
-        total -= old.size
+        _TOTAL -= old.size
+        old.cached = False  # (an engine still using it counts no more)
 
 
 class CachedEngine:
@@ -113,6 +132,7 @@ class CachedEngine:
             return found[0]
         value = compute(entry.engine)
         entry.answers[key] = (value, value._version)
+        entry.measure()
         _trim()
         return value
 
