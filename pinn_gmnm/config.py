@@ -72,7 +72,9 @@ class RunConfig:
         "when it fits in half the memory, else streamed), dense, streamed (row blocks: memory "
         "O(P^2)) or sparse (GMNM: truncated Gaussians, LSMR). With method auto a named solver "
         "picks lstsq instead of grow.")
-    interior: int = _option(2000, "Interior collocation points.", flag="--points")
+    interior: int = _option(2000, "Interior collocation points (per time slab; a slab of "
+                            "the default nonlinear march draws at least 4 rows per Gaussian).",
+                            flag="--points")
     boundary: int = _option(400, "Boundary collocation points.", flag="--boundary-points")
     slabs: int | None = _option(
         None, "Time marching: solve a time-dependent problem in N time slabs, one after "

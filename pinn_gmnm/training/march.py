@@ -12,7 +12,8 @@ slab's parameters (the same layout shifted in time, and the previous solution as
 first guess). This is block time marching as in local extreme learning machines and the
 random feature method: a short slab is a much easier problem than the whole cylinder (the
 solution changes less over it, and for a nonlinear PDE Newton starts close to the answer),
-and every slab gets the run's full collocation point count.
+and every slab gets the run's full collocation point count (a thin slab, at least
+``ROWS`` rows per Gaussian: :func:`slab_points`).
 
 **Moving layout.** In the default march of a problem in one space dimension (thin slabs,
 see :func:`~pinn_gmnm.models.slabs.slab_layout`) every slab after the first moves its
@@ -174,15 +175,19 @@ NEWTON_DAMPING = 1e-20
 START = 4
 """The default march of a linear problem (slabs solved by least squares from scratch)
 starts graded: its first slab cut toward t_0 into slabs of 1/2^START, 1/2^START,
-1/2^(START−1), …, 1/2 of it, as an integrator starts with small steps and doubles them
-while they are solved (:data:`SOLVED`, the step carried on). An initial state that does
-not meet the boundary values (``heat-2d``: 16x(1 − x)y(1 − y) with u = 0 on the edges,
-whose Laplacian is not 0 there) starts a layer of width √(αt) at the edges that no slab of
-1/8 resolves; least squares spreads the residual it cannot meet over the whole slab, and
-every later slab inherits that error. Measured on ``heat-2d`` (60 s, 2-core CPU, alone):
-2.5e-4 with equal slabs; graded to depth 3, 4 and 5: 1.5e-4, 1.3e-4 and 1.3e-4 (error at
-t = 0 3.3e-4 → 6e-5). Nonlinear marches (Newton from the previous slab, whose first slab
-is cheap to redo) are not graded: their first slab is halved only when left unsolved."""
+1/2^(START−1), …, 1/2 of it, each twice as long as the one before whether or not it was
+solved (the plan; no graded slab is halved again), as an integrator starts with small
+steps. An initial state that does not meet the boundary values (``heat-2d``: 16x(1 −
+x)y(1 − y) with u = 0 on the edges, whose Laplacian is not 0 there) starts a layer of
+width √(αt) at the edges that no slab of 1/8 resolves; least squares spreads the residual
+it cannot meet over the whole slab, and every later slab inherits that error. Measured on
+``heat-2d`` (60 s, 2-core CPU, alone; isotropic slabs): 2.5e-4 with equal slabs; graded
+to depth 3, 4 and 5: 1.5e-4, 1.35e-4 and 1.3e-4 (the error at t = 0 from 3.3e-4 to 6e-5);
+with slabs wide in space (:data:`~pinn_gmnm.models.slabs.SPATIAL_TIME`) depth 4 8.6e-5,
+depth 6 8.2e-5 (its later slabs worse). On a plate at 1 dropped into a bath at 0 (u = 1
+at t = 0, u = 0 on the edges; not a catalogue problem) 1.4e-2 → 3.2e-3. Nonlinear
+marches (Newton from the previous slab) are not graded: their first slab is halved only
+when left unsolved."""
 
 MOVE_AGAIN = 1.0
 """A slab of the default march is trained a second time, moved to where its own first
@@ -662,18 +667,22 @@ def slab_points(collocation: Collocation, model: TimeSlabs, piece: nn.Module,
     """The collocation of a slab: the run's, with at least ``ROWS`` rows per Gaussian of a
     thin slab's ``piece`` (its interior points times ``outputs``, the fields).
 
-    A thin slab has 1020 Gaussians where the run's 2000 points give two rows each (the
-    model is capped at 1024, see :func:`~pinn_gmnm.run.equations`); Newton on its output
-    layer then fits the points better than the solution between them: on ``burgers``'
-    slabs after the shock the held-out loss rose after the second or third step, and the
-    slabs ended at 1e-4 to 6e-4. Measured at 60 s (2-core CPU, alone): ``burgers`` 2.45e-4
-    → 1.08e-4 with 4000 points, ``allen-cahn`` 3.9e-4 → 3.6e-4; the systems
-    (``schrodinger``, ``gray-scott``: 576 Gaussians, two fields) already have 7 rows
-    each, and doubling their points starved their marches (0.74 and 0.68)."""
-    count = getattr(piece, "layer", None)
-    if not model.thin or count is None:
+    A thin slab of a scalar problem has 1020 Gaussians where the run's 2000 points give two
+    rows each (the model is sized at two equations a Gaussian and capped at 1024, see
+    :func:`~pinn_gmnm.run.equations`); Newton on its output layer then fitted the points
+    better than the solution between them: on ``burgers``' slabs after the shock the
+    held-out loss rose after the second or third step, and the slabs ended at 1e-4 to
+    6e-4. Measured at 60 s (2-core CPU, alone): with this rule (4080 points) ``burgers``
+    2.45e-4 → 8.0e-5 (seeds 1 and 2: 7.3e-5, 2.9e-5), ``allen-cahn`` 3.9e-4 → 3.6e-4,
+    an untuned Fisher–KPP front (u_t = 10⁻³ u_xx + 10 u(1 − u), Neumann ends) 6.9e-3 →
+    1.9e-3. The systems (``schrodinger``,
+    ``gray-scott``: 575 Gaussians, two fields) already have about 7 rows each and keep
+    their points: doubled (before the feature cache made Newton's evaluations cheaper)
+    they starved their marches (0.74 and 0.68)."""
+    layer = getattr(piece, "layer", None)
+    if not model.thin or layer is None:
         return collocation
-    need = math.ceil(ROWS * count.components / max(outputs, 1))
+    need = math.ceil(ROWS * layer.components / max(outputs, 1))
     return collocation if collocation.interior >= need else \
         dataclasses.replace(collocation, interior=need)
 
