@@ -26,6 +26,7 @@ from ..derivatives import AutogradEngine, DerivativeEngine
 from ..errors import GMNMError, require_positive
 from .base import Bounds, Normalize, default_bounds
 from .contract import Surrogate
+from .feature_cache import cached_features
 from .head import LinearHead
 from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, default_components, spread_centres,
                      spread_points)
@@ -309,23 +310,15 @@ class GMNM(Surrogate):
         return A, c + h * self.layer.means
 
     def derivative_engine(self, x: Points) -> DerivativeEngine:
-        """Closed-form values and first and second derivatives (autograd beyond); without
-        autograd, the Gaussians' part from the feature cache (:mod:`.feature_cache`)."""
-        features = self._cached_features(x)
-        if features is not None:
-            return MixedEngine(features, self.layer.weights, self.layer.bias,
-                               full=lambda: self._engine(x))
-        return self._engine(x)
+        """Closed-form values and first and second derivatives (autograd beyond): the
+        Gaussians' own (:meth:`_features`) mixed with the current weights."""
+        return MixedEngine(self._features(x), self.layer.weights, self.layer.bias,
+                           fallback=lambda: AutogradEngine(self, x))
 
-    def _engine(self, x: Points) -> MixtureEngine:
-        A, mu = self.physical()
-        return MixtureEngine(x, A, mu, self.layer.weights, self.layer.bias,
-                             fallback=lambda: AutogradEngine(self, x))
-
-    def _cached_features(self, x: Points) -> DerivativeEngine | None:
-        """The Gaussians' own values and derivatives at ``x``, cached (None under autograd)."""
-        from .feature_cache import cached_features
-
+    def _features(self, x: Points) -> DerivativeEngine:
+        """The Gaussians' own values and derivatives at ``x``; without autograd from the
+        feature cache (:mod:`.feature_cache`), kept while ``x`` and the Gaussians are
+        unchanged."""
         def make() -> MixtureEngine:
             A, mu = self.physical()
             return MixtureEngine(x, A, mu)
@@ -333,7 +326,8 @@ class GMNM(Surrogate):
         shape = [p for n, p in self.layer.named_parameters() if n not in ("weights", "bias")]
         extra = (type(self.layer).__name__, tuple(self.normalize.center),
                  tuple(self.normalize.half_width))
-        return cached_features(x, shape, extra, make, len(x) * self.layer.components)
+        cached = cached_features(x, shape, extra, make, len(x) * self.layer.components)
+        return make() if cached is None else cached
 
     def parameter_tangents(self, queries, x, names, n_outputs):  # type: ignore[no-untyped-def]
         """In closed form for the plain parametrisation (:mod:`.gmnm_jacobian`)."""
@@ -345,14 +339,8 @@ class GMNM(Surrogate):
 
     def linear_head(self) -> LinearHead:
         """The mixing weights π and bias b, over the Gaussians as features."""
-        def features(x: Points) -> DerivativeEngine:
-            cached = self._cached_features(x)
-            if cached is not None:
-                return cached
-            A, mu = self.physical()
-            return MixtureEngine(x, A, mu)
-
-        return LinearHead(features, self.layer.components, self.layer.weights, self.layer.bias)
+        return LinearHead(self._features, self.layer.components, self.layer.weights,
+                          self.layer.bias)
 
 
 def _parametrisation(name: str) -> type[GMNMLayer]:
@@ -368,14 +356,14 @@ def _parametrisation(name: str) -> type[GMNMLayer]:
 
 
 class MixedEngine:
-    """Σ_i π_i g_i(x) + b and its derivatives from the features' engine (the Gaussians'
-    own values and derivatives, e.g. cached): the same matrix products as
-    :class:`MixtureEngine`; derivatives above second order from ``full()``, the whole
-    engine."""
+    """Σ_i π_i g_i(x) + b and its derivatives: the Gaussians' own (``features``, a
+    :class:`MixtureEngine` or its cached answers) times the weights, plus the bias for the
+    value; derivatives above second order from ``fallback()`` (made once)."""
 
     def __init__(self, features: DerivativeEngine, weights: Tensor, bias: Tensor,
-                 full: Callable[[], DerivativeEngine]) -> None:
-        self.features, self.weights, self.bias, self._full = features, weights, bias, full
+                 fallback: Callable[[], DerivativeEngine]) -> None:
+        self.features, self.weights, self.bias = features, weights, bias
+        self._fallback, self._fallback_engine = fallback, None
 
     def _mix(self, M: Tensor, output: int | None) -> Tensor:
         out = M @ self.weights
@@ -390,14 +378,18 @@ class MixedEngine:
             return v if output is None else v[:, output]
         if len(axes) <= 2:
             return self._mix(self.features.partial(None, axes), output)
-        return self._full().partial(output, axes)
+        if self._fallback_engine is None:
+            self._fallback_engine = self._fallback()
+        return self._fallback_engine.partial(output, axes)
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         return self._mix(self.features.laplacian(None, axes), output)
 
 
 class MixtureEngine:
-    """Closed-form derivatives of Σ_i π_i g_i(x) + b, g_i = exp(−½ (x − μ_i)ᵀA_i(x − μ_i)).
+    """Closed-form values and derivatives of the m Gaussians g_i(x) = exp(−½ (x − μ_i)ᵀA_i(x − μ_i))
+    themselves, (n, m) each (the features of the least-squares solvers; a model's output
+    mixes them, :class:`MixedEngine`).
 
     With z_i = x − μ_i:
       ∂_a g_i     = −g_i (A_i z_i)_a
@@ -406,14 +398,11 @@ class MixtureEngine:
 
     Every (n, m) matrix here is a matrix product: (A_i z_i)_a = Σ_b (A_i)_ab x_b − (A_i μ_i)_a
     is x @ A[:, a, :]ᵀ, and the quadratic forms go through :func:`quadratic_features`.
-    Without ``weights`` the engine's outputs are the m Gaussians themselves (for the
-    least-squares solvers). Derivatives of order three and above use ``fallback``.
+    Derivatives go up to second order. ``output`` selects one Gaussian's column.
     """
 
-    def __init__(self, x: Points, A: Tensor, mu: Tensor, weights: Tensor | None = None,
-                 bias: Tensor | None = None, fallback=None) -> None:
+    def __init__(self, x: Points, A: Tensor, mu: Tensor) -> None:
         self.x, self.A, self.mu = x, A, mu
-        self.weights, self.bias, self._fallback = weights, bias, fallback
         self._phi = quadratic_features(x)
         self._Amu = torch.einsum("mde,me->md", A, mu)
         coef = quadratic_coefficients(A, -2.0 * self._Amu, (self._Amu * mu).sum(dim=1))
@@ -421,11 +410,10 @@ class MixtureEngine:
         # no clamp at 0: a distance rounded to −1e-16 only gives exp(5e-17).
         self.G = torch.exp(self._phi @ (-0.5 * coef))
         self._P: dict[int, Tensor] = {}
-        self._fallback_engine: DerivativeEngine | None = None
 
-    def _mix(self, M: Tensor, output: int | None) -> Tensor:
-        out = M if self.weights is None else M @ self.weights
-        return out if output is None else out[:, output]
+    @staticmethod
+    def _pick(M: Tensor, output: int | None) -> Tensor:
+        return M if output is None else M[:, output]
 
     def _Az(self, a: int) -> Tensor:
         """(A_i z_i)_a for every point and component, shape (n, m)."""
@@ -434,26 +422,20 @@ class MixtureEngine:
         return self._P[a]
 
     def value(self) -> Tensor:
-        out = self._mix(self.G, None)
-        return out if self.bias is None else out + self.bias
+        return self.G
 
     def partial(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         if len(axes) == 0:
-            v = self.value()
-            return v if output is None else v[:, output]
+            return self._pick(self.G, output)
         if len(axes) == 1:
-            return self._mix(-self.G * self._Az(axes[0]), output)
+            return self._pick(-self.G * self._Az(axes[0]), output)
         if len(axes) == 2:
             a, b = axes
-            return self._mix(self.G * (self._Az(a) * self._Az(b) - self.A[:, a, b]), output)
-        if self._fallback is None:
-            raise GMNMError(
-                f"closed-form GMNM derivatives go up to second order; order {len(axes)} "
-                "is not available to the least-squares solvers"
-            )
-        if self._fallback_engine is None:
-            self._fallback_engine = self._fallback()
-        return self._fallback_engine.partial(output, axes)
+            return self._pick(self.G * (self._Az(a) * self._Az(b) - self.A[:, a, b]), output)
+        raise GMNMError(
+            f"closed-form GMNM derivatives go up to second order; order {len(axes)} "
+            "is not available to the least-squares solvers"
+        )
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         select = torch.zeros(self.A.shape[-1], dtype=self.A.dtype, device=self.A.device)
@@ -463,4 +445,4 @@ class MixtureEngine:
         trace = (self.A.diagonal(dim1=1, dim2=2) * select).sum(dim=1)
         # the trace goes into the constant coefficient: one (n, m) operation fewer
         coef = quadratic_coefficients(B, -2.0 * Bmu, (Bmu * self.mu).sum(dim=1) - trace)
-        return self._mix(self.G * (self._phi @ coef), output)
+        return self._pick(self.G * (self._phi @ coef), output)
