@@ -133,3 +133,14 @@ def test_the_cache_holds_at_most_its_count_of_point_sets(monkeypatch):
     assert len(feature_cache._CACHE) == 3
     assert feature_cache._TOTAL == sum(e.size for e in feature_cache._CACHE.values())
 
+
+def test_a_parameter_whose_data_is_swapped_is_computed_again():
+    """``param.data = …`` (as ``vector_to_parameters`` does) gives a parameter new storage
+    without a new version; freed storage is soon reused at the same address, which alone
+    must not make the old features look current."""
+    model, x = model_and_points()
+    with torch.no_grad():
+        for _ in range(20):
+            model.layer.means.data = model.layer.means.detach() + 0.01  # never the same twice
+            got = model.derivative_engine(x).partial(0, (0,))
+            assert torch.equal(got, ask(fresh(model, x), ("partial", 0, (0,))))

@@ -10,7 +10,8 @@ run through the features) now take them from this cache and only mix them with t
 current weights.
 
 An entry is valid while the points and every parameter of the Gaussians are the same
-tensors, unmodified (identity, storage and version counter, which every in-place write
+tensors, unmodified (identity, storage address — the entry keeps the storages alive, so
+no other data can take their place — and version counter, which every in-place write
 bumps: a move of the centres, a loaded state dict); an answer handed out and then
 modified in place is noticed by its own version counter, and the entry is computed
 again (an answer may be the engine's own matrix). The cache is
@@ -40,7 +41,10 @@ class _Entry:
     """The features of one point set: the engine that computes them and its answers."""
 
     def __init__(self, make: Callable[[], Any], keep: Sequence[Tensor]) -> None:
-        self.make, self.keep = make, tuple(keep)  # (kept alive: their ids stay theirs)
+        # their storages kept alive, so that no other tensor's data can take their
+        # addresses while the entry lives (``param.data = …`` swaps a parameter's storage
+        # without a new version: only its address tells)
+        self.make, self.keep = make, tuple(t.detach() for t in keep)
         self.size, self.cached = 0, False  # (cached: counted in the cache's total)
         self.renew()
 
