@@ -187,7 +187,16 @@ with slabs wide in space (:data:`~pinn_gmnm.models.slabs.SPATIAL_TIME`) depth 4 
 depth 6 8.2e-5 (its later slabs worse). On a plate at 1 dropped into a bath at 0 (u = 1
 at t = 0, u = 0 on the edges; not a catalogue problem) 1.4e-2 → 3.2e-3. Nonlinear
 marches (Newton from the previous slab) are not graded: their first slab is halved only
-when left unsolved."""
+when left unsolved.
+
+What is left on ``heat-2d`` sits at the start (``benchmarks/error_by_time.py``): at 60 s the
+t = 0 level's error is 1.3e-4 RMS, uniform over the square, then 2.4e-5 at t = 0.05 and
+1e-6 to 5e-6 from t = 0.1; at 240 s 2.4e-5, 1.6e-5 and below 1e-6 (1.8e-5 in all). The
+layer at the edges is then narrower than any Gaussian, and the first slab's least squares
+pays for it at t = 0. Tried on the first slab alone: Gaussians graded toward the edges
+(ten rows at 0.08 × 2^-l from them, widths 0.7 × that across the edge) took the t = 0
+error to 1.6e-7 and the run to 3.2e-5, but the same layer made a discontinuous initial
+state (the plate above) diverge (0.31), so it did not land."""
 
 MOVE_AGAIN = 1.0
 """A slab of the default march is trained a second time, moved to where its own first
