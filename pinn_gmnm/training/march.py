@@ -192,11 +192,16 @@ when left unsolved.
 What is left on ``heat-2d`` sits at the start (``benchmarks/error_by_time.py``): at 60 s the
 t = 0 level's error is 1.3e-4 RMS, uniform over the square, then 2.4e-5 at t = 0.05 and
 1e-6 to 5e-6 from t = 0.1; at 240 s 2.4e-5, 1.6e-5 and below 1e-6 (1.8e-5 in all). The
-layer at the edges is then narrower than any Gaussian, and the first slab's least squares
-pays for it at t = 0. Tried on the first slab alone: Gaussians graded toward the edges
-(ten rows at 0.08 × 2^-l from them, widths 0.7 × that across the edge) took the t = 0
-error to 1.6e-7 and the run to 3.2e-5, but the same layer made a discontinuous initial
-state (the plate above) diverge (0.31), so it did not land."""
+layer at the edges is then narrower than any Gaussian: the best least-squares fit of
+the exact solution over the first slab by that slab's Gaussians is 3.5e-5 to 4.7e-5 RMS
+(while u_0 alone they fit to 3.6e-8), and the collocation solution is 8e-5 to 1.3e-4
+throughout the slab, interior included. Tried on the first slab alone, not landed:
+Gaussians graded toward the edges (ten rows at 0.08 × 2^-l from them, 0.7 × that wide
+across the edge) fitted the t = 0 level to 1.6e-7 and the run measured 3.2e-5, but only
+because the evaluation grid samples t = 0: inside the slab the error rose to 1.8e-4 at
+its end (the graded rows' scale left the interior's residual rows light; equal rows
+gave 4e-5 to 6e-5 there), and a discontinuous initial state (the plate above) diverged
+(0.31)."""
 
 MOVE_AGAIN = 1.0
 """A slab of the default march is trained a second time, moved to where its own first
