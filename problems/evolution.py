@@ -107,6 +107,30 @@ def advection_1d(a: float = 1.0) -> Problem:
                    exact=exact, linear=True)
 
 
+@register("advection-diffusion-2d", group="time-dependent")
+def advection_diffusion_2d(eps: float = 0.005) -> Problem:
+    """A Gaussian pulse carried across a square while it spreads.
+
+    PDE:        u_t + ½ u_x + ½ u_y = ε Δu   on [0, 1]² × [0, 1]   (x, y, t)
+    Initial:    u(x, y, 0) = exp(−((x − ¼)² + (y − ¼)²) / s²),  s = 0.1
+    Boundary:   u = the solution on the edges
+    Solution:   u = s²/w · exp(−((x − ¼ − t/2)² + (y − ¼ − t/2)²) / w),  w = s² + 4εt
+                (the pulse moves from (¼, ¼) to (¾, ¾), its width growing from 0.1 to 0.17)
+    Parameters: eps, the diffusivity ε (default 0.005).
+    """
+    s2 = 0.1**2
+
+    def exact(x):
+        X, Y, T = x.T
+        w = s2 + 4 * eps * T
+        return s2 / w * torch.exp(-((X - 0.25 - 0.5 * T) ** 2 + (Y - 0.25 - 0.5 * T) ** 2) / w)
+
+    return Problem(SpaceTime(Rectangle((0, 0), (1, 1)), (0, 1)),
+                   lambda u, x: u.d("t") + 0.5 * u.d("x") + 0.5 * u.d("y") - eps * u.laplacian(),
+                   [Dirichlet(exact, name="edges"), Initial(exact, name="initial")],
+                   exact=exact, linear=True)
+
+
 @register("klein-gordon", group="time-dependent")
 def klein_gordon() -> Problem:
     """Nonlinear Klein–Gordon equation with a manufactured solution.
