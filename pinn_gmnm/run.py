@@ -38,7 +38,8 @@ from .sampling import get_sampler
 from .training import (Collocation, GradNormBalance, Refine, Resample, Solution, solve,
                        stage_from_dict)
 from .training.loop import snapshot_dict
-from .training.march import SPLITS, START, March, slab_count, slab_stages
+from .training.growth import Grow
+from .training.march import SLAB_WIDTHS, SPLITS, START, March, slab_count, slab_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
 
@@ -80,8 +81,11 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
         whole = () if model.whole is None else (per_slab[0], *inner[1:])
         splits = 0 if model.whole is None else SPLITS  # the default march adapts its slabs
         march = March(stages=per_slab, whole=whole, splits=splits)
-        if model.whole is not None and not march.warm:  # solved from scratch: a graded start
-            march = dataclasses.replace(march, start=START)
+        if model.whole is not None and not march.warm:  # solved from scratch: a graded
+            # start, and each slab's first solve tries its Gaussians at two widths
+            per_slab = tuple(dataclasses.replace(s, widths=SLAB_WIDTHS) if isinstance(s, Grow)
+                             else s for s in per_slab)
+            march = dataclasses.replace(march, stages=per_slab, start=START)
         return chosen.name, [march]
     return chosen.name, chosen.build(problem, model, Steps.of(config))
 

@@ -3,6 +3,7 @@ domain; equal to the one-block solution where both are exact, resumable inside a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -297,7 +298,7 @@ def test_the_default_march_of_a_linear_problem_starts_graded_with_slabs_wide_in_
     and its slabs have half the isotropic grid's centres along time (1000 Gaussians over
     (x, y, t): 14 × 14 × 5); Newton's march (warm, thin) does not start graded."""
     from pinn_gmnm.run import build, stages_for
-    from pinn_gmnm.training.march import START
+    from pinn_gmnm.training.march import SLAB_WIDTHS, START
 
     config = RunConfig(problem="heat-2d")
     problem, model = build(config)
@@ -308,6 +309,9 @@ def test_the_default_march_of_a_linear_problem_starts_graded_with_slabs_wide_in_
     _, (march,) = stages_for(config, problem, model)
     assert march.start == START > 0 and march.to_dict()["start"] == START
     assert stage_from_dict(march.to_dict()).start == START
+    # each slab's first solve tries two widths; the single block's, one
+    assert march.stages[0].widths == SLAB_WIDTHS == (1.0, 0.5) and march.whole[0].widths == (1.0,)
+    assert stage_from_dict(json.loads(json.dumps(march.to_dict()))).stages[0].widths == SLAB_WIDTHS
     newton = RunConfig(problem="burgers")
     assert stages_for(newton, *build(newton))[1][0].start == 0
     with pytest.raises(GMNMError, match="start must be a whole number"):
@@ -336,7 +340,46 @@ def test_a_march_stopped_in_its_graded_start_resumes_to_the_same_result(stop_at,
     assert resumed.model.levels.tolist() == full.model.levels.tolist() == [2, 2, 1, 0, 0]
 
 
-def grow_march(problem: str, *, components: int = 100, start: int = 0, **kw):
+def test_a_slab_keeps_the_width_whose_held_out_residual_is_lowest():
+    """A pulse 0.07 wide on 216 Gaussians a slab: each slab solves at the layout's width and
+    at half of it and keeps the lower held-out residual (recorded); the piece's Gaussians
+    have the kept width, against the same march trying one width (both choices occur:
+    the layout's restored after half was tried, and half kept as tried last)."""
+    def width(piece) -> float:  # along x, normalised
+        return float(piece.layer.precision()[0].diagonal()[0].detach() ** -0.5)
+
+    one = grow_march("advection-diffusion-2d", components=216)
+    assert not [e for e in one.events if e["event"] == "widths"]
+    run = grow_march("advection-diffusion-2d", components=216, widths=(1.0, 0.5))
+    chosen = [e for e in run.events if e["event"] == "widths"]
+    assert len(chosen) == run.model.slabs == 3
+    for e, piece, layout in zip(chosen, run.model.pieces, one.model.pieces):
+        held_out = {float(f): v for f, v in e["held_out"].items()}
+        assert set(held_out) == {1.0, 0.5}
+        assert e["kept"] == min(held_out, key=held_out.get)
+        assert width(piece) == pytest.approx(e["kept"] * width(layout), rel=1e-9)
+    assert {e["kept"] for e in chosen} == {1.0, 0.5}
+
+
+@pytest.mark.parametrize("stop_at", [1, 2])
+def test_a_march_that_tries_widths_resumes_to_the_same_result(stop_at, stop_and_resume):
+    full, _, resumed = stop_and_resume(
+        lambda **kw: grow_march("advection-diffusion-2d", components=64, widths=(1.0, 0.5),
+                                **kw), stop_at)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+
+
+def test_grow_widths_are_checked():
+    from pinn_gmnm.training.growth import Grow
+
+    for bad in [(), (0.5, 1.0), (1.0, 0.0), (1.0, float("nan"))]:
+        with pytest.raises(GMNMError, match="grow widths must be positive"):
+            Grow(widths=bad)
+    assert Grow(widths=[1, 0.5]).widths == (1.0, 0.5)
+
+
+def grow_march(problem: str, *, components: int = 100, start: int = 0,
+               widths: tuple[float, ...] = (1.0,), **kw):
     """The default march of a linear problem, small: 3 slabs grown by least squares, the
     single block tried first by grow's first solve (held-out tolerance 1e-2); ``start``
     levels of graded start."""
@@ -347,7 +390,8 @@ def grow_march(problem: str, *, components: int = 100, start: int = 0, **kw):
     model = TimeSlabs(lambda b: GMNM(p.dim, p.n_outputs, bounds=b, components=components),
                       p.geometry.bbox, 3, whole=True)
     grow = Grow(steps=2, tol=1e-2, refinements=0)
-    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,), start=start)],
+    per_slab = dataclasses.replace(grow, widths=widths)
+    return solve(p, model, stages=[March(stages=(per_slab,), whole=(grow,), start=start)],
                  collocation=Collocation(300, 60), **kw)
 
 

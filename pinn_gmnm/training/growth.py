@@ -79,7 +79,7 @@ import torch
 from torch import Tensor
 
 from ..errors import GMNMError, require_positive
-from ..models.gmnm import GMNM
+from ..models.gmnm import GMNM, GMNMLayer
 from ..models.layout import default_components
 from .batch import Collocation, sample_batch
 from .corners import (add_corner_gaussians, add_corner_points, corner_gaussians, corner_points,
@@ -262,8 +262,11 @@ class Grow(Stage):
     none); ``local``: a PDE's new Gaussians bring collocation points of their own and the
     held-out check weighs residuals by their rows (see the module docstring); ``corners``:
     with ``local``, the mixture and the points are graded towards the domain's re-entrant
-    corners from the start, and the rows solved at equal norms (:mod:`.corners`). Linear
-    problems and GMNM models only. Every round is recorded (``grow``) with a ``grew``
+    corners from the start, and the rows solved at equal norms (:mod:`.corners`);
+    ``widths``: the factors on every Gaussian's width the first solve tries, the first the
+    layout's own (1), the one with the lowest held-out residual kept (see
+    :meth:`choose_width`; the default march's slabs try two). Linear problems and GMNM
+    models only. Every round is recorded (``grow``) with a ``grew``
     event: Gaussians and points added, Gaussians removed, their width, and the held-out
     loss."""
 
@@ -278,6 +281,7 @@ class Grow(Stage):
     refinements: int = 1
     local: bool = True
     corners: bool = True
+    widths: tuple[float, ...] = (1.0,)
     kind: ClassVar[str] = "grow"
 
     def __post_init__(self) -> None:
@@ -291,6 +295,11 @@ class Grow(Stage):
                 raise GMNMError(f"grow {name} must be a whole number >= 0, got {v!r}")
         if not 0 <= self.prune < 1:
             raise GMNMError(f"grow prune must be in [0, 1), got {self.prune!r}")
+        widths = tuple(float(w) for w in self.widths)
+        if not widths or widths[0] != 1.0 or not all(w > 0 and math.isfinite(w) for w in widths):
+            raise GMNMError("grow widths must be positive width factors, the first 1 (the "
+                            f"layout's own), got {self.widths!r}")
+        object.__setattr__(self, "widths", widths)
 
     def run(self, task: Task) -> None:
         if self.steps == 0:
@@ -381,6 +390,9 @@ class Grow(Stage):
             equilibrate_linear(task, head, self.kind)
         solve_s = self.solve(task)
         best = held_out.value(task) if held_out is not None else math.nan
+        if len(self.widths) > 1 and held_out is not None and not graded and \
+                type(task.model.layer) is GMNMLayer:  # (a plain layer's W can be scaled)
+            best, solve_s = self.choose_width(task, held_out, best, solve_s)
         state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0,
                  "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out),
                  "graded": graded, "corner_points": corner_points}
@@ -388,6 +400,39 @@ class Grow(Stage):
         task.record(self.kind, float(total), force_eval=True)
         task.safe_point(state, loss=float(total))
         return state
+
+    def choose_width(self, task: Task, held_out: HeldOut, best: float, solve_s: float
+                     ) -> tuple[float, float]:
+        """Solve again with every Gaussian's width times each further factor of
+        ``widths`` (while the clock allows another solve), re-equilibrated, and keep the
+        mixture whose held-out residual is lowest; records a ``widths`` event. Returns the
+        kept held-out residual and the last solve's seconds."""
+        model = task.model
+        assert isinstance(model, GMNM)
+        proj = model.layer.proj.detach().clone()
+        kept = (best, 1.0, copy.deepcopy(model.state_dict()), task.loss.weights_state())
+        tried = {1.0: best}
+        for factor in self.widths[1:]:
+            if solve_s > task.clock.left():
+                break
+            with torch.no_grad():
+                model.layer.proj.copy_(proj / factor)  # W scales as one over the width
+            task.sync_params()
+            if self.equilibrate:
+                equilibrate_linear(task, linear_head(model), self.kind)
+            solve_s = self.solve(task)
+            tried[factor] = now = held_out.value(task)
+            if now < kept[0]:
+                kept = (now, factor, copy.deepcopy(model.state_dict()), task.loss.weights_state())
+        if kept[1] != list(tried)[-1]:  # the last one tried is in place
+            model.load_state_dict(kept[2])
+            task.sync_params()
+            if kept[3] is not None:
+                task.loss.load_weights_state(kept[3])
+        task.events.append({"event": "widths", "stage": self.kind, "step": task.step,
+                            "held_out": {str(f): v for f, v in tried.items()},
+                            "kept": kept[1]})
+        return kept[0], solve_s
 
     @staticmethod
     def solved(state: dict[str, Any]) -> bool:

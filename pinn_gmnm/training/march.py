@@ -203,6 +203,21 @@ its end (the graded rows' scale left the interior's residual rows light; equal r
 gave 4e-5 to 6e-5 there), and a discontinuous initial state (the plate above) diverged
 (0.31)."""
 
+SLAB_WIDTHS = (1.0, 0.5)
+"""The width factors each slab of a linear march (the default one: grown, solved from
+scratch) tries on its first least-squares solve, the lowest held-out residual kept (see
+:meth:`~pinn_gmnm.training.growth.Grow.choose_width`). The default layout's Gaussians are
+four times their spacing wide, broad for smooth states; a pulse 0.07 wide
+(``advection-diffusion-2d``, its slabs' centres 0.1 apart in space) came out at 7.9e-2,
+the first slab's fit smearing it (1.1e-1 at t = 0 where its Gaussians can fit the pulse
+to 2.1e-2). Measured at 60 s (2-core CPU, alone): with half the width in space for every
+slab, ``advection-diffusion-2d`` 2.0e-2 but ``heat-2d`` 8.6e-5 → 1.5e-4; with the choice
+by the held-out residual, ``advection-diffusion-2d`` 1.9e-2 (half the width kept in its
+first nine slabs, the layout's in the last three, where the pulse has spread),
+``heat-2d`` 8.6e-5 and the plate of :data:`START` 3.1e-3 (the layout's width kept in
+every slab). The second solve costs one more slab solve each; a single block and Newton
+marches try one width."""
+
 MOVE_AGAIN = 1.0
 """A slab of the default march is trained a second time, moved to where its own first
 solution is steep (at its start, middle and end), when that would move some centre by
