@@ -1,12 +1,13 @@
 """Where in time the error of a time-dependent run sits: its relative L2 error overall and,
 for each time level of the evaluation set, the RMS, relative and largest error there.
 
-    python benchmarks/error_by_time.py RUN_DIR [RUN_DIR ...] [--reference FILE]
+    python benchmarks/error_by_time.py RUN_DIR [RUN_DIR ...] [--reference FILE] [--plot PNG]
 
 A run directory is what `gmnm-pde solve ... --out DIR` wrote (or DIR itself when it holds
 one run). The points are the problem's evaluation set (its reference's grid, or its exact
 solution at the evaluation points), or those of ``--reference`` (the formats `--reference`
-reads). Levels are the distinct values of the last coordinate, time, so a reference on a
+reads). ``--plot`` draws each run's relative L2 per level against time (log scale) into
+one PNG. Levels are the distinct values of the last coordinate, time, so a reference on a
 grid in time gives one line per level; scattered points give one line per point and are
 better binned before.
 
@@ -64,7 +65,10 @@ def main() -> None:
     ap.add_argument("runs", nargs="+", type=Path, help="run directories")
     ap.add_argument("--reference", type=Path, default=None,
                     help="reference points and values (default: the problem's own)")
+    ap.add_argument("--plot", type=Path, default=None,
+                    help="PNG of the relative L2 per level against time, one line per run")
     args = ap.parse_args()
+    curves: list[tuple[str, np.ndarray, np.ndarray]] = []
 
     from pinn_gmnm import load_solution
 
@@ -85,13 +89,36 @@ def main() -> None:
         print("| t | points | RMS error | relative L2 | max error |")
         print("| --- | --- | --- | --- | --- |")
         t = x[:, -1]
-        for level in np.unique(t):
+        levels, rels = np.unique(t), []
+        for level in levels:
             m = t == level
             e, r = err[m], v[m]
             norm = np.sqrt((r ** 2).sum())
             rel = np.sqrt((e ** 2).sum()) / norm if norm > 0 else float("nan")
+            rels.append(rel)
             print(f"| {level:.4g} | {int(m.sum())} | {np.sqrt((e ** 2).mean()):.2e} | "
                   f"{rel:.2e} | {np.abs(e).max():.2e} |")
+        curves.append((f"{run.name} ({total:.1e})", levels, np.array(rels)))
+    if args.plot is not None:
+        plot(curves, args.plot)
+        print(f"\nplot: {args.plot}")
+
+
+def plot(curves: list[tuple[str, np.ndarray, np.ndarray]], path: Path) -> None:
+    """Each run's relative L2 per time level, log scale, into the PNG ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, t, rel in curves:
+        ax.semilogy(t, rel, marker="o", markersize=3, label=label)
+    ax.set_xlabel("t")
+    ax.set_ylabel("relative L2 at that time")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
