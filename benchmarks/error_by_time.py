@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,13 +69,11 @@ def main() -> None:
     ap.add_argument("--plot", type=Path, default=None,
                     help="PNG of the relative L2 per level against time, one line per run")
     args = ap.parse_args()
-    curves: list[tuple[str, np.ndarray, np.ndarray]] = []
 
     from pinn_gmnm import load_solution
 
-    import torch
-
     print(header(torch.get_num_threads(), "error by time level"))
+    curves: list[tuple[str, np.ndarray, np.ndarray]] = []
     for path in args.runs:
         run = run_directory(path)
         solution = load_solution(run)

@@ -232,6 +232,24 @@ def peaks(x: Tensor, score: Tensor, count: int, radius: Tensor) -> Tensor:
     return torch.tensor(picked, dtype=torch.long)
 
 
+Snapshot = tuple[dict[str, Tensor], list[float] | None]
+"""A mixture's parameters and its loss's term scales (:func:`snapshot`)."""
+
+
+def snapshot(task: Task) -> Snapshot:
+    """The mixture's parameters and the loss's term scales, to go back to."""
+    return copy.deepcopy(task.model.state_dict()), task.loss.weights_state()
+
+
+def restore(task: Task, saved: Snapshot) -> None:
+    """Put back a :func:`snapshot` (the term scales too, when it has them)."""
+    state, weights = saved
+    task.model.load_state_dict(state)
+    task.sync_params()
+    if weights is not None:
+        task.loss.load_weights_state(weights)
+
+
 def child_widths(model: GMNM, x: Tensor) -> Tensor:
     """For points ``x`` (normalised), half the width σ of the narrowest Gaussian whose
     one-σ ellipsoid holds the point (of the narrowest overall where none does), and at
@@ -410,7 +428,7 @@ class Grow(Stage):
         model = task.model
         assert isinstance(model, GMNM)
         proj = model.layer.proj.detach().clone()
-        kept = (best, 1.0, copy.deepcopy(model.state_dict()), task.loss.weights_state())
+        kept = (best, 1.0, snapshot(task))
         tried = {1.0: best}
         for factor in self.widths[1:]:
             if solve_s > task.clock.left():
@@ -423,12 +441,9 @@ class Grow(Stage):
             solve_s = self.solve(task)
             tried[factor] = now = held_out.value(task)
             if now < kept[0]:
-                kept = (now, factor, copy.deepcopy(model.state_dict()), task.loss.weights_state())
+                kept = (now, factor, snapshot(task))
         if kept[1] != list(tried)[-1]:  # the last one tried is in place
-            model.load_state_dict(kept[2])
-            task.sync_params()
-            if kept[3] is not None:
-                task.loss.load_weights_state(kept[3])
+            restore(task, kept[2])
         task.events.append({"event": "widths", "stage": self.kind, "step": task.step,
                             "held_out": {str(f): v for f, v in tried.items()},
                             "kept": kept[1]})
@@ -490,8 +505,7 @@ class Grow(Stage):
                                 "step": task.step, "components": m,
                                 "predicted_s": predicted, "bytes": needed})
             return False
-        kept, kept_batch = copy.deepcopy(model.state_dict()), loss.batch
-        kept_weights, coarse = loss.weights_state(), held_out.terms(task)
+        kept, kept_batch, coarse = snapshot(task), loss.batch, held_out.terms(task)
         c = task.collocation
         scale = REFINE_POINTS ** (level + 1)
         finer = Collocation(c.interior * scale, c.boundary * scale, c.sampler)
@@ -500,7 +514,7 @@ class Grow(Stage):
         points = loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
         if state.get("graded"):
             self.grade(task, points=True, gaussians=False)
-        tries: list[tuple[float, int, dict, list[float] | None, float]] = []
+        tries: list[tuple[float, int, Snapshot, float]] = []
         for i, factor in enumerate(REFINE_WIDTHS):
             if i and state["solve_s"] > task.clock.left():
                 break
@@ -515,30 +529,24 @@ class Grow(Stage):
             now = held_out.value(task)
             before = held_out.weigh(task, coarse)  # the same weights
             ratio = now / before if before > 0 else math.inf
-            tries.append((ratio if math.isfinite(ratio) else math.inf, i,
-                          copy.deepcopy(model.state_dict()), loss.weights_state(), now))
+            tries.append((ratio if math.isfinite(ratio) else math.inf, i, snapshot(task), now))
             task.events.append({"event": "refined", "stage": self.kind, "step": task.step,
                                 "components": m, "points": len(points),
                                 "width": report["width"], "held_out": now,
                                 "held_out_coarse": before, "solve_s": state["solve_s"]})
-        ratio, i, best, weights, now = tries[preferred_width([t[0] for t in tries])]
+        ratio, i, best, now = tries[preferred_width([t[0] for t in tries])]
         if ratio < 1:
             if i != len(tries) - 1:
-                model.load_state_dict(best)
-                task.sync_params()
-                assert weights is not None
-                loss.load_weights_state(weights)
+                assert best[1] is not None
+                restore(task, best)
             state.update(level=level + 1, best=now, idle=0, kept=None,
                          target=self.tol**2 * self.zero_loss(task, held_out))
             task.events.append({"event": "refine kept", "stage": self.kind, "step": task.step,
                                 "width_factor": model.width_factor * REFINE_WIDTHS[i],
                                 "held_out_ratio": ratio})
             return True
-        model.load_state_dict(kept)
+        restore(task, kept)
         loss.batch = kept_batch
-        if kept_weights is not None:
-            loss.load_weights_state(kept_weights)
-        task.sync_params()
         task.events.append({"event": "refine undone", "stage": self.kind, "step": task.step})
         return False
 
