@@ -29,7 +29,7 @@ from .methods import METHODS, Method, Steps, honouring_solver
 from .models import build_model
 from .models.contract import capabilities
 from .models.hard import hard_constraint
-from .models.slabs import TimeSlabs, pieces_of
+from .models.slabs import NEWTON_WIDTH, TimeSlabs, pieces_of
 from .plotting import plot_snapshots, plot_solution, plot_training, plot_unknowns
 from .profiles import write_profiles
 from .problem import Problem, check_unchanged, get_problem, portable_spec
@@ -153,13 +153,17 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         slabs = slab_count(config.slabs, problem, hard=config.hard)
         march = [s for s in config.stages if s.get("type") == "march" and s.get("whole")]
         whole, trial = bool(march), march[0]["whole"][0].get("type") if march else None
-    if slabs > 1:
+    if slabs > 1:  # a default march (whole) lays its slabs out thin for Newton in one
+        # space dimension, else wide in space, Newton's narrower (see models.slabs)
+        newton = trial == "gauss-newton"
+        thin = whole and newton and len(problem.spatial) == 1
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
             equations=equations(config, problem, slab=True), conditions=bool(problem.conditions),
             **config.model_options), problem.geometry.bbox, slabs, whole=whole,
-            thin=whole and trial == "gauss-newton", spatial=whole and trial == "grow")
+            thin=thin, spatial=whole and not thin,
+            width=NEWTON_WIDTH if whole and newton and not thin else 1.0)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model

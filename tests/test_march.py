@@ -118,10 +118,11 @@ def test_the_slab_rule_and_its_errors():
     assert slab_count(None, burgers) == slab_count(None, heat) == slab_count(None, poisson) == 1
     assert slab_count(None, burgers, trial="gauss-newton") == 8  # the default march
     assert slab_count(None, poisson, trial="gauss-newton") == slab_count(None, poisson, trial="grow") == 1
-    # a nonlinear problem in two space dimensions keeps one block (taylor-green was worse
-    # marched); a linear one is judged on its block by grow
+    # a field no initial condition starts (taylor-green's pressure) keeps one block; a
+    # linear problem in two space dimensions is judged on its block by grow
     assert slab_count(None, get_problem("taylor-green"), trial="gauss-newton") == 1
     assert slab_count(None, get_problem("heat-2d"), trial="grow") == 8
+    assert slab_count(None, get_problem("schrodinger"), trial="gauss-newton") == 8
     assert slab_count(None, burgers, trial="gauss-newton", hard=True) == 1
     assert slab_count(4, burgers) == 4 and slab_count(1, poisson, hard=True) == 1
     with pytest.raises(GMNMError, match="does not depend on time"):
@@ -316,6 +317,48 @@ def test_the_default_march_of_a_linear_problem_starts_graded_with_slabs_wide_in_
     assert stages_for(newton, *build(newton))[1][0].start == 0
     with pytest.raises(GMNMError, match="start must be a whole number"):
         March(stages=(LeastSquares(),), start=-1)
+
+
+def spot(nonlinear: bool = True):
+    """u_t = 0.01 Δu + u(1 − u) (Fisher–KPP; without the reaction when not ``nonlinear``)
+    from a spot on the unit square, u = 0 on the edges."""
+    from pinn_gmnm import Dirichlet, Initial, Problem, Rectangle, SpaceTime
+
+    def u0(x):
+        return torch.exp(-((x[:, 0] - 0.5) ** 2 + (x[:, 1] - 0.5) ** 2) / 0.01)
+
+    growth = (lambda u: u() * (1 - u())) if nonlinear else (lambda u: 0.0)
+    return Problem(SpaceTime(Rectangle((0, 0), (1, 1)), (0, 1)),
+                   lambda u, x: u.d("t") - 0.01 * u.laplacian() - growth(u),
+                   [Dirichlet(0.0, name="edges"), Initial(u0, name="initial")],
+                   linear=not nonlinear)
+
+
+def test_a_nonlinear_march_in_two_space_dimensions_has_narrower_slabs_wide_in_space(monkeypatch):
+    """Newton's slabs over (x, y, t) are laid out as a linear march's (14 × 14 × 5) with
+    Gaussians NEWTON_WIDTH as wide; in one space dimension they stay thin, at the layout's
+    width. A field that no initial condition starts keeps one block."""
+    import pinn_gmnm.run as run_module
+    from pinn_gmnm.models.slabs import NEWTON_WIDTH
+    from pinn_gmnm.training.march import DEFAULT_SLABS, every_field_starts
+
+    monkeypatch.setattr(run_module, "get_problem", lambda name, **kw: spot(name == "fisher"))
+    (_, newton), (_, linear) = (run_module.build(RunConfig(problem=n)) for n in ("fisher", "heat"))
+    for model in (newton, linear):
+        assert isinstance(model, TimeSlabs) and model.slabs == DEFAULT_SLABS
+        assert model.spatial and not model.thin and model.whole is not None
+        means = model.pieces[0].layer.means.detach()
+        assert [len(torch.unique(means[:, i])) for i in range(3)] == [14, 14, 5]
+    assert NEWTON_WIDTH == 0.5 and (newton.width, linear.width) == (NEWTON_WIDTH, 1.0)
+    torch.testing.assert_close(newton.pieces[0].layer.proj.detach(),
+                               linear.pieces[0].layer.proj.detach() / NEWTON_WIDTH)
+    monkeypatch.undo()
+    burgers = run_module.build(RunConfig(problem="burgers"))[1]
+    assert burgers.thin and burgers.width == 1.0
+    assert every_field_starts(spot()) and every_field_starts(get_problem("gray-scott"))
+    assert not every_field_starts(get_problem("taylor-green"))
+    with pytest.raises(GMNMError, match="width must be a positive number"):
+        TimeSlabs(lambda b: GMNM(3, bounds=b), spot().geometry.bbox, 2, width=0.0)
 
 
 def test_a_graded_start_cuts_the_first_slab_toward_t0_and_then_doubles():

@@ -87,7 +87,8 @@ class TimeSlabs(Surrogate):
     """Models ``pieces[k]`` for t in [times[k], times[k + 1]) (the last one closed), time
     being the last input coordinate; ``slabs`` equal slabs, of which the march may halve
     some (:meth:`split`; ``levels`` says how often); with ``whole``, also a piece over the whole interval
-    (tried first by the march); with ``thin``, the pieces laid out by :func:`slab_layout`. ``build(bounds)`` makes one piece for a slab's box;
+    (tried first by the march); with ``thin`` or ``spatial``, the pieces laid out by
+    :func:`slab_layout` (their Gaussians ``width`` times its width). ``build(bounds)`` makes one piece for a slab's box;
     every piece has the same architecture, so a trained piece's parameters can start the
     next one (the same layout shifted in time).
 
@@ -99,7 +100,7 @@ class TimeSlabs(Surrogate):
 
     def __init__(self, build: Callable[[Bounds], nn.Module], bounds: Bounds,
                  slabs: int, *, whole: bool = False, thin: bool = False,
-                 spatial: bool = False) -> None:
+                 spatial: bool = False, width: float = 1.0) -> None:
         super().__init__()
         if isinstance(slabs, bool) or not isinstance(slabs, int) or slabs < 1:
             raise GMNMError(f"slabs must be a whole number >= 1, got {slabs!r}")
@@ -107,7 +108,9 @@ class TimeSlabs(Surrogate):
             raise GMNMError("a slab's layout is thin or spatial, not both")
         lo, hi = (tuple(float(v) for v in b) for b in bounds)
         self.build, self.box, self.base, self.thin = build, (lo, hi), slabs, thin
-        self.spatial = spatial
+        if not (math.isfinite(width) and width > 0):
+            raise GMNMError(f"a slab layout's width must be a positive number, got {width!r}")
+        self.spatial, self.width = spatial, width
         self.whole = build((lo, hi)) if whole else None
         # how many times each slab was halved (see split): saved, so that a checkpoint
         # of unequal slabs rebuilds them
@@ -218,7 +221,7 @@ class TimeSlabs(Surrogate):
     def _piece(self, k: int) -> nn.Module:
         piece = self.build(self.bounds_of(k))
         if self.thin or self.spatial:  # every piece has the layout of one of the equal slabs
-            slab_layout(piece, self.base, thin=self.thin)
+            slab_layout(piece, self.base, thin=self.thin, width=self.width)
         return piece
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -260,12 +263,34 @@ in the graded start and 2e-5 to 5e-8 after it; 14² × 5 (980 Gaussians, this ru
 (1280) 6.1e-5."""
 
 
-def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True) -> None:
+NEWTON_WIDTH = 0.5
+"""The slabs of a nonlinear march in more than one space dimension (laid out wide in
+space, as a linear march's, see :data:`SPATIAL_TIME`) have Gaussians this times the
+layout's width: Newton's method trains a fixed grid (a linear march's slabs grow where
+the residual is large, and try both widths, see
+:data:`~pinn_gmnm.training.march.SLAB_WIDTHS`), so the grid itself must resolve the
+state. Measured on untuned problems on [0, 1]² (60 s, 2-core CPU, alone; relative L2
+against a method-of-lines reference, second-order differences at h = 1/100 and 1/200
+extrapolated): one block → slabs at the layout's width → at half of it; the PINN.
+
+- Fisher–KPP, u_t = 0.01 Δu + u(1 − u), a spot exp(−r²/0.01), t ≤ 2: 0.11 → 5.4e-2 →
+  1.7e-2 (the PINN 3.0e-2 and 4.0e-2 in two runs). At twice the width 0.17, at a quarter 0.30.
+- Allen–Cahn, u_t = 10⁻³ Δu + u − u³, u_0 = ½ sin 2πx sin 2πy: 1.5e-2 → 8.3e-3 → 3.7e-3
+  (the PINN 1.2e-2).
+- Burgers, u_t + u(u_x + u_y) = 0.01 Δu, u_0 = sin πx sin πy: 0.18 → 3.0e-2 → 2.6e-2 (the
+  PINN 1.35e-2: it wins once the front forms, t ≥ 0.5).
+
+The error of all three sits where the state is steepest (the spot at t = 0, the fronts):
+a finer grid where the state is steep, as in one space dimension
+(:mod:`~pinn_gmnm.training.moving`), is what is left."""
+
+
+def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float = 1.0) -> None:
     """Lay out the Gaussians of ``piece``, a GMNM over one of ``slabs`` equal slabs, as a
     grid with k_t centres along time (the last axis) and the rest along space
     (k_s^(d−1) k_t ≈ m): thin, k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉); else
-    ``SPATIAL_TIME`` · k (see there). Each Gaussian's width ``width_factor`` × the
-    grid spacing along each axis, over the same enlarged box as the default layout (see
+    ``SPATIAL_TIME`` · k (see there). Each Gaussian's width ``width`` × ``width_factor``
+    × the grid spacing along each axis, over the same enlarged box as the default layout (see
     the module docstring). Pieces whose count is not a whole grid k^d (spread as a Sobol'
     set), other models and a single slab keep their layout."""
     from .gmnm import GMNM, GMNMLayer
@@ -283,7 +308,7 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True) -> None:
     lo, hi = -1.0 - piece.margin, 1.0 + piece.margin
     axes = [(torch.arange(c, dtype=torch.float64) + 0.5) / c for c in counts]
     means = lo + (hi - lo) * torch.cartesian_prod(*axes).reshape(-1, d)
-    sigma = piece.width_factor * (hi - lo) / torch.tensor(counts, dtype=torch.float64)
+    sigma = width * piece.width_factor * (hi - lo) / torch.tensor(counts, dtype=torch.float64)
     proj = torch.diag(1.0 / sigma).expand(len(means), d, d)
     with torch.no_grad():
         layer.components = len(means)

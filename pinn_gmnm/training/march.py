@@ -767,30 +767,40 @@ def _slab_evaluator(task: Task, sub: Problem) -> Evaluator:
     return Evaluator(sub, ev.points[rows], exact, ev.against)
 
 
+def every_field_starts(problem: Problem) -> bool:
+    """Whether an initial condition of order 0 gives each of ``problem``'s outputs its
+    starting state (what a slab of a march carries over from the slab before)."""
+    started = {c.output or problem.outputs[0] for c in problem.conditions
+               if isinstance(c, Initial) and c.order == 0}
+    return started >= set(problem.outputs)
+
+
 def slab_count(slabs: int | None, problem: Problem, *, hard: bool = False,
                trial: str | None = None) -> int:
     """How many time slabs a run solves ``problem`` in: ``slabs`` when given (checked to
     apply); by default ``DEFAULT_SLABS`` for an evolution problem whose model can be judged
     on the single block by its method's first solve (``trial``, see :func:`.run.block_trial`:
-    ``gauss-newton`` for a nonlinear problem in one space dimension, ``grow`` for a linear
-    one in any), with the single block tried first (see :class:`March`); else 1 — one
-    space-time block.
+    ``gauss-newton`` for a nonlinear problem, ``grow`` for a linear one) and whose every
+    field an initial condition starts, with the single block tried first (see
+    :class:`March`); else 1 — one space-time block.
 
     Marching is not forced on every evolution problem. Measured with the default GMNM at a
     60 s training budget (2-core CPU shared with other jobs): in 5 slabs ``heat-2d``
     2.0e-2 → 1.7e-3, ``allen-cahn`` 0.66 → 9.7e-2, ``heat-1d`` 5.8e-9 → 2.0e-9,
     ``wave-1d`` unchanged (4.0e-8); but ``advection-1d`` 3.6e-9 → 1.7e-8 (errors carried
     from slab to slab are not damped) and ``klein-gordon``, which one block solves to
-    1e-8, 1.9e-7 in 8 slabs: hence a march only where the single block fails. The default
-    march of a nonlinear problem is for one space dimension, where it was measured (catalogue, 60 s,
-    alone on the machine: ``allen-cahn`` 0.66 → 4.1e-3, ``burgers`` 0.35 → 7.1e-2,
-    ``schrodinger`` 1.09 → 0.31); with two, ``taylor-green`` went from 0.32 in one block
-    to 1.23 in 8 slabs (each slab's share of the Gaussians resolves the plane too
-    coarsely), so problems in more than one space dimension keep one block."""
+    1e-8, 1.9e-7 in 8 slabs: hence a march only where the single block fails. Nonlinear
+    problems in one space dimension march in thin slabs (catalogue, 60 s, alone on the
+    machine: ``allen-cahn`` 0.66 → 4.1e-3, ``burgers`` 0.35 → 7.1e-2, ``schrodinger`` 1.09
+    → 0.31 when it was first measured); in more, in slabs wide in space, as linear ones
+    (:data:`~pinn_gmnm.models.slabs.NEWTON_WIDTH`). A problem with a field
+    that no initial condition starts (the pressure of ``taylor-green``, which only the
+    equations tie to the velocity) keeps one block: a slab would carry no state for it
+    (``taylor-green`` marched: pressure off by 4e5, velocity 0.47)."""
     timed = problem.geometry.time_dependent
     if slabs is None:
         auto = (trial is not None and timed and not hard and not problem.unknowns
-                and (trial == "grow" or len(problem.spatial) == 1))
+                and every_field_starts(problem))
         return DEFAULT_SLABS if auto else 1
     if slabs > 1 and not timed:
         raise GMNMError(f"--slabs {slabs}: problem '{problem.name}' does not depend on "
