@@ -273,12 +273,13 @@ state. Measured on untuned problems on [0, 1]² (60 s, 2-core CPU, alone; relati
 against a method-of-lines reference, second-order differences at h = 1/100 and 1/200
 extrapolated): one block → slabs at the layout's width → at half of it; the PINN.
 
-- Fisher–KPP, u_t = 0.01 Δu + u(1 − u), a spot exp(−r²/0.01), t ≤ 2: 0.11 → 5.4e-2 →
-  1.7e-2 (the PINN 3.0e-2 and 4.0e-2 in two runs). At twice the width 0.17, at a quarter 0.30.
+- Fisher–KPP (now ``fisher-2d``), u_t = 0.01 Δu + u(1 − u), a spot exp(−r²/0.01), t ≤ 2:
+  0.11 → 5.4e-2 → 1.7e-2 (the PINN 3.0e-2, 4.0e-2 and 3.4e-2 in three runs). At twice the
+  width 0.17, at a quarter 0.30.
 - Allen–Cahn, u_t = 10⁻³ Δu + u − u³, u_0 = ½ sin 2πx sin 2πy: 1.5e-2 → 8.3e-3 → 3.7e-3
   (the PINN 1.2e-2).
-- Burgers, u_t + u(u_x + u_y) = 0.01 Δu, u_0 = sin πx sin πy: 0.18 → 3.0e-2 → 2.6e-2 (the
-  PINN 1.35e-2: it wins once the front forms, t ≥ 0.5).
+- Burgers (now ``burgers-2d``), u_t + u(u_x + u_y) = 0.01 Δu, u_0 = sin πx sin πy: 0.18 →
+  3.0e-2 → 2.6e-2 (the PINN 1.35e-2 and 9.9e-3: it wins once the front forms, t ≥ 0.5).
 
 The error of all three sits where the state is steepest (the spot at t = 0, the fronts):
 a finer grid where the state is steep, as in one space dimension
