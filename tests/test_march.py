@@ -352,6 +352,12 @@ def test_a_nonlinear_march_in_two_space_dimensions_has_narrower_slabs_wide_in_sp
     assert NEWTON_WIDTH == 0.5 and (newton.width, linear.width) == (NEWTON_WIDTH, 1.0)
     torch.testing.assert_close(newton.pieces[0].layer.proj.detach(),
                                linear.pieces[0].layer.proj.detach() / NEWTON_WIDTH)
+    # Newton's slabs draw ROWS rows per Gaussian (980 Gaussians: 3920 points), grow's keep
+    # the run's 2000
+    from pinn_gmnm.training.march import ROWS, slab_points
+
+    assert ROWS == 4 and slab_points(Collocation(), newton.pieces[0], 1, laid_out=True).interior == 3920
+    assert slab_points(Collocation(), newton.pieces[0], 1, laid_out=False) == Collocation()
     monkeypatch.undo()
     burgers = run_module.build(RunConfig(problem="burgers"))[1]
     assert burgers.thin and burgers.width == 1.0

@@ -281,7 +281,9 @@ extrapolated): one block → slabs at the layout's width → at half of it; the 
 - Burgers (now ``burgers-2d``), u_t + u(u_x + u_y) = 0.01 Δu, u_0 = sin πx sin πy: 0.18 →
   3.0e-2 → 2.6e-2 (the PINN 1.35e-2 and 9.9e-3: it wins once the front forms, t ≥ 0.5).
 
-The error of all three sits where the state is steepest (the spot at t = 0, the fronts):
+Drawing 4 residual rows per Gaussian (:data:`~pinn_gmnm.training.march.ROWS`) then took
+Allen–Cahn to 2.7e-3 and Burgers to 1.3e-2 (Fisher–KPP 1.7e-2 either way). The error of
+all three sits where the state is steepest (the spot at t = 0, the fronts):
 a finer grid where the state is steep, as in one space dimension
 (:mod:`~pinn_gmnm.training.moving`), is what is left."""
 

@@ -228,9 +228,9 @@ solution is steep (at its start, middle and end), when that would move some cent
 more than this many local spacings (see :mod:`.moving`)."""
 
 ROWS = 4
-"""A thin slab (the default march of a nonlinear problem in one space dimension) draws at
-least this many residual rows per Gaussian: ⌈ROWS · m / outputs⌉ interior points where
-``--points`` asks fewer (see :func:`slab_points`)."""
+"""A slab of the default march of a nonlinear problem (thin in one space dimension, wide
+in space in more) draws at least this many residual rows per Gaussian: ⌈ROWS · m /
+outputs⌉ interior points where ``--points`` asks fewer (see :func:`slab_points`)."""
 
 SLAB_SEED = 7919
 """Slab k draws its collocation points with seed ``seed + SLAB_SEED · k``."""
@@ -646,8 +646,8 @@ class March(Stage):
         piece = model.pieces[k]
         if warp is not None and inside is None:  # (a resumed slab has moved already)
             move(piece, warp)
-        collocation = slab_points(task.collocation or Collocation(), model, piece,
-                                  problem.n_outputs)
+        collocation = slab_points(task.collocation or Collocation(), piece, problem.n_outputs,
+                                  laid_out=self.warm and (model.thin or model.spatial))
         seed = task.seed + SLAB_SEED * k
         sub = slab_problem(problem, k, model, collocation, seed, warp=warp)
         p = next(piece.parameters())
@@ -695,10 +695,12 @@ class March(Stage):
         return total, solved
 
 
-def slab_points(collocation: Collocation, model: TimeSlabs, piece: nn.Module,
-                outputs: int) -> Collocation:
-    """The collocation of a slab: the run's, with at least ``ROWS`` rows per Gaussian of a
-    thin slab's ``piece`` (its interior points times ``outputs``, the fields).
+def slab_points(collocation: Collocation, piece: nn.Module, outputs: int, *,
+                laid_out: bool) -> Collocation:
+    """The collocation of a slab: the run's, with at least ``ROWS`` rows per Gaussian of
+    ``piece`` (its interior points times ``outputs``, the fields) where Newton trains the
+    slab layout of a default march (``laid_out``: thin, or wide in space in more than one
+    space dimension).
 
     A thin slab of a scalar problem has 1020 Gaussians where the run's 2000 points give two
     rows each (the model is sized at two equations a Gaussian and capped at 1024, see
@@ -711,9 +713,15 @@ def slab_points(collocation: Collocation, model: TimeSlabs, piece: nn.Module,
     1.9e-3. The systems (``schrodinger``,
     ``gray-scott``: 575 Gaussians, two fields) already have about 7 rows each and keep
     their points: doubled (before the feature cache made Newton's evaluations cheaper)
-    they starved their marches (0.74 and 0.68)."""
+    they starved their marches (0.74 and 0.68).
+
+    In two space dimensions a slab has 980 Gaussians where the run's 2000 points gave two
+    rows each; with four (60 s, alone): ``burgers-2d`` 2.6e-2 → 1.3e-2 (its march now
+    spends the whole budget, where it had finished in 37 s), an untuned Allen–Cahn
+    (:data:`~pinn_gmnm.models.slabs.NEWTON_WIDTH`) 3.7e-3 → 2.7e-3, ``fisher-2d`` 1.7e-2
+    either way."""
     layer = getattr(piece, "layer", None)
-    if not model.thin or layer is None:
+    if not laid_out or layer is None:
         return collocation
     need = math.ceil(ROWS * layer.components / max(outputs, 1))
     return collocation if collocation.interior >= need else \
