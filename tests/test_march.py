@@ -367,6 +367,26 @@ def test_a_nonlinear_march_in_two_space_dimensions_has_narrower_slabs_wide_in_sp
         TimeSlabs(lambda b: GMNM(3, bounds=b), spot().geometry.bbox, 2, width=0.0)
 
 
+def spot_march(**kw):
+    """A small default-style Newton march of the Fisher–KPP spot: 3 slabs wide in space
+    (6² × 3 Gaussians at NEWTON_WIDTH), each with ROWS points per Gaussian."""
+    from pinn_gmnm.models.slabs import NEWTON_WIDTH
+
+    p = spot()
+    torch.manual_seed(0)
+    model = TimeSlabs(lambda b: GMNM(3, 1, bounds=b, components=125), p.geometry.bbox, 3,
+                      spatial=True, width=NEWTON_WIDTH)
+    stages = [March(stages=(GaussNewton(steps=3, head_only=True, damping=1e-20),))]
+    return solve(p, model, stages=stages, collocation=Collocation(80, 40), **kw)
+
+
+def test_a_newton_march_wide_in_space_resumes_to_the_same_result(stop_and_resume):
+    full, _, resumed = stop_and_resume(spot_march, 4)  # inside the second slab
+    assert [e["slab"] for e in full.events if e["event"] == "slab"] == [0, 1, 2]
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    assert full.model.pieces[1].layer.components == 108
+
+
 def test_a_smooth_nonlinear_problem_in_two_space_dimensions_keeps_the_block_newton_solves(monkeypatch):
     """u_t = Δu + u² + f with u = e^(−t) sin πx sin πy: Newton on the single block's output
     layer takes its loss to 1.9e-8 of u ≡ 0's (600 points, measured), under CONVERGED

@@ -29,10 +29,11 @@ centres (Newton on the output layer, no budget): 32 × 32 per slab 0.15, 128 × 
 256 × 4 7.1e-2; ``allen-cahn`` 256 × 4: 4.1e-3. Once the march moved the centres to the
 front (below), time became the limit and 170 × 6 the better split (see
 :data:`TIME_DENSITY`). It is used by the default march of a
-nonlinear problem (``thin``), not by every march: ``heat-1d`` by least squares in 3 slabs
+nonlinear problem in one space dimension (``thin``), not by every march: ``heat-1d`` by least squares in 3 slabs
 of 256 Gaussians gave 9e-7 with the isotropic layout and 1.6e-3 with 51 × 5 (too few, too
 broad along t for its decay); ``heat-2d``'s default march (8 grown slabs, 60 s) 6.7e-4
-isotropic, 0.40 thin; the slabs of a linear march (``spatial``) put half the isotropic
+isotropic, 0.40 thin; the slabs of a linear march, and of a nonlinear one in more space
+dimensions (``spatial``; Gaussians :data:`NEWTON_WIDTH` as wide), put half the isotropic
 grid's count along time instead (:data:`SPATIAL_TIME`). The march then moves the k_s centres of each later slab to where
 its starting state is steep (:mod:`~pinn_gmnm.training.moving`), keeping the grid.
 """

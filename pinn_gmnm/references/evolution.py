@@ -24,6 +24,14 @@ def _laplacian_1d(n: int, h: float) -> sp.csr_matrix:
     return sp.diags([np.ones(m - 1), -2 * np.ones(m), np.ones(m - 1)], [-1, 0, 1]) / (h * h)
 
 
+def _rejected_steps_quiet() -> np.errstate:
+    """SciPy's BDF sometimes updates its difference table with inf − inf on a step it then
+    rejects (NumPy's "invalid value encountered in subtract"): not a failure — the solve's
+    ``success`` is checked and the results are tested against a Fourier series — so the
+    warning is not passed on to users who compute a reference."""
+    return np.errstate(invalid="ignore")
+
+
 def heat_parabolic_bump(alpha: float, t_end: float, *, n: int = 64, nt: int = 21,
                         modes: int = 100_000) -> Reference:
     """u_t = α Δu on [0, 1]^2, u = 0 on the edges, u(x, y, 0) = 16 x(1 − x) y(1 − y), by its
@@ -75,8 +83,9 @@ def heat_box(lo: tuple[float, ...], hi: tuple[float, ...], alpha: float,
     mesh = np.meshgrid(*inner, indexing="ij")
     y0 = np.asarray(u0(np.stack([m.ravel() for m in mesh], axis=1)), dtype=np.float64)
     times = np.linspace(0.0, t_end, nt)
-    sol = solve_ivp(lambda t, y: A @ y, (0.0, t_end), y0, method="BDF", t_eval=times,
-                    jac=A, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
+    with _rejected_steps_quiet():
+        sol = solve_ivp(lambda t, y: A @ y, (0.0, t_end), y0, method="BDF", t_eval=times,
+                        jac=A, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
     if not sol.success:
         raise GMNMError(f"method of lines failed: {sol.message}")
     full = np.zeros((n + 1,) * d + (nt,))
@@ -114,8 +123,9 @@ def _mol_square(nu: float, source: Flux, u0: Callable[[np.ndarray], np.ndarray],
         _, fu, fx, fy = source(u, Dx @ u, Dy @ u)
         return (nu * L + sp.diags(fu) + sp.diags(fx) @ Dx + sp.diags(fy) @ Dy).tocsc()
 
-    sol = solve_ivp(rhs, (float(times[0]), float(times[-1])), y0, method="BDF", jac=jac,
-                    t_eval=times, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
+    with _rejected_steps_quiet():
+        sol = solve_ivp(rhs, (float(times[0]), float(times[-1])), y0, method="BDF", jac=jac,
+                        t_eval=times, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
     if not sol.success:
         raise GMNMError(f"method of lines failed: {sol.message}")
     full = np.zeros((n + 1, n + 1, len(times)))
