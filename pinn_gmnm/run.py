@@ -157,13 +157,13 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         # space dimension, else wide in space, Newton's narrower (see models.slabs)
         newton = trial == "gauss-newton"
         thin = whole and newton and len(problem.spatial) == 1
+        spatial = whole and not thin
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
             equations=equations(config, problem, slab=True), conditions=bool(problem.conditions),
             **config.model_options), problem.geometry.bbox, slabs, whole=whole,
-            thin=thin, spatial=whole and not thin,
-            width=NEWTON_WIDTH if whole and newton and not thin else 1.0)
+            thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model

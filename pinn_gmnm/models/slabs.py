@@ -129,6 +129,11 @@ class TimeSlabs(Surrogate):
         return len(self.pieces)
 
     @property
+    def laid_out(self) -> bool:
+        """Whether the pieces are laid out by :func:`slab_layout` (thin or wide in space)."""
+        return self.thin or self.spatial
+
+    @property
     def marched(self) -> bool:
         """Whether the slabs answer (else the whole piece)."""
         return self.whole is None or bool(self.marching)
@@ -221,7 +226,7 @@ class TimeSlabs(Surrogate):
 
     def _piece(self, k: int) -> nn.Module:
         piece = self.build(self.bounds_of(k))
-        if self.thin or self.spatial:  # every piece has the layout of one of the equal slabs
+        if self.laid_out:  # every piece has the layout of one of the equal slabs
             slab_layout(piece, self.base, thin=self.thin, width=self.width)
         return piece
 

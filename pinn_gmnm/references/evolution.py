@@ -24,12 +24,36 @@ def _laplacian_1d(n: int, h: float) -> sp.csr_matrix:
     return sp.diags([np.ones(m - 1), -2 * np.ones(m), np.ones(m - 1)], [-1, 0, 1]) / (h * h)
 
 
-def _rejected_steps_quiet() -> np.errstate:
-    """SciPy's BDF sometimes updates its difference table with inf − inf on a step it then
-    rejects (NumPy's "invalid value encountered in subtract"): not a failure — the solve's
-    ``success`` is checked and the results are tested against a Fourier series — so the
-    warning is not passed on to users who compute a reference."""
-    return np.errstate(invalid="ignore")
+def _on_axis(op: sp.spmatrix, axis: int, d: int) -> sp.csr_matrix:
+    """``op``, an operator on the nodes of one axis, acting along ``axis`` of a grid of as
+    many nodes on each of its ``d`` axes (the identity on the others)."""
+    import scipy.sparse as sp
+
+    term = sp.identity(1)
+    for b in range(d):
+        term = sp.kron(term, op if b == axis else sp.identity(op.shape[0]))
+    return term.tocsr()
+
+
+def _integrate(rhs: Callable[[float, np.ndarray], np.ndarray], jac: object, y0: np.ndarray,
+               times: np.ndarray, rtol: float, n: int, d: int) -> np.ndarray:
+    """y' = rhs(t, y) from the interior nodal values ``y0`` of a grid of ``n`` cells on
+    each of ``d`` axes, by BDF with tolerance ``rtol`` and Jacobian ``jac``: the nodal
+    values at ``times`` with u = 0 on the boundary nodes, shape (n + 1,)*d + (nt,)."""
+    from scipy.integrate import solve_ivp
+
+    # SciPy's BDF sometimes updates its difference table with inf − inf on a step it then
+    # rejects (NumPy's "invalid value encountered in subtract"): not a failure — success
+    # is checked and the results are tested against a Fourier series — so the warning is
+    # not passed on to users who compute a reference.
+    with np.errstate(invalid="ignore"):
+        sol = solve_ivp(rhs, (float(times[0]), float(times[-1])), y0, method="BDF", jac=jac,
+                        t_eval=times, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
+    if not sol.success:
+        raise GMNMError(f"method of lines failed: {sol.message}")
+    full = np.zeros((n + 1,) * d + (len(times),))
+    full[(slice(1, -1),) * d] = sol.y.reshape((n - 1,) * d + (len(times),))
+    return full
 
 
 def heat_parabolic_bump(alpha: float, t_end: float, *, n: int = 64, nt: int = 21,
@@ -63,33 +87,18 @@ def heat_box(lo: tuple[float, ...], hi: tuple[float, ...], alpha: float,
     integrated in time by an implicit (BDF) solver with tolerance ``rtol``. Values at
     ``nt`` equally spaced times including 0 and ``t_end``; ``u0`` maps points (N, d) to
     values (N,)."""
-    import scipy.sparse as sp
-    from scipy.integrate import solve_ivp
-
     d = len(lo)
     if not 1 <= d <= 3:
         raise GMNMError(f"heat_box handles 1 to 3 space dimensions, got {d}")
     axes = [np.linspace(l, h, n + 1) for l, h in zip(lo, hi)]
     inner = [a[1:-1] for a in axes]
-    mats = [_laplacian_1d(n, (h - l) / n) for l, h in zip(lo, hi)]
-    eye = [sp.identity(n - 1) for _ in range(d)]
-    L = sp.csr_matrix(((n - 1) ** d, (n - 1) ** d))
-    for a in range(d):  # Kronecker sum: Δ = Σ_a I ⊗ … ⊗ D_a ⊗ … ⊗ I
-        term = sp.identity(1)
-        for b in range(d):
-            term = sp.kron(term, mats[b] if b == a else eye[b])
-        L = L + term
-    A = (alpha * L).tocsc()
+    # Kronecker sum: Δ = Σ_a I ⊗ … ⊗ D_a ⊗ … ⊗ I
+    A = (alpha * sum(_on_axis(_laplacian_1d(n, (h - l) / n), a, d)
+                     for a, (l, h) in enumerate(zip(lo, hi)))).tocsc()
     mesh = np.meshgrid(*inner, indexing="ij")
     y0 = np.asarray(u0(np.stack([m.ravel() for m in mesh], axis=1)), dtype=np.float64)
     times = np.linspace(0.0, t_end, nt)
-    with _rejected_steps_quiet():
-        sol = solve_ivp(lambda t, y: A @ y, (0.0, t_end), y0, method="BDF", t_eval=times,
-                        jac=A, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
-    if not sol.success:
-        raise GMNMError(f"method of lines failed: {sol.message}")
-    full = np.zeros((n + 1,) * d + (nt,))
-    full[(slice(1, -1),) * d] = sol.y.reshape((n - 1,) * d + (nt,))
+    full = _integrate(lambda t, y: A @ y, A, y0, times, rtol, n, d)
     return Reference.on_grid(axes + [times], full,
                              source=f"method of lines, {n} cells per axis, BDF rtol {rtol:g}")
 
@@ -104,14 +113,11 @@ def _mol_square(nu: float, source: Flux, u0: Callable[[np.ndarray], np.ndarray],
     lines (second-order central differences, ``n`` cells per axis; BDF with the exact
     sparse Jacobian): the (n + 1)² nodal values at ``times``, shape (n + 1, n + 1, nt)."""
     import scipy.sparse as sp
-    from scipy.integrate import solve_ivp
 
     h, m = 1.0 / n, n - 1
-    eye = sp.identity(m, format="csr")
     first = sp.diags([-np.ones(m - 1), np.ones(m - 1)], [-1, 1]) / (2 * h)
-    second = _laplacian_1d(n, h)
-    L = (sp.kron(second, eye) + sp.kron(eye, second)).tocsr()
-    Dx, Dy = sp.kron(first, eye).tocsr(), sp.kron(eye, first).tocsr()
+    L = _on_axis(_laplacian_1d(n, h), 0, 2) + _on_axis(_laplacian_1d(n, h), 1, 2)
+    Dx, Dy = _on_axis(first, 0, 2), _on_axis(first, 1, 2)
     inner = np.linspace(0.0, 1.0, n + 1)[1:-1]
     X, Y = np.meshgrid(inner, inner, indexing="ij")
     y0 = np.asarray(u0(np.stack([X.ravel(), Y.ravel()], axis=1)), dtype=np.float64)
@@ -123,14 +129,7 @@ def _mol_square(nu: float, source: Flux, u0: Callable[[np.ndarray], np.ndarray],
         _, fu, fx, fy = source(u, Dx @ u, Dy @ u)
         return (nu * L + sp.diags(fu) + sp.diags(fx) @ Dx + sp.diags(fy) @ Dy).tocsc()
 
-    with _rejected_steps_quiet():
-        sol = solve_ivp(rhs, (float(times[0]), float(times[-1])), y0, method="BDF", jac=jac,
-                        t_eval=times, rtol=rtol, atol=rtol * max(1e-300, np.abs(y0).max()))
-    if not sol.success:
-        raise GMNMError(f"method of lines failed: {sol.message}")
-    full = np.zeros((n + 1, n + 1, len(times)))
-    full[1:-1, 1:-1] = sol.y.reshape(m, m, len(times))
-    return full
+    return _integrate(rhs, jac, y0, times, rtol, n, 2)
 
 
 def square_evolution(nu: float, source: Flux, u0: Callable[[np.ndarray], np.ndarray],

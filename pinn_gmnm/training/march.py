@@ -652,7 +652,7 @@ class March(Stage):
         if warp is not None and inside is None:  # (a resumed slab has moved already)
             move(piece, warp)
         collocation = slab_points(task.collocation or Collocation(), piece, problem.n_outputs,
-                                  laid_out=self.warm and (model.thin or model.spatial))
+                                  laid_out=self.warm and model.laid_out)
         seed = task.seed + SLAB_SEED * k
         sub = slab_problem(problem, k, model, collocation, seed, warp=warp)
         p = next(piece.parameters())
