@@ -467,6 +467,33 @@ def test_a_march_that_tries_widths_resumes_to_the_same_result(stop_at, stop_and_
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
 
 
+def test_a_refined_slab_keeps_its_layout_and_starts_from_the_width_it_chose():
+    """Refining a slab laid out wide in space (6³ = 216 Gaussians: 8² × 3) spreads the
+    refined count (7³ = 343) as that layout does, 9² × 4, not as an isotropic grid over the
+    slab's box (7 along time), and tries first the width the slab's first solve kept: a
+    slab that kept half the layout's width refines at half the width first."""
+    p = get_problem("advection-diffusion-2d")
+    torch.manual_seed(0)
+    model = TimeSlabs(lambda b: GMNM(p.dim, p.n_outputs, bounds=b, components=216),
+                      p.geometry.bbox, 3, spatial=True)
+    from pinn_gmnm.training.growth import Grow
+
+    grow = Grow(steps=2, tol=1e-6, refinements=1, oversampling=16.0, widths=(1.0, 0.5))
+    run = solve(p, model, stages=[March(stages=(grow,))], collocation=Collocation(300, 60))
+    assert [e["event"] for e in run.events].count("refine kept") == 3
+    for piece in run.model.pieces:
+        means = piece.layer.means.detach()
+        assert piece.layer.components == 324
+        assert len(means[:, 0].unique()) == len(means[:, 1].unique()) == 9
+        assert len(means[:, 2].unique()) == 4
+    kept = [e["kept"] for e in run.events if e["event"] == "widths"]
+    first = [e["width"] for e in run.events if e["event"] == "refined"][::2]  # two tried each
+    assert len(first) == len(kept) == 3 and set(kept) == {1.0, 0.5}
+    broad = first[kept.index(1.0)]
+    for factor, width in zip(kept, first):
+        assert width == pytest.approx(factor * broad, rel=1e-12)
+
+
 def test_grow_widths_are_checked():
     from pinn_gmnm.training.growth import Grow
 

@@ -294,23 +294,25 @@ a finer grid where the state is steep, as in one space dimension
 (:mod:`~pinn_gmnm.training.moving`), is what is left."""
 
 
-def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float = 1.0) -> None:
+def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float = 1.0
+                ) -> Tensor | None:
     """Lay out the Gaussians of ``piece``, a GMNM over one of ``slabs`` equal slabs, as a
     grid with k_t centres along time (the last axis) and the rest along space
     (k_s^(d−1) k_t ≈ m): thin, k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉); else
     ``SPATIAL_TIME`` · k (see there). Each Gaussian's width ``width`` × ``width_factor``
     × the grid spacing along each axis, over the same enlarged box as the default layout (see
     the module docstring). Pieces whose count is not a whole grid k^d (spread as a Sobol'
-    set), other models and a single slab keep their layout."""
+    set), other models and a single slab keep their layout (None; else the widths along
+    each axis, normalised coordinates)."""
     from .gmnm import GMNM, GMNMLayer
 
     if slabs < 2 or not isinstance(piece, GMNM) or type(piece.layer) is not GMNMLayer:
-        return
+        return None
     layer = piece.layer
     d, m = layer.in_features, layer.components
     k = round(m ** (1.0 / d))
     if d < 2 or k**d != m or layer.projections != d:
-        return
+        return None
     kt = max(2, math.ceil((TIME_DENSITY * k / slabs if thin else SPATIAL_TIME * k) - 1e-9))
     ks = max(1, math.floor((m / kt) ** (1.0 / (d - 1)) + 1e-9))
     counts = [ks] * (d - 1) + [kt]
@@ -327,6 +329,7 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
             w = layer.weights
             layer.weights = nn.Parameter(w.new_zeros(len(means), w.shape[1]).normal_(
                 0.0, 0.1 / math.sqrt(len(means))))
+    return sigma
 
 
 class _Piecewise:

@@ -57,6 +57,19 @@ a user's convection–diffusion problem on a hexagon with a bump of width ~0.03 
 these settings tuned for it) 2.0 → 2.0e-2, on a Poisson problem in a ball with a bump near
 the sphere 4.7e-2 → 6.4e-2 (its max error 4.1e-2 → 3.1e-2).
 
+A slab of a time march keeps its layout when refined (:meth:`~.march.SlabTask.respread`: the slab's
+share of centres along time, :func:`~pinn_gmnm.models.slabs.slab_layout`), and the widths
+tried start from the one its first solve kept (:meth:`Grow.choose_width`). Spread as an
+isotropic grid over the slab's box instead, a slab 1/128 of the interval long got as many
+centres along time as along each axis of space: with a budget that let slabs refine
+(240 s, 2-core CPU, alone), ``advection-diffusion-2d`` came out at 3.2e-2, worse than at
+60 s (1.9e-2), its refined slabs' error 5e-2 at t = 0 where the unrefined ones had
+2.7e-2; keeping the layout, 1.1e-2, and starting from the width kept, 1.4e-3 (FEM's
+2.8e-3, the PINN's 1.0e-2 at 60 s). ``heat-2d`` at 240 s: 1.9e-5 → 3.7e-5 on the
+evaluation grid, all of it at the t = 0 level (2.4e-5 → 5.7e-5); inside the first slabs
+and after them the error fell (t = 0.0078: 6.4e-5 → 2.1e-5, t = 0.05: 1.6e-5 → 3.8e-6).
+At 60 s neither refines (the refined solve does not fit in a slab's share).
+
 The held-out residual is an error indicator, not the error. At the re-entrant corner of
 ``poisson-lshape`` the error of a least-squares fit is mostly the wrong multiple of the
 corner's singular function, which the residual away from the corner does not see: a
@@ -408,10 +421,11 @@ class Grow(Stage):
             equilibrate_linear(task, head, self.kind)
         solve_s = self.solve(task)
         best = held_out.value(task) if held_out is not None else math.nan
+        width = 1.0
         if len(self.widths) > 1 and held_out is not None and not graded and \
                 type(task.model.layer) is GMNMLayer:  # (a plain layer's W can be scaled)
-            best, solve_s = self.choose_width(task, held_out, best, solve_s)
-        state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0,
+            best, solve_s, width = self.choose_width(task, held_out, best, solve_s)
+        state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0, "width": width,
                  "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out),
                  "graded": graded, "corner_points": corner_points}
         total, _ = task.evaluate_loss()  # the least-squares solution: step 1
@@ -420,11 +434,12 @@ class Grow(Stage):
         return state
 
     def choose_width(self, task: Task, held_out: HeldOut, best: float, solve_s: float
-                     ) -> tuple[float, float]:
+                     ) -> tuple[float, float, float]:
         """Solve again with every Gaussian's width times each further factor of
         ``widths`` (while the clock allows another solve), re-equilibrated, and keep the
         mixture whose held-out residual is lowest; records a ``widths`` event. Returns the
-        kept held-out residual and the last solve's seconds."""
+        kept held-out residual, the last solve's seconds and the factor kept (a refinement
+        starts from it)."""
         model = task.model
         assert isinstance(model, GMNM)
         proj = model.layer.proj.detach().clone()
@@ -447,7 +462,7 @@ class Grow(Stage):
         task.events.append({"event": "widths", "stage": self.kind, "step": task.step,
                             "held_out": {str(f): v for f, v in tried.items()},
                             "kept": kept[1]})
-        return kept[0], solve_s
+        return kept[0], solve_s, kept[1]
 
     @staticmethod
     def solved(state: dict[str, Any]) -> bool:
@@ -518,8 +533,8 @@ class Grow(Stage):
         for i, factor in enumerate(REFINE_WIDTHS):
             if i and state["solve_s"] > task.clock.left():
                 break
-            report = model.respread(m, points, seed=task.seed + level + 1,
-                                    width_factor=model.width_factor * factor)
+            report = task.respread(m, points, seed=task.seed + level + 1,
+                                   factor=state.get("width", 1.0) * factor)
             task.sync_params()
             if state.get("graded"):  # the corner's grading, on the finer level too
                 self.grade(task, points=False)
@@ -542,7 +557,8 @@ class Grow(Stage):
             state.update(level=level + 1, best=now, idle=0, kept=None,
                          target=self.tol**2 * self.zero_loss(task, held_out))
             task.events.append({"event": "refine kept", "stage": self.kind, "step": task.step,
-                                "width_factor": model.width_factor * REFINE_WIDTHS[i],
+                                "width_factor": model.width_factor * state.get("width", 1.0)
+                                * REFINE_WIDTHS[i],
                                 "held_out_ratio": ratio})
             return True
         restore(task, kept)

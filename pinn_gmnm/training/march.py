@@ -83,7 +83,7 @@ from ..derivatives import Field
 from ..errors import GMNMError
 from ..evaluation import Evaluator
 from ..geometry import Geometry, SpaceTime
-from ..models.slabs import TimeSlabs
+from ..models.slabs import TimeSlabs, slab_layout
 from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
@@ -376,6 +376,20 @@ class SlabTask(Task):
     slab: int = 0
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Saved with every safe point (the march's own state besides the slab's)."""
+
+    def respread(self, m: int, points: Tensor, *, seed: int, factor: float) -> dict[str, float]:
+        """A slab of a laid-out march keeps its layout's shape when refined (its share of
+        centres along time, see :func:`~pinn_gmnm.models.slabs.slab_layout`), at ``factor``
+        × the layout's width; an isotropic grid over a thin slab's box would put as many
+        centres along its short time axis as along each axis of space."""
+        report = super().respread(m, points, seed=seed, factor=factor)
+        slabs = None if self.run_task is None else self.run_task.model
+        if self.slab >= 0 and isinstance(slabs, TimeSlabs) and slabs.laid_out:
+            sigma = slab_layout(self.model, slabs.base, thin=slabs.thin,
+                                width=slabs.width * factor)
+            if sigma is not None:
+                report = {**report, "width": float(sigma[0])}
+        return report
 
     def enter(self, stage: int, state: dict[str, Any] | None) -> None:
         """Start (or, with ``state``, continue) inner stage ``stage``."""

@@ -338,6 +338,13 @@ class Task:
         """The stage being run (None before the first and after the last)."""
         return self.stages[self.stage_index] if self.stage_index < len(self.stages) else None
 
+    def respread(self, m: int, points: Tensor, *, seed: int, factor: float) -> dict[str, float]:
+        """Replace the model's mixture by ``m`` Gaussians spread over the domain that
+        ``points`` sample, ``factor`` × the model's own width (a uniform refinement, see
+        :meth:`~pinn_gmnm.models.gmnm.GMNM.respread`, which returns what this returns)."""
+        model = self.model
+        return model.respread(m, points, seed=seed, width_factor=model.width_factor * factor)
+
     def interior_points(self) -> Tensor:
         """Every interior collocation point of the run, gathered from all ranks."""
         return self.loss.parallel.gather_rows(self.loss.batch.interior)
