@@ -542,6 +542,30 @@ def test_a_block_grow_solves_is_kept_and_one_it_cannot_is_marched():
     assert counts[0] == 79 and all(64 <= c <= 79 for c in counts)
 
 
+def test_a_block_that_converges_in_its_gaussians_is_kept_though_its_first_solve_misses():
+    """advection-1d's block of 8² Gaussians leaves 1.3e-4 of the zero function's residual
+    (over the tolerance, 1e-4 squared), but 5² Gaussians leave (64/25)^4 times as much: it
+    converges at order 4, above ``CONVERGING``, so growth goes on in the block. heat-2d's
+    4³ against 2³ converges at order 2.6: marched."""
+    from pinn_gmnm.training.march import CONVERGING
+
+    wave = grow_march("advection-1d", components=64)
+    (block,) = [e for e in wave.events if e["event"] == "block"]
+    assert block["held_out"] > block["target"] and block["order"] >= CONVERGING
+    assert block["kept"] and not wave.model.marched
+    plate = grow_march("heat-2d", components=64)
+    (block,) = [e for e in plate.events if e["event"] == "block"]
+    assert 0 < block["order"] < CONVERGING and not block["kept"] and plate.model.marched
+
+
+def test_a_kept_converging_block_stopped_after_its_first_solve_resumes_to_the_same_result(
+        stop_and_resume):
+    """The decision is made once, on the fresh solve, and resumed from the saved state."""
+    full, _, resumed = stop_and_resume(
+        lambda **kw: grow_march("advection-1d", components=64, **kw), 1)
+    assert not full.model.marched and not resumed.model.marched
+
+
 @pytest.mark.parametrize("stop_at", [1, 3, 6])
 def test_a_stopped_grow_trial_or_march_resumes_to_the_same_result(stop_at, stop_and_resume):
     """Stopped right after the block's solve, in the first slab or in a later one: the

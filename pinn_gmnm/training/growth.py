@@ -191,6 +191,10 @@ def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
     return move(interior), tuple(map(move, conditions))
 
 
+COARSER = 0.7
+"""The coarser layout of :meth:`Grow.convergence_order`: this × the Gaussians along each
+axis (a 10³ layout against 7³)."""
+
 NARROWER_GAIN = 0.5
 """A refinement keeps a narrower width of :data:`REFINE_WIDTHS` only when its held-out
 residual is below this × the broader one's: at the re-entrant corner of
@@ -589,6 +593,42 @@ class Grow(Stage):
                             "gaussians": added, "points": placed,
                             "components": task.model.layer.components})
         return placed
+
+    def convergence_order(self, task: Task, state: dict[str, Any]) -> float | None:
+        """The apparent order p at which the first solve (``state``, from :meth:`start`)
+        converges in the number of Gaussians: the same problem is solved on a coarser
+        layout, ``COARSER`` × the Gaussians along each axis (m_c of them, laid out as the
+        model's own layer lays them out when built), and its held-out residual relative
+        to the zero function's is (m / m_c)^p times the first solve's. A solution the
+        layout resolves (smooth) converges fast, so p is large; one with a layer, a front
+        or a pulse that neither layout resolves gains little. The model, its points and
+        term scales are put back. None without held-out points, or when the layout is
+        too small to coarsen."""
+        held_out, model = self.held_out(task), task.model
+        if held_out is None or not isinstance(model, GMNM) or not state["target"] > 0:
+            return None
+        d, m = model.layer.in_features, model.layer.components
+        k = math.floor(COARSER * m ** (1.0 / d) + 1e-9)
+        if k < 2 or k**d >= m:
+            return None
+        layer, saved = model.layer, snapshot(task)
+        with torch.random.fork_rng(devices=[]):  # (a layer's layout draws numbers)
+            coarse = type(layer)(d, layer.out_features, k**d, layer.projections,
+                                 width_factor=model.width_factor, margin=model.margin)
+        try:
+            model.layer = coarse.to(layer.means)
+            task.sync_params()
+            if self.equilibrate:
+                equilibrate_linear(task, linear_head(model), self.kind)
+            self.solve(task)
+            coarse_ratio = held_out.value(task) / self.zero_loss(task, held_out)
+        finally:
+            model.layer = layer
+            restore(task, saved)
+        fine = state["best"] / (state["target"] / self.tol**2)
+        if not (fine > 0 and coarse_ratio > 0):
+            return math.inf if fine == 0 else None
+        return math.log(coarse_ratio / fine) / math.log(m / k**d)
 
     def solve(self, task: Task) -> float:
         """Least squares for the head at the current features; returns the seconds it took."""
