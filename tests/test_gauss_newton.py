@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pinn_gmnm import (GMNM, KAN, MLP, Collocation, Dirichlet, GaussNewton, GMNMError, Interval,
-                       LeastSquares, Problem, Rectangle, Unknown, get_problem, solve)
+                       LeastSquares, Problem, Rectangle, SpaceTime, Unknown, get_problem, solve)
 from pinn_gmnm.training import Loss, sample_batch, stage_from_dict
 from pinn_gmnm.training.gauss_newton import DampedSolver
 from pinn_gmnm.models.contract import linear_head_of
@@ -391,3 +391,40 @@ def test_gauss_newton_ends_on_its_best_held_out_iterate():
     assert stops and not any(e["event"].startswith("held-out") for e in plain.events)
     assert held < 0.5 * held_plain
     assert guarded.history[-1]["loss"] > plain.history[-1]["loss"]
+
+
+def _layer(eps: float = 0.05, guess=None) -> Problem:
+    """ε²u'' = u³ − u on [−1, 1], u(±1) = ±1: the layer tanh(x/(√2 ε)) is one solution;
+    states that oscillate about u = 0 (wavelength 2πε) nearly solve it too."""
+    def exact(x):
+        return torch.tanh(x[:, 0] / (math.sqrt(2) * eps))
+
+    return Problem(Interval(-1, 1), lambda u, x: eps**2 * u.d("xx") - u() ** 3 + u(),
+                   [Dirichlet(exact, name="ends")], exact=exact, linear=False, guess=guess)
+
+
+def test_a_guess_picks_the_solution_newton_converges_to():
+    """From the model's own start (u ≈ 0) Newton ends on an oscillating state (error
+    about 1); from a guess near the layer it converges to the layer."""
+    errors = {}
+    for name, guess in (("none", None), ("layer", lambda x: torch.tanh(x[:, 0] / 0.1))):
+        p = _layer(guess=guess)
+        torch.manual_seed(0)
+        errors[name] = solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64)).metrics["rel_l2"]
+    assert errors["none"] > 0.5 and errors["layer"] < 2e-2
+
+
+def test_a_guess_starts_the_output_layer_as_its_fit_and_bad_ones_are_named():
+    p = _layer(guess=lambda x: torch.tanh(x[:, 0] / 0.1))
+    model = GMNM(1, 1, bounds=p.geometry.bbox, components=64)
+    x = torch.linspace(-1, 1, 201, dtype=torch.float64)[:, None]
+    solve(p, model, stages=[])  # no training: the fitted start alone
+    with torch.no_grad():
+        assert (model(x)[:, 0] - torch.tanh(x[:, 0] / 0.1)).abs().max() < 1e-3
+    with pytest.raises(GMNMError, match="guess returned shape"):
+        solve(_layer(guess=lambda x: torch.cat([x, x], 1)), GMNM(1, 1, bounds=p.geometry.bbox, components=8),
+              stages=[])
+    with pytest.raises(GMNMError, match="a function guess"):
+        _layer(guess="tanh")
+    with pytest.raises(GMNMError, match="steady problems"):
+        Problem(SpaceTime(Interval(0, 1), (0, 1)), lambda u, x: u.d("t"), guess=0.0)

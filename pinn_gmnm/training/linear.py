@@ -50,6 +50,18 @@ def linear_head(model: nn.Module) -> LinearHead:
     return head
 
 
+@torch.no_grad()
+def fit_state(model: nn.Module, x: Tensor, state: Callable[[Tensor], Tensor]) -> None:
+    """Set ``model``'s output layer to the least-squares fit of ``state`` (points → (n, o)
+    or (n,)) at points ``x``, its features kept: a start for Newton's method (a problem's
+    ``guess``, or the state a slab of a march starts from)."""
+    head = linear_head(model)
+    features = head.features(x).value()
+    A = torch.cat([features, features.new_ones(len(x), 1)], dim=1)
+    values = state(x).reshape(len(x), -1)
+    head.set(torch.linalg.lstsq(A.cpu(), values.to(A).cpu(), driver="gelsd").solution)
+
+
 def check_linear(problem: Problem) -> None:
     if problem.linear is False:
         raise GMNMError(

@@ -91,9 +91,9 @@ from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
 from .growth import Grow
-from .linear import LeastSquares, linear_head
+from .linear import LeastSquares, fit_state, linear_head
 from .loss import Loss
-from .moving import Warp, fit_start, frame, move, shift, slab_warp, spatial_interval
+from .moving import Warp, frame, move, shift, slab_warp, spatial_interval
 from .stages import Stage
 from .task import Clock, Task
 
@@ -700,7 +700,7 @@ class March(Stage):
             drawn = warp.batch(drawn, sub)
         batch = drawn.shard(parallel).to(p.dtype, p.device)
         if inside is None and start_from is not None:
-            fit_start(piece, drawn.interior.to(p), start_from)  # the moved Gaussians
+            fit_state(piece, drawn.interior.to(p), start_from)  # the moved Gaussians
         loss = Loss(sub, batch, task.loss.weights_given, parallel=parallel)
         start, left = task.clock.elapsed(), task.clock.left()
         deadline = None if math.isinf(left) else start + left / (model.slabs - k)

@@ -60,7 +60,6 @@ from ..conditions import Initial
 from ..models.gmnm import GMNM, GMNMLayer
 from ..problem import Problem
 from .batch import Batch
-from .linear import linear_head
 
 RATIO = 16.0
 """The finest spacing of the centres is 1/RATIO of their spacing where ρ = 1."""
@@ -239,15 +238,3 @@ def spatial_interval(problem: Problem) -> tuple[float, float]:
     """The ends of ``problem``'s spatial interval."""
     (a,), (b,) = problem.geometry.space.bbox
     return float(a), float(b)
-
-
-@torch.no_grad()
-def fit_start(piece: GMNM, x: Points, state: Callable[[Points], Tensor]) -> None:
-    """The head of ``piece`` as the least-squares fit of the model ``state`` (points →
-    (n, o)) at points ``x`` (a slab's moved Gaussians starting from the state it starts
-    from)."""
-    head = linear_head(piece)
-    features = head.features(x).value()
-    A = torch.cat([features, features.new_ones(len(x), 1)], dim=1)
-    values = state(x).reshape(len(x), -1)
-    head.set(torch.linalg.lstsq(A.cpu(), values.to(A).cpu(), driver="gelsd").solution)

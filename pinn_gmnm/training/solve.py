@@ -18,6 +18,7 @@ from ..models.contract import training_callbacks
 from ..problem import Problem
 from ..validation import check_conditions, check_initial_loss, check_model
 from .batch import Collocation, sample_batch
+from .linear import fit_state
 from .loss import Loss
 from .loop import apply_resume, run_stages, snapshot_dict
 from .stages import Stage
@@ -34,6 +35,25 @@ def default_stages(problem: Problem, model: nn.Module) -> list[Stage]:
     unknown coefficients learn them right after least squares, with the head re-solved
     (:class:`~.inverse.Coefficients`)."""
     return METHODS.get("auto").build(problem, model, Steps())
+
+
+def start_from_guess(problem: Problem, model: nn.Module, x: torch.Tensor) -> None:
+    """Fit ``model``'s output layer to ``problem.guess`` at the points ``x`` (see
+    :class:`~pinn_gmnm.problem.Problem`); a clear error for a guess of the wrong shape."""
+    guess = problem.guess
+    k = problem.n_outputs
+
+    def state(y: torch.Tensor) -> torch.Tensor:
+        if not callable(guess):
+            return y.new_full((len(y), k), float(guess))  # type: ignore[arg-type]
+        with torch.no_grad():
+            v = torch.as_tensor(guess(y), dtype=y.dtype, device=y.device)
+        if v.numel() != len(y) * k:
+            raise GMNMError(f"guess returned shape {tuple(v.shape)} for {len(y)} points; "
+                            f"expected ({len(y)},) or ({len(y)}, {k})")
+        return v.reshape(len(y), k)
+
+    fit_state(model, x, state)
 
 
 @dataclass
@@ -117,7 +137,10 @@ def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None 
     check_conditions(problem)
     for coefficient in problem.unknowns:  # inverse problems: they train with the model
         coefficient.to(device=device, dtype=dtype)
-    batch = sample_batch(problem, collocation, seed).shard(parallel).to(dtype, device)
+    drawn = sample_batch(problem, collocation, seed)
+    if problem.guess is not None and resume is None:
+        start_from_guess(problem, model, drawn.interior.to(device=device, dtype=dtype))
+    batch = drawn.shard(parallel).to(dtype, device)
     parallel.broadcast_([p.data for p in model.parameters()])
     loss = Loss(problem, batch, weights, parallel=parallel)
     evaluator = Evaluator.for_problem(problem, dtype, device)
