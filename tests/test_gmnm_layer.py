@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -115,8 +116,12 @@ def test_closed_form_matches_autograd(d):
     all_axes = tuple(range(d))
     torch.testing.assert_close(cf.laplacian(None, all_axes), ag.laplacian(None, all_axes),
                                rtol=1e-10, atol=1e-10)
-    # third derivatives fall back to autograd
-    torch.testing.assert_close(cf.partial(0, (0, 0, 0)), ag.partial(0, (0, 0, 0)))
+    # third and fourth order in closed form too (the Gaussians' own, mixed by random
+    # weights), mixed axes with full (rotated) W_i
+    high = [(0, 0, 0), (0, 0, 0, 0), *([(0, 1, 1), (0, 0, 0, 1), (0, 0, 1, 1), (1, 1, 1)] if d > 1
+                                     else []), *([(0, 1, 2), (0, 1, 2, 2)] if d > 2 else [])]
+    for axes, c in itertools.product(high, (0, None)):
+        torch.testing.assert_close(cf.partial(c, axes), ag.partial(c, axes), rtol=1e-9, atol=1e-9)
 
 
 class _LaplacianLoss(nn.Module):

@@ -79,3 +79,20 @@ def test_scaled_gmnm_starts_as_the_plain_one_and_passes_gradcheck():
                                         layer.directions.detach().clone().requires_grad_()))
     with pytest.raises(GMNMError, match="known: plain, scaled"):
         GMNM(2, components=4, parametrisation="diagonal")
+
+
+def test_a_fourth_order_problem_is_solved_by_least_squares_in_closed_form():
+    """A clamped beam, u'''' = 24 on [0, 1] with u = u' = 0 at both ends (u = x²(1 − x)²):
+    the Gaussians' fourth derivatives come in closed form, so the default method (least
+    squares, grown) applies where it used to stop at second order."""
+    from pinn_gmnm import Dirichlet, Interval, Neumann, Problem
+
+    def exact(x):
+        return x[:, 0] ** 2 * (1 - x[:, 0]) ** 2
+
+    p = Problem(Interval(0, 1), lambda u, x: u.d("xxxx") - 24.0,
+                [Dirichlet(0.0, name="ends"), Neumann(0.0, name="clamped")],
+                exact=exact, linear=True)
+    torch.manual_seed(0)
+    r = solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=48))
+    assert r.metrics["rel_l2"] < 1e-6

@@ -15,14 +15,13 @@ approximator, not a density).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .._types import Points
-from ..derivatives import AutogradEngine, DerivativeEngine
+from ..derivatives import DerivativeEngine
 from ..errors import GMNMError, require_positive
 from .base import Bounds, Normalize, default_bounds
 from .contract import Surrogate
@@ -310,10 +309,9 @@ class GMNM(Surrogate):
         return A, c + h * self.layer.means
 
     def derivative_engine(self, x: Points) -> DerivativeEngine:
-        """Closed-form values and first and second derivatives (autograd beyond): the
-        Gaussians' own (:meth:`_features`) mixed with the current weights."""
-        return MixedEngine(self._features(x), self.layer.weights, self.layer.bias,
-                           fallback=lambda: AutogradEngine(self, x))
+        """Closed-form values and derivatives of any order: the Gaussians' own
+        (:meth:`_features`) mixed with the current weights."""
+        return MixedEngine(self._features(x), self.layer.weights, self.layer.bias)
 
     def _features(self, x: Points) -> DerivativeEngine:
         """The Gaussians' own values and derivatives at ``x``; without autograd from the
@@ -358,12 +356,10 @@ def _parametrisation(name: str) -> type[GMNMLayer]:
 class MixedEngine:
     """Σ_i π_i g_i(x) + b and its derivatives: the Gaussians' own (``features``, a
     :class:`MixtureEngine` or its cached answers) times the weights, plus the bias for the
-    value; derivatives above second order from ``fallback()`` (made once)."""
+    value."""
 
-    def __init__(self, features: DerivativeEngine, weights: Tensor, bias: Tensor,
-                 fallback: Callable[[], DerivativeEngine]) -> None:
+    def __init__(self, features: DerivativeEngine, weights: Tensor, bias: Tensor) -> None:
         self.features, self.weights, self.bias = features, weights, bias
-        self._fallback, self._fallback_engine = fallback, None
 
     def _mix(self, M: Tensor, output: int | None) -> Tensor:
         out = M @ self.weights
@@ -376,11 +372,7 @@ class MixedEngine:
         if len(axes) == 0:
             v = self.value()
             return v if output is None else v[:, output]
-        if len(axes) <= 2:
-            return self._mix(self.features.partial(None, axes), output)
-        if self._fallback_engine is None:
-            self._fallback_engine = self._fallback()
-        return self._fallback_engine.partial(output, axes)
+        return self._mix(self.features.partial(None, axes), output)
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         return self._mix(self.features.laplacian(None, axes), output)
@@ -398,7 +390,8 @@ class MixtureEngine:
 
     Every (n, m) matrix here is a matrix product: (A_i z_i)_a = Σ_b (A_i)_ab x_b − (A_i μ_i)_a
     is x @ A[:, a, :]ᵀ, and the quadratic forms go through :func:`quadratic_features`.
-    Derivatives go up to second order. ``output`` selects one Gaussian's column.
+    Beyond second order, ∂_S g_i = g_i H_S (see :meth:`_hermite`). ``output`` selects
+    one Gaussian's column.
     """
 
     def __init__(self, x: Points, A: Tensor, mu: Tensor) -> None:
@@ -432,10 +425,19 @@ class MixtureEngine:
         if len(axes) == 2:
             a, b = axes
             return self._pick(self.G * (self._Az(a) * self._Az(b) - self.A[:, a, b]), output)
-        raise GMNMError(
-            f"closed-form GMNM derivatives go up to second order; order {len(axes)} "
-            "is not available to the least-squares solvers"
-        )
+        return self._pick(self.G * self._hermite(tuple(axes)), output)
+
+    def _hermite(self, axes: tuple[int, ...]) -> Tensor | float:
+        """∂_S g_i / g_i for the axes S (with repeats): the sum over the ways of pairing
+        some of S, each unpaired a contributing −(A_i z_i)_a and each pair (a, b)
+        −(A_i)_ab (a multivariate Hermite polynomial; order 2 is (Az)_a (Az)_b − A_ab)."""
+        if not axes:
+            return 1.0
+        a, rest = axes[0], axes[1:]
+        out = -self._Az(a) * self._hermite(rest)
+        for j, b in enumerate(rest):
+            out = out - self.A[:, a, b] * self._hermite(rest[:j] + rest[j + 1:])
+        return out
 
     def laplacian(self, output: int | None, axes: tuple[int, ...]) -> Tensor:
         select = torch.zeros(self.A.shape[-1], dtype=self.A.dtype, device=self.A.device)
