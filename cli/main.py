@@ -293,6 +293,15 @@ def _finish(result: Any, show: bool = True) -> None:
     if diverged:
         typer.secho(f"  note           training diverged {len(diverged)} time(s) and recovered: "
                     f"{diverged[-1]['action']} (see events in metrics.json)", fg=typer.colors.YELLOW)
+    short = [e for e in s.events if e["event"] == "short of a solution"]
+    if short and short[-1]["step"] == int(s.metrics["steps"]) and \
+            not any(e["event"] == "slab" for e in s.events):  # (a march judges its slabs)
+        typer.secho(
+            f"  note           Newton's method stopped short of a solution (its loss at "
+            f"{short[-1]['loss'] / short[-1]['zero_loss']:.1e} of u ≡ 0's): a local minimum, "
+            "or a solution these Gaussians do not resolve (--components). A nonlinear problem may have "
+            "several solutions and Newton finds one near where it starts: give the problem "
+            "a guess= (docs/writing-problems.md)", fg=typer.colors.YELLOW)
     if result.status == "out-of-budget":
         more = f"gmnm-pde solve --resume {d} --budget SECONDS" if d is not None else "a larger budget"
         typer.echo(f"  budget         spent before training finished; to continue: {more}")

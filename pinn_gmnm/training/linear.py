@@ -50,6 +50,20 @@ def linear_head(model: nn.Module) -> LinearHead:
     return head
 
 
+def zero_loss(task: Task) -> float:
+    """The loss of ``task`` with its model's output layer set to zero (u ≡ 0), under the
+    loss's current term weights; the model is left as it was."""
+    params = linear_head(task.model).head_parameters()
+    saved = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for p in params:
+            p.zero_()
+        zero = float(task.evaluate_loss()[0])
+        for p, v in zip(params, saved):
+            p.copy_(v)
+    return zero
+
+
 @torch.no_grad()
 def fit_state(model: nn.Module, x: Tensor, state: Callable[[Tensor], Tensor]) -> None:
     """Set ``model``'s output layer to the least-squares fit of ``state`` (points → (n, o)

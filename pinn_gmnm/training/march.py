@@ -91,7 +91,7 @@ from ..problem import Problem
 from .batch import Collocation, sample_batch
 from .gauss_newton import GaussNewton
 from .growth import Grow
-from .linear import LeastSquares, fit_state, linear_head
+from .linear import LeastSquares, fit_state, zero_loss
 from .loss import Loss
 from .moving import Warp, frame, move, shift, slab_warp, spatial_interval
 from .stages import Stage
@@ -769,20 +769,6 @@ def slab_points(collocation: Collocation, piece: nn.Module, outputs: int, *,
     need = math.ceil(ROWS * layer.components / max(outputs, 1))
     return collocation if collocation.interior >= need else \
         dataclasses.replace(collocation, interior=need)
-
-
-def zero_loss(task: Task) -> float:
-    """The loss of ``task`` with its model's output layer set to zero (u ≡ 0), under the
-    loss's current term weights; the model is left as it was."""
-    params = linear_head(task.model).head_parameters()
-    saved = [p.detach().clone() for p in params]
-    with torch.no_grad():
-        for p in params:
-            p.zero_()
-        zero = float(task.evaluate_loss()[0])
-        for p, v in zip(params, saved):
-            p.copy_(v)
-    return zero
 
 
 class _Frozen(nn.Module):
