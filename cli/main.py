@@ -294,8 +294,7 @@ def _finish(result: Any, show: bool = True) -> None:
         typer.secho(f"  note           training diverged {len(diverged)} time(s) and recovered: "
                     f"{diverged[-1]['action']} (see events in metrics.json)", fg=typer.colors.YELLOW)
     short = [e for e in s.events if e["event"] == "short of a solution"]
-    if short and short[-1]["step"] == int(s.metrics["steps"]) and \
-            not any(e["event"] == "slab" for e in s.events):  # (a march judges its slabs)
+    if short and short[-1]["step"] == int(s.metrics["steps"]):
         typer.secho(
             f"  note           Newton's method stopped short of a solution (its loss at "
             f"{short[-1]['loss'] / short[-1]['zero_loss']:.1e} of u ≡ 0's): a local minimum, "

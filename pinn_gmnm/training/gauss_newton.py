@@ -217,11 +217,13 @@ class GaussNewton(Stage):
         lowered the loss, or too little) with the loss above ``SHORT`` times that of
         u ≡ 0 under the same weights: a local minimum of the least-squares loss, or a
         solution the model does not resolve. PDE problems not declared linear only (a
-        fit's data cannot be met exactly)."""
+        fit's data cannot be met exactly), and not a march's slab (the march judges its
+        slabs, see :data:`~.march.SOLVED`)."""
         from ..fitting import is_fit_problem
 
         problem = task.loss.problem
-        if linear_head_of(task.model) is None or problem.linear is True or is_fit_problem(problem):
+        if linear_head_of(task.model) is None or problem.linear is True or \
+                is_fit_problem(problem) or getattr(task, "run_task", None) is not None:
             return
         zero = zero_loss(task)
         if zero > 0 and loss > SHORT * zero:
