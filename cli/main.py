@@ -296,11 +296,12 @@ def _finish(result: Any, show: bool = True) -> None:
     short = [e for e in s.events if e["event"] == "short of a solution"]
     if short and short[-1]["step"] == int(s.metrics["steps"]):
         typer.secho(
-            f"  note           Newton's method stopped short of a solution (its loss at "
-            f"{short[-1]['loss'] / short[-1]['zero_loss']:.1e} of u ≡ 0's): a local minimum, "
-            "or a solution these Gaussians do not resolve (--components). A nonlinear problem may have "
-            "several solutions and Newton finds one near where it starts: give the problem "
-            "a guess= (docs/writing-problems.md)", fg=typer.colors.YELLOW)
+            f"  note           Newton's method stopped short of a solution, its loss at "
+            f"{short[-1]['loss'] / short[-1]['zero_loss']:.1e} of u ≡ 0's: a solution these "
+            "Gaussians do not resolve (a singularity, a layer: --components), or a local "
+            "minimum (a nonlinear problem may have several solutions, and Newton finds one "
+            "near where it starts: give the problem a guess=, see docs/writing-problems.md)",
+            fg=typer.colors.YELLOW)
     if result.status == "out-of-budget":
         more = f"gmnm-pde solve --resume {d} --budget SECONDS" if d is not None else "a larger budget"
         typer.echo(f"  budget         spent before training finished; to continue: {more}")

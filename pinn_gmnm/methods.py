@@ -202,7 +202,9 @@ class GaussNewtonMethod(Method):
     name = "gauss-newton"
     description = ("Levenberg-Marquardt on the linear output layer (Newton's method on the "
                    "collocation equations), then on all parameters; any problem, models of up "
-                   "to 8000 parameters (larger ones with a linear output layer: that layer only)")
+                   "to 8000 parameters (larger ones with a linear output layer: that layer only); "
+                   "a GMNM on a steady problem that Newton leaves short goes on to finer "
+                   "mixtures, warm-started")
     settings = ("gn_steps",)
 
     needs = "needs a model of up to 8000 parameters or a linear output layer of up to 8000"
@@ -230,9 +232,25 @@ class GaussNewtonMethod(Method):
         # of ever smaller damping); the full stage is patient through slow phases.
         head = ([GaussNewton(steps=steps.gn_steps, head_only=True, min_progress=0.02, patience=3)]
                 if capabilities(model).linear_head else [])
+        finer = _newton_refine(problem, model, steps)
         if head and count_parameters(model) > GaussNewton.max_parameters:
-            return head  # all parameters would be past the limit: the output layer alone
-        return [*head, GaussNewton(steps=steps.gn_steps)]
+            return [*head, *finer]  # all parameters would be past the limit: the output layer alone
+        return [*head, GaussNewton(steps=steps.gn_steps), *finer]
+
+
+def _newton_refine(problem: Problem, model: nn.Module, steps: Steps) -> list[Stage]:
+    """A GMNM on a steady nonlinear PDE goes on to finer mixtures where Newton leaves it
+    short of a solution (:mod:`~.training.newton_refine`); a linear one grows by least
+    squares (method grow), evolution problems march instead, a fit's data cannot be met,
+    and unknown coefficients are left to Newton on the first mixture."""
+    from .fitting import is_fit_problem
+    from .models.gmnm import GMNM
+    from .training.newton_refine import NewtonRefine
+
+    if not isinstance(model, GMNM) or problem.linear is True or problem.geometry.time_dependent \
+            or is_fit_problem(problem) or problem.unknowns:
+        return []
+    return [NewtonRefine(gn_steps=steps.gn_steps)]
 
 
 def newton_unknowns(model: nn.Module) -> int:

@@ -282,7 +282,7 @@ def test_newton_short_of_a_solution_is_noted_and_a_guess_in_the_file_fixes_it(tm
                                                                                runs: Path):
     """ε²u'' = u³ − u, u(±1) = ±1 (ε = 0.05): from u ≈ 0 Newton stops on a state that
     oscillates about 0, and the summary says so; with the file's guess it finds the layer
-    (7.8e-3: 64 Gaussians do not resolve it further, and the note says that too)."""
+    (7.8e-3: a shifted layer nearly solves it too)."""
     f = tmp_path / "layer.py"
     f.write_text(
         "import math, torch\n"

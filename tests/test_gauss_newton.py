@@ -12,6 +12,7 @@ from pinn_gmnm import (GMNM, KAN, MLP, Collocation, Dirichlet, GaussNewton, GMNM
                        LeastSquares, Problem, Rectangle, SpaceTime, Unknown, get_problem, solve)
 from pinn_gmnm.training import Loss, sample_batch, stage_from_dict
 from pinn_gmnm.training.gauss_newton import DampedSolver
+from pinn_gmnm.training.newton_refine import NewtonRefine
 from pinn_gmnm.models.contract import linear_head_of
 from pinn_gmnm.training.jacobian import residual_jacobian, residual_vector
 
@@ -354,10 +355,11 @@ def test_a_large_gmnm_gets_newton_on_its_output_layer_not_adam():
     problem, model = build(config)
     assert sum(p.numel() for p in model.parameters()) > GaussNewton.max_parameters
     method, stages = stages_for(config, problem, model)
-    assert method == "gauss-newton" and [s.head_only for s in stages] == [True]
+    assert method == "gauss-newton" and [s.head_only for s in stages[:-1]] == [True]
+    assert isinstance(stages[-1], NewtonRefine)  # (a steady nonlinear problem's GMNM)
 
     small = RunConfig(problem="kovasznay", model_options={"components": 64})
-    assert [s.head_only for s in stages_for(small, *build(small))[1]] == [True, False]
+    assert [s.head_only for s in stages_for(small, *build(small))[1][:-1]] == [True, False]
 
     kan = RunConfig(problem="kovasznay", model="kan", model_options={"width": 40})
     assert stages_for(kan, *build(kan))[0] == "adam-lbfgs"  # opts out of least squares
@@ -430,3 +432,45 @@ def test_a_guess_starts_the_output_layer_as_its_fit_and_bad_ones_are_named():
         _layer(guess="tanh")
     with pytest.raises(GMNMError, match="steady problems"):
         Problem(SpaceTime(Interval(0, 1), (0, 1)), lambda u, x: u.d("t"), guess=0.0)
+
+
+def _monotone_layer(eps: float = 0.02) -> Problem:
+    """−ε²u'' + u³ + u = f on [−1, 1] (one solution: the operator is monotone) with
+    u = tanh(x/(√2 ε)) + x/2, a layer 0.03 wide that 64 Gaussians do not resolve."""
+    w = math.sqrt(2) * eps
+
+    def exact(x):
+        return torch.tanh(x[:, 0] / w) + 0.5 * x[:, 0]
+
+    def f(x):
+        t, u = torch.tanh(x[:, 0] / w), exact(x)
+        return 2 * eps**2 * t * (1 - t**2) / w**2 + u**3 + u
+
+    return Problem(Interval(-1, 1), lambda u, x: -eps**2 * u.d("xx") + u() ** 3 + u() - f(x),
+                   [Dirichlet(exact, name="ends")], exact=exact, linear=False)
+
+
+def _default_gmnm(p: Problem, **kw):
+    """The default 1-D GMNM (64 Gaussians) with the default stages and points."""
+    torch.manual_seed(0)
+    return solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64), **kw)
+
+
+def test_newton_left_short_goes_on_to_finer_mixtures_warm_started():
+    """64 Gaussians stop at about 1e-2; two refinements (128, 256 Gaussians, each started
+    from the coarser solution) reach about 2e-6. A problem Newton solves is not refined."""
+    r = _default_gmnm(_monotone_layer(), budget=60)
+    refined = [e for e in r.events if e["event"] == "refined"]
+    assert [(e["components"], e["kept"]) for e in refined] == [(128, True), (256, True)]
+    assert all(e["held_out"] < e["held_out_coarse"] for e in refined)
+    assert r.metrics["rel_l2"] < 1e-4
+    p = bratu()
+    torch.manual_seed(0)
+    r = solve(p, GMNM(1, components=32, bounds=p.geometry.bbox))
+    assert not [e for e in r.events if e["event"].startswith("refine")]
+
+
+def test_a_refinement_stopped_inside_its_newton_resumes_to_the_same_result(stop_and_resume):
+    full, _, resumed = stop_and_resume(
+        lambda **kw: _default_gmnm(_monotone_layer(), **kw), 30)
+    assert [e["components"] for e in resumed.events if e["event"] == "refined"] == [128, 256]

@@ -10,6 +10,7 @@ import torch
 from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, GaussNewton, GMNMError, Grow,
                        Interval, LeastSquares, Problem, VarPro, get_problem, solve)
 from pinn_gmnm.training import default_stages, stage_from_dict
+from pinn_gmnm.training.newton_refine import NewtonRefine
 
 
 def test_gmnm_least_squares_solves_poisson_accurately():
@@ -24,7 +25,9 @@ def test_default_stages_follow_linearity():
     assert [type(s) for s in default_stages(p, GMNM(2))] == [Grow]  # least squares, grown
     nonlinear = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
     stages = default_stages(nonlinear, GMNM(1))
-    assert [(type(s), s.head_only) for s in stages] == [(GaussNewton, True), (GaussNewton, False)]
+    assert [(type(s), s.head_only) for s in stages[:-1]] == [(GaussNewton, True), (GaussNewton, False)]
+    assert isinstance(stages[-1], NewtonRefine)  # a GMNM left short goes on finer
+    assert not [s for s in default_stages(nonlinear, MLP(1, 1, 10, 2)) if isinstance(s, NewtonRefine)]
     big = MLP(1, 1, 100, 3)  # more parameters than Gauss–Newton takes: its output layer only
     assert [(type(s), s.head_only) for s in default_stages(nonlinear, big)] == [(GaussNewton, True)]
     plain = torch.nn.Sequential(torch.nn.Linear(1, 100), torch.nn.Tanh(), torch.nn.Linear(100, 100),

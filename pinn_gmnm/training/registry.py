@@ -14,11 +14,13 @@ from .inverse import Coefficients
 from .layout import Layout
 from .linear import LeastSquares, VarPro
 from .march import March
+from .newton_refine import NewtonRefine
 from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
                                                              Coefficients, GaussNewton, Layout, Grow,
-                                                             Compact, FEMSolve, March)}
+                                                             Compact, FEMSolve, March,
+                                                             NewtonRefine)}
 
 
 def stage_from_dict(spec: dict[str, Any]) -> Stage:
