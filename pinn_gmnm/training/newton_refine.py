@@ -15,8 +15,11 @@ the output layer and then, when they are few enough, on every parameter. A level
 when its held-out loss is below the coarse one's (the same points and weights; otherwise
 the coarse level is put back), and refinement goes on while Newton is still short of a
 solution (:data:`~.gauss_newton.SHORT`), ``FIT_STEPS`` Newton steps of the next level
-fit the time left, and its Jacobian fits the memory. Measured (60 s budget, 2-core CPU):
-the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s). The held-out
+fit the time left (the last step's time, scaled by the cost of factorising the next
+level's Jacobian), and that Jacobian fits the memory. Measured (60 s budget, 2-core CPU):
+the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s); the same
+equation in 2-D with a diagonal layer, tanh((x + y − 1)/(√2 ε)), ε = 0.03, 1.7e-2 →
+1.1e-2 (1024 → 4096 Gaussians, three Newton steps on its output layer in the time left). The held-out
 losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 → 1.5e-10, but its error
 only from 2.6e-2 to 1.7e-2: there the layer's position is fixed only by exponentially
 small terms (any shift nearly solves it), so the error measures the problem, not the
@@ -66,6 +69,21 @@ def level_batch(task: Task, level: int, scale: int) -> Batch:
     assert c is not None
     finer = Collocation(c.interior * scale, c.boundary * scale, c.sampler)
     return sample_batch(task.loss.problem, finer, task.seed + REFINE_SEED * level)
+
+
+def newton_columns(model: GMNM, per: float, components: int | None = None) -> int:
+    """The unknowns of the last Newton phase on ``model`` with ``components`` Gaussians
+    (its own count when None): every parameter when they are few enough, else the output
+    layer (see :meth:`NewtonRefine.phases`)."""
+    m = model.layer.components if components is None else components
+    every = math.ceil(per * m)
+    return every if every <= GaussNewton.max_parameters else (m + 1) * model.layer.out_features
+
+
+def factor_cost(rows: int, cols: int) -> float:
+    """The flops of factorising a Jacobian of ``rows`` × ``cols`` (QR when tall, the Gram
+    matrix's Cholesky when wide), up to a constant."""
+    return float(rows) * cols * min(rows, cols)
 
 
 def last_step_seconds(task: Task) -> float:
@@ -134,12 +152,13 @@ class NewtonRefine(Stage):
         outputs, rows, d = loss.problem.n_outputs, sum(loss.counts), model.layer.in_features
         m = model.layer.components * 2**d  # twice as many along each axis
         scale = max(1, math.ceil(ROWS * m * outputs / rows))  # the points they need
-        # a Newton step costs the rows times the columns squared (QR of the Jacobian)
-        step = last_step_seconds(task)
-        predicted = FIT_STEPS * step * scale * (m / model.layer.components) ** 2
-        x = loss.batch.interior
+        # a Newton step as the last one, scaled by the factorisation's cost
         per = count_parameters(model) / model.layer.components  # parameters per Gaussian
-        fits, needed = system_fits(scale * rows, math.ceil(per * m), x)
+        now, then = newton_columns(model, per), newton_columns(model, per, m)
+        step = last_step_seconds(task)
+        predicted = FIT_STEPS * step * factor_cost(scale * rows, then) / factor_cost(rows, now)
+        x = loss.batch.interior
+        fits, needed = system_fits(scale * rows, then, x)
         if not predicted <= task.clock.left() or not fits:
             task.events.append({"event": "refine skipped", "stage": self.kind, "step": task.step,
                                 "components": m, "predicted_s": predicted, "bytes": needed})
