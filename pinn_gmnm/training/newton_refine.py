@@ -19,15 +19,16 @@ fit the time left (the last step's time, scaled by the cost of factorising the n
 level's Jacobian), and that Jacobian fits the memory. Measured (60 s budget, 2-core CPU):
 the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s); the same
 equation in 2-D with a diagonal layer, tanh((x + y − 1)/(√2 ε)), ε = 0.03, 1.7e-2 →
-1.1e-2 (1024 → 4096 Gaussians, three Newton steps on its output layer in the time left). The held-out
-losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 → 1.5e-10, but its error
-only from 2.6e-2 to 1.7e-2: there the layer's position is fixed only by exponentially
-small terms (any shift nearly solves it), so the error measures the problem, not the
-mixture.
+1.1e-2 (1024 → 4096 Gaussians, three Newton steps on its output layer in the time
+left). The held-out losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 →
+1.5e-10, but its error only from 2.6e-2 to 1.7e-2: there the layer's position is fixed
+only by exponentially small terms (any shift nearly solves it), so the error measures the
+problem, not the mixture.
 
 A data-parallel run (torchrun) keeps its first mixture: the refinement's points are not
-yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its points and the coarse
-level's held-out terms and parameters travel in Newton's safe points.
+yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its
+points and the coarse level's held-out terms and parameters travel in Newton's safe
+points.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from .task import Task
 
 LEVELS = 2
 """Refinements at most, each with twice the Gaussians along each axis (64 → 128 → 256 in
-1-D, 400 → 1600 → 6400 in 2-D)."""
+1-D, 1024 → 4096 → 16 384 in 2-D, as time and memory allow)."""
 
 ROWS = 2
 """Residual rows per unknown of the output layer at least (more points are drawn when a
