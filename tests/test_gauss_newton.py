@@ -425,6 +425,10 @@ def test_a_guess_starts_the_output_layer_as_its_fit_and_bad_ones_are_named():
     solve(p, model, stages=[])  # no training: the fitted start alone
     with torch.no_grad():
         assert (model(x)[:, 0] - torch.tanh(x[:, 0] / 0.1)).abs().max() < 1e-3
+    constant = _layer(guess=0.5)  # a number is a constant state
+    solve(constant, model, stages=[])
+    with torch.no_grad():
+        assert (model(x)[:, 0] - 0.5).abs().max() < 1e-6
     with pytest.raises(GMNMError, match="guess returned shape"):
         solve(_layer(guess=lambda x: torch.cat([x, x], 1)), GMNM(1, 1, bounds=p.geometry.bbox, components=8),
               stages=[])
