@@ -125,6 +125,13 @@ class NewtonRefine(Stage):
         if self.levels == 0 or not isinstance(model, GMNM) or task.collocation is None \
                 or task.loss.parallel.world > 1:  # (not yet for data-parallel runs)
             return
+        self.levels_from(task)
+        short = [e for e in task.events if e["event"] == "short of a solution"]
+        if not short or short[-1]["step"] != task.step:  # (e.g. a finer level undone)
+            GaussNewton().check_solved(task, float(task.evaluate_loss()[0]))
+
+    def levels_from(self, task: Task) -> None:
+        """Refine, level after level, from the start or from where a stop left off."""
         state = task.resumed()
         if state is not None:  # inside a level's Newton: continue it
             level = dict(state["refine"])
