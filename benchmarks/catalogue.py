@@ -87,13 +87,16 @@ def inapplicable(name: str, model: str) -> str | None:
     return None if blocked is None else blocked[1]
 
 
-def run_one(name: str, group: str, model: str, budget: float, timeout: float, work: Path) -> Row:
-    row = Row(name, group, model)
+def run_one(name: str, group: str, model: str, budget: float, timeout: float, work: Path,
+            label: str | None = None) -> Row:
+    """``gmnm-pde solve NAME --model MODEL --budget BUDGET`` in a fresh process under
+    ``work`` (in a folder named after ``label``, default the name), as a table row."""
+    row = Row(label or name, group, model)
     why = inapplicable(name, model)
     if why is not None:
         row.status = f"{NOT_APPLICABLE}: {why}"
         return row
-    out = work / f"{name}-{model}"
+    out = work / f"{label or name}-{model}"
     cmd = [sys.executable, "-m", "pinn_gmnm.cli.main", "solve", name, "--model", model,
            "--budget", str(budget), "--out", str(out), "--quiet"]
     start = time.perf_counter()

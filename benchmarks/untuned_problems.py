@@ -1,0 +1,243 @@
+"""Problems written to test the defaults, not in the catalogue and not tuned for: each is
+solved with every option at its default (see ``untuned.py``). Each factory's docstring
+states the problem; each has an exact solution."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pinn_gmnm import (Box, Difference, Dirichlet, Disk, Initial, Interval, Neumann, Problem,
+                       Rectangle, SpaceTime, Sphere)
+from pinn_gmnm.geometry.base import near
+
+PI = math.pi
+
+
+def wave_square() -> Problem:
+    """u_tt = Δu on [0, 1]² × [0, 1], u = 0 on the edges, released from rest: two modes."""
+    def exact(x):
+        X, Y, T = x.T
+        return (torch.sin(PI * X) * torch.sin(PI * Y) * torch.cos(PI * math.sqrt(2) * T)
+                + 0.5 * torch.sin(2 * PI * X) * torch.sin(PI * Y) * torch.cos(PI * math.sqrt(5) * T))
+
+    return Problem(SpaceTime(Rectangle((0, 0), (1, 1)), (0, 1)),
+                   lambda u, x: u.d("tt") - u.laplacian(),
+                   [Dirichlet(0.0, name="edges"), Initial(exact, name="initial"),
+                    Initial(0.0, order=1, name="velocity")], exact=exact, linear=True)
+
+
+def wave_pulse() -> Problem:
+    """u_tt = u_xx on [0, 1] × [0, 1], fixed ends: a Gaussian pulse 0.08 wide released from
+    rest at x = 0.4 splits and reflects (d'Alembert's solution)."""
+    s = 0.08
+
+    def odd(z):  # the pulse's odd, 2-periodic extension
+        return sum(torch.exp(-((z - 0.4 - 2 * n) / s) ** 2) - torch.exp(-((z + 0.4 - 2 * n) / s) ** 2)
+                   for n in range(-3, 4))
+
+    def exact(x):
+        X, T = x.T
+        return 0.5 * (odd(X - T) + odd(X + T))
+
+    return Problem(SpaceTime(Interval(0, 1), (0, 1)), lambda u, x: u.d("tt") - u.d("xx"),
+                   [Dirichlet(0.0, name="ends"), Initial(exact, name="initial"),
+                    Initial(0.0, order=1, name="velocity")], exact=exact, linear=True)
+
+
+def heat_disk() -> Problem:
+    """u_t = 0.05 Δu on the unit disk × [0, 1], u = 0 on the rim: the first radial mode,
+    J₀(j₀₁ r) e^(−0.05 j₀₁² t)."""
+    j = 2.404825557695773
+
+    def exact(x):
+        r = torch.sqrt(x[:, 0] ** 2 + x[:, 1] ** 2)
+        return torch.special.bessel_j0(j * r) * torch.exp(-0.05 * j**2 * x[:, 2])
+
+    return Problem(SpaceTime(Disk((0, 0), 1.0), (0, 1)), lambda u, x: u.d("t") - 0.05 * u.laplacian(),
+                   [Dirichlet(0.0, name="rim"), Initial(exact, name="initial")], exact=exact,
+                   linear=True)
+
+
+def heat_cube() -> Problem:
+    """u_t = 0.05 Δu in the unit cube × [0, 1], u = 0 on the faces: one mode."""
+    def exact(x):
+        X, Y, Z, T = x.T
+        return (torch.sin(PI * X) * torch.sin(PI * Y) * torch.sin(PI * Z)
+                * torch.exp(-0.15 * PI**2 * T))
+
+    return Problem(SpaceTime(Box((0, 0, 0), (1, 1, 1)), (0, 1)), lambda u, x: u.d("t") - 0.05 * u.laplacian(),
+                   [Dirichlet(0.0, name="faces"), Initial(exact, name="initial")], exact=exact,
+                   linear=True)
+
+
+def pulse_line() -> Problem:
+    """u_t + ½ u_x = 10⁻³ u_xx on [0, 1] × [0, 1]: a Gaussian pulse 0.05 wide carried from
+    x = ¼ as it spreads; u = the solution at the ends."""
+    eps, s = 1e-3, 0.05
+
+    def exact(x):
+        X, T = x.T
+        w = s**2 + 4 * eps * T
+        return s / torch.sqrt(w) * torch.exp(-(X - 0.25 - 0.5 * T) ** 2 / w)
+
+    return Problem(SpaceTime(Interval(0, 1), (0, 1)),
+                   lambda u, x: u.d("t") + 0.5 * u.d("x") - eps * u.d("xx"),
+                   [Dirichlet(exact, name="ends"), Initial(exact, name="initial")], exact=exact,
+                   linear=True)
+
+
+def heat_insulated() -> Problem:
+    """u_t = 0.2 u_xx on [0, 1] × [0, 1], u(0, t) = 0, u_x(1, t) = 0: two modes."""
+    def exact(x):
+        X, T = x.T
+        return (torch.exp(-0.2 * (PI / 2) ** 2 * T) * torch.sin(PI * X / 2)
+                + 0.3 * torch.exp(-0.2 * (3 * PI / 2) ** 2 * T) * torch.sin(3 * PI * X / 2))
+
+    return Problem(SpaceTime(Interval(0, 1), (0, 1)), lambda u, x: u.d("t") - 0.2 * u.d("xx"),
+                   [Dirichlet(0.0, on=lambda x: near(x[:, 0], 0.0), name="cold"),
+                    Neumann(0.0, on=lambda x: near(x[:, 0], 1.0), name="insulated"),
+                    Initial(exact, name="initial")], exact=exact, linear=True)
+
+
+def annulus() -> Problem:
+    """Δu = 0 on 0.5 < r < 1, u = ln r / ln 2 + 1: the value on the outer circle, the flux
+    through the inner one."""
+    def exact(x):
+        return torch.log(torch.sqrt(x[:, 0] ** 2 + x[:, 1] ** 2)) / math.log(2) + 1
+
+    def outer(x):
+        return x[:, 0] ** 2 + x[:, 1] ** 2 > 0.5625
+
+    def inner(x):
+        return x[:, 0] ** 2 + x[:, 1] ** 2 <= 0.5625
+
+    flux = -1 / (0.5 * math.log(2))  # ∂u/∂n with n pointing to the centre
+    return Problem(Difference(Disk((0, 0), 1.0), Disk((0, 0), 0.5)), lambda u, x: u.laplacian(),
+                   [Dirichlet(exact, on=outer, name="outer"),
+                    Neumann(lambda x: torch.full((len(x),), flux, dtype=x.dtype), on=inner,
+                            name="inner")], exact=exact, linear=True)
+
+
+def helmholtz_144() -> Problem:
+    """−Δu − 144 u = f on [0, 1]², u = sin(4πx) sin(πy) + xy (144 is no eigenvalue)."""
+    def exact(x):
+        return torch.sin(4 * PI * x[:, 0]) * torch.sin(PI * x[:, 1]) + x[:, 0] * x[:, 1]
+
+    def f(x):
+        return ((17 * PI**2 - 144) * torch.sin(4 * PI * x[:, 0]) * torch.sin(PI * x[:, 1])
+                - 144 * x[:, 0] * x[:, 1])
+
+    return Problem(Rectangle((0, 0), (1, 1)), lambda u, x: -u.laplacian() - 144 * u() - f(x),
+                   [Dirichlet(exact, name="edges")], exact=exact, linear=True)
+
+
+def peak() -> Problem:
+    """Δu = f on [0, 1]², u = exp(−|x − (0.6, 0.45)|² / 10⁻³): a peak 0.02 wide."""
+    a = 1e-3
+
+    def exact(x):
+        return torch.exp(-((x[:, 0] - 0.6) ** 2 + (x[:, 1] - 0.45) ** 2) / a)
+
+    def f(x):
+        r2 = (x[:, 0] - 0.6) ** 2 + (x[:, 1] - 0.45) ** 2
+        return exact(x) * (4 * r2 / a**2 - 4 / a)
+
+    return Problem(Rectangle((0, 0), (1, 1)), lambda u, x: u.laplacian() - f(x),
+                   [Dirichlet(exact, name="edges")], exact=exact, linear=True)
+
+
+def ball() -> Problem:
+    """Δu = 0 in the unit ball, u = sin(x) e^y z + xy on its surface."""
+    def exact(x):
+        return torch.sin(x[:, 0]) * torch.exp(x[:, 1]) * x[:, 2] + x[:, 0] * x[:, 1]
+
+    return Problem(Sphere((0, 0, 0), 1.0), lambda u, x: u.laplacian(),
+                   [Dirichlet(exact, name="surface")], exact=exact, linear=True)
+
+
+def beam() -> Problem:
+    """u'''' = 24 on [0, 1], clamped (u = u' = 0) at both ends: u = x²(1 − x)²."""
+    def exact(x):
+        return x[:, 0] ** 2 * (1 - x[:, 0]) ** 2
+
+    return Problem(Interval(0, 1), lambda u, x: u.d("xxxx") - 24.0,
+                   [Dirichlet(0.0, name="ends"), Neumann(0.0, name="clamped")], exact=exact,
+                   linear=True)
+
+
+def quasilinear() -> Problem:
+    """−∇·((1 + u²)∇u) = f on [0, 1]², u = sin(πx) sin(πy), u = 0 on the edges."""
+    def exact(x):
+        return torch.sin(PI * x[:, 0]) * torch.sin(PI * x[:, 1])
+
+    def f(x):
+        X, Y = x[:, 0], x[:, 1]
+        u = exact(x)
+        ux, uy = PI * torch.cos(PI * X) * torch.sin(PI * Y), PI * torch.sin(PI * X) * torch.cos(PI * Y)
+        return -((1 + u**2) * (-2 * PI**2 * u) + 2 * u * (ux**2 + uy**2))
+
+    def residual(u, x):
+        g = u.grad()
+        return -((1 + u() ** 2) * u.laplacian() + 2 * u() * (g[:, 0] ** 2 + g[:, 1] ** 2)) - f(x)
+
+    return Problem(Rectangle((0, 0), (1, 1)), residual, [Dirichlet(0.0, name="edges")],
+                   exact=exact, linear=False)
+
+
+def layer_1d(eps: float = 0.02) -> Problem:
+    """−ε²u'' + u³ + u = f on [−1, 1], u = tanh(x/(√2 ε)) + x/2: a layer 0.03 wide."""
+    w = math.sqrt(2) * eps
+
+    def exact(x):
+        return torch.tanh(x[:, 0] / w) + 0.5 * x[:, 0]
+
+    def f(x):
+        t = torch.tanh(x[:, 0] / w)
+        return 2 * eps**2 * t * (1 - t**2) / w**2 + exact(x) ** 3 + exact(x)
+
+    return Problem(Interval(-1, 1), lambda u, x: -eps**2 * u.d("xx") + u() ** 3 + u() - f(x),
+                   [Dirichlet(exact, name="ends")], exact=exact, linear=False)
+
+
+def layer_2d(eps: float = 0.03) -> Problem:
+    """−ε²Δu + u³ + u = f on [0, 1]², u = tanh((x + y − 1)/(√2 ε)): a diagonal layer."""
+    w = math.sqrt(2) * eps
+
+    def exact(x):
+        return torch.tanh((x[:, 0] + x[:, 1] - 1) / w)
+
+    def f(x):
+        t = exact(x)
+        return 4 * eps**2 * t * (1 - t**2) / w**2 + t**3 + t
+
+    return Problem(Rectangle((0, 0), (1, 1)),
+                   lambda u, x: -eps**2 * u.laplacian() + u() ** 3 + u() - f(x),
+                   [Dirichlet(exact, name="edges")], exact=exact, linear=False)
+
+
+def kdv_soliton() -> Problem:
+    """u_t + 6uu_x + u_xxx = 0 on [−10, 10] × [0, 2]: a soliton of speed 4 from x = −4; the
+    solution at both ends and its slope at the right one."""
+    c, x0, k = 4.0, -4.0, 1.0
+
+    def exact(x):
+        X, T = x.T
+        return c / 2 / torch.cosh(k * (X - c * T - x0)) ** 2
+
+    def slope(x):
+        X, T = x.T
+        s = k * (X - c * T - x0)
+        return -c * k * torch.tanh(s) / torch.cosh(s) ** 2
+
+    return Problem(SpaceTime(Interval(-10, 10), (0, 2)),
+                   lambda u, x: u.d("t") + 6 * u() * u.d("x") + u.d("xxx"),
+                   [Dirichlet(exact, name="ends"),
+                    Neumann(slope, on=lambda x: near(x[:, 0], 10.0), name="right slope"),
+                    Initial(exact, name="initial")], exact=exact, linear=False)
+
+
+PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
+            "heat_insulated", "annulus", "helmholtz_144", "peak", "ball", "beam", "quasilinear",
+            "layer_1d", "layer_2d", "kdv_soliton"]
