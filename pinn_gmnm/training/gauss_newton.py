@@ -45,11 +45,37 @@ from .task import Task, assign_vector, parameter_vector
 
 SHORT = 1e-8
 """Newton's method that stops on its own with its loss above this × the loss of u ≡ 0 has
-not solved the problem (see :meth:`GaussNewton.check_solved`). Measured (default GMNM):
+not solved the problem (see :func:`check_solved`). Measured (default GMNM):
 converged runs stay below it (Bratu's u'' + e^u = 0, −Δu + u³ = f and
 −∇·((1 + u²)∇u) = f, errors 8e-12 to 6e-10); ε²u'' = u³ − u with u(±1) = ±1, ε = 0.02,
 stopped at 1e-3 of u ≡ 0's loss on a state oscillating about 0 (error 1.0) and, started
 near the layer (``Problem(guess=...)``), at 4e-4 with the layer unresolved (2.6e-2)."""
+
+
+def short_of_solution(task: Task, loss: float) -> float | None:
+    """The loss of u ≡ 0 under the task's weights when ``loss`` is above ``SHORT`` times
+    it (Newton short of a solution); None otherwise."""
+    zero = zero_loss(task)
+    return zero if zero > 0 and loss > SHORT * zero else None
+
+
+def check_solved(task: Task, loss: float, stage: str) -> None:
+    """Record a ``short of a solution`` event when Newton's iterations, stopped (no step
+    lowered the loss, or too little), left ``loss`` short of a solution
+    (:func:`short_of_solution`): a local minimum of the least-squares loss, or a solution
+    the model does not resolve. PDE problems not declared linear only (a fit's data cannot
+    be met exactly), and not a march's slab (the march judges its slabs, see
+    :data:`~.march.SOLVED`)."""
+    from ..fitting import is_fit_problem
+
+    problem = task.loss.problem
+    if linear_head_of(task.model) is None or problem.linear is True or \
+            is_fit_problem(problem) or getattr(task, "run_task", None) is not None:
+        return
+    zero = short_of_solution(task, loss)
+    if zero is not None:
+        task.events.append({"event": "short of a solution", "stage": stage, "step": task.step,
+                            "loss": loss, "zero_loss": zero})
 
 
 class DampedSolver:
@@ -212,24 +238,6 @@ class GaussNewton(Stage):
             return
         self.iterate(task, task.resumed())
 
-    def check_solved(self, task: Task, loss: float) -> None:
-        """Record a ``short of a solution`` event when the iterations stopped (no step
-        lowered the loss, or too little) with the loss above ``SHORT`` times that of
-        u ≡ 0 under the same weights: a local minimum of the least-squares loss, or a
-        solution the model does not resolve. PDE problems not declared linear only (a
-        fit's data cannot be met exactly), and not a march's slab (the march judges its
-        slabs, see :data:`~.march.SOLVED`)."""
-        from ..fitting import is_fit_problem
-
-        problem = task.loss.problem
-        if linear_head_of(task.model) is None or problem.linear is True or \
-                is_fit_problem(problem) or getattr(task, "run_task", None) is not None:
-            return
-        zero = zero_loss(task)
-        if zero > 0 and loss > SHORT * zero:
-            task.events.append({"event": "short of a solution", "stage": self.kind,
-                                "step": task.step, "loss": loss, "zero_loss": zero})
-
     def iterate(self, task: Task, state: dict[str, Any] | None,
                 carry: dict[str, Any] | None = None) -> None:
         """The iterations, from the start (``state`` None) or from the safe point
@@ -320,6 +328,6 @@ class GaussNewton(Stage):
                              "finished": finished, **held_state})
             if done:
                 if finished and i < limit - 1:  # it stopped on its own: did it solve?
-                    self.check_solved(task, float(total))
+                    check_solved(task, float(total), self.kind)
                 break
             took = task.clock.elapsed() - began

@@ -191,6 +191,19 @@ def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
     return move(interior), tuple(map(move, conditions))
 
 
+def refinement_points(task: Task, level: int, scale: int) -> Tensor:
+    """Give the task's loss the collocation points of refinement ``level``: ``scale`` ×
+    the run's counts, drawn with the level's own seed (level 0, scale 1: the run's own
+    draw). Returns all of them, every rank's (interior, then each condition's)."""
+    loss, c = task.loss, task.collocation
+    assert c is not None
+    x = loss.batch.interior
+    finer = Collocation(c.interior * scale, c.boundary * scale, c.sampler)
+    batch = sample_batch(loss.problem, finer, task.seed + REFINE_SEED * level)
+    loss.batch = batch.shard(loss.parallel).to(x.dtype, x.device)
+    return loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
+
+
 COARSER = 0.7
 """The coarser layout of :meth:`Grow.convergence_order`: this × the Gaussians along each
 axis (a 10³ layout against 7³)."""
@@ -525,12 +538,7 @@ class Grow(Stage):
                                 "predicted_s": predicted, "bytes": needed})
             return False
         kept, kept_batch, coarse = snapshot(task), loss.batch, held_out.terms(task)
-        c = task.collocation
-        scale = REFINE_POINTS ** (level + 1)
-        finer = Collocation(c.interior * scale, c.boundary * scale, c.sampler)
-        batch = sample_batch(loss.problem, finer, task.seed + REFINE_SEED * (level + 1))
-        loss.batch = batch.shard(loss.parallel).to(x.dtype, x.device)
-        points = loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
+        points = refinement_points(task, level + 1, REFINE_POINTS ** (level + 1))
         if state.get("graded"):
             self.grade(task, points=True, gaussians=False)
         tries: list[tuple[float, int, Snapshot, float]] = []

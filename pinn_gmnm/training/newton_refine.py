@@ -14,7 +14,7 @@ warm start: Newton continues from it rather than from u ≈ 0), and runs Newton 
 the output layer and then, when they are few enough, on every parameter. A level is kept
 when its held-out loss is below the coarse one's (the same points and weights; otherwise
 the coarse level is put back), and refinement goes on while Newton is still short of a
-solution (:data:`~.gauss_newton.SHORT`), ``FIT_STEPS`` Newton steps of the next level
+solution (:func:`~.gauss_newton.short_of_solution`), ``FIT_STEPS`` Newton steps of the next level
 fit the time left (the last step's time, scaled by the cost of factorising the next
 level's Jacobian), and that Jacobian fits the memory. Measured (60 s budget, 2-core CPU):
 the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s); the same
@@ -38,16 +38,13 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-
 from ..errors import GMNMError
 from ..models import count_parameters
 from ..models.gmnm import GMNM
-from .batch import Batch, Collocation, sample_batch
-from .gauss_newton import SHORT, GaussNewton
-from .growth import REFINE_SEED, system_fits
+from .gauss_newton import GaussNewton, check_solved, short_of_solution
+from .growth import refinement_points, system_fits
 from .heldout import HeldOut
-from .linear import fit_state, zero_loss
+from .linear import fit_state
 from .stages import Stage
 from .task import Task
 
@@ -61,15 +58,6 @@ level needs them; the default model has two)."""
 
 FIT_STEPS = 3
 """A level is laid out only when this many of its Newton steps fit the time left."""
-
-
-def level_batch(task: Task, level: int, scale: int) -> Batch:
-    """The collocation points of refinement ``level`` (0: the run's own draw), ``scale``
-    times the run's counts."""
-    c = task.collocation
-    assert c is not None
-    finer = Collocation(c.interior * scale, c.boundary * scale, c.sampler)
-    return sample_batch(task.loss.problem, finer, task.seed + REFINE_SEED * level)
 
 
 def newton_columns(model: GMNM, per: float, components: int | None = None) -> int:
@@ -128,7 +116,7 @@ class NewtonRefine(Stage):
         self.levels_from(task)
         short = [e for e in task.events if e["event"] == "short of a solution"]
         if not short or short[-1]["step"] != task.step:  # (e.g. a finer level undone)
-            GaussNewton().check_solved(task, float(task.evaluate_loss()[0]))
+            check_solved(task, float(task.evaluate_loss()[0]), self.kind)
 
     def levels_from(self, task: Task) -> None:
         """Refine, level after level, from the start or from where a stop left off."""
@@ -154,8 +142,7 @@ class NewtonRefine(Stage):
         stop)."""
         loss, model = task.loss, task.model
         assert isinstance(model, GMNM)
-        total = float(task.evaluate_loss()[0])
-        if not total > SHORT * zero_loss(task):
+        if short_of_solution(task, float(task.evaluate_loss()[0])) is None:
             return None
         outputs, rows, d = loss.problem.n_outputs, sum(loss.counts), model.layer.in_features
         m = model.layer.components * 2**d  # twice as many along each axis
@@ -165,8 +152,7 @@ class NewtonRefine(Stage):
         now, then = newton_columns(model, per), newton_columns(model, per, m)
         step = last_step_seconds(task)
         predicted = FIT_STEPS * step * factor_cost(scale * rows, then) / factor_cost(rows, now)
-        x = loss.batch.interior
-        fits, needed = system_fits(scale * rows, then, x)
+        fits, needed = system_fits(scale * rows, then, loss.batch.interior)
         if not predicted <= task.clock.left() or not fits:
             task.events.append({"event": "refine skipped", "stage": self.kind, "step": task.step,
                                 "components": m, "predicted_s": predicted, "bytes": needed})
@@ -177,8 +163,7 @@ class NewtonRefine(Stage):
         frozen = copy.deepcopy(model).requires_grad_(False)
         level = done["level"] + 1
         scale *= coarse["scale"]
-        loss.batch = level_batch(task, level, scale).shard(loss.parallel).to(x.dtype, x.device)
-        points = loss.parallel.gather_rows(torch.cat([loss.batch.interior, *loss.batch.conditions]))
+        points = refinement_points(task, level, scale)
         task.respread(m, points, seed=task.seed + level, factor=1.0)
         task.sync_params()
         fit_state(model, loss.batch.interior, frozen)  # start from the coarse solution
@@ -200,8 +185,8 @@ class NewtonRefine(Stage):
         """Keep the level when its held-out loss is below the coarse level's (the same
         points, weighed alike; True: go on refining), else put the coarse level back."""
         coarse = level["coarse"]
-        held = HeldOut(task, task.params)
-        now, before = held.value(task), held.weigh(task, coarse["terms"])
+        held = HeldOut(task, task.params)  # (its best: the loss there now)
+        now, before = held.best, held.weigh(task, coarse["terms"])
         kept = now < before
         task.events.append({"event": "refined", "stage": self.kind, "step": task.step,
                             "level": level["level"], "components": level["components"],
@@ -211,9 +196,7 @@ class NewtonRefine(Stage):
             task.model.load_state_dict(coarse["model"])
             task.sync_params()
             task.loss.load_weights_state(coarse["weights"])
-            x = task.loss.batch.interior
-            task.loss.batch = level_batch(task, level["level"] - 1, coarse["scale"]).shard(
-                task.loss.parallel).to(x.dtype, x.device)
+            refinement_points(task, level["level"] - 1, coarse["scale"])
             task.evaluate_loss()  # (counts the rows)
             return False
         return not task.out_of_time() and math.isfinite(now)
