@@ -9,8 +9,9 @@ training time), with every other option at its default. The table gives the rela
 and max error, training and wall time, method, parameter count and the stages that ran,
 one row per run (and, for systems, the relative L2 of each output and declared group of
 outputs); a run that fails or times out keeps its row, saying so. The markdown is
-written to ``--out`` (rewritten after every row, so an interrupted sweep keeps what it did)
-and is the regression table every change is judged by (see the design notes).
+written to ``--out`` (rewritten after every row, so an interrupted sweep keeps what it did;
+with ``--only``, the rows rerun replace theirs in the existing file and the others and
+its notes are kept) and is the regression table every change is judged by (see the design notes).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import header
+from common import header, merge_tables
 
 from pinn_gmnm.compare import not_applicable
 from pinn_gmnm.comparison import NOT_APPLICABLE
@@ -178,6 +179,7 @@ def main() -> None:
     title = header(threads, f"budget {args.budget:g} s per run", f"models {', '.join(models)}")
     rows: list[Row] = []
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    kept = args.out.read_text() if args.only and args.out.is_file() else None  # (merged into)
     with tempfile.TemporaryDirectory() as tmp:
         for name, group in entries:
             for model in models:
@@ -186,7 +188,8 @@ def main() -> None:
                 print(f"{name:<16} {model:<5} rel L2 {_num(row.rel_l2):>9}  "
                       f"{row.wall_time:6.1f} s  {row.status}", flush=True)
                 partial = args.out.with_suffix(".md.tmp")
-                partial.write_text(markdown(rows, title))
+                text = markdown(rows, title)
+                partial.write_text(text if kept is None else merge_tables(kept, text))
                 partial.replace(args.out)  # atomically: a sweep stopped midway keeps its rows
 
 

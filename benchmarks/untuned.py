@@ -7,7 +7,8 @@ The catalogue (``catalogue.py``) is what every change is judged by; these proble
 the check that its defaults carry over: written after the defaults, each with an exact
 solution, run as a user would (``gmnm-pde solve benchmarks/untuned_problems.py:NAME``,
 every option at its default) in a fresh process each. The markdown table is rewritten
-after every row.
+after every row (with ``--only``, merged into the existing table: the other rows and
+the notes are kept).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 
 from catalogue import Row, _num, run_one
-from common import header
+from common import header, merge_tables
 from untuned_problems import PROBLEMS
 
 HERE = Path(__file__).resolve().parent
@@ -55,6 +56,7 @@ def main() -> None:
     title = header(torch.get_num_threads(), f"budget {args.budget:g} s per run",
                    f"models {', '.join(models)}")
     rows: list[Row] = []
+    kept = args.out.read_text() if only and args.out.is_file() else None  # (merged into)
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
             for model in models:
@@ -64,7 +66,8 @@ def main() -> None:
                 print(f"{name:16s} {model:5s} rel L2 {_num(row.rel_l2):>9s}  "
                       f"{row.wall_time:6.1f} s  {row.status}", flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(table(rows, title))
+                text = table(rows, title)
+                args.out.write_text(text if kept is None else merge_tables(kept, text))
 
 
 if __name__ == "__main__":

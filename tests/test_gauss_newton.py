@@ -478,3 +478,37 @@ def test_a_refinement_stopped_inside_its_newton_resumes_to_the_same_result(stop_
     full, _, resumed = stop_and_resume(
         lambda **kw: _default_gmnm(_monotone_layer(), **kw), 30)
     assert [e["components"] for e in resumed.events if e["event"] == "refined"] == [128, 256]
+
+
+def _local_rounds(**kw):
+    """64 Gaussians and Newton on their output layer, then only local rounds."""
+    p = _monotone_layer()
+    torch.manual_seed(0)
+    return solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64),
+                 stages=[GaussNewton(head_only=True, min_progress=0.02, patience=3),
+                         NewtonRefine(levels=0, rounds=3)], **kw)
+
+
+def test_local_rounds_add_narrow_gaussians_at_the_layer_and_are_kept_when_they_help():
+    """Where a uniform level would not pay, a round adds a tenth more Gaussians where the
+    residual peaks (the layer at x = 0), narrower than the layout's, with points of their
+    own, and Newton continues on the output layer; each round kept lowers the held-out
+    loss and the error."""
+    p = _monotone_layer()
+    torch.manual_seed(0)
+    coarse = solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64),
+                   stages=[GaussNewton(head_only=True, min_progress=0.02, patience=3)])
+    r = _local_rounds()
+    rounds = [e for e in r.events if e["event"] == "refined"]
+    assert [(e["local"], e["components"]) for e in rounds][:2] == [(True, 71), (True, 79)]
+    assert all(e["held_out"] < e["held_out_coarse"] for e in rounds if e["kept"])
+    assert r.metrics["rel_l2"] < 0.1 * coarse.metrics["rel_l2"]
+    layer = r.model.layer  # (normalised coordinates: [−1, 1] is the interval)
+    assert (layer.means[64:79, 0].abs() < 0.2).all()  # the first two rounds: at the layer
+    assert (layer.proj[64:, 0, 0].abs() > layer.proj[:64, 0, 0].abs().max()).all()  # narrower
+
+
+def test_a_local_round_stopped_inside_its_newton_resumes_to_the_same_result(stop_and_resume):
+    full, _, resumed = stop_and_resume(_local_rounds, 25)
+    assert [e["components"] for e in resumed.events if e["event"] == "refined"] == \
+        [e["components"] for e in full.events if e["event"] == "refined"]

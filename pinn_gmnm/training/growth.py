@@ -262,6 +262,43 @@ def peaks(x: Tensor, score: Tensor, count: int, radius: Tensor) -> Tensor:
     return torch.tensor(picked, dtype=torch.long)
 
 
+def add_at_peaks(task: Task, count: int, *, points: bool) -> tuple[Tensor, int]:
+    """Step 1 and 2 of a round (see the module docstring): up to ``count`` Gaussians at the
+    peaks of the weighted residual, each half as wide as the narrowest one covering its
+    place, with mixing weights 0 (the function is unchanged); with ``points``, each brings
+    collocation points of its own (:func:`local_points`, the loss's batch extended).
+    Returns the new Gaussians' widths (normalised) and the points added."""
+    model = task.model
+    assert isinstance(model, GMNM)
+    layer = model.layer
+    x, score = residual_points(task)
+    x = model.normalize(x)
+    widths = child_widths(model, x)
+    chosen = peaks(x, score, count, widths)
+    sigma = widths[chosen]
+    d, k = layer.in_features, layer.projections
+    if k == d:
+        proj = torch.eye(d, dtype=sigma.dtype).expand(len(chosen), d, d) / sigma[:, None, None]
+    else:
+        proj = torch.randn(len(chosen), k, d, dtype=sigma.dtype) / (
+            sigma[:, None, None] * math.sqrt(k))
+    layer.add_components(x[chosen], proj)
+    task.sync_params()
+    if not points:
+        return sigma, 0
+    loss = task.loss
+    interior, conditions = local_points(task, x[chosen], sigma,
+                                        task.seed + LOCAL_SEED * (task.step + 1))
+    loss.batch = loss.batch.extended(interior, conditions)
+    return sigma, len(interior) + sum(len(c) for c in conditions)
+
+
+def local_rows(count: int, d: int) -> int:
+    """The rows ``count`` Gaussians with points of their own add at most: their interior
+    points and about 2d boundary points each."""
+    return count * (min(2 * 2**d, LOCAL_POINTS) + 2 * d)
+
+
 Snapshot = tuple[dict[str, Tensor], list[float] | None]
 """A mixture's parameters and its loss's term scales (:func:`snapshot`)."""
 
@@ -657,8 +694,7 @@ class Grow(Stage):
         (:func:`system_fits`)."""
         loss, model = task.loss, task.model
         d = model.layer.in_features
-        rows = sum(loss.counts) + (count * (min(2 * 2**d, LOCAL_POINTS) + 2 * d)
-                                   if self.grows_locally(task) else 0)
+        rows = sum(loss.counts) + (local_rows(count, d) if self.grows_locally(task) else 0)
         cols = (model.layer.components + count + 1) * loss.problem.n_outputs
         return system_fits(rows, cols, loss.batch.interior)[0]
 
@@ -689,32 +725,13 @@ class Grow(Stage):
         """One round: ``count`` Gaussians at the residual's peaks, re-solve, prune."""
         model = task.model
         assert isinstance(model, GMNM)
-        layer = model.layer
-        x, score = residual_points(task)
-        x = model.normalize(x)
-        widths = child_widths(model, x)
-        chosen = peaks(x, score, count, widths)
-        sigma = widths[chosen]
-        d, k = layer.in_features, layer.projections
-        if k == d:
-            proj = torch.eye(d, dtype=sigma.dtype).expand(len(chosen), d, d) / sigma[:, None, None]
-        else:
-            proj = torch.randn(len(chosen), k, d, dtype=sigma.dtype) / (
-                sigma[:, None, None] * math.sqrt(k))
-        layer.add_components(x[chosen], proj)
-        task.sync_params()
-        loss = task.loss
-        added = 0
-        if self.grows_locally(task):
-            interior, conditions = local_points(task, x[chosen], sigma,
-                                                task.seed + LOCAL_SEED * (task.step + 1))
-            loss.batch = loss.batch.extended(interior, conditions)
-            added = len(interior) + sum(len(c) for c in conditions)
+        layer, loss = model.layer, task.loss
+        sigma, added = add_at_peaks(task, count, points=self.grows_locally(task))
         with torch.no_grad():
             J, r0 = linear_system(loss, model, linear_head(model))
             solution = solve_lstsq(J, -r0, self.rcond)
             removed = self.prune_negligible(task, J, solution.theta)
-        return {"event": "grew", "stage": self.kind, "step": task.step, "added": len(chosen),
+        return {"event": "grew", "stage": self.kind, "step": task.step, "added": len(sigma),
                 "points_added": added, "removed": removed, "components": layer.components,
                 "width_min": float(sigma.min()), "width_max": float(sigma.max()),
                 "cond": solution.cond, "rank": solution.rank}

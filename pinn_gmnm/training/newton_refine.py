@@ -17,13 +17,28 @@ the coarse level is put back), and refinement goes on while Newton is still shor
 solution (:func:`~.gauss_newton.short_of_solution`), ``FIT_STEPS`` Newton steps of the next level
 fit the time left (the last step's time, scaled by the cost of factorising the next
 level's Jacobian), and that Jacobian fits the memory. Measured (60 s budget, 2-core CPU):
-the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s); the same
-equation in 2-D with a diagonal layer, tanh((x + y − 1)/(√2 ε)), ε = 0.03, 1.7e-2 →
-1.1e-2 (1024 → 4096 Gaussians, three Newton steps on its output layer in the time
-left). The held-out losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 →
+the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s). The same
+equation in 2-D with a diagonal layer, tanh((x + y − 1)/(√2 ε)), ε = 0.03, went from
+1.7e-2 only to 1.1e-2 with uniform levels: 1024 → 4096 Gaussians, whose Newton steps on
+the output layer took 28 s each (two fitted; see the local rounds below). The held-out losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 →
 1.5e-10, but its error only from 2.6e-2 to 1.7e-2: there the layer's position is fixed
 only by exponentially small terms (any shift nearly solves it), so the error measures the
 problem, not the mixture.
+
+**Local rounds.** A uniform level costs 2^d times the Gaussians and its Newton steps
+grow with the cube; in 2-D they outran the budget. So a uniform level is laid out only
+when its ``FIT_STEPS`` steps are predicted to take at most ``UNIFORM_SHARE`` of the time
+left; otherwise (and after the uniform levels) refinement goes on in local rounds, as grow
+does for least squares (:func:`~.growth.add_at_peaks`): ``FRACTION`` more Gaussians where
+the weighted residual peaks, each half as wide as the narrowest one covering its place and
+with collocation points of its own, and Newton on the output layer from where the last
+round left it (the new weights start at 0). Only the output layer is trained in a round:
+on the diagonal layer the all-parameter phase took 6 s a step at 1127 Gaussians and
+gained nothing the held-out check kept. A round is judged as a level is (kept when the held-out
+loss falls, else the mixture and the points go back), at most ``ROUNDS`` of them, each
+when its Newton steps fit. The diagonal layer at 60 s: 1.7e-2 → 1.4e-3 (four rounds,
+1024 → 1501 Gaussians; the PINN reaches 7.5e-5 there, a tanh ridge being one of its
+neurons). The 1-D layer still refines uniformly (2.1e-6): its levels are cheap.
 
 A data-parallel run (torchrun) keeps its first mixture: the refinement's points are not
 yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its
@@ -42,7 +57,8 @@ from ..errors import GMNMError
 from ..models import count_parameters
 from ..models.gmnm import GMNM
 from .gauss_newton import GaussNewton, check_solved, short_of_solution
-from .growth import refinement_points, system_fits
+from .batch import Batch
+from .growth import add_at_peaks, local_rows, refinement_points, system_fits
 from .heldout import HeldOut
 from .linear import fit_state
 from .stages import Stage
@@ -58,6 +74,17 @@ level needs them; the default model has two)."""
 
 FIT_STEPS = 3
 """A level is laid out only when this many of its Newton steps fit the time left."""
+
+UNIFORM_SHARE = 0.25
+"""A uniform level is laid out only when its ``FIT_STEPS`` Newton steps are predicted to take
+at most this share of the time left; otherwise local rounds refine instead."""
+
+ROUNDS = 10
+"""Local rounds at most (each adds ``FRACTION`` of the Gaussians: 2.6 times as many after
+ten)."""
+
+FRACTION = 0.1
+"""A local round adds this fraction of the Gaussians (grow's share, :class:`~.growth.Grow`)."""
 
 
 def newton_columns(model: GMNM, per: float, components: int | None = None) -> int:
@@ -89,28 +116,32 @@ class NewtonRefine(Stage):
     coarse level's, kept or not)."""
 
     levels: int = LEVELS
+    rounds: int = ROUNDS
     gn_steps: int = 100
     kind: ClassVar[str] = "newton-refine"
 
     def __post_init__(self) -> None:
-        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 0:
-            raise GMNMError(f"newton-refine levels must be a whole number >= 0, got {self.levels!r}")
+        for name in ("levels", "rounds"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise GMNMError(f"newton-refine {name} must be a whole number >= 0, got {v!r}")
 
     @property
     def steps_planned(self) -> int | None:
         return None
 
-    def phases(self, task: Task) -> list[GaussNewton]:
+    def phases(self, task: Task, local: bool) -> list[GaussNewton]:
         """Newton as the gauss-newton method trains: the output layer, then every
-        parameter when there are few enough of them."""
+        parameter when there are few enough of them; a local round's, the output layer
+        only (see the module docstring)."""
         head = GaussNewton(steps=self.gn_steps, head_only=True, min_progress=0.02, patience=3)
-        if count_parameters(task.model) > GaussNewton.max_parameters:
+        if local or count_parameters(task.model) > GaussNewton.max_parameters:
             return [head]
         return [head, GaussNewton(steps=self.gn_steps)]
 
     def run(self, task: Task) -> None:
         model = task.model
-        if self.levels == 0 or not isinstance(model, GMNM) or task.collocation is None \
+        if self.levels == self.rounds == 0 or not isinstance(model, GMNM) or task.collocation is None \
                 or task.loss.parallel.world > 1:  # (not yet for data-parallel runs)
             return
         self.levels_from(task)
@@ -119,22 +150,59 @@ class NewtonRefine(Stage):
             check_solved(task, float(task.evaluate_loss()[0]), self.kind)
 
     def levels_from(self, task: Task) -> None:
-        """Refine, level after level, from the start or from where a stop left off."""
+        """Refine, level after level (uniform ones first, then local rounds), from the
+        start or from where a stop left off."""
         state = task.resumed()
         if state is not None:  # inside a level's Newton: continue it
             level = dict(state["refine"])
+            level.setdefault("local", False)
             self.newton(task, level, state)
             if not self.judge(task, level):
                 return
         else:
-            level = {"level": 0, "scale": 1}
-        while level["level"] < self.levels and not task.out_of_time():
-            level = self.refine(task, level)
-            if level is None:
+            level = {"level": 0, "scale": 1, "local": False, "round": 0}
+        while not task.out_of_time():
+            finer = None
+            if not level["local"] and level["level"] < self.levels:
+                finer = self.refine(task, level)
+            if finer is None:
+                finer = self.grow(task, level)
+            if finer is None:
                 return
+            level = finer
             self.newton(task, level, None)
             if not self.judge(task, level):
                 return
+
+    def coarse(self, task: Task, done: dict[str, Any]) -> dict[str, Any]:
+        """What :meth:`judge` compares a level with and puts back when it is not kept:
+        the held-out terms, parameters, term scales and points of ``done``."""
+        model, loss = task.model, task.loss
+        batch = loss.batch
+        return {"terms": HeldOut(task, task.params).terms(task),
+                "model": copy.deepcopy(model.state_dict()), "weights": loss.weights_state(),
+                "scale": done["scale"], "interior": batch.interior.clone(),
+                "conditions": [c.clone() for c in batch.conditions]}
+
+    def short(self, task: Task) -> bool:
+        return short_of_solution(task, float(task.evaluate_loss()[0])) is not None
+
+    def predicted(self, task: Task, done: dict[str, Any], rows: int, components: int,
+                  local: bool) -> tuple[float, bool, int]:
+        """``FIT_STEPS`` Newton steps on ``rows`` rows and ``components`` Gaussians (a
+        ``local`` round's: on the output layer): their seconds (the last step's, on
+        ``done``, scaled by the factorisation's cost), whether the Jacobian fits the
+        memory and its bytes."""
+        model, loss = task.model, task.loss
+        assert isinstance(model, GMNM)
+        per = count_parameters(model) / model.layer.components  # parameters per Gaussian
+        head = model.layer.out_features  # (the output layer: one weight a Gaussian, a bias)
+        now = (model.layer.components + 1) * head if done["local"] else newton_columns(model, per)
+        then = (components + 1) * head if local else newton_columns(model, per, components)
+        seconds = FIT_STEPS * last_step_seconds(task) * (
+            factor_cost(rows, then) / factor_cost(sum(loss.counts), now))
+        fits, needed = system_fits(rows, then, loss.batch.interior)
+        return seconds, fits, needed
 
     def refine(self, task: Task, done: dict[str, Any]) -> dict[str, Any] | None:
         """Lay out the level after ``done`` when Newton is short of a solution on ``done``
@@ -142,24 +210,17 @@ class NewtonRefine(Stage):
         stop)."""
         loss, model = task.loss, task.model
         assert isinstance(model, GMNM)
-        if short_of_solution(task, float(task.evaluate_loss()[0])) is None:
+        if not self.short(task):
             return None
         outputs, rows, d = loss.problem.n_outputs, sum(loss.counts), model.layer.in_features
         m = model.layer.components * 2**d  # twice as many along each axis
         scale = max(1, math.ceil(ROWS * m * outputs / rows))  # the points they need
-        # a Newton step as the last one, scaled by the factorisation's cost
-        per = count_parameters(model) / model.layer.components  # parameters per Gaussian
-        now, then = newton_columns(model, per), newton_columns(model, per, m)
-        step = last_step_seconds(task)
-        predicted = FIT_STEPS * step * factor_cost(scale * rows, then) / factor_cost(rows, now)
-        fits, needed = system_fits(scale * rows, then, loss.batch.interior)
-        if not predicted <= task.clock.left() or not fits:
+        predicted, fits, needed = self.predicted(task, done, scale * rows, m, local=False)
+        if not predicted <= UNIFORM_SHARE * task.clock.left() or not fits:
             task.events.append({"event": "refine skipped", "stage": self.kind, "step": task.step,
                                 "components": m, "predicted_s": predicted, "bytes": needed})
             return None
-        held = HeldOut(task, task.params)
-        coarse = {"terms": held.terms(task), "model": copy.deepcopy(model.state_dict()),
-                  "weights": loss.weights_state(), "scale": done["scale"]}
+        coarse = self.coarse(task, done)
         frozen = copy.deepcopy(model).requires_grad_(False)
         level = done["level"] + 1
         scale *= coarse["scale"]
@@ -169,11 +230,37 @@ class NewtonRefine(Stage):
         fit_state(model, loss.batch.interior, frozen)  # start from the coarse solution
         task.evaluate_loss()  # (counts the new rows)
         return {"level": level, "phase": 0, "coarse": coarse, "components": m,
-                "points": len(points), "scale": scale}
+                "points": len(points), "scale": scale, "local": False}
+
+    def grow(self, task: Task, done: dict[str, Any]) -> dict[str, Any] | None:
+        """A local round after ``done`` when Newton is short of a solution on it and its
+        Newton fits (as :meth:`refine`): ``FRACTION`` more Gaussians where the residual is
+        largest, each with points of its own (grow's round, :func:`~.growth.add_at_peaks`);
+        its description (None: stop)."""
+        loss, model = task.loss, task.model
+        assert isinstance(model, GMNM)
+        if done.get("round", 0) >= self.rounds or not self.short(task):
+            return None
+        m, d = model.layer.components, model.layer.in_features
+        count = max(1, math.ceil(FRACTION * m))
+        predicted, fits, needed = self.predicted(
+            task, done, sum(loss.counts) + local_rows(count, d), m + count, local=True)
+        if not predicted <= task.clock.left() or not fits:
+            task.events.append({"event": "round skipped", "stage": self.kind, "step": task.step,
+                                "components": m + count, "predicted_s": predicted,
+                                "bytes": needed})
+            return None
+        coarse = self.coarse(task, done)
+        sigma, added = add_at_peaks(task, count, points=True)
+        task.evaluate_loss()  # (counts the new rows)
+        return {"level": done["level"] + 1, "phase": 0, "coarse": coarse,
+                "components": model.layer.components, "points": added,
+                "scale": done["scale"], "local": True, "round": done.get("round", 0) + 1,
+                "width": float(sigma.min())}
 
     def newton(self, task: Task, level: dict[str, Any], state: dict[str, Any] | None) -> None:
         """The level's Newton phases, from the start or from the safe point ``state``."""
-        phases = self.phases(task)
+        phases = self.phases(task, level.get("local", False))
         for i in range(int(level["phase"]), len(phases)):
             level["phase"] = i
             phases[i].iterate(task, state, carry={"refine": dict(level)})
@@ -189,14 +276,18 @@ class NewtonRefine(Stage):
         now, before = held.best, held.weigh(task, coarse["terms"])
         kept = now < before
         task.events.append({"event": "refined", "stage": self.kind, "step": task.step,
-                            "level": level["level"], "components": level["components"],
+                            "level": level["level"], "local": level.get("local", False),
+                            "components": level["components"], "width": level.get("width"),
                             "points": level["points"], "held_out": now,
                             "held_out_coarse": before, "kept": kept})
         if not kept:
             task.model.load_state_dict(coarse["model"])
             task.sync_params()
             task.loss.load_weights_state(coarse["weights"])
-            refinement_points(task, level["level"] - 1, coarse["scale"])
+            if "interior" in coarse:
+                task.loss.batch = Batch(coarse["interior"], tuple(coarse["conditions"]))
+            else:  # (a state saved before local rounds)
+                refinement_points(task, level["level"] - 1, coarse["scale"])
             task.evaluate_loss()  # (counts the rows)
             return False
         return not task.out_of_time() and math.isfinite(now)
