@@ -32,13 +32,15 @@ left; otherwise (and after the uniform levels) refinement goes on in local round
 does for least squares (:func:`~.growth.add_at_peaks`): ``FRACTION`` more Gaussians where
 the weighted residual peaks, each half as wide as the narrowest one covering its place and
 with collocation points of its own, and Newton on the output layer from where the last
-round left it (the new weights start at 0). Only the output layer is trained in a round:
-on the diagonal layer the all-parameter phase took 6 s a step at 1127 Gaussians and
-gained nothing the held-out check kept. A round is judged as a level is (kept when the held-out
+round left it (the new weights start at 0): Newton proper, its damping starting at
+:data:`~.march.NEWTON_DAMPING` as on a slab (the cautious start took 15 to 17 steps a
+round, 6 to 11 with it, to the same held-out loss). Only the output layer is trained in a
+round: on the diagonal layer the all-parameter phase took 6 s a step at 1127 Gaussians
+and gained nothing the held-out check kept. A round is judged as a level is (kept when the held-out
 loss falls, else the mixture and the points go back), at most ``ROUNDS`` of them, each
-when its Newton steps fit. The diagonal layer at 60 s: 1.7e-2 → 1.4e-3 (four rounds,
-1024 → 1501 Gaussians; the PINN reaches 7.5e-5 there, a tanh ridge being one of its
-neurons). The 1-D layer still refines uniformly (2.1e-6): its levels are cheap.
+when its Newton steps fit. The diagonal layer at 60 s: 1.7e-2 → 7.6e-4 (five rounds,
+1024 → 1652 Gaussians; 1.4e-3 in four with the cautious start; the PINN reaches 7.5e-5
+there, a tanh ridge being one of its neurons). The 1-D layer still refines uniformly (2.1e-6): its levels are cheap.
 
 A data-parallel run (torchrun) keeps its first mixture: the refinement's points are not
 yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its
@@ -61,6 +63,7 @@ from .batch import Batch
 from .growth import add_at_peaks, local_rows, refinement_points, system_fits
 from .heldout import HeldOut
 from .linear import fit_state
+from .march import NEWTON_DAMPING
 from .stages import Stage
 from .task import Task
 
@@ -134,8 +137,11 @@ class NewtonRefine(Stage):
         """Newton as the gauss-newton method trains: the output layer, then every
         parameter when there are few enough of them; a local round's, the output layer
         only (see the module docstring)."""
+        if local:  # (from where the last round left it: Newton proper, as on a slab)
+            return [GaussNewton(steps=self.gn_steps, head_only=True, damping=NEWTON_DAMPING,
+                                min_progress=0.02, patience=3)]
         head = GaussNewton(steps=self.gn_steps, head_only=True, min_progress=0.02, patience=3)
-        if local or count_parameters(task.model) > GaussNewton.max_parameters:
+        if count_parameters(task.model) > GaussNewton.max_parameters:
             return [head]
         return [head, GaussNewton(steps=self.gn_steps)]
 
