@@ -14,33 +14,35 @@ warm start: Newton continues from it rather than from u ≈ 0), and runs Newton 
 the output layer and then, when they are few enough, on every parameter. A level is kept
 when its held-out loss is below the coarse one's (the same points and weights; otherwise
 the coarse level is put back), and refinement goes on while Newton is still short of a
-solution (:func:`~.gauss_newton.short_of_solution`), ``FIT_STEPS`` Newton steps of the next level
-fit the time left (the last step's time, scaled by the cost of factorising the next
-level's Jacobian), and that Jacobian fits the memory. Measured (60 s budget, 2-core CPU):
-the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s). The same
+solution (:func:`~.gauss_newton.short_of_solution`), ``FIT_STEPS`` Newton steps of the
+next level fit the time left (the last step's time, scaled by the cost of factorising the
+next level's Jacobian), and that Jacobian fits the memory. Measured (60 s budget, 2-core
+CPU): the layer above 1.3e-2 → 2.1e-6 (128 then 256 Gaussians; done in 9 s). The same
 equation in 2-D with a diagonal layer, tanh((x + y − 1)/(√2 ε)), ε = 0.03, went from
 1.7e-2 only to 1.1e-2 with uniform levels: 1024 → 4096 Gaussians, whose Newton steps on
-the output layer took 28 s each (two fitted; see the local rounds below). The held-out losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 →
-1.5e-10, but its error only from 2.6e-2 to 1.7e-2: there the layer's position is fixed
-only by exponentially small terms (any shift nearly solves it), so the error measures the
-problem, not the mixture.
+the output layer took 28 s each (two fitted; see the local rounds below). The held-out
+losses of ε²u'' = u³ − u with u(±1) = ±1 fell as much, 5.5e-5 → 1.5e-10, but its error
+only from 2.6e-2 to 1.7e-2: there the layer's position is fixed only by exponentially
+small terms (any shift nearly solves it), so the error measures the problem, not the
+mixture.
 
-**Local rounds.** A uniform level costs 2^d times the Gaussians and its Newton steps
-grow with the cube; in 2-D they outran the budget. So a uniform level is laid out only
-when its ``FIT_STEPS`` steps are predicted to take at most ``UNIFORM_SHARE`` of the time
-left; otherwise (and after the uniform levels) refinement goes on in local rounds, as grow
-does for least squares (:func:`~.growth.add_at_peaks`): ``FRACTION`` more Gaussians where
-the weighted residual peaks, each half as wide as the narrowest one covering its place and
+**Local rounds.** A uniform level costs 2^d times the Gaussians and its Newton steps grow
+with the cube; in 2-D they outran the budget. So a uniform level is laid out only when its
+``FIT_STEPS`` steps are predicted to take at most ``UNIFORM_SHARE`` of the time left;
+otherwise (and after the uniform levels) refinement goes on in local rounds, as grow does
+for least squares (:func:`~.growth.add_at_peaks`): ``FRACTION`` more Gaussians where the
+weighted residual peaks, each half as wide as the narrowest one covering its place and
 with collocation points of its own, and Newton on the output layer from where the last
 round left it (the new weights start at 0): Newton proper, its damping starting at
 :data:`~.march.NEWTON_DAMPING` as on a slab (the cautious start took 15 to 17 steps a
 round, 6 to 11 with it, to the same held-out loss). Only the output layer is trained in a
-round: on the diagonal layer the all-parameter phase took 6 s a step at 1127 Gaussians
-and gained nothing the held-out check kept. A round is judged as a level is (kept when the held-out
-loss falls, else the mixture and the points go back), at most ``ROUNDS`` of them, each
-when its Newton steps fit. The diagonal layer at 60 s: 1.7e-2 → 7.6e-4 (five rounds,
+round: on the diagonal layer the all-parameter phase took 6 s a step at 1127 Gaussians and
+gained nothing the held-out check kept. A round is judged as a level is (kept when the
+held-out loss falls, else the mixture and the points go back), at most ``ROUNDS`` of them,
+each when its Newton steps fit. The diagonal layer at 60 s: 1.7e-2 → 7.6e-4 (five rounds,
 1024 → 1652 Gaussians; 1.4e-3 in four with the cautious start; the PINN reaches 7.5e-5
-there, a tanh ridge being one of its neurons). The 1-D layer still refines uniformly (2.1e-6): its levels are cheap.
+there, a tanh ridge being one of its neurons). The 1-D layer still refines uniformly
+(2.1e-6): its levels are cheap.
 
 A data-parallel run (torchrun) keeps its first mixture: the refinement's points are not
 yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its
@@ -147,9 +149,9 @@ class NewtonRefine(Stage):
 
     def run(self, task: Task) -> None:
         model = task.model
-        if self.levels == self.rounds == 0 or not isinstance(model, GMNM) or task.collocation is None \
-                or task.loss.parallel.world > 1:  # (not yet for data-parallel runs)
-            return
+        if self.levels == self.rounds == 0 or not isinstance(model, GMNM) \
+                or task.collocation is None or task.loss.parallel.world > 1:
+            return  # (data-parallel runs: not yet)
         self.levels_from(task)
         short = [e for e in task.events if e["event"] == "short of a solution"]
         if not short or short[-1]["step"] != task.step:  # (e.g. a finer level undone)
