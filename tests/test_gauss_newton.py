@@ -359,7 +359,8 @@ def test_a_large_gmnm_gets_newton_on_its_output_layer_not_adam():
     assert isinstance(stages[-1], NewtonRefine)  # (a steady nonlinear problem's GMNM)
 
     small = RunConfig(problem="kovasznay", model_options={"components": 64})
-    assert [s.head_only for s in stages_for(small, *build(small))[1][:-1]] == [True, False]
+    head, finer, every = stages_for(small, *build(small))[1]
+    assert (head.head_only, type(finer), every.head_only) == (True, NewtonRefine, False)
 
     kan = RunConfig(problem="kovasznay", model="kan", model_options={"width": 40})
     assert stages_for(kan, *build(kan))[0] == "adam-lbfgs"  # opts out of least squares
@@ -512,3 +513,12 @@ def test_a_local_round_stopped_inside_its_newton_resumes_to_the_same_result(stop
     full, _, resumed = stop_and_resume(_local_rounds, 25)
     assert [e["components"] for e in resumed.events if e["event"] == "refined"] == \
         [e["components"] for e in full.events if e["event"] == "refined"]
+
+
+def test_a_last_phase_past_its_parameter_limit_is_skipped_only_when_it_may_be():
+    p = _monotone_layer()
+    model = GMNM(1, 1, bounds=p.geometry.bbox, components=64)
+    r = solve(p, model, stages=[GaussNewton(steps=1, max_parameters=100, if_fits=True)])
+    assert [e["event"] for e in r.events if e["stage"] == "gauss-newton"][-1] == "skipped"
+    with pytest.raises(GMNMError, match="more than max_parameters=100"):
+        solve(p, model, stages=[GaussNewton(steps=1, max_parameters=100)])

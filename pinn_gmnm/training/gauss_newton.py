@@ -185,7 +185,9 @@ class GaussNewton(Stage):
     or would be by the next iteration, if it takes as long as the last one (a step on a
     large model takes tens of seconds; the run then ends within its budget).
     ``max_parameters`` guards against Jacobians (N × P floats) and factorisations that
-    would not fit or take too long.
+    would not fit or take too long: past it the stage is an error, or with ``if_fits``
+    skipped (a ``skipped`` event; the gauss-newton method's last phase, after a
+    refinement that may have grown the model).
 
     With ``equilibrate`` the loss terms are scaled when the stage starts by their rows of
     the Jacobian with respect to the linear output layer (all trained parameters for a
@@ -219,6 +221,7 @@ class GaussNewton(Stage):
     max_parameters: int = 8000
     equilibrate: bool = True
     held_out: int | None = 3
+    if_fits: bool = False
     kind: ClassVar[str] = "gauss-newton"
 
     MAX_DAMPING: ClassVar[float] = 1e8
@@ -235,6 +238,12 @@ class GaussNewton(Stage):
 
     def run(self, task: Task) -> None:
         if self.steps == 0:
+            return
+        params = linear_head(task.model).head_parameters() if self.head_only else task.params
+        P = sum(p.numel() for p in params)
+        if self.if_fits and P > self.max_parameters:  # (a stage before grew the model)
+            task.events.append({"event": "skipped", "stage": self.kind, "step": task.step,
+                                "reason": f"{P} parameters, more than {self.max_parameters}"})
             return
         self.iterate(task, task.resumed())
 
