@@ -522,3 +522,26 @@ def test_a_last_phase_past_its_parameter_limit_is_skipped_only_when_it_may_be():
     assert [e["event"] for e in r.events if e["stage"] == "gauss-newton"][-1] == "skipped"
     with pytest.raises(GMNMError, match="more than max_parameters=100"):
         solve(p, model, stages=[GaussNewton(steps=1, max_parameters=100)])
+
+
+def test_a_domain_with_a_reentrant_corner_is_not_refined_by_the_residual():
+    """At a re-entrant corner the residual does not see the singular function's wrong
+    multiple (local rounds took an L-shape problem from 4.7e-3 to 0.31 while the held-out
+    loss fell), and Newton has no graded corners: the stage says so and leaves the
+    mixture as it is."""
+    from pinn_gmnm import Polygon
+
+    def exact(x):
+        r, th = x.norm(dim=1), torch.remainder(torch.atan2(x[:, 1], x[:, 0]), 2 * math.pi)
+        return r ** (2 / 3) * torch.sin(2 * th / 3)
+
+    shape = Polygon([(-1, -1), (0, -1), (0, 0), (1, 0), (1, 1), (-1, 1)])
+    p = Problem(shape, lambda u, x: -u.laplacian() + u() ** 3 - exact(x) ** 3, [Dirichlet(exact)],
+                exact=exact, linear=False)
+    torch.manual_seed(0)
+    model = GMNM(2, 1, bounds=shape.bbox, components=64)
+    r = solve(p, model, stages=[GaussNewton(steps=3, head_only=True), NewtonRefine()],
+              collocation=Collocation(400, 200))
+    skipped = [e for e in r.events if e["event"] == "refine skipped"]
+    assert len(skipped) == 1 and "re-entrant" in skipped[0]["reason"]
+    assert model.layer.components == 64 and not [e for e in r.events if e["event"] == "refined"]
