@@ -48,17 +48,17 @@ there, a tanh ridge being one of its neurons). The 1-D layer still refines unifo
 on the output layer and Gauss–Newton on all parameters (which is skipped when the
 refinement grew the model past its limit, ``GaussNewton(if_fits=True)``). After it, the
 all-parameter phase ate the budget first: on −∇·((1 + u²)∇u) = f in the unit disk with a
-spot u = exp(−|x − c|²/0.01) (a problem written for this check), ten of its steps took 50 s
-and left 3.5 relative L2; refined first, four local rounds reach 1.6e-2 in the same
-budget. The diagonal layer is the same either way (8.4e-4 against 7.6e-4); problems Newton
-solves on its output layer (``quasilinear`` of the untuned set, 6.3e-10) or that spend the
-budget there (``kovasznay``, ``lid-driven-cavity``) are not refined at all. A domain's
-re-entrant corners are not graded for Newton as grow grades them for least squares, and
-there the stage does not refine: on −Δu + u³ = f in the L-shape with u = r^(2/3)
-sin(2θ/3) (written for this check) Newton on the output layer reached 4.7e-3, and local
-rounds lowered the held-out loss every round while the error rose to 0.31, the
-residual-led refinement not seeing the singular function's wrong multiple (see
-:mod:`.corners`).
+spot u = exp(−|x − c|²/0.01) (``benchmarks/refinement_checks.py``, written for this
+check), ten of its steps took 50 s and left 3.5 relative L2; refined first, four local
+rounds reach 1.6e-2 in the same budget. The diagonal layer is the same either way (8.4e-4
+against 7.6e-4); problems Newton solves on its output layer (``quasilinear`` of the
+untuned set, 6.3e-10) or that spend the budget there (``kovasznay``, ``lid-driven-
+cavity``) are not refined at all. A domain's re-entrant corners are not graded for Newton
+as grow grades them for least squares, and there the stage does not refine: on −Δu + u³ =
+f in the L-shape with u = r^(2/3) sin(2θ/3) (the same file's ``corner``) Newton on the
+output layer reached 4.7e-3, and local rounds lowered the held-out loss every round while
+the error rose to 0.31, the residual-led refinement not seeing the singular function's
+wrong multiple (see :mod:`.corners`).
 
 A data-parallel run (torchrun) keeps its first mixture: the refinement's points are not
 yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its
