@@ -477,13 +477,19 @@ def test_newton_left_short_goes_on_to_finer_mixtures_warm_started():
     assert not [e for e in r.events if e["event"].startswith("refine")]
 
 
-def _one_level(**kw):
-    """64 Gaussians, Newton on their output layer, then one uniform level (128)."""
+def _newton_then(*finer, **kw):
+    """64 Gaussians on the monotone layer, Newton on their output layer, then the
+    refinement stages ``finer``."""
     p = _monotone_layer()
     torch.manual_seed(0)
     return solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64),
-                 stages=[GaussNewton(head_only=True, min_progress=0.02, patience=3),
-                         NewtonRefine(levels=1, rounds=0)], **kw)
+                 stages=[GaussNewton(head_only=True, min_progress=0.02, patience=3), *finer],
+                 **kw)
+
+
+def _one_level(**kw):
+    """Then one uniform level (128 Gaussians)."""
+    return _newton_then(NewtonRefine(levels=1, rounds=0), **kw)
 
 
 def test_a_refinement_stopped_inside_its_newton_resumes_to_the_same_result(stop_and_resume):
@@ -492,12 +498,8 @@ def test_a_refinement_stopped_inside_its_newton_resumes_to_the_same_result(stop_
 
 
 def _local_rounds(**kw):
-    """64 Gaussians and Newton on their output layer, then only local rounds."""
-    p = _monotone_layer()
-    torch.manual_seed(0)
-    return solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64),
-                 stages=[GaussNewton(head_only=True, min_progress=0.02, patience=3),
-                         NewtonRefine(levels=0, rounds=3)], **kw)
+    """Then only local rounds, three at most."""
+    return _newton_then(NewtonRefine(levels=0, rounds=3), **kw)
 
 
 def test_local_rounds_add_narrow_gaussians_at_the_layer_and_are_kept_when_they_help():
@@ -505,10 +507,7 @@ def test_local_rounds_add_narrow_gaussians_at_the_layer_and_are_kept_when_they_h
     residual peaks (the layer at x = 0), narrower than the layout's, with points of their
     own, and Newton continues on the output layer; each round kept lowers the held-out
     loss and the error."""
-    p = _monotone_layer()
-    torch.manual_seed(0)
-    coarse = solve(p, GMNM(1, 1, bounds=p.geometry.bbox, components=64),
-                   stages=[GaussNewton(head_only=True, min_progress=0.02, patience=3)])
+    coarse = _newton_then()
     r = _local_rounds()
     rounds = [e for e in r.events if e["event"] == "refined"]
     assert [(e["local"], e["components"]) for e in rounds][:2] == [(True, 71), (True, 79)]

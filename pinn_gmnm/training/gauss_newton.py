@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -239,20 +240,24 @@ class GaussNewton(Stage):
     def run(self, task: Task) -> None:
         if self.steps == 0:
             return
-        params = linear_head(task.model).head_parameters() if self.head_only else task.params
-        P = sum(p.numel() for p in params)
+        P = sum(p.numel() for p in self.trained(task))
         if self.if_fits and P > self.max_parameters:  # (a stage before grew the model)
             task.events.append({"event": "skipped", "stage": self.kind, "step": task.step,
                                 "reason": f"{P} parameters, more than {self.max_parameters}"})
             return
         self.iterate(task, task.resumed())
 
+    def trained(self, task: Task) -> Sequence[Tensor]:
+        """The parameters the stage trains: the output layer's with ``head_only``, else
+        the task's."""
+        return linear_head(task.model).head_parameters() if self.head_only else task.params
+
     def iterate(self, task: Task, state: dict[str, Any] | None,
                 carry: dict[str, Any] | None = None) -> None:
         """The iterations, from the start (``state`` None) or from the safe point
         ``state``; ``carry`` (plain data) goes into every safe point besides the
         iteration's own, for a stage built on this one (:class:`~.compact.Compact`)."""
-        params = linear_head(task.model).head_parameters() if self.head_only else task.params
+        params = self.trained(task)
         P = sum(p.numel() for p in params)
         if P > self.max_parameters:
             raise GMNMError(
