@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from pinn_gmnm import GMNM, Collocation, get_problem, solve
+from pinn_gmnm import GMNM, Collocation, Dirichlet, Problem, Rectangle, get_problem, solve
 from pinn_gmnm.training.batch import sample_batch
 from pinn_gmnm.training.growth import Grow, local_points, preferred_width
 from pinn_gmnm.training.heldout import HeldOut
@@ -84,6 +84,20 @@ def test_local_points_keep_to_the_domain_and_the_conditions_pieces():
     (edge,) = conditions
     assert len(edge) > 0 and bool(g.on_boundary(edge).all())
     assert bool(((edge[:, None] - centres[None]).abs() <= 0.05 + 1e-12).all(2).any(1).all())
+
+
+def test_local_boundary_points_keep_their_spacing_on_a_thin_domain():
+    """On a strip 100 times longer than wide the draw's spacing follows the thin axis; the
+    points kept under new Gaussians are thinned to what a face across their boxes holds
+    (4 per Gaussian in 2D), not the thousands the dense draw puts along the long edges."""
+    strip = Problem(Rectangle((0, 0), (1, 0.01)), lambda u, x: -u.laplacian() - 1.0,
+                    [Dirichlet(0.0)])
+    task = _lshape(0, strip).task
+    centres = torch.tensor([[-0.5, -1.0], [0.0, 1.0], [0.5, -1.0]], dtype=torch.float64)
+    widths = torch.full((3,), 0.2, dtype=torch.float64)
+    _, (edge,) = local_points(task, centres, widths, seed=1)
+    assert 0 < len(edge) <= 3 * 4
+    assert bool(task.loss.problem.geometry.on_boundary(edge).all())
 
 
 def test_a_refinement_keeps_a_narrower_width_only_when_it_halves_the_residual():
