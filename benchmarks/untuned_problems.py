@@ -8,8 +8,8 @@ import math
 
 import torch
 
-from pinn_gmnm import (Box, Difference, Dirichlet, Disk, Initial, Interval, Neumann, Problem,
-                       Rectangle, SpaceTime, Sphere)
+from pinn_gmnm import (Box, Difference, Dirichlet, Disk, Initial, Interval, Neumann, Polygon,
+                       Problem, Rectangle, SpaceTime, Sphere)
 from pinn_gmnm.geometry.base import near
 
 PI = math.pi
@@ -238,6 +238,63 @@ def kdv_soliton() -> Problem:
                     Initial(exact, name="initial")], exact=exact, linear=False)
 
 
+def outflow_layers(eps: float = 0.05) -> Problem:
+    """−εΔu + u_x + u_y = f on [0, 1]², u = 0 on the edges, ε = 0.05: u = p(x) p(y) with
+    p(s) = s (1 − e^((s−1)/ε)), layers of width ε at the outflow edges x = 1 and y = 1."""
+    def p(s):
+        return s * (1 - torch.exp((s - 1) / eps))
+
+    def dp(s):
+        e = torch.exp((s - 1) / eps)
+        return 1 - e - s * e / eps
+
+    def d2p(s):
+        e = torch.exp((s - 1) / eps)
+        return -2 * e / eps - s * e / eps**2
+
+    def exact(x):
+        return p(x[:, 0]) * p(x[:, 1])
+
+    def f(x):
+        X, Y = x[:, 0], x[:, 1]
+        return (-eps * (d2p(X) * p(Y) + p(X) * d2p(Y)) + dp(X) * p(Y) + p(X) * dp(Y))
+
+    return Problem(Rectangle((0, 0), (1, 1)),
+                   lambda u, x: -eps * u.laplacian() + u.d("x") + u.d("y") - f(x),
+                   [Dirichlet(0.0, name="edges")], exact=exact, linear=True)
+
+
+def heat_lshape() -> Problem:
+    """u_t = Δu + f on the L-shape [−1, 1]² minus its fourth quadrant, × [0, ½], u = 0 on
+    the edges: u = e^(−t) sin(πx) sin(πy) (zero on every edge; f = (2π² − 1) u)."""
+    shape = Polygon([(-1, -1), (0, -1), (0, 0), (1, 0), (1, 1), (-1, 1)])
+
+    def exact(x):
+        return torch.exp(-x[:, 2]) * torch.sin(PI * x[:, 0]) * torch.sin(PI * x[:, 1])
+
+    return Problem(SpaceTime(shape, (0, 0.5)),
+                   lambda u, x: u.d("t") - u.laplacian() - (2 * PI**2 - 1) * exact(x),
+                   [Dirichlet(0.0, name="edges"), Initial(exact, name="initial")],
+                   exact=exact, linear=True)
+
+
+def rotating_blob() -> Problem:
+    """u_t − 2πy u_x + 2πx u_y = 0 on the unit disk × [0, 1]: a Gaussian blob
+    exp(−|x − (½, 0)|²/0.15²) turned once around the centre (the exact solution on the
+    rim)."""
+    def exact(x):
+        X, Y, T = x.T
+        a = -2 * PI * T  # the point the flow carried here started at R(−2πt) x
+        x0 = X * torch.cos(a) - Y * torch.sin(a)
+        y0 = X * torch.sin(a) + Y * torch.cos(a)
+        return torch.exp(-((x0 - 0.5) ** 2 + y0**2) / 0.15**2)
+
+    return Problem(SpaceTime(Disk((0, 0), 1.0), (0, 1)),
+                   lambda u, x: u.d("t") + 2 * PI * (-x[:, 1] * u.d("x") + x[:, 0] * u.d("y")),
+                   [Dirichlet(exact, name="rim"), Initial(exact, name="initial")],
+                   exact=exact, linear=True)
+
+
 PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
             "heat_insulated", "annulus", "helmholtz_144", "peak", "ball", "beam", "quasilinear",
-            "layer_1d", "layer_2d", "kdv_soliton"]
+            "layer_1d", "layer_2d", "kdv_soliton", "outflow_layers", "heat_lshape", "rotating_blob"]
