@@ -225,7 +225,16 @@ across the edge) fitted the t = 0 level to 1.6e-7 and the run measured 3.2e-5, b
 because the evaluation grid samples t = 0: inside the slab the error rose to 1.8e-4 at
 its end (the graded rows' scale left the interior's residual rows light; equal rows
 gave 4e-5 to 6e-5 there), and a discontinuous initial state (the plate above) diverged
-(0.31)."""
+(0.31). Also tried, and not landed (2026-12-01): the first slab's initial rows weighted
+10², 10⁴ or 10⁶ times over their equilibrated scale. The run measured 2.9e-5, 2.3e-5
+and 2.2e-5, and the t = 0 level's error fell from 2.5e-4 to 4e-6 and 2e-6. But the error
+inside the first slab rose, to 3.3e-4 at its end where it had been 1.5e-4, and from
+t = 0.01 to 0.05 to 1e-4 where it had been 5e-5: the same artefact of a grid that
+samples t = 0. Weighting every slab's initial rows 10² (the carried states too) made the
+later slabs worse (3.7e-5 in all). Inheriting the previous slab's grown Gaussians
+changed nothing (8.6e-5), and with no graded start (``advection-diffusion-2d``, whose
+initial state meets its boundary values) 1.9e-2 became 1.8e-2 while a blob carried
+around a disk went from 0.27 to 0.30."""
 
 SLAB_WIDTHS = (1.0, 0.5)
 """The width factors each slab of a linear march (the default one: grown, solved from
@@ -244,7 +253,17 @@ untuned pulse in one space dimension (u_t + u_x = 10⁻³ u_xx, 0.05 wide) 4.9e-
 in the last three, where its error rose (6.6e-3 at t = 0.62, 1.9e-2 at 0.65); comparing
 the plain residuals under the layout's term scales instead chose the broad Gaussians a
 slab earlier (2.2e-2 in all). The second width costs one more solve a slab; a single
-block and Newton marches try one width."""
+block and Newton marches try one width.
+
+The factors scale every axis, time included. Scaling the space axes alone (measured on
+2026-12-01, 60 s, factors 1, ½ and ¼) kept half the width in every slab of
+``advection-diffusion-2d``. Its held-out residuals were 3 to 15 times lower than with
+time scaled too, and its last three slabs came out at 7.1e-3, 6.4e-3 and 5.9e-3 where
+they had been 1.7e-2, 1.3e-2 and 9.6e-3. Its first slabs, which hold most of the error,
+were a little worse (2.9e-2 against 2.7e-2), so the run measured 2.0e-2 against 1.9e-2.
+Those first slabs are limited by what their Gaussians can represent: the best
+least-squares fit of the exact solution over the first slab by its own Gaussians is
+2.3e-2. A quarter of the width was never kept."""
 
 MOVE_AGAIN = 1.0
 """A slab of the default march is trained a second time, moved to where its own first
