@@ -57,6 +57,41 @@ def quick_solve(p: Problem):
                  collocation=Collocation(32, 2))
 
 
+# --- a problem that calls torch.autograd itself ------------------------------------------
+
+OWN_AUTOGRAD = (
+    "import torch\n"
+    "from pinn_gmnm import Dirichlet, Interval, Problem\n"
+    "def source(x):\n"
+    "    '''2 = (x^2)'' by autograd, as a user may compute a manufactured source.'''\n"
+    "    x = x.detach().clone().requires_grad_(True)\n"
+    "    g = torch.autograd.grad((x[:, 0] ** 2).sum(), x, create_graph=True)[0]\n"
+    "    return torch.autograd.grad(g.sum(), x)[0][:, 0]\n"
+    "def fixed(x):\n"
+    "    with torch.enable_grad():\n"
+    "        return source(x)\n"
+    "def _square(f):\n"
+    "    return Problem(Interval(0, 1), lambda u, x: u.d('xx') - f(x),\n"
+    "                   [Dirichlet(lambda x: x[:, 0] ** 2)], exact=lambda x: x[:, 0] ** 2,\n"
+    "                   linear=True)\n"
+    "def sq():\n"
+    "    return _square(source)\n"
+    "def sq_fixed():\n"
+    "    return _square(fixed)\n"
+)
+
+
+def test_a_residual_that_calls_autograd_is_told_to_enable_it(tmp_path: Path):
+    """Residuals are evaluated with gradients off (closed-form derivatives): torch's own
+    message says nothing of that, so the error says what to wrap, and the wrapped
+    problem solves."""
+    (tmp_path / "own.py").write_text(OWN_AUTOGRAD)
+    message = one_line_error(invoke("solve", "own.py:sq", *TINY, "--out", "runs"))
+    assert "torch.enable_grad()" in message and "does not require grad" in message
+    r = invoke("solve", "own.py:sq_fixed", *TINY, "--out", "runs")
+    assert r.exit_code == 0, r.output
+
+
 # --- metrics that are not finite --------------------------------------------------------
 
 LOG_AT_ZERO = (

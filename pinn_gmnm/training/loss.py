@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,23 @@ class BasisFields(Protocol):
     rows: int
 
     def field(self, x: Points) -> Field: ...
+
+
+@contextmanager
+def _own_autograd_explained(name: str) -> Iterator[None]:
+    """Explain torch's "does not require grad" when the problem's own functions call
+    torch.autograd: the solvers evaluate residuals with gradients off (closed-form
+    derivatives), where torch's message alone does not say what to change."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if torch.is_grad_enabled() or "does not require grad" not in str(exc):
+            raise
+        raise GMNMError(
+            f"{name}: the residual or a condition calls torch.autograd itself, but residuals "
+            "are evaluated with gradients off (the model's derivatives are in closed form): "
+            "compute it inside `with torch.enable_grad():` on a copy of the points that "
+            f"requires grad (torch said: {exc})") from exc
 
 
 def term_names(problem: Problem, n_equations: int = 1) -> list[str]:
@@ -119,6 +137,11 @@ class Loss:
             rows = None
         else:
             field, rows = basis.field, basis.rows
+        with _own_autograd_explained(p.name):
+            return self._residuals(p, b, field, rows, batch)
+
+    def _residuals(self, p: Problem, b: Batch, field: Callable[[Tensor], Any],
+                   rows: int | None, batch: Batch | None) -> list[Tensor]:
         out = p.residuals(field(b.interior), b.interior, rows)
         for c, x in zip(p.conditions, b.conditions):
             expected = (len(x),) if rows is None else (rows, len(x))
