@@ -41,7 +41,14 @@ def evaluate_value(value: ValueSpec, x: Points) -> Tensor:
     """A :data:`ValueSpec` at points ``x`` as a tensor of shape (n,)."""
     if callable(value):
         v = torch.as_tensor(value(x), dtype=x.dtype, device=x.device)
-        return v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 else v.expand(len(x))
+        if v.ndim == 2 and v.shape[1] == 1:
+            return v.reshape(-1)
+        if v.ndim > 1 or (v.ndim == 1 and len(v) not in (1, len(x))):
+            raise GMNMError(
+                f"its value function gives shape {tuple(v.shape)} for {len(x)} points, where "
+                f"one value per point, shape ({len(x)},), is needed (a condition sets one "
+                "output: for a system, give one condition per output, e.g. output=\"u\")")
+        return v.expand(len(x))
     return torch.full((len(x),), float(value), dtype=x.dtype, device=x.device)
 
 

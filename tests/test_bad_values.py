@@ -92,6 +92,38 @@ def test_a_residual_that_calls_autograd_is_told_to_enable_it(tmp_path: Path):
     assert r.exit_code == 0, r.output
 
 
+# --- a condition whose value has one column per output ----------------------------------
+
+SYSTEM_VALUES = (
+    "import torch\n"
+    "from pinn_gmnm import Dirichlet, Interval, Problem\n"
+    "def exact(x):\n"
+    "    return torch.stack([x[:, 0] ** 2, x[:, 0]], 1)\n"
+    "def residual(u, x):\n"
+    "    return [u['u'].d('xx') - 2, u['v'].d('xx')]\n"
+    "def both():\n"
+    "    '''one Dirichlet condition handed the whole (n, 2) solution'''\n"
+    "    return Problem(Interval(0, 1), residual, [Dirichlet(exact, name='ends')],\n"
+    "                   outputs=('u', 'v'), exact=exact, linear=True)\n"
+    "def each():\n"
+    "    return Problem(Interval(0, 1), residual,\n"
+    "                   [Dirichlet(lambda x: exact(x)[:, 0], output='u'),\n"
+    "                    Dirichlet(lambda x: exact(x)[:, 1], output='v')],\n"
+    "                   outputs=('u', 'v'), exact=exact, linear=True)\n"
+)
+
+
+def test_a_condition_value_with_a_column_per_output_is_explained(tmp_path: Path):
+    """A system's exact solution passed whole to one condition gives (n, 2) values: torch's
+    broadcasting error said nothing of conditions, so the message names the condition, the
+    shape and the fix (one condition per output), and the fixed problem solves."""
+    (tmp_path / "system.py").write_text(SYSTEM_VALUES)
+    message = one_line_error(invoke("solve", "system.py:both", *TINY, "--out", "runs"))
+    assert "condition 'ends'" in message and "shape (" in message and "output=" in message
+    r = invoke("solve", "system.py:each", *TINY, "--out", "runs")
+    assert r.exit_code == 0, r.output
+
+
 # --- metrics that are not finite --------------------------------------------------------
 
 LOG_AT_ZERO = (

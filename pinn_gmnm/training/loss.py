@@ -150,7 +150,10 @@ class Loss:
                 # values belong to all its points, in order) lies in the first piece only
                 out.append(b.interior.new_zeros(expected))
                 continue
-            r = c.residual(field(x), x, p.geometry)
+            try:
+                r = c.residual(field(x), x, p.geometry)
+            except GMNMError as exc:
+                raise GMNMError(f"{p.name}: condition '{c.label}': {exc}") from exc
             if r.shape != expected:
                 raise GMNMError(
                     f"{p.name}: condition '{c.label}' gives residuals of shape "
