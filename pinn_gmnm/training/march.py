@@ -66,6 +66,20 @@ first tries the single space-time block with the first of ``whole``:
 Otherwise the march starts. Measured (single block, Newton on the output layer): ``klein-gordon``'s loss fell
 from 1.0e-6 to 4.4e-17 in 5 iterations (1.8e-8; marched in 8 slabs it would have been
 1.9e-7, errors carried from slab to slab), ``burgers``' stalled at 2.3e-4 (0.32).
+
+**Not built yet: a compact march for transport.** Measured by a script on 2026-12-01 (60 s,
+2-core CPU, alone), not through this module's defaults: 32 slabs of 8 Gaussians each as
+wide as their spacing, each slab Newton on the output layer then 40 Levenberg–Marquardt
+steps on every parameter, warm-started from the previous slab; the first slab started
+from a compact fit of the initial state (a spatial mixture of 8 Gaussians, output layer
+then all parameters, on 2000 samples), its Gaussians shared out among the fit's
+components by |π_i| (jittered by a tenth of their width), lifted into space-time with a
+time width twice the slab. ``rotating_blob`` (untuned set) 0.27 → 2.9e-2 (the PINN 0.87);
+``advection-diffusion-2d`` 1.9e-2 → 8.8e-3 (the PINN 1.0e-2, FEM 2.8e-3). The sheared
+space-time Gaussians carry the blob: with all 8 started at the blob the first slab
+reached 2.8e-4, with the fit's one Gaussian alone 3.3e-2 (the idle components never
+moved to it). Left: the choice between this and the grown least-squares march (``heat-2d``
+keeps 8.5e-5 only with the latter), and a method and tests for it.
 """
 
 from __future__ import annotations
