@@ -57,6 +57,16 @@ def quick_solve(p: Problem):
                  collocation=Collocation(32, 2))
 
 
+def refused_then_solved(tmp_path: Path, module: str, source: str, broken: str, fixed: str) -> str:
+    """Write ``source`` as ``module``.py: its problem ``broken`` is refused with one line
+    (returned), its problem ``fixed`` solves."""
+    (tmp_path / f"{module}.py").write_text(source)
+    message = one_line_error(invoke("solve", f"{module}.py:{broken}", *TINY, "--out", "runs"))
+    r = invoke("solve", f"{module}.py:{fixed}", *TINY, "--out", "runs")
+    assert r.exit_code == 0, r.output
+    return message
+
+
 # --- a problem that calls torch.autograd itself ------------------------------------------
 
 OWN_AUTOGRAD = (
@@ -85,11 +95,8 @@ def test_a_residual_that_calls_autograd_is_told_to_enable_it(tmp_path: Path):
     """Residuals are evaluated with gradients off (closed-form derivatives): torch's own
     message says nothing of that, so the error says what to wrap, and the wrapped
     problem solves."""
-    (tmp_path / "own.py").write_text(OWN_AUTOGRAD)
-    message = one_line_error(invoke("solve", "own.py:sq", *TINY, "--out", "runs"))
+    message = refused_then_solved(tmp_path, "own", OWN_AUTOGRAD, "sq", "sq_fixed")
     assert "torch.enable_grad()" in message and "does not require grad" in message
-    r = invoke("solve", "own.py:sq_fixed", *TINY, "--out", "runs")
-    assert r.exit_code == 0, r.output
 
 
 # --- a condition whose value has one column per output ----------------------------------
@@ -117,11 +124,8 @@ def test_a_condition_value_with_a_column_per_output_is_explained(tmp_path: Path)
     """A system's exact solution passed whole to one condition gives (n, 2) values: torch's
     broadcasting error said nothing of conditions, so the message names the condition, the
     shape and the fix (one condition per output), and the fixed problem solves."""
-    (tmp_path / "system.py").write_text(SYSTEM_VALUES)
-    message = one_line_error(invoke("solve", "system.py:both", *TINY, "--out", "runs"))
+    message = refused_then_solved(tmp_path, "system", SYSTEM_VALUES, "both", "each")
     assert "condition 'ends'" in message and "shape (" in message and "output=" in message
-    r = invoke("solve", "system.py:each", *TINY, "--out", "runs")
-    assert r.exit_code == 0, r.output
 
 
 # --- metrics that are not finite --------------------------------------------------------
