@@ -39,6 +39,7 @@ from .training import (Collocation, GradNormBalance, Refine, Resample, Solution,
                        stage_from_dict)
 from .training.loop import snapshot_dict
 from .training.growth import Grow
+from .training.compact_march import compact_stages
 from .training.march import SLAB_WIDTHS, SPLITS, START, March, slab_count, slab_stages
 from .training.stages import Stage
 from .training.task import Callback, Task
@@ -85,7 +86,8 @@ def stages_for(config: RunConfig, problem: Problem, model: nn.Module) -> tuple[s
             # start, and each slab's first solve tries its Gaussians at two widths
             per_slab = tuple(dataclasses.replace(s, widths=SLAB_WIDTHS) if isinstance(s, Grow)
                              else s for s in per_slab)
-            march = dataclasses.replace(march, stages=per_slab, start=START)
+            march = dataclasses.replace(march, stages=per_slab, start=START,
+                                        compact=compact_stages())
         return chosen.name, [march]
     return chosen.name, chosen.build(problem, model, Steps.of(config))
 

@@ -190,6 +190,12 @@ class TimeSlabs(Surrogate):
         with torch.no_grad():
             self.pieces[target].load_state_dict(self.pieces[source].state_dict())
 
+    def recut(self, levels: Sequence[int]) -> None:
+        """Cut the interval into slabs of ``levels`` (see :func:`slab_times`), every piece
+        new (built with the current random state)."""
+        slab_times(self.box[0][-1], self.box[1][-1], self.base, levels)  # checks them
+        self._cut([int(v) for v in levels], {})
+
     def bounds_of(self, k: int) -> Bounds:
         """The box of slab ``k``: the domain's box cut to [times[k], times[k + 1]]."""
         lo, hi = self.box

@@ -67,19 +67,13 @@ Otherwise the march starts. Measured (single block, Newton on the output layer):
 from 1.0e-6 to 4.4e-17 in 5 iterations (1.8e-8; marched in 8 slabs it would have been
 1.9e-7, errors carried from slab to slab), ``burgers``' stalled at 2.3e-4 (0.32).
 
-**Not built yet: a compact march for transport.** Measured by a script on 2026-12-01 (60 s,
-2-core CPU, alone), not through this module's defaults: 32 slabs of 8 Gaussians each as
-wide as their spacing, each slab Newton on the output layer then 40 Levenberg–Marquardt
-steps on every parameter, warm-started from the previous slab; the first slab started
-from a compact fit of the initial state (a spatial mixture of 8 Gaussians, output layer
-then all parameters, on 2000 samples), its Gaussians shared out among the fit's
-components by |π_i| (jittered by a tenth of their width), lifted into space-time with a
-time width twice the slab. ``rotating_blob`` (untuned set) 0.27 → 2.9e-2 (the PINN 0.87);
-``advection-diffusion-2d`` 1.9e-2 → 8.8e-3 (the PINN 1.0e-2, FEM 2.8e-3). The sheared
-space-time Gaussians carry the blob: with all 8 started at the blob the first slab
-reached 2.8e-4, with the fit's one Gaussian alone 3.3e-2 (the idle components never
-moved to it). Left: the choice between this and the grown least-squares march (``heat-2d``
-keeps 8.5e-5 only with the latter), and a method and tests for it.
+**Compact march.** Where the default march of a linear problem would start from a grid
+whose Gaussians represent the initial state worse than a compact fit of a few Gaussians
+does (a pulse narrower than the grid's spacing), the march goes on compact instead:
+16 slabs of a few Gaussians each, every parameter trained by Levenberg–Marquardt, each
+slab started from the one before with its Gaussians carried along their paths
+(:mod:`.compact_march`; ``compact`` stages, a ``compact march`` event with the choice).
+``advection-diffusion-2d`` 1.9e-2 → 2.2e-3 at 60 s; ``heat-2d`` keeps the grid.
 """
 
 from __future__ import annotations
@@ -103,6 +97,7 @@ from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs, slab_layout
 from ..problem import Problem
 from .batch import Collocation, sample_batch
+from .compact_march import FIRST_SHARE, advance
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, fit_state, zero_loss
@@ -475,6 +470,7 @@ class March(Stage):
 
     stages: tuple[Stage, ...] = ()
     whole: tuple[Stage, ...] = ()
+    compact: tuple[Stage, ...] = ()
     tol: float = CONVERGED
     splits: int = 0
     solved: float = SOLVED
@@ -484,7 +480,7 @@ class March(Stage):
     def __post_init__(self) -> None:
         from .registry import stage_from_dict
 
-        for name in ("stages", "whole"):
+        for name in ("stages", "whole", "compact"):
             inner = tuple(s if isinstance(s, Stage) else stage_from_dict(s)
                           for s in getattr(self, name))
             if any(isinstance(s, March) for s in inner) or (name == "stages" and not inner):
@@ -511,6 +507,8 @@ class March(Stage):
             out["splits"], out["solved"] = self.splits, self.solved
         if self.start:
             out["start"] = self.start
+        if self.compact:
+            out["compact"] = [s.to_dict() for s in self.compact]
         return out
 
     @property
@@ -539,14 +537,17 @@ class March(Stage):
                             "piece needs them")
         saved = task.resumed()
         first = 0 if saved is None else int(saved["slab"])
+        compact = saved is not None and bool(saved.get("compact"))
         if self.whole and (saved is None or first < 0):
             if self._whole(task, model, saved):
                 return
             saved, first = None, 0
             if task.out_of_time():
                 return
-            self._grade(task, model)
-            task.safe_point({"slab": 0, "stage": None}, loss=None)
+            compact = self._compact(task, model, problem)
+            if not compact:
+                self._grade(task, model)
+            task.safe_point({"slab": 0, "stage": None, "compact": compact}, loss=None)
         elif self.whole:
             model.decide(True)
         elif saved is None:
@@ -560,19 +561,20 @@ class March(Stage):
                     self._affordable(task, model, k, spent):  # the step carried on
                 self._split(task, model, k, reason="step")
             start = task.clock.elapsed()
-            loss, solved = self._slab(task, model, problem, k, inside)
+            loss, solved = self._slab(task, model, problem, k, inside, compact)
             if task.out_of_time():
                 return
             spent = task.clock.elapsed() - start
-            graded = self._graded(model, k)
+            graded = self._graded(model, k) or compact  # (compact slabs are not halved)
             if not graded and self._halve(task, model, k, loss, solved, spent):
                 saved, level = None, 0  # the first half is trained next, afresh
                 task.safe_point({"slab": k, "stage": None})
                 continue
             # the next slab starts as short as this one, or twice as long when this one is
             # solved (or is one of the graded start's: they double as planned)
-            level = max(0, int(model.levels[k]) - int(solved or graded))
-            task.safe_point({"slab": k + 1, "stage": None, "level": level}, loss=loss)
+            level = 0 if compact else max(0, int(model.levels[k]) - int(solved or graded))
+            task.safe_point({"slab": k + 1, "stage": None, "level": level, "compact": compact},
+                            loss=loss)
             k += 1
 
     def _grade(self, task: Task, model: TimeSlabs) -> None:
@@ -679,10 +681,42 @@ class March(Stage):
             child.clock.deadline = None
         return keep
 
+    def _compact(self, task: Task, model: TimeSlabs, problem: Problem) -> bool:
+        """Whether the march goes on as a compact march (see :mod:`.compact_march`):
+        with ``compact`` stages, when a compact fit of the initial state beats the fit by
+        the first slab's Gaussians (a ``compact march`` event either way). The model is
+        then cut into the compact march's slabs (not graded: measured, a graded start took
+        a blob carried around a disk from 1.0e-2 to 7.1e-2, its error carried through more
+        slabs), and its first piece started from that fit."""
+        from .compact_march import COMPACT_LEVEL, choose, compact_pieces, lift, slab_components
+
+        if not self.compact:
+            return False
+        widths = getattr(self.stages[0], "widths", None) or (1.0,)
+        fit = choose(task, model, problem, widths)
+        if fit is None:
+            return False
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(task.seed)
+            model.recut([COMPACT_LEVEL] * (model.base * 2**COMPACT_LEVEL))
+        compact_pieces(model, slab_components(fit))
+        lift(model.pieces[0], fit, seed=task.seed)
+        task.sync_params()
+        return True
+
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-              inside: dict[str, Any] | None) -> tuple[float, bool]:
+              inside: dict[str, Any] | None, compact: bool = False) -> tuple[float, bool]:
         """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss
-        and whether it is solved (see :data:`SOLVED`)."""
+        and whether it is solved (see :data:`SOLVED`). ``compact``: by the ``compact``
+        stages, each slab continuing the one before (the first, started from the initial
+        state's fit at rest, without the head's Newton step: see
+        :mod:`.compact_march`)."""
+        if compact:
+            stages = self.compact[1:] if k == 0 and len(self.compact) > 1 else self.compact
+            if inside is None and k > 0:
+                advance(model, k)
+            return self._train(task, model, problem, k, inside, None, None, moved=None,
+                               stages=stages)
         if inside is None and k > 0 and self.warm:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
@@ -713,17 +747,20 @@ class March(Stage):
 
     def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
                inside: dict[str, Any] | None, warp: Warp | None, start_from: nn.Module | None,
-               *, moved: Tensor | None) -> tuple[float, bool]:
+               *, moved: Tensor | None, stages: tuple[Stage, ...] | None = None
+               ) -> tuple[float, bool]:
         """One pass over slab ``k``: its piece moved by ``warp`` (when given), its head
         started as the fit of the model ``start_from`` (the previous slab's state held
         still over the slab, or the slab's own first pass), then trained by the stages
         (continued from ``inside``). ``moved``: the mass of a second pass's warp, kept in
-        its safe points."""
+        its safe points. ``stages``: a compact march's (default: ``stages``)."""
+        compact = stages is not None
+        stages = self.stages if stages is None else stages
         piece = model.pieces[k]
         if warp is not None and inside is None:  # (a resumed slab has moved already)
             move(piece, warp)
         collocation = slab_points(task.collocation or Collocation(), piece, problem.n_outputs,
-                                  laid_out=self.warm and model.laid_out)
+                                  laid_out=self.warm and model.laid_out and not compact)
         seed = task.seed + SLAB_SEED * k
         sub = slab_problem(problem, k, model, collocation, seed, warp=warp)
         p = next(piece.parameters())
@@ -736,14 +773,18 @@ class March(Stage):
             fit_state(piece, drawn.interior.to(p), start_from)  # the moved Gaussians
         loss = Loss(sub, batch, task.loss.weights_given, parallel=parallel)
         start, left = task.clock.elapsed(), task.clock.left()
-        deadline = None if math.isinf(left) else start + left / (model.slabs - k)
+        share = 1 / (model.slabs - k)
+        if compact and k == 0:  # it learns how its state moves; later slabs start from that
+            share = max(share, FIRST_SHARE)
+        deadline = None if math.isinf(left) else start + left * share
         child = SlabTask(piece, loss, [q for q in piece.parameters() if q.requires_grad],
                          SlabClock(task.clock, deadline), _slab_evaluator(task, sub),
                          eval_every=task.eval_every, callbacks=[_Forward(task)],
                          history=task.history, step=task.step, collocation=collocation,
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
-                         stages=list(self.stages), events=task.events, run_task=task, slab=k,
-                         _batch0=batch, extra={} if moved is None else {"moved": moved})
+                         stages=list(stages), events=task.events, run_task=task, slab=k,
+                         _batch0=batch, extra={**({} if moved is None else {"moved": moved}),
+                                               **({"compact": True} if compact else {})})
         child.initial_loss = float(child.evaluate_loss()[0])  # on the slab's first points
         first, state = 0, None
         if inside is not None:
@@ -752,12 +793,12 @@ class March(Stage):
                 loss.load_weights_state(inside["weights"])
             if inside.get("points") is not None:
                 child.restore_points(inside["points"])
-        for j in range(first, len(self.stages)):
+        for j in range(first, len(stages)):
             child.enter(j, state if j == first else None)
-            self.stages[j].run(child)
+            stages[j].run(child)
             if child.out_of_time():
                 break
-            if j + 1 < len(self.stages):
+            if j + 1 < len(stages):
                 child.enter(j + 1, None)
                 child.safe_point(None, loss=float(child.evaluate_loss()[0]))
         total, zero = float(child.evaluate_loss()[0]), zero_loss(child)
