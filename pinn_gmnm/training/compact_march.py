@@ -44,6 +44,16 @@ error of 6e-3 when the pulse fills 3 % of the square); 16 Gaussians a slab for o
 is: the blob on a disk 1.0e-2 → 7.1e-2); as many points again drawn where the state
 stands out from its background (two pulses 7.2e-2 → 3.6e-2, but the blob on a disk 1.0e-2
 → 0.16); Gaussians taken over into the next slab unchanged (:func:`advance` explains why).
+Also tried (2026-12-02): starting the first slab moving as the PDE says — each of the
+fit's Gaussians given the velocity and rate of change of its peak whose time derivative
+at t_0 is the least-squares fit of the one the PDE gives (exact for a pure transport:
+(½, ½) on ``advection-diffusion-2d`` without diffusion, the slab's loss 670 times lower
+at the start), its peak made nearly flat in time over the slab (a projection of 0.1
+along normalised time) — and carrying that flat envelope and the peak's rate on from
+slab to slab. Both were worse at 60 s: ``advection-diffusion-2d`` 2.2e-3 → 2.5e-2 (2.5e-2
+with the flat carry-over too), ``rotating_blob`` 0.10 → 0.28 (0.81), two pulses 1.7e-2, within
+the 1.2e-2 to 2.0e-2 of two runs without it (4.3e-2): a start better by the loss did not
+train into a better march.
 
 **Which march** (:func:`choose`). The march whose Gaussians represent the initial state
 better: the compact fit's error on held-out samples of u_0 against the least-squares fit
