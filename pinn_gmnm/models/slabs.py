@@ -193,7 +193,6 @@ class TimeSlabs(Surrogate):
     def recut(self, levels: Sequence[int]) -> None:
         """Cut the interval into slabs of ``levels`` (see :func:`slab_times`), every piece
         new (built with the current random state)."""
-        slab_times(self.box[0][-1], self.box[1][-1], self.base, levels)  # checks them
         self._cut([int(v) for v in levels], {})
 
     def bounds_of(self, k: int) -> Bounds:

@@ -149,26 +149,23 @@ def initial_problem(problem: Problem, condition: Initial) -> Problem:
     if not isinstance(g, SpaceTime):
         raise GMNMError(f"the compact march needs a space-time problem; '{problem.name}' "
                         f"is on {g!r}")
-    t0 = g.t0
-
     def state(x: Points) -> Tensor:
-        xt = torch.cat([x, x.new_full((len(x), 1), t0)], dim=1)
-        return evaluate_value(condition.value, xt).reshape(len(x))
+        return evaluate_value(condition.value, _with_time(x, g.t0)).reshape(len(x))
 
     return Problem(g.space, DataResidual(state), exact=state, linear=True,
                    name=f"{problem.name}: initial state")
 
 
-def initial_fit(problem: Problem, condition: Initial, *, seed: int, budget: float | None,
+def initial_fit(fit: Problem, *, seed: int, budget: float | None,
                 dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu"
                 ) -> tuple[nn.Module, float]:
-    """The compact fit of the initial state: ``COMPACT_COMPONENTS`` Gaussians over the
-    problem's space, as wide as their spacing, trained on ``FIT_SAMPLES`` samples (output
-    layer, then every parameter); the model and its relative L2 error on held-out samples."""
+    """The compact fit of the initial state (``fit``, see :func:`initial_problem`):
+    ``COMPACT_COMPONENTS`` Gaussians over the problem's space, as wide as their spacing,
+    trained on ``FIT_SAMPLES`` samples (output layer, then every parameter); the model and
+    its relative L2 error on held-out samples."""
     from ..models.gmnm import GMNM
     from .solve import solve
 
-    fit = initial_problem(problem, condition)
     space = fit.geometry
     model = GMNM(space.dim, 1, COMPACT_COMPONENTS, bounds=space.bbox, width_factor=1.0,
                  conditions=False).to(dtype=dtype, device=device)
@@ -189,18 +186,16 @@ def state_error(fit: Problem, model: nn.Module, seed: int) -> float:
         return float((model(x).reshape(-1) - exact).norm() / exact.norm().clamp_min(1e-300))
 
 
-def layout_error(problem: Problem, condition: Initial, piece: nn.Module,
-                 widths: Sequence[float], *, seed: int) -> float:
+def layout_error(fit: Problem, t0: float, piece: nn.Module, widths: Sequence[float], *,
+                 seed: int) -> float:
     """The lowest relative L2 error, on held-out samples, of the least-squares fit of the
-    initial state by ``piece`` (the grid march's first slab) at t_0, its Gaussians at each
-    of ``widths`` × their width (the piece is left as it was)."""
-    fit = initial_problem(problem, condition)
-    g = problem.geometry
-    assert isinstance(g, SpaceTime)
+    initial state (``fit``, see :func:`initial_problem`) by ``piece`` (the grid march's
+    first slab) at ``t0``, its Gaussians at each of ``widths`` × their width (the piece is
+    left as it was)."""
     train = sample_batch(fit, Collocation(interior=FIT_SAMPLES), seed).interior
     proj = piece.layer.proj.detach().clone()
     saved = [p.detach().clone() for p in linear_head(piece).head_parameters()]
-    at_t0 = _with_time(train.to(proj), g.t0)
+    at_t0 = _with_time(train.to(proj), t0)
     assert fit.exact is not None
     best = math.inf
     try:
@@ -208,7 +203,7 @@ def layout_error(problem: Problem, condition: Initial, piece: nn.Module,
             with torch.no_grad():
                 piece.layer.proj.copy_(proj / w)
             fit_state(piece, at_t0, lambda xt: fit.exact(xt[:, :-1]))
-            best = min(best, state_error(fit, _AtTime(piece, g.t0), seed))
+            best = min(best, state_error(fit, _AtTime(piece, t0), seed))
     finally:
         with torch.no_grad():
             piece.layer.proj.copy_(proj)
@@ -351,9 +346,10 @@ def choose(task: Task, model: TimeSlabs, problem: Problem, widths: Sequence[floa
     p = next(piece.parameters())
     left = task.clock.left()
     budget = None if math.isinf(left) else FIT_SHARE * left
-    fit, fitted = initial_fit(problem, condition, seed=task.seed, budget=budget,
-                              dtype=p.dtype, device=p.device)
-    grid = layout_error(problem, condition, piece, widths, seed=task.seed)
+    state = initial_problem(problem, condition)
+    fit, fitted = initial_fit(state, seed=task.seed, budget=budget, dtype=p.dtype,
+                              device=p.device)
+    grid = layout_error(state, model.times[0], piece, widths, seed=task.seed)
     chosen = fitted < grid
     task.events.append({"event": "compact march", "step": task.step, "fit_error": fitted,
                         "components": slab_components(fit), "layout_error": grid,
@@ -388,7 +384,6 @@ def advance(model: TimeSlabs, k: int) -> None:
     model.copy_piece(k - 1, k)
     a, b = model.pieces[k - 1], model.pieces[k]
     layer = b.layer
-    dtype = layer.means.dtype
     if layer.projections != layer.in_features:
         raise GMNMError("the compact march's Gaussians have as many projections as inputs")
     A, mu = a.physical()
@@ -410,5 +405,4 @@ def advance(model: TimeSlabs, k: int) -> None:
     W = torch.linalg.cholesky(new * h[:, None] * h[None, :]).transpose(-1, -2)
     layer.means.copy_(((centre - c) / h).to(layer.means))
     layer.proj.copy_(W.to(layer.proj))
-    layer.weights.mul_(torch.exp(-0.5 * S * dt**2).unsqueeze(-1).to(dtype=dtype,
-                                                                    device=layer.weights.device))
+    layer.weights.mul_(torch.exp(-0.5 * S * dt**2).unsqueeze(-1).to(layer.weights))

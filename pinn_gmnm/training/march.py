@@ -565,8 +565,8 @@ class March(Stage):
             if task.out_of_time():
                 return
             spent = task.clock.elapsed() - start
-            graded = self._graded(model, k) or compact  # (compact slabs are not halved)
-            if not graded and self._halve(task, model, k, loss, solved, spent):
+            graded = self._graded(model, k)
+            if not (graded or compact) and self._halve(task, model, k, loss, solved, spent):
                 saved, level = None, 0  # the first half is trained next, afresh
                 task.safe_point({"slab": k, "stage": None})
                 continue
@@ -712,11 +712,10 @@ class March(Stage):
         state's fit at rest, without the head's Newton step: see
         :mod:`.compact_march`)."""
         if compact:
-            stages = self.compact[1:] if k == 0 and len(self.compact) > 1 else self.compact
             if inside is None and k > 0:
                 advance(model, k)
             return self._train(task, model, problem, k, inside, None, None, moved=None,
-                               stages=stages)
+                               compact=True)
         if inside is None and k > 0 and self.warm:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
@@ -747,15 +746,16 @@ class March(Stage):
 
     def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
                inside: dict[str, Any] | None, warp: Warp | None, start_from: nn.Module | None,
-               *, moved: Tensor | None, stages: tuple[Stage, ...] | None = None
-               ) -> tuple[float, bool]:
+               *, moved: Tensor | None, compact: bool = False) -> tuple[float, bool]:
         """One pass over slab ``k``: its piece moved by ``warp`` (when given), its head
         started as the fit of the model ``start_from`` (the previous slab's state held
         still over the slab, or the slab's own first pass), then trained by the stages
         (continued from ``inside``). ``moved``: the mass of a second pass's warp, kept in
-        its safe points. ``stages``: a compact march's (default: ``stages``)."""
-        compact = stages is not None
-        stages = self.stages if stages is None else stages
+        its safe points. ``compact``: trained by the ``compact`` stages (the first slab
+        without the head's Newton step)."""
+        stages = self.stages
+        if compact:
+            stages = self.compact[1:] if k == 0 and len(self.compact) > 1 else self.compact
         piece = model.pieces[k]
         if warp is not None and inside is None:  # (a resumed slab has moved already)
             move(piece, warp)
