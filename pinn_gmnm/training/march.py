@@ -104,7 +104,7 @@ from .linear import LeastSquares, fit_state, zero_loss
 from .loss import Loss
 from .moving import Warp, frame, move, shift, slab_warp, spatial_interval
 from .stages import Stage
-from .task import Clock, Task
+from .task import SlabClock, Task
 
 DEFAULT_SLABS = 8
 """Slabs of a march chosen by default (see :func:`slab_count`). Measured with Newton on
@@ -368,36 +368,6 @@ def carried_values(problem: Problem, piece: nn.Module, condition: Initial, x: Po
     with torch.enable_grad():  # models without closed-form derivatives need autograd
         v = condition.state(problem.field(piece, x))
     return v.detach().reshape(len(x)).to(torch.float64).cpu()
-
-
-class SlabClock(Clock):
-    """The run's clock, with an earlier ``deadline`` (training seconds) for one slab."""
-
-    def __init__(self, clock: Clock, deadline: float | None) -> None:
-        super().__init__(clock.budget)
-        self.run_clock, self.deadline = clock, deadline
-
-    def elapsed(self) -> float:
-        return self.run_clock.elapsed()
-
-    def set_elapsed(self, seconds: float) -> None:
-        self.run_clock.set_elapsed(seconds)
-
-    def left(self) -> float:
-        mine = math.inf if self.deadline is None else self.deadline - self.elapsed()
-        return min(self.run_clock.left(), mine)
-
-    def fits(self, seconds: float) -> bool:
-        if self.run_clock.left() < seconds:  # past the run's budget: spent for every slab
-            self.run_clock.spent = True
-        return super().fits(seconds)
-
-    def expired(self) -> bool:
-        return self.spent or self.run_clock.expired() or (self.deadline is not None
-                                                          and self.elapsed() >= self.deadline)
-
-    def paused(self) -> Clock._Pause:
-        return self.run_clock.paused()
 
 
 class _Forward:

@@ -66,6 +66,37 @@ class Clock:
         return Clock._Pause(self)
 
 
+class SlabClock(Clock):
+    """The run's clock, with an earlier ``deadline`` (training seconds): for one slab of a
+    march, or a stage that may take only a share of the time left."""
+
+    def __init__(self, clock: Clock, deadline: float | None) -> None:
+        super().__init__(clock.budget)
+        self.run_clock, self.deadline = clock, deadline
+
+    def elapsed(self) -> float:
+        return self.run_clock.elapsed()
+
+    def set_elapsed(self, seconds: float) -> None:
+        self.run_clock.set_elapsed(seconds)
+
+    def left(self) -> float:
+        mine = math.inf if self.deadline is None else self.deadline - self.elapsed()
+        return min(self.run_clock.left(), mine)
+
+    def fits(self, seconds: float) -> bool:
+        if self.run_clock.left() < seconds:  # past the run's budget: spent for every slab
+            self.run_clock.spent = True
+        return super().fits(seconds)
+
+    def expired(self) -> bool:
+        return self.spent or self.run_clock.expired() or (self.deadline is not None
+                                                          and self.elapsed() >= self.deadline)
+
+    def paused(self) -> Clock._Pause:
+        return self.run_clock.paused()
+
+
 class Callback(Protocol):
     """Observes training; every method is optional."""
 
