@@ -8,7 +8,9 @@
 rounds before the all-parameter phase: 3.5 → 1.4e-2 to 1.6e-2; the PINN 0.25).
 ``corner``: the L-shape's r^(2/3) singularity under a cubic term (Newton does not refine
 at re-entrant corners: 6.4e-2 → 6.5e-3; the PINN 2.2e-2). 60 s budgets, 2-core CPU,
-2026-12-01. See ``pinn_gmnm/training/newton_refine.py``.
+2026-12-01. With a compact mixture tried first (``pinn_gmnm/training/compact.py``,
+2026-12-02, the same conditions): ``spot`` 1.4e-6, ``corner`` 3.0e-3. See
+``pinn_gmnm/training/newton_refine.py``.
 """
 
 from __future__ import annotations

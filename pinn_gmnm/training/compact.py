@@ -39,6 +39,29 @@ as wide as their spacing (40 in both) is the default; with it, at 60 s (the same
 conditions), ``front`` 3.3e-2 → 2.2e-5, ``exp-sin-4d`` 0.16 → 5.7e-2 and
 ``multiscale`` 0.126 → 0.101 (its large scale fitted, the small one of amplitude 0.1
 not), the fits growth solves unchanged.
+
+**Steady nonlinear problems.** The gauss-newton method runs the stage on a GMNM that
+Newton's method leaves short on its output layer (a steady nonlinear problem without a
+user's guess), before the refinement of :mod:`.newton_refine`, in at most
+:data:`STEADY_SHARE` of the time left. Its output layer then starts as the least-squares
+fit of the solution it replaces (a residual that is not linear in the weights cannot be
+solved for them), the terms are scaled for the compact mixture's own rows, and the
+replaced mixture's held-out terms, taken before it is replaced, are weighed again under
+those scales: the refined mixture's narrow Gaussians had left the residual's weight so
+small that its held-out loss ranked a 7e-4 solution above a 8e-5 one. Refinement then
+goes on from whichever mixture is kept, and every parameter moves after it until the
+budget or the held-out check stops them. Measured at 60 s (2-core CPU, alone; the
+diagonal layer ``layer_2d`` of ``benchmarks/untuned_problems.py``, its PINN 7.5e-5):
+Newton and local rounds 7.1e-4; the compact mixture (48 Gaussians) after those rounds,
+in half their time, 8.5e-4 (it started from their solution, on their extra points);
+before them 9.0e-5, and with every parameter moving afterwards until the budget 5.3e-5.
+``benchmarks/refinement_checks.py``: ``spot`` 1.6e-2 → 1.4e-6, ``corner`` 6.5e-3 →
+3.0e-3. The 1-D layer of :mod:`.newton_refine` is refined from the compact 48 Gaussians
+(96, 192) instead of the 64 (128, 256): 2.1e-6 → 3.0e-6. Problems Newton solves
+(``quasilinear``) or that spend the budget in Newton (``kovasznay``,
+``lid-driven-cavity``; :data:`START_STEPS`) are unchanged. Where a guess chose among
+solutions it is not tried: on ε²u'' = u³ − u from a guessed layer, whose position only
+exponentially small terms fix, it moved the layer (7.8e-3 → 0.14) with a lower residual.
 """
 
 from __future__ import annotations
@@ -48,13 +71,28 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import torch
+
 from ..errors import GMNMError, require_positive
 from ..models.gmnm import GMNM
+from .equilibrate import apply_term_scales, jacobian_row_sums
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .heldout import HeldOut
-from .linear import fit_head, linear_head
-from .task import Task
+from .linear import fit_head, fit_state, linear_head
+from .newton_refine import last_step_seconds
+from .task import SlabClock, Task
+
+
+STEADY_SHARE = 0.5
+"""On a steady nonlinear problem that Newton's method leaves short on its output layer, the
+compact mixture may take this share of the time left (the refinement of the mixture,
+:class:`~.newton_refine.NewtonRefine`, the rest, when the compact one is not kept)."""
+
+
+START_STEPS = 4
+"""The stage starts only when the time it may take holds this many steps of the stage
+before (its start alone — the held-out points, the new mixture's fit — costs about one)."""
 
 
 def compact_components(dim: int, projections: int, equations: int, outputs: int = 1,
@@ -86,6 +124,8 @@ class Compact(GaussNewton):
     oversampling: float = 2.0
     width_factor: float = 1.0
     skip_below: float = Grow.tol
+    share: float = 1.0
+    """The share of the training time left when the stage starts that it may take."""
     kind: ClassVar[str] = "compact"
 
     def __post_init__(self) -> None:
@@ -94,20 +134,28 @@ class Compact(GaussNewton):
         require_positive("compact equations_each", self.equations_each)
         require_positive("compact oversampling", self.oversampling)
         require_positive("compact width_factor", self.width_factor)
+        if not (isinstance(self.share, (int, float)) and 0 < self.share <= 1):
+            raise GMNMError(f"compact share must be in (0, 1], got {self.share!r}")
 
     def run(self, task: Task) -> None:
         if self.steps == 0:
             return
         if not isinstance(task.model, GMNM):
             raise GMNMError(f"stage 'compact' trains a GMNM, not a {type(task.model).__name__}")
-        state = task.resumed()
-        if state is None:
-            carry = self.start(task)
-            if carry is None:
-                return
-        else:
-            carry = {k: state[k] for k in ("replaced", "replaced_held_out")}
-        self.iterate(task, state, carry)
+        left, clock = task.clock.left(), task.clock
+        if self.share < 1 and math.isfinite(left):  # the rest is the next stages'
+            task.clock = SlabClock(clock, clock.elapsed() + self.share * left)
+        try:
+            state = task.resumed()
+            if state is None:
+                carry = self.start(task)
+                if carry is None:
+                    return
+            else:
+                carry = {k: state[k] for k in ("replaced", "replaced_held_out")}
+            self.iterate(task, state, carry)
+        finally:
+            task.clock = clock
         self.finish(task, carry)
 
     def start(self, task: Task) -> dict[str, Any] | None:
@@ -117,8 +165,9 @@ class Compact(GaussNewton):
         smaller."""
         model = task.model
         assert isinstance(model, GMNM)
-        if task.collocation is None or task.out_of_time():
-            return None
+        if task.collocation is None or task.out_of_time() or \
+                task.clock.left() < START_STEPS * last_step_seconds(task):
+            return None  # (its start alone would outrun the time it has)
         held = HeldOut(task, task.params)
         before = held.best
         if before <= self.skip_below**2 * Grow.zero_loss(task, held):
@@ -127,14 +176,29 @@ class Compact(GaussNewton):
             return None
         task.evaluate_loss()  # counts the rows
         layer, outputs = model.layer, task.loss.problem.n_outputs
-        m = compact_components(layer.in_features, layer.projections, sum(task.loss.counts),
-                               outputs, self.equations_each, self.oversampling)
+        # the run's own points (not those a refinement added where it was short)
+        drawn = (task.collocation.interior + task.collocation.boundary) * outputs
+        m = compact_components(layer.in_features, layer.projections,
+                               min(sum(task.loss.counts), drawn), outputs, self.equations_each,
+                               self.oversampling)
         if m >= layer.components:
             return None
         replaced = copy.deepcopy(model.state_dict())
-        model.respread(m, task.interior_points(), seed=task.seed, width_factor=self.width_factor)
+        coarse = copy.deepcopy(model) if task.loss.problem.linear is False else None
+        terms = held.terms(task)  # the replaced mixture's, unweighted
+        points = task.interior_points()
+        model.respread(m, points, seed=task.seed, width_factor=self.width_factor)
         task.sync_params()
-        fit_head(task.loss, model, linear_head(model), None)
+        if coarse is None:
+            fit_head(task.loss, model, linear_head(model), None)
+        else:  # nonlinear: the output layer starts as the fit of the solution it replaces,
+            # the terms scaled for the compact mixture's rows, and the replaced mixture's
+            # held-out terms weighed again under those scales (like is compared with like)
+            with torch.no_grad():
+                fit_state(model, points, coarse)
+            apply_term_scales(task, jacobian_row_sums(task, linear_head(model).head_parameters()),
+                              self.kind)
+            before = held.weigh(task, terms)
         task.events.append({"event": "compact", "stage": self.kind, "step": task.step,
                             "components": m, "replaced_held_out": before,
                             "held_out": held.value(task)})
@@ -154,3 +218,4 @@ class Compact(GaussNewton):
                             "held_out": now, "replaced_held_out": carry["replaced_held_out"]})
         total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
+

@@ -60,6 +60,10 @@ output layer reached 4.7e-3, and local rounds lowered the held-out loss every ro
 the error rose to 0.31, the residual-led refinement not seeing the singular function's
 wrong multiple (see :mod:`.corners`).
 
+By default a compact mixture, every parameter trained, is tried first
+(:mod:`.compact`, in at most half of the time left); the refinement goes on from whichever
+mixture its held-out check keeps.
+
 A data-parallel run (torchrun) keeps its first mixture: the refinement's points are not
 yet drawn shard by shard. A stop inside a level's Newton resumes there: the level, its
 points and the coarse level's held-out terms and parameters travel in Newton's safe
