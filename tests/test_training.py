@@ -10,6 +10,7 @@ import torch
 from pinn_gmnm import (GMNM, LBFGS, MLP, Adam, Collocation, Dirichlet, GaussNewton, GMNMError, Grow,
                        Interval, LeastSquares, Problem, VarPro, get_problem, solve)
 from pinn_gmnm.training import default_stages, stage_from_dict
+from pinn_gmnm.training.compact import Compact
 from pinn_gmnm.training.newton_refine import NewtonRefine
 
 
@@ -25,8 +26,10 @@ def test_default_stages_follow_linearity():
     assert [type(s) for s in default_stages(p, GMNM(2))] == [Grow]  # least squares, grown
     nonlinear = Problem(Interval(0, 1), lambda u, x: u.d("xx") + u() ** 2, [Dirichlet(0.0)])
     stages = default_stages(nonlinear, GMNM(1))
-    head, finer, every = stages  # a GMNM left short goes on finer before all parameters move
-    assert (type(head), head.head_only, type(finer)) == (GaussNewton, True, NewtonRefine)
+    # a GMNM left short tries a compact mixture, then goes on finer, before all parameters move
+    head, compact, finer, every = stages
+    assert (type(head), head.head_only, type(compact), type(finer)) == \
+        (GaussNewton, True, Compact, NewtonRefine)
     assert (type(every), every.head_only, every.if_fits) == (GaussNewton, False, True)
     assert not [s for s in default_stages(nonlinear, MLP(1, 1, 10, 2)) if isinstance(s, NewtonRefine)]
     big = MLP(1, 1, 100, 3)  # more parameters than Gauss–Newton takes: its output layer only
