@@ -47,8 +47,8 @@ user's guess), before the refinement of :mod:`.newton_refine`, in at most
 fit of the solution it replaces (a residual that is not linear in the weights cannot be
 solved for them), the terms are scaled for the compact mixture's own rows, and the
 replaced mixture's held-out terms, taken before it is replaced, are weighed again under
-those scales: the refined mixture's narrow Gaussians had left the residual's weight so
-small that its held-out loss ranked a 7e-4 solution above a 8e-5 one. Refinement then
+those scales (scales set for a mixture's narrowest Gaussians leave the residual's weight
+small, and the comparison would then hinge on the boundary rows). Refinement then
 goes on from whichever mixture is kept, and every parameter moves after it until the
 budget or the held-out check stops them. Measured at 60 s (2-core CPU, alone; the
 diagonal layer ``layer_2d`` of ``benchmarks/untuned_problems.py``, its PINN 7.5e-5):
