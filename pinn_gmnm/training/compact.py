@@ -142,9 +142,9 @@ class Compact(GaussNewton):
             return
         if not isinstance(task.model, GMNM):
             raise GMNMError(f"stage 'compact' trains a GMNM, not a {type(task.model).__name__}")
-        left, clock = task.clock.left(), task.clock
-        if self.share < 1 and math.isfinite(left):  # the rest is the next stages'
-            task.clock = SlabClock(clock, clock.elapsed() + self.share * left)
+        clock = task.clock
+        if self.share < 1:  # the rest is the next stages'
+            task.clock = SlabClock.sharing(clock, self.share)
         try:
             state = task.resumed()
             if state is None:
@@ -185,7 +185,7 @@ class Compact(GaussNewton):
             return None
         replaced = copy.deepcopy(model.state_dict())
         coarse = copy.deepcopy(model) if task.loss.problem.linear is False else None
-        terms = held.terms(task)  # the replaced mixture's, unweighted
+        terms = None if coarse is None else held.terms(task)  # the replaced one's, unweighted
         points = task.interior_points()
         model.respread(m, points, seed=task.seed, width_factor=self.width_factor)
         task.sync_params()
@@ -218,4 +218,3 @@ class Compact(GaussNewton):
                             "held_out": now, "replaced_held_out": carry["replaced_held_out"]})
         total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
-

@@ -602,9 +602,8 @@ class March(Stage):
             first, state = int(inside["stage"]), inside["state"]
             if inside.get("weights") is not None:
                 task.loss.load_weights_state(inside["weights"])
-        start, left = task.clock.elapsed(), task.clock.left()
-        deadline = None if math.isinf(left) or first > 0 else start + TRIAL_SHARE * left
-        clock = SlabClock(task.clock, deadline)
+        clock = SlabClock(task.clock, None) if first > 0 else \
+            SlabClock.sharing(task.clock, TRIAL_SHARE)
         child = SlabTask(piece, task.loss, [q for q in piece.parameters() if q.requires_grad],
                          clock, task.evaluator, eval_every=task.eval_every,
                          callbacks=[_Forward(task)], history=task.history, step=task.step,
@@ -742,13 +741,11 @@ class March(Stage):
         if inside is None and start_from is not None:
             fit_state(piece, drawn.interior.to(p), start_from)  # the moved Gaussians
         loss = Loss(sub, batch, task.loss.weights_given, parallel=parallel)
-        start, left = task.clock.elapsed(), task.clock.left()
         share = 1 / (model.slabs - k)
         if compact and k == 0:  # it learns how its state moves; later slabs start from that
             share = max(share, FIRST_SHARE)
-        deadline = None if math.isinf(left) else start + left * share
         child = SlabTask(piece, loss, [q for q in piece.parameters() if q.requires_grad],
-                         SlabClock(task.clock, deadline), _slab_evaluator(task, sub),
+                         SlabClock.sharing(task.clock, share), _slab_evaluator(task, sub),
                          eval_every=task.eval_every, callbacks=[_Forward(task)],
                          history=task.history, step=task.step, collocation=collocation,
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,

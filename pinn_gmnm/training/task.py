@@ -74,6 +74,13 @@ class SlabClock(Clock):
         super().__init__(clock.budget)
         self.run_clock, self.deadline = clock, deadline
 
+    @classmethod
+    def sharing(cls, clock: Clock, share: float) -> SlabClock:
+        """``clock`` with a deadline once ``share`` of the time it has left is spent from
+        now (none without a budget)."""
+        left = clock.left()
+        return cls(clock, None if math.isinf(left) else clock.elapsed() + share * left)
+
     def elapsed(self) -> float:
         return self.run_clock.elapsed()
 
