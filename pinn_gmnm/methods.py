@@ -173,7 +173,8 @@ class GrowMethod(LeastSquaresMethod):
     fallback = "lstsq"
     description = ("least squares, then Gaussians added where the residual is largest, "
                    "narrower each round, re-solved until a held-out check stops it; for a fit "
-                   "it leaves short, then a compact mixture with every parameter trained")
+                   "it leaves short, then a compact mixture with every parameter trained and the "
+                   "kernel interpolant of its samples, the best on held-out samples kept")
 
     def unavailable(self, problem: Problem, model: nn.Module) -> str | None:
         from .models.gmnm import GMNM
@@ -188,13 +189,15 @@ class GrowMethod(LeastSquaresMethod):
         from .fitting import is_fit_problem
         from .training.compact import Compact
         from .training.growth import Grow
+        from .training.interpolate import Interpolate
 
         if steps.solver != "auto":
             raise GMNMError(f"method 'grow' re-solves every round with the dense solver; "
                             f"--solver {steps.solver} needs --method lstsq or varpro")
         # a fit growth leaves short goes on with a compact mixture, all of whose
-        # parameters move (a fit's data are fixed, so more Gaussians overfit them)
-        compact = [Compact()] if is_fit_problem(problem) else []
+        # parameters move (a fit's data are fixed, so more Gaussians overfit them), and
+        # then tries the kernel interpolant of its samples (a Gaussian at each)
+        compact = [Compact(), Interpolate()] if is_fit_problem(problem) else []
         return [Grow(), *compact, *_learn_unknowns(problem)]
 
 

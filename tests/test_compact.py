@@ -67,8 +67,8 @@ def test_a_resumed_compact_stage_ends_equal_to_an_uninterrupted_one(stop_and_res
     assert resumed.model.layer.components == full.model.layer.components < 100
 
 
-def test_grow_goes_on_with_a_compact_mixture_for_fits_only():
+def test_grow_goes_on_with_a_compact_mixture_and_an_interpolant_for_fits_only():
     kinds = lambda name: [s.kind for s in METHODS.get("grow").stages(  # noqa: E731
         get_problem(name), GMNM(2, components=16), Steps())]
-    assert kinds("front") == ["grow", "compact"]
+    assert kinds("front") == ["grow", "compact", "interpolate"]
     assert kinds("poisson") == ["grow"]

@@ -10,6 +10,7 @@ from ..fem.stage import FEMSolve
 from .compact import Compact
 from .gauss_newton import GaussNewton
 from .growth import Grow
+from .interpolate import Interpolate
 from .inverse import Coefficients
 from .layout import Layout
 from .linear import LeastSquares, VarPro
@@ -19,7 +20,7 @@ from .stages import LBFGS, Adam, Stage
 
 STAGES: dict[str, type[Stage]] = {cls.kind: cls for cls in (Adam, LBFGS, LeastSquares, VarPro,
                                                              Coefficients, GaussNewton, Layout, Grow,
-                                                             Compact, FEMSolve, March,
+                                                             Compact, Interpolate, FEMSolve, March,
                                                              NewtonRefine)}
 
 
