@@ -302,7 +302,13 @@ at the same 1.3e-2 (every slab halved as often as it may), and with 6000 points 
 slabs) its error where the front forms is no lower (t = 0.4: 9.9e-3 against 1.1e-2;
 t = 0.6: 2.2e-2 against 2.3e-2) while the march runs out of 240 s before t = 1. Its error
 sits at the front near (0.97, 0.97), about 0.02 wide, where the slabs' 14 centres a side
-are 0.086 apart."""
+are 0.086 apart. Tried and not landed (2026-12-02, alone, 60 s): each slab's grid moved
+along x and along y by :mod:`~pinn_gmnm.training.moving`'s rule applied to each axis (the
+largest slope over 32 lines across the square): 1.3e-2 → 3.0e-2. With 14 centres an axis,
+the plateau of :data:`~pinn_gmnm.training.moving.SMOOTH` spacings around the front took
+11 of them into [0.5, 1.1], 0.055 apart, and left the bump's smooth side [0, 0.4] two;
+with half of each axis's centres kept equally spaced, the slabs came out at 1e-2 to 2e-2
+from t = 0.4 and the march did not reach t = 1 in the budget (0.29)."""
 
 
 def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float = 1.0
