@@ -27,6 +27,9 @@ def merge_tables(old: str, new: str) -> str:
     the table are kept."""
     def table(lines: list[str]) -> tuple[int, int, int]:
         start = next(i for i, line in enumerate(lines) if line.startswith("| problem |"))
+        if start + 1 >= len(lines) or not set(_cells(lines[start + 1])) <= {"---"}:
+            raise SystemExit(f"the table's header is not followed by its '| --- |' line: "
+                             f"{lines[start + 1] if start + 1 < len(lines) else 'nothing'!r}")
         end = start + 2
         while end < len(lines) and lines[end].startswith("|"):
             end += 1

@@ -36,3 +36,9 @@ def test_a_table_with_other_columns_is_not_merged_into():
     new = "| problem | model | max error |\n| --- | --- | --- |\n| a | gmnm | 1 |\n"
     with pytest.raises(SystemExit, match="other columns"):
         merge_tables(OLD, new)
+
+
+def test_a_table_without_its_separator_line_is_refused_not_misread():
+    new = "| problem | model | rel. L2 |\n| a | gmnm | 5e-4 |\n"  # its first row would be lost
+    with pytest.raises(SystemExit, match="not followed by"):
+        merge_tables(OLD, new)
