@@ -89,6 +89,24 @@ def test_marching_heat_equals_the_single_block_solution():
     assert gap < 2e-5, gap
 
 
+def test_the_first_slab_may_take_a_quarter_of_the_time_and_the_others_an_equal_share(monkeypatch):
+    from pinn_gmnm.training import march as marching
+
+    shares = []
+    sharing = marching.SlabClock.sharing.__func__
+
+    def record(cls, clock, share):
+        shares.append(share)
+        return sharing(cls, clock, share)
+
+    monkeypatch.setattr(marching.SlabClock, "sharing", classmethod(record))
+    p = get_problem("heat-1d")
+    torch.manual_seed(0)
+    solve(p, slabs_of(p, 8, components=16), stages=[March(stages=(LeastSquares(),))],
+          collocation=Collocation(100, 20), budget=600)
+    assert shares == [marching.FIRST_SHARE, *(1 / n for n in range(7, 0, -1))]
+
+
 def burgers_march(**kw):
     p = get_problem("burgers")
     torch.manual_seed(0)

@@ -18,7 +18,8 @@ a Gaussian whose projection W mixes x and t is a pulse moving at a velocity, and
 Levenberg–Marquardt finds that shear. The first slab starts from a compact fit of the
 initial state (:func:`initial_fit`: a spatial mixture of ``COMPACT_COMPONENTS`` Gaussians,
 trained the same way on samples of u_0), lifted into space-time at rest
-(:func:`lift`), and may take ``FIRST_SHARE`` of the time: it must find how its state
+(:func:`lift`), and may take :data:`~.march.FIRST_SHARE` of the time, as every march's
+first slab may: it must find how its state
 moves, and it trains every parameter at once (Newton on the output layer alone, from a
 state at rest, would first trade the pulse away for a small residual: 0.26 on that slab).
 
@@ -109,11 +110,6 @@ this share of the largest (:func:`significant`)."""
 SLAB_NEWTON_STEPS = 40
 """Levenberg–Marquardt iterations on every parameter of a slab (its held-out check may
 stop it sooner)."""
-
-FIRST_SHARE = 0.25
-"""The first slab of a compact march may take this share of the training time left (the
-others an equal share of what is left when they start): it starts from the initial
-state at rest and must find how it moves, where later slabs start moving (:func:`advance`)."""
 
 FIT_SAMPLES = 2000
 """Samples of the initial state the compact fit trains on (as many again held out)."""
