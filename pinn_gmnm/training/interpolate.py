@@ -35,7 +35,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -60,6 +60,17 @@ RIDGES = (1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-3, 1e-2)
 MOST_SAMPLES = 4000
 """No interpolant on more samples: its n × n eigendecompositions (about 8 n² bytes
 each, a few held at once, and time ∝ n³) would outgrow the stage's share of a run."""
+
+
+class Choice(NamedTuple):
+    """The interpolant chosen: its leave-one-out error, width σ, ridge λ, weights π (n, o)
+    and bias b (o,)."""
+
+    error: float
+    sigma: float
+    ridge: float
+    weights: Tensor
+    bias: Tensor
 
 
 def leave_one_out(K: Tensor, y: Tensor, ridges: tuple[float, ...]
@@ -120,25 +131,28 @@ class Interpolate(Stage):
             return
         x = task.interior_points()
         y = evaluate_value(problem.residual.function, x).reshape(len(x), 1)
-        chosen = self._choose(task, model.normalize(x.to(torch.float64)), y.to(torch.float64))
+        xn = model.normalize(x.to(torch.float64))
+        chosen = self._choose(task, xn, y.to(torch.float64))
         if chosen is None:
+            task.events.append({"event": "interpolate skipped", "stage": self.kind,
+                                "step": task.step, "reason": "no width fitted in the time left"})
             return
-        loo, sigma, ridge, weights, bias, xn = chosen
         replaced, before = copy.deepcopy(model.state_dict()), held.best
         with torch.no_grad():
             d = layer.in_features
             layer._resize(len(xn))
             layer.means.copy_(xn)
             layer.set_projections(torch.eye(d, dtype=torch.float64).expand(len(xn), d, d)
-                                  .to(layer.proj) / sigma)
-            layer.weights.copy_(weights)
-            layer.bias.copy_(bias)
+                                  .to(layer.proj) / chosen.sigma)
+            layer.weights.copy_(chosen.weights)
+            layer.bias.copy_(chosen.bias)
         task.sync_params()
         now = held.value(task)
         kept = now < before
         task.events.append({"event": "interpolate", "stage": self.kind, "step": task.step,
-                            "components": len(xn), "width": sigma, "ridge": ridge,
-                            "leave_one_out": loo, "held_out": now, "replaced_held_out": before,
+                            "components": len(xn), "width": chosen.sigma, "ridge": chosen.ridge,
+                            "leave_one_out": chosen.error, "held_out": now,
+                            "replaced_held_out": before,
                             "kept": kept})
         if not kept:
             model.load_state_dict(replaced)
@@ -156,16 +170,16 @@ class Interpolate(Stage):
             return "budget spent"
         return None
 
-    def _choose(self, task: Task, xn: Tensor, y: Tensor
-                ) -> tuple[float, float, float, Tensor, Tensor, Tensor] | None:
-        """The width and ridge of least leave-one-out error among those that fit in the
-        time left: (error, σ, λ, weights, bias, centres), or None when none fitted."""
+    def _choose(self, task: Task, xn: Tensor, y: Tensor) -> Choice | None:
+        """The interpolant at samples ``xn`` (normalised) of values ``y`` (n, o) whose
+        width and ridge have the least leave-one-out error among those that fit in the
+        time left; None when none fitted."""
         n, d = xn.shape
         extent = (xn.max(dim=0).values - xn.min(dim=0).values).clamp_min(1e-12)
         spacing = (float(extent.prod()) / n) ** (1.0 / d)
         bias = y.mean(dim=0)
         d2 = torch.cdist(xn, xn).square_()
-        best = None
+        best: Choice | None = None
         last = 0.0
         for factor in WIDTHS:
             if not task.step_fits(last):
@@ -175,9 +189,7 @@ class Interpolate(Stage):
             K = torch.exp(d2 * (-0.5 / sigma**2))
             loo, ridge, w = leave_one_out(K, y - bias, RIDGES)
             del K
-            if best is None or loo < best[0]:
-                best = (loo, sigma, ridge, w, bias, xn)
+            if best is None or loo < best.error:
+                best = Choice(loo, sigma, ridge, w, bias)
             last = time.perf_counter() - start
-        if best is None or not math.isfinite(best[0]):
-            return None
-        return best
+        return best if best is not None and math.isfinite(best.error) else None
