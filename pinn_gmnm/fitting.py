@@ -26,7 +26,7 @@ from .conditions import evaluate_value
 from .derivatives import Field
 from .errors import GMNMError, require_positive, unknown
 from .geometry import Box
-from .problem import PROBLEMS, Problem, problem_file, register
+from .problem import PROBLEMS, TARGET_FACTORY, Problem, problem_file, register
 from .registry import first_line
 
 FIT_GROUP = "fit"
@@ -84,6 +84,7 @@ def register_target(name: str, dim: int, *, lo: float = -1.0, hi: float = 1.0,
             f"Solution:   u = f, the target ({summary.rstrip('.')})\n"
         )
         register(name, group=FIT_GROUP, replace=replace)(factory)
+        setattr(function, TARGET_FACTORY, factory)  # `fit file.py:function` finds it
         return function
 
     return decorate

@@ -422,10 +422,17 @@ def problem_parameters(name: str) -> dict[str, object]:
     return parameters(PROBLEMS.get(name))
 
 
+TARGET_FACTORY = "_gmnm_fit_problem"
+"""The attribute :func:`~pinn_gmnm.fitting.register_target` sets on a target function: the
+factory of its fitting problem (so that ``file.py:function`` names the target's problem)."""
+
+
 def load_factory(spec: str) -> ProblemFactory:
     """Import ``function`` from ``path/to/file.py:function`` and return it as a factory.
 
-    The attribute may be a function returning a :class:`Problem` or a Problem itself.
+    The attribute may be a function returning a :class:`Problem`, a Problem itself, a
+    function the file registered with :func:`~pinn_gmnm.fitting.register_target` (its
+    fitting problem), or the name of a problem or target the file registered.
     """
     path_text, _, attr = spec.rpartition(":")
     path = Path(path_text)
@@ -441,21 +448,29 @@ def load_factory(spec: str) -> ProblemFactory:
         loader_spec = importlib.util.spec_from_file_location(module_name, path)
         assert loader_spec is not None and loader_spec.loader is not None
         module = importlib.util.module_from_spec(loader_spec)
+        before = set(PROBLEMS.names())
         try:
             sys.modules[module_name] = module
             loader_spec.loader.exec_module(module)
+            module.__dict__["_gmnm_registered"] = set(PROBLEMS.names()) - before
         except Exception as exc:  # report the user's file and line, not our stack
             sys.modules.pop(module_name, None)
             line = _user_line(exc, path)
             raise GMNMError(
                 f"could not import {path}{line}: {type(exc).__name__}: {exc}"
             ) from exc
+    registered = module.__dict__.get("_gmnm_registered", set())
     if not hasattr(module, attr):
+        if attr in registered:  # a name the file registered (@register, @register_target)
+            return PROBLEMS.get(attr)
         names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        raise unknown(f"function in {path}", attr, names)
+        raise unknown(f"function in {path}", attr, [*names, *sorted(registered)])
     obj = getattr(module, attr)
     if isinstance(obj, Problem):
         return lambda: obj
+    target = getattr(obj, TARGET_FACTORY, None)
+    if target is not None:  # a fitting target f(x): its problem
+        return target
     if not callable(obj):
         raise GMNMError(f"{spec} is neither a Problem nor a function returning one")
     return obj

@@ -150,6 +150,23 @@ def test_users_register_their_own_targets():
         fit_problem(lambda x: x[:, 0], 0)
 
 
+def test_a_target_registered_in_a_users_file_is_found_by_its_function_or_its_name(tmp_path):
+    from pinn_gmnm.fitting import is_fit_problem
+
+    path = tmp_path / "targets.py"
+    path.write_text("import torch\nfrom pinn_gmnm import register_target\n\n\n"
+                    "@register_target('ripple-file', dim=3)\ndef ripple(x):\n"
+                    "    return torch.sin(5 * x.norm(dim=1))\n")
+    try:
+        for spec in (f"{path}:ripple", f"{path}:ripple-file"):
+            p = get_problem(spec)  # (was: "problem factory ripple: parameter 'x' needs a default")
+            assert is_fit_problem(p) and p.dim == 3
+        with pytest.raises(GMNMError, match="known: .*ripple-file"):
+            get_problem(f"{path}:ripples")
+    finally:
+        PROBLEMS._entries.pop("ripple-file", None)
+
+
 @pytest.mark.parametrize("args,message", [
     (["compare", "poisson", "--models", "gmnm,kam"], "unknown model 'kam'; known: fem, gmnm, gmnm-net, kan, mlp, pinn (did you mean 'kan'?)"),
     (["compare", "poisson", "--models", "gmnm,gmnm"], "models are listed twice"),
