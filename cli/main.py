@@ -336,9 +336,12 @@ def _summary(result: Any) -> None:
     typer.echo(f"  max |error|    {_fmt(result, 'max_abs')}{against}")
     typer.echo(f"  residual RMS   {_fmt(result, 'residual_rms')}")
     fields = [*s.problem.outputs, *s.problem.groups]
-    if len(s.problem.outputs) > 1 and f"rel_l2_{fields[0]}" in m:
+    if len(s.problem.outputs) > 1 and any(f"{k}_{f}" in m for f in fields
+                                          for k in ("rel_l2", "rms")):
         typer.echo("  each field     " + " · ".join(
-            f"{f} {m[f'rel_l2_{f}']:.3e}" for f in fields) + f" (relative L2){against}")
+            f"{f} {m[f'rel_l2_{f}']:.3e}" if f"rel_l2_{f}" in m else
+            f"{f} {m[f'rms_{f}']:.3e} RMS (its solution is 0)" for f in fields)
+            + f" (relative L2){against}")
     for k in s.problem.unknowns:
         true = "" if k.true is None else (
             f" (true {k.true:g}, relative error {m[f'unknown_{k.name}_error']:.2e})")

@@ -150,15 +150,22 @@ class Evaluator:
     def per_output(self, pred: Tensor, exact: Tensor) -> dict[str, float]:
         """With several outputs, the relative L2 error of each (``rel_l2_<output>``) and of
         each of the problem's groups taken as one vector field (``rel_l2_<group>``:
-        ‖(u − u*, v − v*)‖₂ / ‖(u*, v*)‖₂ over the points, for a velocity (u, v))."""
+        ‖(u − u*, v − v*)‖₂ / ‖(u*, v*)‖₂ over the points, for a velocity (u, v)). A field
+        whose solution is 0 at every point has no relative error: its RMS error is given
+        instead (``rms_<name>``)."""
         p = self.problem
         if p.n_outputs == 1:
             return {}
-        out = {f"rel_l2_{name}": _rel_l2(pred[:, c], exact[:, c])
-               for c, name in enumerate(p.outputs)}
-        for group, members in p.groups.items():
-            cols = [p.outputs.index(m) for m in members]
-            out[f"rel_l2_{group}"] = _rel_l2(pred[:, cols], exact[:, cols])
+        fields = {name: [c] for c, name in enumerate(p.outputs)}
+        fields.update({group: [p.outputs.index(m) for m in members]
+                       for group, members in p.groups.items()})
+        out = {}
+        for name, cols in fields.items():
+            e = exact[:, cols]
+            if bool((e == 0).all()):
+                out[f"rms_{name}"] = float((pred[:, cols] - e).square().mean().sqrt())
+            else:
+                out[f"rel_l2_{name}"] = _rel_l2(pred[:, cols], e)
         return out
 
     def _not_finite(self, metric: str, cause: str, bad: Tensor, elsewhere: float) -> dict[str, Any]:

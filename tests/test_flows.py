@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from pinn_gmnm import GMNM, Collocation, Data, GMNMError, LeastSquares, get_problem, solve
+from pinn_gmnm import (GMNM, Collocation, Data, GMNMError, LeastSquares, Problem, Rectangle,
+                       get_problem, solve)
 from pinn_gmnm.problems.flows import kovasznay_lambda
 from test_problems import exact_residuals
 
@@ -125,6 +126,27 @@ def test_flows_report_the_velocity_error_as_one_vector_field(name):
     assert m["rel_l2_velocity"] == pytest.approx(float(dv.norm() / ref[:, :2].norm()), rel=1e-12)
     assert m["rel_l2_v"] == pytest.approx(float(dv.norm() / ref[:, 1].norm()), rel=1e-12)
     assert m["rel_l2_velocity"] < m["rel_l2_v"] and m["rel_l2_p"] > 10 * m["rel_l2_velocity"]
+
+
+def test_a_field_whose_solution_is_zero_reports_its_rms_error_not_a_relative_one():
+    """Poiseuille flow: v* = 0 everywhere, so ‖v − v*‖ / ‖v*‖ has no meaning (it printed
+    2.3e+300); its RMS error is reported instead, and the velocity's relative error stays."""
+    from pinn_gmnm.evaluation import Evaluator
+
+    def exact(x):
+        u = x[:, 1] * (1 - x[:, 1])
+        return torch.stack([u, torch.zeros_like(u), -2 * x[:, 0]], dim=1)
+
+    p = Problem(Rectangle((0, 0), (1, 1)), lambda f, x: [f["u"]() - f["u"]()] * 3, [],
+                outputs=("u", "v", "p"), groups={"velocity": ("u", "v")}, exact=exact,
+                linear=True)
+    ev = Evaluator.for_problem(p, n=400)
+    m = ev.metrics(_Perturbed(p, 0.01))
+    dv = 0.01 * torch.sin(ev.points[:, 0])
+    assert "rel_l2_v" not in m
+    assert m["rms_v"] == pytest.approx(float(dv.square().mean().sqrt()), rel=1e-12)
+    assert m["rel_l2_velocity"] == pytest.approx(float(dv.norm() / ev.exact[:, :2].norm()),
+                                                 rel=1e-12)
 
 
 # -- the lid-driven cavity ----------------------------------------------------------------
