@@ -170,7 +170,7 @@ class Compact(GaussNewton):
             return None  # (its start alone would outrun the time it has)
         held = HeldOut(task, task.params)
         before = held.best
-        if before <= self.skip_below**2 * Grow.zero_loss(task, held):
+        if before <= Grow.target(task, held, self.skip_below):
             task.events.append({"event": "compact skipped", "stage": self.kind,
                                 "step": task.step, "reason": "held-out residual below skip_below"})
             return None

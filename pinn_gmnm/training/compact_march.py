@@ -19,9 +19,9 @@ Levenberg–Marquardt finds that shear. The first slab starts from a compact fit
 initial state (:func:`initial_fit`: a spatial mixture of ``COMPACT_COMPONENTS`` Gaussians,
 trained the same way on samples of u_0), lifted into space-time at rest
 (:func:`lift`), and may take :data:`~.march.FIRST_SHARE` of the time, as every march's
-first slab may: it must find how its state
-moves, and it trains every parameter at once (Newton on the output layer alone, from a
-state at rest, would first trade the pulse away for a small residual: 0.26 on that slab).
+first slab may: it must find how its state moves, and it trains every parameter at once
+(Newton on the output layer alone, from a state at rest, would first trade the pulse away
+for a small residual: 0.26 on that slab).
 
 Measured at 60 s (2-core CPU, alone; the PINN for comparison):
 

@@ -489,7 +489,7 @@ class Grow(Stage):
                 type(task.model.layer) is GMNMLayer:  # (a plain layer's W can be scaled)
             best, solve_s, width = self.choose_width(task, held_out, best, solve_s)
         state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0, "width": width,
-                 "solve_s": solve_s, "target": self.tol**2 * self.zero_loss(task, held_out),
+                 "solve_s": solve_s, "target": self.target(task, held_out, self.tol),
                  "graded": graded, "corner_points": corner_points}
         total, _ = task.evaluate_loss()  # the least-squares solution: step 1
         task.record(self.kind, float(total), force_eval=True)
@@ -613,7 +613,7 @@ class Grow(Stage):
                 assert best[1] is not None
                 restore(task, best)
             state.update(level=level + 1, best=now, idle=0, kept=None,
-                         target=self.tol**2 * self.zero_loss(task, held_out))
+                         target=self.target(task, held_out, self.tol))
             task.events.append({"event": "refine kept", "stage": self.kind, "step": task.step,
                                 "width_factor": model.width_factor * state.get("width", 1.0)
                                 * REFINE_WIDTHS[i],
@@ -715,6 +715,12 @@ class Grow(Stage):
         loss = task.loss
         return bool(self.local and task.collocation is not None and loss.problem.conditions
                     and not loss.problem.unknowns and loss.parallel.world == 1)
+
+    @staticmethod
+    def target(task: Task, held_out: HeldOut | None, tol: float) -> float:
+        """The held-out loss below which the problem counts as solved: ``tol``² × the
+        zero head's (see :meth:`zero_loss`)."""
+        return tol**2 * Grow.zero_loss(task, held_out)
 
     @staticmethod
     def zero_loss(task: Task, held_out: HeldOut | None) -> float:

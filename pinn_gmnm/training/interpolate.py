@@ -33,7 +33,6 @@ projection, is n(d + d² + outputs) + outputs.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from ..conditions import evaluate_value
 from ..errors import GMNMError, require_positive
 from ..fitting import is_fit_problem
 from ..models.gmnm import GMNM
-from .growth import Grow
+from .growth import Grow, restore, snapshot
 from .heldout import HeldOut
 from .stages import Stage
 from .task import Task
@@ -126,7 +125,7 @@ class Interpolate(Stage):
                                 "step": task.step, "reason": reason})
             return
         held = HeldOut(task, task.params)
-        if held.best <= self.skip_below**2 * Grow.zero_loss(task, held):
+        if held.best <= Grow.target(task, held, self.skip_below):
             task.events.append({"event": "interpolate skipped", "stage": self.kind,
                                 "step": task.step,
                                 "reason": "held-out residual below skip_below"})
@@ -139,7 +138,7 @@ class Interpolate(Stage):
             task.events.append({"event": "interpolate skipped", "stage": self.kind,
                                 "step": task.step, "reason": "no width fitted in the time left"})
             return
-        replaced, before = copy.deepcopy(model.state_dict()), held.best
+        replaced, before = snapshot(task), held.best
         with torch.no_grad():
             d = layer.in_features
             layer._resize(len(xn))
@@ -157,8 +156,7 @@ class Interpolate(Stage):
                             "replaced_held_out": before,
                             "kept": kept})
         if not kept:
-            model.load_state_dict(replaced)
-            task.sync_params()
+            restore(task, replaced)
         total, _ = task.evaluate_loss()
         task.record(self.kind, float(total), force_eval=True)
 
