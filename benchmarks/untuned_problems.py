@@ -315,15 +315,7 @@ def cylinder() -> Problem:
                 u() * v.d("x") + v() * v.d("y") + p.d("y") - nu * v.laplacian(),
                 u.d("x") + v.d("y")]
 
-    point = torch.tensor([[2.1, 0.205]], dtype=torch.float64)
-    problem = Problem(Rectangle((0, 0), (L, H)) - Disk((0.2, 0.2), 0.05), residual,
-                      [Dirichlet(u_wall, output="u", name="u-walls"),
-                       Dirichlet(0.0, output="v", name="v-walls"),
-                       Data(points=point, values=torch.zeros(1, dtype=torch.float64), output="p",
-                            name="pressure")],
-                      outputs=("u", "v", "p"), groups={"velocity": ("u", "v")}, linear=False)
-
-    def reference():
+    def reference():  # (of `problem`, built below)
         from pinn_gmnm.fem.model import FEM
         from pinn_gmnm.fem.navier_stokes import solve_flow
         from pinn_gmnm.references import Reference, cached
@@ -343,8 +335,15 @@ def cylinder() -> Problem:
 
         return cached("untuned-cylinder", {"re": 20, "h": 0.01, "points": 32768}, solve)
 
-    import dataclasses
-    return dataclasses.replace(problem, reference=reference)
+    point = torch.tensor([[2.1, 0.205]], dtype=torch.float64)
+    problem = Problem(Rectangle((0, 0), (L, H)) - Disk((0.2, 0.2), 0.05), residual,
+                      [Dirichlet(u_wall, output="u", name="u-walls"),
+                       Dirichlet(0.0, output="v", name="v-walls"),
+                       Data(points=point, values=torch.zeros(1, dtype=torch.float64), output="p",
+                            name="pressure")],
+                      outputs=("u", "v", "p"), groups={"velocity": ("u", "v")}, linear=False,
+                      reference=reference)
+    return problem
 
 
 PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
