@@ -13,6 +13,8 @@ from pinn_gmnm import get_problem, solve
 from pinn_gmnm.evaluation import Evaluator
 from pinn_gmnm.training import Loss, sample_batch
 from pinn_gmnm.training.equilibrate import apply_term_scales
+from pinn_gmnm.training.linear import (equilibrate_linear, equilibrated_fit, fit_head,
+                                       linear_head)
 from pinn_gmnm.training.task import Clock, Task
 
 
@@ -38,6 +40,32 @@ def test_row_scaling_leaves_the_minimiser_of_a_square_system_unchanged():
     head_b = torch.cat([scaled.layer.weights.flatten(), scaled.layer.bias]).detach()
     assert float((head_a - head_b).norm() / head_a.norm()) < 1e-8
     assert math.isclose(a.metrics["rel_l2"], b.metrics["rel_l2"], rel_tol=1e-6)
+
+
+def test_dense_solve_equilibrates_from_the_rows_it_solves():
+    """equilibrated_fit builds the dense system's features once for the term scales and
+    the solve; it must equal equilibrating and then solving, each building them."""
+    p = get_problem("poisson")
+    batch = sample_batch(p, Collocation(900, 200), 0).to(torch.float64, "cpu")
+    torch.manual_seed(0)
+    model = GMNM(2, components=64, bounds=p.geometry.bbox).double()
+    results = []
+    for together in (True, False):
+        m = copy.deepcopy(model)
+        loss = Loss(p, batch, {"dirichlet": 3.0})
+        loss(m)
+        task = Task(m, loss, list(m.parameters()), Clock(), Evaluator.for_problem(p))
+        head = linear_head(m)
+        if together:
+            event, solution = equilibrated_fit(task, head, "test")
+        else:
+            event = equilibrate_linear(task, head, "test")
+            solution = fit_head(loss, m, head)
+        results.append((event["term_scales"], loss.weights, solution.theta, solution.rank))
+    (scales_a, weights_a, theta_a, rank_a), (scales_b, weights_b, theta_b, rank_b) = results
+    assert scales_a == scales_b and weights_a == weights_b and rank_a == rank_b
+    assert weights_a[1] == 3.0 * scales_a["dirichlet"]  # (user weights kept on top)
+    torch.testing.assert_close(theta_a, theta_b, rtol=0, atol=0)
 
 
 def test_equilibration_changes_an_overdetermined_fit_and_helps_it():

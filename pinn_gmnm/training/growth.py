@@ -98,7 +98,7 @@ from .batch import Collocation, sample_batch
 from .corners import (add_corner_gaussians, add_corner_points, corner_gaussians, corner_points,
                       grades)
 from .heldout import HeldOut, row_norms
-from .linear import check_affine, check_linear, equilibrate_linear, fit_head, linear_head
+from .linear import check_affine, check_linear, equilibrated_fit, fit_head, linear_head
 from .lsq import linear_system, solve_lstsq
 from .stages import Stage, _check_steps, step_limit
 from .task import Task
@@ -431,7 +431,9 @@ class Grow(Stage):
                 break
             # the last round's time, × (columns' growth)² × rows' (local growth adds both)
             grown = (model.layer.components + count) / model.layer.components
-            predicted = state["solve_s"] * grown ** (3 if self.grows_locally(task) else 2)
+            power = 3 if self.grows_locally(task) else 2
+            predicted = (state["solve_s"] * grown ** power
+                         + state.get("other_s", 0.0) * grown ** (power - 1))
             if predicted > task.clock.left():  # (a slab's clock: its share of it)
                 task.events.append({"event": "grow stop", "stage": self.kind, "step": task.step,
                                     "reason": "the next solve would overrun the budget"})
@@ -444,8 +446,9 @@ class Grow(Stage):
                 state["kept"] = copy.deepcopy(model.state_dict())
             start = time.perf_counter()
             event = self.grow_once(task, count)
-            state["solve_s"] = time.perf_counter() - start
             now = held_out.value(task) if held_out is not None else math.nan
+            state["solve_s"] = time.perf_counter() - start
+            state["other_s"] = 0.0  # (grow_once's features and solve, timed as one)
             event["held_out"] = now
             task.events.append(event)
             if held_out is not None and not now < state["best"]:  # NaN counts as a rise
@@ -480,24 +483,26 @@ class Grow(Stage):
         corner_points = self.grade(task) if graded else 0
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
-        if self.equilibrate:
-            equilibrate_linear(task, head, self.kind)
-        solve_s = self.solve(task)
+        start = time.perf_counter()
+        solve_s = self.solve(task, equilibrate=True)
         best = held_out.value(task) if held_out is not None else math.nan
+        other_s = time.perf_counter() - start - solve_s
         width = 1.0
         if len(self.widths) > 1 and held_out is not None and not graded and \
                 type(task.model.layer) is GMNMLayer:  # (a plain layer's W can be scaled)
-            best, solve_s, width = self.choose_width(task, held_out, best, solve_s)
+            best, solve_s, other_s, width = self.choose_width(task, held_out, best, solve_s,
+                                                              other_s)
         state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0, "width": width,
-                 "solve_s": solve_s, "target": self.target(task, held_out, self.tol),
+                 "solve_s": solve_s, "other_s": other_s,
+                 "target": self.target(task, held_out, self.tol),
                  "graded": graded, "corner_points": corner_points}
         total, _ = task.evaluate_loss()  # the least-squares solution: step 1
         task.record(self.kind, float(total), force_eval=True)
         task.safe_point(state, loss=float(total))
         return state
 
-    def choose_width(self, task: Task, held_out: HeldOut, best: float, solve_s: float
-                     ) -> tuple[float, float, float]:
+    def choose_width(self, task: Task, held_out: HeldOut, best: float, solve_s: float,
+                     other_s: float) -> tuple[float, float, float, float]:
         """Solve again with every Gaussian's width times each further factor of
         ``widths`` (while the clock allows another solve), re-equilibrated, and keep the
         mixture whose held-out residual is lowest; records a ``widths`` event. Returns the
@@ -509,15 +514,15 @@ class Grow(Stage):
         kept = (best, 1.0, snapshot(task))
         tried = {1.0: best}
         for factor in self.widths[1:]:
-            if solve_s > task.clock.left():
+            if solve_s + other_s > task.clock.left():
                 break
+            start = time.perf_counter()
             with torch.no_grad():
                 model.layer.proj.copy_(proj / factor)  # W scales as one over the width
             task.sync_params()
-            if self.equilibrate:
-                equilibrate_linear(task, linear_head(model), self.kind)
-            solve_s = self.solve(task)
+            solve_s = self.solve(task, equilibrate=True)
             tried[factor] = now = held_out.value(task)
+            other_s = time.perf_counter() - start - solve_s
             if now < kept[0]:
                 kept = (now, factor, snapshot(task))
         if kept[1] != list(tried)[-1]:  # the last one tried is in place
@@ -525,7 +530,7 @@ class Grow(Stage):
         task.events.append({"event": "widths", "stage": self.kind, "step": task.step,
                             "held_out": {str(f): v for f, v in tried.items()},
                             "kept": kept[1]})
-        return kept[0], solve_s, kept[1]
+        return kept[0], solve_s, other_s, kept[1]
 
     @staticmethod
     def solved(state: dict[str, Any]) -> bool:
@@ -574,8 +579,9 @@ class Grow(Stage):
                                capped=False, oversampling=REFINE_OVERSAMPLING)
         if m <= model.layer.components:
             return False
-        growth = REFINE_POINTS * ((m + 1) * outputs / cols) ** 2  # the SVD's rows × columns²
-        predicted = state.get("solve_s", 0.0) * growth
+        growth = (m + 1) * outputs / cols
+        predicted = (state.get("solve_s", 0.0) * REFINE_POINTS * growth ** 2  # rows × columns²
+                     + state.get("other_s", 0.0) * REFINE_POINTS * growth)  # the features'
         x = loss.batch.interior
         fits, needed = system_fits(REFINE_POINTS * rows, (m + 1) * outputs, x)
         if predicted > task.clock.left() or not fits:
@@ -589,17 +595,18 @@ class Grow(Stage):
             self.grade(task, points=True, gaussians=False)
         tries: list[tuple[float, int, Snapshot, float]] = []
         for i, factor in enumerate(REFINE_WIDTHS):
-            if i and state["solve_s"] > task.clock.left():
+            if i and state["solve_s"] + state["other_s"] > task.clock.left():
                 break
+            start = time.perf_counter()
             report = task.respread(m, points, seed=task.seed + level + 1,
                                    factor=state.get("width", 1.0) * factor)
             task.sync_params()
             if state.get("graded"):  # the corner's grading, on the finer level too
                 self.grade(task, points=False)
-            if self.equilibrate:  # the finer features' own term scales
-                equilibrate_linear(task, linear_head(model), self.kind)
-            state["solve_s"] = self.solve(task)
+            # (equilibrated again: the finer features' own term scales)
+            state["solve_s"] = self.solve(task, equilibrate=True)
             now = held_out.value(task)
+            state["other_s"] = time.perf_counter() - start - state["solve_s"]
             before = held_out.weigh(task, coarse)  # the same weights
             ratio = now / before if before > 0 else math.inf
             tries.append((ratio if math.isfinite(ratio) else math.inf, i, snapshot(task), now))
@@ -672,9 +679,7 @@ class Grow(Stage):
         try:
             model.layer = coarse.to(layer.means)
             task.sync_params()
-            if self.equilibrate:
-                equilibrate_linear(task, linear_head(model), self.kind)
-            self.solve(task)
+            self.solve(task, equilibrate=True)
             coarse_ratio = held_out.value(task) / self.zero_loss(task, held_out)
         finally:
             model.layer = layer
@@ -684,10 +689,15 @@ class Grow(Stage):
             return math.inf if fine == 0 else None
         return math.log(coarse_ratio / fine) / math.log(m / k**d)
 
-    def solve(self, task: Task) -> float:
-        """Least squares for the head at the current features; returns the seconds it took."""
+    def solve(self, task: Task, *, equilibrate: bool = False) -> float:
+        """Least squares for the head at the current features, with ``equilibrate`` (and
+        the stage's ``equilibrate``) on term scales from these features; returns the
+        seconds it took."""
         start = time.perf_counter()
-        fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
+        if equilibrate and self.equilibrate:
+            equilibrated_fit(task, linear_head(task.model), self.kind, self.rcond)
+        else:
+            fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
         return time.perf_counter() - start
 
     def held_out(self, task: Task) -> HeldOut | None:

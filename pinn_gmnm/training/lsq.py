@@ -53,14 +53,16 @@ Blocks = list[tuple[Tensor, Tensor]]
 
 
 def term_blocks(loss: Loss, model: nn.Module, head: LinearHead, batch: Batch | None = None,
-                *, equal_rows: bool | None = None) -> Blocks:
+                *, equal_rows: bool | None = None, residuals: list[Tensor] | None = None
+                ) -> Blocks:
     """(J_t, r₀_t) for each loss term t, rows scaled by √(w_t / n_t) (with ``equal_rows``,
     by default the loss's, each row to the norm √(u_t / n_t), u_t the term's user weight;
     rows of norm 0 as before): this rank's rows (of ``batch``, a piece of the loss's
-    batch, when given)."""
+    batch, when given). ``residuals``: the terms' residuals on the head's basis
+    (:class:`Basis`) when the caller has them already."""
     equal = loss.equal_rows if equal_rows is None else equal_rows
-    basis = Basis(head, loss.problem)
-    rs = loss.residuals(model, basis, batch=batch)
+    rs = loss.residuals(model, Basis(head, loss.problem), batch=batch) if residuals is None \
+        else residuals
     blocks = []
     for w, u, R, count in zip(loss.weights, loss.user_weights, rs, loss.counts):
         J, r0 = (R[1:] - R[0]).T, R[0]
