@@ -6,10 +6,13 @@ finite elements (the ``fem`` extra)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
-from pinn_gmnm import (Box, Data, Difference, Dirichlet, Disk, Initial, Interval, Neumann,
+from pinn_gmnm import (Box, Condition, Data, Difference, Dirichlet, Disk, Initial, Interval, Neumann,
                        Polygon, Problem, Rectangle, SpaceTime, Sphere)
 from pinn_gmnm.geometry.base import near
 
@@ -346,7 +349,127 @@ def cylinder() -> Problem:
     return problem
 
 
+def plate() -> Problem:
+    """Δ²u = f on [0, 1]², clamped (u = ∂u/∂n = 0 on the edges): u = sin²(πx) sin²(πy)."""
+    def exact(x):
+        return (torch.sin(PI * x[:, 0]) * torch.sin(PI * x[:, 1])) ** 2
+
+    def f(x):  # a = sin²(πx): a₂ = a_xx = 2π² cos 2πx, a_xxxx = −4π² a₂; b likewise in y
+        a, b = torch.sin(PI * x[:, 0]) ** 2, torch.sin(PI * x[:, 1]) ** 2
+        a2, b2 = 2 * PI**2 * torch.cos(2 * PI * x[:, 0]), 2 * PI**2 * torch.cos(2 * PI * x[:, 1])
+        return -4 * PI**2 * (a2 * b + a * b2) + 2 * a2 * b2
+
+    return Problem(Rectangle((0, 0), (1, 1)),
+                   lambda u, x: u.d("xxxx") + 2 * u.d("xxyy") + u.d("yyyy") - f(x),
+                   [Dirichlet(0.0, name="edges"), Neumann(0.0, name="clamped")], exact=exact,
+                   linear=True)
+
+
+def anisotropic() -> Problem:
+    """−∇·(A∇u) = f on [0, 1]², A = R diag(1, 0.01) Rᵀ with R a turn by 30°, u = sin(πx)
+    sin(2πy) + x on the edges and inside."""
+    c, s = math.cos(PI / 6), math.sin(PI / 6)
+    a11, a22, a12 = c * c + 0.01 * s * s, s * s + 0.01 * c * c, 0.99 * c * s
+
+    def exact(x):
+        return torch.sin(PI * x[:, 0]) * torch.sin(2 * PI * x[:, 1]) + x[:, 0]
+
+    def f(x):
+        X, Y = x[:, 0], x[:, 1]
+        wave = torch.sin(PI * X) * torch.sin(2 * PI * Y)
+        uxy = 2 * PI**2 * torch.cos(PI * X) * torch.cos(2 * PI * Y)
+        return a11 * PI**2 * wave - 2 * a12 * uxy + a22 * 4 * PI**2 * wave
+
+    return Problem(Rectangle((0, 0), (1, 1)),
+                   lambda u, x: -(a11 * u.d("xx") + 2 * a12 * u.d("xy") + a22 * u.d("yy")) - f(x),
+                   [Dirichlet(exact, name="edges")], exact=exact, linear=True)
+
+
+@dataclass(frozen=True)
+class Traction(Condition):
+    """Plane linear elasticity: component ``axis`` of the traction σ(u)·n equals ``value``
+    (σ = λ tr ε I + 2μ ε, n the geometry's outward normal: into a hole on its rim)."""
+
+    axis: int = 0
+    lam: float = 1.0
+    mu: float = 1.0
+    value: Callable[[Tensor], Tensor] | None = None
+    kind = "traction"
+
+    def residual(self, u, x, geometry):  # type: ignore[no-untyped-def]
+        gu, gv = u["u"].grad(), u["v"].grad()
+        n = geometry.normal(x).to(x)
+        return _traction(gu[..., 0], gu[..., 1], gv[..., 0], gv[..., 1], n, self.axis, self.lam,
+                         self.mu) - (self.value(x) if self.value is not None else 0.0)
+
+
+def _traction(ux, uy, vx, vy, n, axis, lam, mu):  # type: ignore[no-untyped-def]
+    shear = mu * (uy + vx)
+    if axis == 0:
+        return (lam * (ux + vy) + 2 * mu * ux) * n[:, 0] + shear * n[:, 1]
+    return shear * n[:, 0] + (lam * (ux + vy) + 2 * mu * vy) * n[:, 1]
+
+
+def elastic_hole() -> Problem:
+    """Plane elasticity μΔu + (λ + μ)∇(∇·u) + f = 0 on [−1, 1]² minus the disk r < 0.3
+    (λ = 1.5, μ = 1): u = (0.1 sin(πx/2) cos y, 0.1 x y²) on the outer edges, its traction
+    σ(u)·n on the hole's rim (a user-written ``Traction`` condition)."""
+    lam, mu = 1.5, 1.0
+
+    def ex_u(x):
+        return 0.1 * torch.sin(PI * x[:, 0] / 2) * torch.cos(x[:, 1])
+
+    def ex_v(x):
+        return 0.1 * x[:, 0] * x[:, 1] ** 2
+
+    def traction(axis):  # of the solution, on the rim
+        def value(x):
+            X, Y = x[:, 0], x[:, 1]
+            ux = 0.05 * PI * torch.cos(PI * X / 2) * torch.cos(Y)
+            uy = -0.1 * torch.sin(PI * X / 2) * torch.sin(Y)
+            n = -x / x.norm(dim=1, keepdim=True)  # out of the plate: into the hole
+            return _traction(ux, uy, 0.1 * Y**2, 0.2 * X * Y, n, axis, lam, mu)
+        return value
+
+    def residual(f, x):
+        u, v = f["u"], f["v"]
+        X, Y = x[:, 0], x[:, 1]
+        sxc = 0.1 * torch.sin(PI * X / 2) * torch.cos(Y)
+        uxx, uyy = -(PI / 2) ** 2 * sxc, -sxc
+        uxy = -0.05 * PI * torch.cos(PI * X / 2) * torch.sin(Y)
+        vyy, vxy = 0.2 * X, 0.2 * Y
+        fx = -(mu * (uxx + uyy) + (lam + mu) * (uxx + vxy))
+        fy = -(mu * vyy + (lam + mu) * (uxy + vyy))
+        return [mu * u.laplacian() + (lam + mu) * (u.d("xx") + v.d("xy")) + fx,
+                mu * v.laplacian() + (lam + mu) * (u.d("xy") + v.d("yy")) + fy]
+
+    def rim(x):
+        return x[:, 0] ** 2 + x[:, 1] ** 2 < 0.3**2 + 1e-6
+
+    def edges(x):
+        return ~rim(x)
+
+    return Problem(Rectangle((-1, -1), (1, 1)) - Disk((0, 0), 0.3), residual,
+                   [Dirichlet(ex_u, output="u", on=edges, name="u-edges"),
+                    Dirichlet(ex_v, output="v", on=edges, name="v-edges"),
+                    Traction(axis=0, lam=lam, mu=mu, value=traction(0), on=rim, name="rim-x"),
+                    Traction(axis=1, lam=lam, mu=mu, value=traction(1), on=rim, name="rim-y")],
+                   exact=lambda x: torch.stack([ex_u(x), ex_v(x)], 1), outputs=("u", "v"),
+                   groups={"displacement": ("u", "v")}, linear=True)
+
+
+def cube_hole() -> Problem:
+    """Δu = 0 in [0, 1]³ minus the ball of radius 0.25 at its centre, u = 1/|x − (1.3, ½,
+    ½)| (a point source outside) on the walls and on the ball's surface."""
+    def exact(x):
+        return 1 / (x - torch.tensor([1.3, 0.5, 0.5], dtype=x.dtype)).norm(dim=1)
+
+    return Problem(Box((0, 0, 0), (1, 1, 1)) - Sphere((0.5, 0.5, 0.5), 0.25),
+                   lambda u, x: u.laplacian(), [Dirichlet(exact, name="walls")], exact=exact,
+                   linear=True)
+
+
 PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
             "heat_insulated", "annulus", "helmholtz_144", "peak", "ball", "beam", "quasilinear",
             "layer_1d", "layer_2d", "kdv_soliton", "outflow_layers", "heat_lshape", "rotating_blob",
-            "cylinder"]
+            "cylinder", "plate", "anisotropic", "elastic_hole", "cube_hole"]

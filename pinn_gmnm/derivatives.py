@@ -218,7 +218,8 @@ class Field:
         return self._select(lambda c: self.engine.partial(c, axes))
 
     def grad(self) -> Tensor:
-        """The gradient over the spatial variables, shape (n, d)."""
+        """The gradient over the spatial variables, shape (n, d); on a basis field (B, n, d):
+        index its last axis (``u.grad()[..., 0]``) to serve both."""
         return torch.stack([self.d(v) for v in self.spatial], dim=-1)
 
     def laplacian(self) -> Tensor:

@@ -99,6 +99,31 @@ def test_a_residual_that_calls_autograd_is_told_to_enable_it(tmp_path: Path):
     assert "torch.enable_grad()" in message and "does not require grad" in message
 
 
+# --- a residual that indexes u.grad() along its first axis ------------------------------
+
+FIRST_AXIS = (
+    "import torch\n"
+    "from pinn_gmnm import Dirichlet, Problem, Rectangle\n"
+    "def _problem(column):\n"
+    "    # -Δu + u_x = 0 with u = 1 (the bias alone), u_x taken from u.grad()\n"
+    "    return Problem(Rectangle((0, 0), (1, 1)),\n"
+    "                   lambda u, x: -u.laplacian() + column(u.grad()),\n"
+    "                   [Dirichlet(1.0)], exact=lambda x: torch.ones_like(x[:, 0]),\n"
+    "                   linear=True)\n"
+    "def first():\n"
+    "    return _problem(lambda g: g[:, 0])\n"
+    "def last():\n"
+    "    return _problem(lambda g: g[..., 0])\n"
+)
+
+
+def test_a_residual_indexing_the_gradient_by_its_first_axis_is_told_why(tmp_path: Path):
+    """On a basis field u.grad() is (B, n, d): u.grad()[:, 0] fails in torch with a message
+    about sizes; the error says to index the last axis, and that version solves."""
+    message = refused_then_solved(tmp_path, "axis", FIRST_AXIS, "first", "last")
+    assert "u.grad()[..., 0]" in message and "size of tensor" in message
+
+
 # --- a condition whose value has one column per output ----------------------------------
 
 SYSTEM_VALUES = (

@@ -44,6 +44,24 @@ def _own_autograd_explained(name: str) -> Iterator[None]:
             f"requires grad (torch said: {exc})") from exc
 
 
+@contextmanager
+def _basis_shapes_explained(name: str, basis: BasisFields | None) -> Iterator[None]:
+    """Explain a shape error raised inside a residual evaluated on a basis field, whose
+    values carry a leading dimension (B, n): a residual or condition that indexes the
+    points' axis as the first (``u.grad()[:, 0]``, (B, n, d) there) fails in torch with a
+    message about sizes that does not say why."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if basis is None or "size of tensor" not in str(exc):
+            raise
+        raise GMNMError(
+            f"{name}: the residual or a condition failed on a basis of functions, which least "
+            "squares evaluates it on: there every value has a leading dimension (B, n) and "
+            "u.grad() is (B, n, d), so index the last axis (u.grad()[..., 0], or u.d(\"x\")) "
+            f"and write it with elementwise operations (torch said: {exc})") from exc
+
+
 def term_names(problem: Problem, n_equations: int = 1) -> list[str]:
     """Loss term names: ``pde`` (``pde1``, ``pde2``… for systems), then one per condition,
     named by its label and numbered when labels repeat."""
@@ -137,7 +155,7 @@ class Loss:
             rows = None
         else:
             field, rows = basis.field, basis.rows
-        with _own_autograd_explained(p.name):
+        with _own_autograd_explained(p.name), _basis_shapes_explained(p.name, basis):
             return self._residuals(p, b, field, rows, batch)
 
     def _residuals(self, p: Problem, b: Batch, field: Callable[[Tensor], Any],
