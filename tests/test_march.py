@@ -682,6 +682,49 @@ def test_a_slab_newton_leaves_unsolved_is_halved_and_solved_again():
         (fixed.metrics["rel_l2"], adaptive.metrics["rel_l2"])
 
 
+@pytest.mark.parametrize("timed_out", [False, True])
+def test_a_slab_that_ran_out_of_time_does_not_keep_the_next_one_short(monkeypatch, timed_out):
+    """The quarter of ``planted``'s step, made to end unsolved: when that is all it is,
+    the slab after it starts a quarter too (a ``step`` split); when it ran out of its
+    share of the time, unsolved says nothing of the slab's length, and the next slab
+    starts twice as long, as after a solved one."""
+    from pinn_gmnm.training import march as marching
+
+    train = marching.March._train
+
+    def unsolved_quarter(self, task, model, *args, **kw):
+        result = train(self, task, model, *args, **kw)
+        k = args[1]
+        if int(model.levels[k]) == 2:
+            return marching.SlabResult(result.loss, False, timed_out)
+        return result
+
+    monkeypatch.setattr(marching.March, "_train", unsolved_quarter)
+    run = planted(2)
+    splits = [(e["reason"], e["level"]) for e in run.events if e["event"] == "split"]
+    assert splits[:2] == [("unsolved", 1), ("unsolved", 2)]
+    assert (("step", 2) in splits) != timed_out, splits
+    assert run.model.levels.tolist()[-1] == (1 if timed_out else 2)
+
+
+def test_a_slab_that_ran_out_of_time_is_not_halved(monkeypatch):
+    """``planted``'s step, in the last of three slabs, is halved twice when Newton leaves
+    it unsolved; made to run out of its time there, it is left as it is: halving would
+    give the rest of the march more work in less time."""
+    from pinn_gmnm.training import march as marching
+
+    train = marching.March._train
+
+    def timed_out(self, task, model, *args, **kw):
+        result = train(self, task, model, *args, **kw)
+        return marching.SlabResult(result.loss, result.solved, True)
+
+    monkeypatch.setattr(marching.March, "_train", timed_out)
+    run = planted(2)
+    assert not [e for e in run.events if e["event"] == "split"]
+    assert len([e for e in run.events if e["event"] == "slab"]) == 3
+
+
 # before any split, in the first half of the split slab, in a quarter of it, right after
 # the slab after it, twice as long
 @pytest.mark.parametrize("stop_at", [6, 10, 13, 19])

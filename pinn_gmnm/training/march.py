@@ -85,7 +85,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -202,6 +202,24 @@ slower day, or with thin slabs of 5 centres along time (:data:`~pinn_gmnm.models
 TIME_DENSITY`), it did not fit and the march came out at 1.0e-2 and 0.50. With 0.5 it
 fits (3.1e-3), while ``burgers`` (2.7e-4), ``allen-cahn`` (3.9e-4), ``schrodinger``
 (4.2e-4) and ``heat-2d`` (2.5e-4) came out as with 1."""
+
+class SlabResult(NamedTuple):
+    """How a slab's training ended."""
+
+    loss: float
+    solved: bool
+    """Its loss below ``solved`` times its frozen loss, or ``SETTLED`` times u ≡ 0's."""
+    timed_out: bool
+    """It stopped because its share of the time was spent. Unsolved then says that time
+    is short, not that the slab is too long, and more work on it would take the time of
+    the slabs after it: it is not halved, not moved and trained again (a 1-D march's
+    second pass), and the next slab is not kept as short as this one (as after a solved
+    slab, it may be twice as long). On a machine half as fast as the one the defaults
+    were measured on, ``burgers`` spent its last 8 s on second passes of slabs stopped
+    after one or two Newton steps, and ``burgers-2d`` cut its slabs into quarters from
+    t = 0.16 on: both marches ended at t = 0.875 with the last slab untrained (0.26 and
+    0.30, where their slabs' errors were 2e-5 to 4e-3 and 5e-4 to 4e-2)."""
+
 
 NEWTON_DAMPING = 1e-20
 """The starting damping of the head's Levenberg–Marquardt stage on a slab (see
@@ -553,18 +571,21 @@ class March(Stage):
                     self._affordable(task, model, k, spent):  # the step carried on
                 self._split(task, model, k, reason="step")
             start = task.clock.elapsed()
-            loss, solved = self._slab(task, model, problem, k, inside, compact)
+            loss, solved, timed_out = self._slab(task, model, problem, k, inside, compact)
             if task.out_of_time():
                 return
             spent = task.clock.elapsed() - start
             graded = self._graded(model, k)
-            if not (graded or compact) and self._halve(task, model, k, loss, solved, spent):
+            if not (graded or compact or timed_out) and \
+                    self._halve(task, model, k, loss, solved, spent):
                 saved, level = None, 0  # the first half is trained next, afresh
                 task.safe_point({"slab": k, "stage": None})
                 continue
             # the next slab starts as short as this one, or twice as long when this one is
-            # solved (or is one of the graded start's: they double as planned)
-            level = 0 if compact else max(0, int(model.levels[k]) - int(solved or graded))
+            # solved (or is one of the graded start's: they double as planned), or ran out
+            # of its share of the time (see SlabResult)
+            level = 0 if compact else \
+                max(0, int(model.levels[k]) - int(solved or graded or timed_out))
             task.safe_point({"slab": k + 1, "stage": None, "level": level, "compact": compact},
                             loss=loss)
             k += 1
@@ -696,9 +717,9 @@ class March(Stage):
         return True
 
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-              inside: dict[str, Any] | None, compact: bool = False) -> tuple[float, bool]:
-        """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss
-        and whether it is solved (see :data:`SOLVED`). ``compact``: by the ``compact``
+              inside: dict[str, Any] | None, compact: bool = False) -> SlabResult:
+        """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss,
+        whether it is solved (see :data:`SOLVED`) and whether it ran out of its time. ``compact``: by the ``compact``
         stages, each slab continuing the one before (the first, started from the initial
         state's fit at rest, without the head's Newton step: see
         :mod:`.compact_march`)."""
@@ -718,11 +739,10 @@ class March(Stage):
             warp = slab_warp(problem, piece, model.pieces[k - 1], [model.times[k]])
             start_from = _Frozen(model.pieces[k - 1], model.times[k])  # held still
         begun = task.clock.elapsed()
-        total, solved = self._train(task, model, problem, k, inside, warp, start_from,
-                                    moved=again)
-        if again is not None or not model.thin or task.out_of_time() or \
-                not solved and int(model.levels[k]) < self.splits:  # halving comes first
-            return total, solved
+        first = self._train(task, model, problem, k, inside, warp, start_from, moved=again)
+        if again is not None or not model.thin or task.out_of_time() or first.timed_out or \
+                not first.solved and int(model.levels[k]) < self.splits:  # halving comes first
+            return first
         # a second pass where the slab's own solution is steep elsewhere (a moving front)
         t0, t1 = model.times[k], model.times[k + 1]
         own = copy.deepcopy(piece)
@@ -730,14 +750,14 @@ class March(Stage):
         moves = math.inf if better is None else shift(piece, better)
         if better is None or moves <= MOVE_AGAIN or \
                 not self._affordable(task, model, k, task.clock.elapsed() - begun):
-            return total, solved
+            return first
         task.events.append({"event": "moved", "slab": k, "step": task.step,
-                            "shift": moves, "loss": total})
+                            "shift": moves, "loss": first.loss})
         return self._train(task, model, problem, k, None, better, own, moved=better.mass)
 
     def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
                inside: dict[str, Any] | None, warp: Warp | None, start_from: nn.Module | None,
-               *, moved: Tensor | None, compact: bool = False) -> tuple[float, bool]:
+               *, moved: Tensor | None, compact: bool = False) -> SlabResult:
         """One pass over slab ``k``: its piece moved by ``warp`` (when given), its head
         started as the fit of the model ``start_from`` (the previous slab's state held
         still over the slab, or the slab's own first pass), then trained by the stages
@@ -790,15 +810,16 @@ class March(Stage):
             if j + 1 < len(stages):
                 child.enter(j + 1, None)
                 child.safe_point(None, loss=float(child.evaluate_loss()[0]))
+        timed_out = child.out_of_time()
         total, zero = float(child.evaluate_loss()[0]), zero_loss(child)
         frozen = frozen_loss(child, model.times[k])
         solved = total <= self.solved * frozen or total <= SETTLED * zero
         task.events.append({"event": "slab", "slab": k, "times": [model.times[k], model.times[k + 1]],
                             "step": child.step, "loss": total, "zero_loss": zero,
-                            "frozen_loss": frozen, "solved": solved,
+                            "frozen_loss": frozen, "solved": solved, "timed_out": timed_out,
                             "rel_l2": child.evaluator.quick_error(piece),
                             **({} if warp is None else {"moved": 1 + int(moved is not None)})})
-        return total, solved
+        return SlabResult(total, solved, timed_out)
 
 
 def slab_points(collocation: Collocation, piece: nn.Module, outputs: int, *,
