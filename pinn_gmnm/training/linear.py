@@ -32,7 +32,8 @@ from .batch import Collocation, sample_batch
 from .equilibrate import apply_term_scales
 from .heldout import HeldOut
 from .loss import Loss
-from .lsq import Basis, LstsqSolution, gathered, solve_lstsq, stacked, term_blocks
+from .lsq import (Basis, LstsqSolution, basis_square_sums, gathered, solve_lstsq, stacked,
+                  term_blocks)
 from .solvers import Dense, LinearSolver, check_solver, solver_from, solver_to_data
 from .stages import Stage, _check_steps, run_lbfgs
 from .streamed import pieces, reduced_lstsq
@@ -120,7 +121,7 @@ def equilibrated_fit(task: Task, head: LinearHead, kind: str, rcond: float | Non
     loss = task.loss
     with torch.no_grad():
         rs = loss.residuals(task.model, Basis(head, loss.problem))
-        report = apply_term_scales(task, [(R[1:] - R[0]).square().sum() for R in rs], kind)
+        report = apply_term_scales(task, basis_square_sums(rs), kind)
         blocks = term_blocks(loss, task.model, head, residuals=rs)
         del rs  # (freed before the rows are stacked, as term_blocks alone would)
         J, r0 = gathered(loss, blocks)

@@ -76,6 +76,12 @@ def term_blocks(loss: Loss, model: nn.Module, head: LinearHead, batch: Batch | N
     return blocks
 
 
+def basis_square_sums(residuals: list[Tensor]) -> list[Tensor]:
+    """Each term's sum of squared row norms of its unweighted linear system, from its
+    residuals on the head's basis (:class:`Basis`): what equilibration scales by."""
+    return [(R[1:] - R[0]).square().sum() for R in residuals]
+
+
 def stacked(blocks: Blocks) -> tuple[Tensor, Tensor]:
     return torch.cat([J for J, _ in blocks]), torch.cat([r for _, r in blocks])
 

@@ -203,6 +203,7 @@ TIME_DENSITY`), it did not fit and the march came out at 1.0e-2 and 0.50. With 0
 fits (3.1e-3), while ``burgers`` (2.7e-4), ``allen-cahn`` (3.9e-4), ``schrodinger``
 (4.2e-4) and ``heat-2d`` (2.5e-4) came out as with 1."""
 
+
 class SlabResult(NamedTuple):
     """How a slab's training ended."""
 
@@ -719,10 +720,10 @@ class March(Stage):
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
               inside: dict[str, Any] | None, compact: bool = False) -> SlabResult:
         """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss,
-        whether it is solved (see :data:`SOLVED`) and whether it ran out of its time. ``compact``: by the ``compact``
-        stages, each slab continuing the one before (the first, started from the initial
-        state's fit at rest, without the head's Newton step: see
-        :mod:`.compact_march`)."""
+        whether it is solved (see :data:`SOLVED`) and whether it ran out of its time.
+        ``compact``: by the ``compact`` stages, each slab continuing the one before (the
+        first, started from the initial state's fit at rest, without the head's Newton
+        step: see :mod:`.compact_march`)."""
         if compact:
             if inside is None and k > 0:
                 advance(model, k)

@@ -38,7 +38,8 @@ from ..errors import GMNMError, require_positive, unknown
 from ..models.head import LinearHead
 from .batch import Batch
 from .loss import Loss
-from .lsq import Basis, LstsqSolution, linear_system, solve_lstsq, unknowns
+from .lsq import (Basis, LstsqSolution, basis_square_sums, linear_system, solve_lstsq,
+                  unknowns)
 
 
 class LinearSolver(ABC):
@@ -67,7 +68,7 @@ class LinearSolver(ABC):
         with torch.no_grad():
             for piece in self.pieces(loss, head):
                 rs = loss.residuals(model, Basis(head, loss.problem), batch=piece)
-                part = [(R[1:] - R[0]).square().sum() for R in rs]
+                part = basis_square_sums(rs)
                 sums = part if not sums else [a + b for a, b in zip(sums, part)]
         return sums
 
