@@ -28,38 +28,30 @@ class BasisFields(Protocol):
 
 
 @contextmanager
-def _own_autograd_explained(name: str) -> Iterator[None]:
-    """Explain torch's "does not require grad" when the problem's own functions call
-    torch.autograd: the solvers evaluate residuals with gradients off (closed-form
-    derivatives), where torch's message alone does not say what to change."""
+def _torch_errors_explained(name: str, basis: BasisFields | None) -> Iterator[None]:
+    """Explain two errors torch raises inside the problem's own functions with a message
+    that does not say what to change: "does not require grad" when they call
+    torch.autograd (the solvers evaluate residuals with gradients off: closed-form
+    derivatives), and a size mismatch on a basis field, whose values carry a leading
+    dimension (B, n), when they index the points' axis as the first (``u.grad()[:, 0]``:
+    u.grad() is (B, n, d) there)."""
     try:
         yield
     except RuntimeError as exc:
-        if torch.is_grad_enabled() or "does not require grad" not in str(exc):
-            raise
-        raise GMNMError(
-            f"{name}: the residual or a condition calls torch.autograd itself, but residuals "
-            "are evaluated with gradients off (the model's derivatives are in closed form): "
-            "compute it inside `with torch.enable_grad():` on a copy of the points that "
-            f"requires grad (torch said: {exc})") from exc
-
-
-@contextmanager
-def _basis_shapes_explained(name: str, basis: BasisFields | None) -> Iterator[None]:
-    """Explain a shape error raised inside a residual evaluated on a basis field, whose
-    values carry a leading dimension (B, n): a residual or condition that indexes the
-    points' axis as the first (``u.grad()[:, 0]``, (B, n, d) there) fails in torch with a
-    message about sizes that does not say why."""
-    try:
-        yield
-    except RuntimeError as exc:
-        if basis is None or "size of tensor" not in str(exc):
-            raise
-        raise GMNMError(
-            f"{name}: the residual or a condition failed on a basis of functions, which least "
-            "squares evaluates it on: there every value has a leading dimension (B, n) and "
-            "u.grad() is (B, n, d), so index the last axis (u.grad()[..., 0], or u.d(\"x\")) "
-            f"and write it with elementwise operations (torch said: {exc})") from exc
+        if not torch.is_grad_enabled() and "does not require grad" in str(exc):
+            raise GMNMError(
+                f"{name}: the residual or a condition calls torch.autograd itself, but "
+                "residuals are evaluated with gradients off (the model's derivatives are in "
+                "closed form): compute it inside `with torch.enable_grad():` on a copy of the "
+                f"points that requires grad (torch said: {exc})") from exc
+        if basis is not None and "size of tensor" in str(exc):
+            raise GMNMError(
+                f"{name}: the residual or a condition failed on a basis of functions, which "
+                "least squares evaluates it on: there every value has a leading dimension "
+                "(B, n) and u.grad() is (B, n, d), so index the last axis (u.grad()[..., 0], "
+                "or u.d(\"x\")) and write it with elementwise operations "
+                f"(torch said: {exc})") from exc
+        raise
 
 
 def term_names(problem: Problem, n_equations: int = 1) -> list[str]:
@@ -155,7 +147,7 @@ class Loss:
             rows = None
         else:
             field, rows = basis.field, basis.rows
-        with _own_autograd_explained(p.name), _basis_shapes_explained(p.name, basis):
+        with _torch_errors_explained(p.name, basis):
             return self._residuals(p, b, field, rows, batch)
 
     def _residuals(self, p: Problem, b: Batch, field: Callable[[Tensor], Any],
