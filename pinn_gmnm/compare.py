@@ -195,6 +195,14 @@ _HALT: Any = None
 """In a sweep worker process: the parent's event asking running runs to stop."""
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system has one, so a
+    container or ``taskset`` limit counts), at least 1."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 def _worker_init(counter: Any, threads: int, halt: Any) -> None:
     """Pin a sweep worker to its own share of the cores (and as many torch threads)."""
     global _HALT
@@ -229,8 +237,7 @@ def run_parallel(configs: Sequence[RunConfig], jobs: int, directory: Path | None
     (``spawn``): the problem must come from the catalogue or a ``file.py:function``.
     When ``stop`` asks, running runs stop at their next step and the others are dropped.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    threads = max(1, cores // jobs)
+    threads = max(1, usable_cores() // jobs)
     ctx = multiprocessing.get_context("spawn")
     counter, halt = ctx.Value("i", 0), ctx.Event()
     out: list[tuple[RunRecord, np.ndarray | None] | None] = [None] * len(configs)

@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 
+from pinn_gmnm.compare import usable_cores
 from pinn_gmnm.interrupt import StopAfter
 
 
@@ -70,7 +71,7 @@ machine does not hold dozens of torch imports in memory."""
 
 
 def pytest_xdist_auto_num_workers(config) -> int:
-    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+    return min(MAX_WORKERS, usable_cores())
 
 
 def pytest_configure(config) -> None:
