@@ -165,7 +165,8 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
             equations=equations(config, problem, slab=True), conditions=bool(problem.conditions),
             **config.model_options), problem.geometry.bbox, slabs, whole=whole,
-            thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0)
+            thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0,
+            patch=spatial and newton)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model

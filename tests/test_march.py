@@ -353,11 +353,13 @@ def spot(nonlinear: bool = True):
 
 
 def test_a_nonlinear_march_in_two_space_dimensions_has_narrower_slabs_wide_in_space(monkeypatch):
-    """Newton's slabs over (x, y, t) are laid out as a linear march's (14 × 14 × 5) with
-    Gaussians NEWTON_WIDTH as wide; in one space dimension they stay thin, at the layout's
-    width. A field that no initial condition starts keeps one block."""
+    """A linear march's slabs over (x, y, t) are laid out 14 × 14 × 5; Newton's have two
+    centres a side fewer (12 × 12 × 5) with Gaussians NEWTON_WIDTH as wide for their
+    spacing, and the 52 Gaussians a time level so freed form a patch three times finer and
+    narrower about the centre; in one space dimension they stay thin, at the layout's width.
+    A field that no initial condition starts keeps one block."""
     import pinn_gmnm.run as run_module
-    from pinn_gmnm.models.slabs import NEWTON_WIDTH
+    from pinn_gmnm.models.slabs import NEWTON_WIDTH, PatchShape
     from pinn_gmnm.training.march import DEFAULT_SLABS, every_field_starts
 
     monkeypatch.setattr(run_module, "get_problem", lambda name, **kw: spot(name == "fisher"))
@@ -365,11 +367,26 @@ def test_a_nonlinear_march_in_two_space_dimensions_has_narrower_slabs_wide_in_sp
     for model in (newton, linear):
         assert isinstance(model, TimeSlabs) and model.slabs == DEFAULT_SLABS
         assert model.spatial and not model.thin and model.whole is not None
-        means = model.pieces[0].layer.means.detach()
-        assert [len(torch.unique(means[:, i])) for i in range(3)] == [14, 14, 5]
+    assert newton.patch and not linear.patch
+    grid = linear.pieces[0].layer.means.detach()
+    assert [len(torch.unique(grid[:, i])) for i in range(3)] == [14, 14, 5]
+    assert linear.pieces[0].patch_shape is None
+    piece = newton.pieces[0]
+    shape = piece.patch_shape
+    assert shape == PatchShape(720, 52, 5, pytest.approx(2.6 / 14 / 3)) and \
+        piece.layer.components == 980
+    means = piece.layer.means.detach()
+    assert [len(torch.unique(means[:720, i])) for i in range(3)] == [12, 12, 5]
+    patch = means[720:].reshape(5, 52, 3)
+    assert torch.equal(patch[:, :, :2], patch[:1, :, :2].expand(5, 52, 2))  # each level
+    assert torch.equal(patch[:, 0, 2].unique(), grid[:, 2].unique())  # the grid's times
+    assert patch[:, :, :2].abs().max() < 5 * shape.step  # about the centre
     assert NEWTON_WIDTH == 0.5 and (newton.width, linear.width) == (NEWTON_WIDTH, 1.0)
-    torch.testing.assert_close(newton.pieces[0].layer.proj.detach(),
-                               linear.pieces[0].layer.proj.detach() / NEWTON_WIDTH)
+    sigma = 1 / piece.layer.proj.detach().diagonal(dim1=1, dim2=2)
+    wide = 1 / linear.pieces[0].layer.proj.detach().diagonal(dim1=1, dim2=2)
+    torch.testing.assert_close(sigma[:720, :2], wide[:720, :2] * NEWTON_WIDTH * 14 / 12)
+    torch.testing.assert_close(sigma[720:, :2], wide[:260, :2] * NEWTON_WIDTH / 3)
+    torch.testing.assert_close(sigma[:, 2], wide[:, 2] * NEWTON_WIDTH)
     # Newton's slabs draw ROWS rows per Gaussian (980 Gaussians: 3920 points), grow's keep
     # the run's 2000
     from pinn_gmnm.training.march import ROWS, slab_points
@@ -383,17 +400,20 @@ def test_a_nonlinear_march_in_two_space_dimensions_has_narrower_slabs_wide_in_sp
     assert not every_field_starts(get_problem("taylor-green"))
     with pytest.raises(GMNMError, match="width must be a positive number"):
         TimeSlabs(lambda b: GMNM(3, bounds=b), spot().geometry.bbox, 2, width=0.0)
+    with pytest.raises(GMNMError, match="patch"):
+        TimeSlabs(lambda b: GMNM(3, bounds=b), spot().geometry.bbox, 2, patch=True)
 
 
-def spot_march(**kw):
+def spot_march(patch: bool = False, **kw):
     """A small default-style Newton march of the Fisher–KPP spot: 3 slabs wide in space
-    (6² × 3 Gaussians at NEWTON_WIDTH), each with ROWS points per Gaussian."""
+    (6² × 3 Gaussians at NEWTON_WIDTH; with ``patch``, 4² × 3 and a patch of 20 a level),
+    each with ROWS points per Gaussian."""
     from pinn_gmnm.models.slabs import NEWTON_WIDTH
 
     p = spot()
     torch.manual_seed(0)
     model = TimeSlabs(lambda b: GMNM(3, 1, bounds=b, components=125), p.geometry.bbox, 3,
-                      spatial=True, width=NEWTON_WIDTH)
+                      spatial=True, width=NEWTON_WIDTH, patch=patch)
     stages = [March(stages=(GaussNewton(steps=3, head_only=True, damping=1e-20),))]
     return solve(p, model, stages=stages, collocation=Collocation(80, 40), **kw)
 
@@ -403,6 +423,30 @@ def test_a_newton_march_wide_in_space_resumes_to_the_same_result(stop_and_resume
     assert [e["slab"] for e in full.events if e["event"] == "slab"] == [0, 1, 2]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     assert full.model.pieces[1].layer.components == 108
+
+
+def test_a_patched_newton_march_places_its_later_patches_and_resumes_to_the_same_result(
+        stop_and_resume):
+    """The first slab's patch stays about the centre; each later one goes where the state
+    it starts from is steep (the spot's rim, about the centre again: all of its Gaussians
+    within 0.45 of it, where the square's corners are 0.71 away), and the slab records
+    where (the mean of its centres); a march stopped inside its second slab resumes bit
+    for bit."""
+    full, _, resumed = stop_and_resume(lambda **kw: spot_march(patch=True, **kw), 4)
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+    events = [e for e in full.events if e["event"] == "slab"]
+    assert [e["slab"] for e in events] == [0, 1, 2]
+    assert "patch" not in events[0] and all(len(e["patch"]) == 2 for e in events[1:])
+    for k, e in enumerate(events[1:], start=1):
+        piece = full.model.pieces[k]
+        shape = piece.patch_shape
+        assert shape.count == 20 and piece.layer.components == 16 * 3 + 20 * 3
+        half = torch.tensor(piece.normalize.half_width[:2], dtype=torch.float64)
+        center = torch.tensor(piece.normalize.center[:2], dtype=torch.float64)
+        xy = piece.layer.means.detach()[shape.first:, :2].double() * half + center
+        torch.testing.assert_close(xy.mean(dim=0), torch.tensor(e["patch"], dtype=torch.float64),
+                                   rtol=0, atol=1e-6)
+        assert ((xy - 0.5).norm(dim=1) < 0.45).all()  # about the spot (its rim, REACH)
 
 
 def test_a_smooth_nonlinear_problem_in_two_space_dimensions_keeps_the_block_newton_solves(monkeypatch):

@@ -35,12 +35,16 @@ broad along t for its decay); ``heat-2d``'s default march (8 grown slabs, 60 s) 
 isotropic, 0.40 thin; the slabs of a linear march, and of a nonlinear one in more space
 dimensions (``spatial``; Gaussians :data:`NEWTON_WIDTH` as wide), put half the isotropic
 grid's count along time instead (:data:`SPATIAL_TIME`). The march then moves the k_s centres of each later slab to where
-its starting state is steep (:mod:`~pinn_gmnm.training.moving`), keeping the grid.
+its starting state is steep (:mod:`~pinn_gmnm.training.moving`), keeping the grid. In two
+space dimensions a Newton march keeps each slab's grid equally spaced instead and places
+a patch of narrower Gaussians where the state is steep (``patch``, :data:`PATCH_DROP`,
+:mod:`~pinn_gmnm.training.patch`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import math
@@ -89,7 +93,8 @@ class TimeSlabs(Surrogate):
     being the last input coordinate; ``slabs`` equal slabs, of which the march may halve
     some (:meth:`split`; ``levels`` says how often); with ``whole``, also a piece over the whole interval
     (tried first by the march); with ``thin`` or ``spatial``, the pieces laid out by
-    :func:`slab_layout` (their Gaussians ``width`` times its width). ``build(bounds)`` makes one piece for a slab's box;
+    :func:`slab_layout` (their Gaussians ``width`` times its width; with ``patch``, a
+    spatial layout's patch of narrow ones). ``build(bounds)`` makes one piece for a slab's box;
     every piece has the same architecture, so a trained piece's parameters can start the
     next one (the same layout shifted in time).
 
@@ -101,7 +106,7 @@ class TimeSlabs(Surrogate):
 
     def __init__(self, build: Callable[[Bounds], nn.Module], bounds: Bounds,
                  slabs: int, *, whole: bool = False, thin: bool = False,
-                 spatial: bool = False, width: float = 1.0) -> None:
+                 spatial: bool = False, width: float = 1.0, patch: bool = False) -> None:
         super().__init__()
         if isinstance(slabs, bool) or not isinstance(slabs, int) or slabs < 1:
             raise GMNMError(f"slabs must be a whole number >= 1, got {slabs!r}")
@@ -111,7 +116,9 @@ class TimeSlabs(Surrogate):
         self.build, self.box, self.base, self.thin = build, (lo, hi), slabs, thin
         if not (math.isfinite(width) and width > 0):
             raise GMNMError(f"a slab layout's width must be a positive number, got {width!r}")
-        self.spatial, self.width = spatial, width
+        if patch and not spatial:
+            raise GMNMError("a slab's patch (see slab_layout) comes with the layout wide in space")
+        self.spatial, self.width, self.patch = spatial, width, patch
         self.whole = build((lo, hi)) if whole else None
         # how many times each slab was halved (see split): saved, so that a checkpoint
         # of unequal slabs rebuilds them
@@ -232,7 +239,8 @@ class TimeSlabs(Surrogate):
     def _piece(self, k: int) -> nn.Module:
         piece = self.build(self.bounds_of(k))
         if self.laid_out:  # every piece has the layout of one of the equal slabs
-            slab_layout(piece, self.base, thin=self.thin, width=self.width)
+            slab_layout(piece, self.base, thin=self.thin, width=self.width,
+                        patch=self.patch)
         return piece
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
@@ -308,11 +316,38 @@ largest slope over 32 lines across the square): 1.3e-2 → 3.0e-2. With 14 centr
 the plateau of :data:`~pinn_gmnm.training.moving.SMOOTH` spacings around the front took
 11 of them into [0.5, 1.1], 0.055 apart, and left the bump's smooth side [0, 0.4] two;
 with half of each axis's centres kept equally spaced, the slabs came out at 1e-2 to 2e-2
-from t = 0.4 and the march did not reach t = 1 in the budget (0.29)."""
+from t = 0.4 and the march did not reach t = 1 in the budget (0.29). What landed instead
+(2026-12-03) keeps the grid equally spaced, two centres a side fewer, and places the
+Gaussians so freed as a patch of narrow ones where the state is steep (:data:`PATCH_DROP`,
+:mod:`~pinn_gmnm.training.patch`): at 60 s on one machine, alone, ``burgers-2d`` 1.5e-2
+→ 1.1e-2 and ``fisher-2d`` 1.7e-2 → 2.0e-3."""
 
 
-def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float = 1.0
-                ) -> Tensor | None:
+PATCH_DROP = 2
+"""A slab of a Newton march in two space dimensions has this many fewer centres a side in
+space than its grid would (k_s − 2, 12² for 14²); the Gaussians so freed, 52 each time
+level of its 980, form the patch the march places where the state is steep (see
+:mod:`~pinn_gmnm.training.patch`)."""
+
+PATCH_FINER = 3.0
+"""The patch's lattice is this many times finer than the slab's grid (and its Gaussians
+as many times narrower)."""
+
+
+@dataclass(frozen=True)
+class PatchShape:
+    """Which Gaussians of a slab's piece form its patch: ``count`` a time level from
+    index ``first`` on, level by level (``levels`` of them), on a lattice of ``step``
+    (normalised coordinates)."""
+
+    first: int
+    count: int
+    levels: int
+    step: float
+
+
+def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float = 1.0,
+                patch: bool = False) -> Tensor | None:
     """Lay out the Gaussians of ``piece``, a GMNM over one of ``slabs`` equal slabs, as a
     grid with k_t centres along time (the last axis) and the rest along space
     (k_s^(d−1) k_t ≈ m): thin, k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉); else
@@ -320,7 +355,13 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
     × the grid spacing along each axis, over the same enlarged box as the default layout (see
     the module docstring). Pieces whose count is not a whole grid k^d (spread as a Sobol'
     set), other models and a single slab keep their layout (None; else the widths along
-    each axis, normalised coordinates)."""
+    each axis, normalised coordinates).
+
+    With ``patch`` (a Newton march in two space dimensions), the grid has ``PATCH_DROP``
+    fewer centres a side in space and the Gaussians so freed form a patch, each time level
+    the same number, on a lattice ``PATCH_FINER`` times finer than the grid's spacing and
+    as many times narrower, which the march places where the state is steep (see
+    :mod:`~pinn_gmnm.training.patch`; the piece's ``patch_shape`` says which they are)."""
     from .gmnm import GMNM, GMNMLayer
 
     if slabs < 2 or not isinstance(piece, GMNM) or type(piece.layer) is not GMNMLayer:
@@ -332,12 +373,27 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
         return None
     kt = max(2, math.ceil((TIME_DENSITY * k / slabs if thin else SPATIAL_TIME * k) - 1e-9))
     ks = max(1, math.floor((m / kt) ** (1.0 / (d - 1)) + 1e-9))
-    counts = [ks] * (d - 1) + [kt]
+    coarse = ks - PATCH_DROP if patch and d == 3 and ks > 2 * PATCH_DROP else ks
+    counts = [coarse] * (d - 1) + [kt]
     lo, hi = -1.0 - piece.margin, 1.0 + piece.margin
     axes = [(torch.arange(c, dtype=torch.float64) + 0.5) / c for c in counts]
     means = lo + (hi - lo) * torch.cartesian_prod(*axes).reshape(-1, d)
     sigma = width * piece.width_factor * (hi - lo) / torch.tensor(counts, dtype=torch.float64)
     proj = torch.diag(1.0 / sigma).expand(len(means), d, d)
+    piece.patch_shape = None
+    if coarse < ks:  # the patch: a finer lattice about the centre until the march places it
+        per = ks ** (d - 1) - coarse ** (d - 1)
+        step = (hi - lo) / ks / PATCH_FINER
+        side = math.ceil(per ** (1.0 / (d - 1)) - 1e-9)
+        a = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * step
+        spot = torch.cartesian_prod(*[a] * (d - 1)).reshape(-1, d - 1)[:per]
+        times = axes[-1] * (hi - lo) + lo
+        fine = torch.cat([spot.repeat(kt, 1), times.repeat_interleave(per)[:, None]], dim=1)
+        narrow = sigma.clone()
+        narrow[:-1] = width * piece.width_factor * step
+        piece.patch_shape = PatchShape(len(means), per, kt, step)
+        means = torch.cat([means, fine])
+        proj = torch.cat([proj, torch.diag(1.0 / narrow).expand(len(fine), d, d)])
     with torch.no_grad():
         layer.components = len(means)
         layer.means = nn.Parameter(means.to(layer.means))

@@ -76,6 +76,12 @@ does (a pulse narrower than the grid's spacing), the march goes on compact inste
 slab started from the one before with its Gaussians carried along their paths
 (:mod:`.compact_march`; ``compact`` stages, a ``compact march`` event with the choice).
 ``advection-diffusion-2d`` 1.9e-2 → 2.2e-3 at 60 s; ``heat-2d`` keeps the grid.
+
+**Patched slabs.** Each later slab of a Newton march in two space dimensions places its
+patch of narrow Gaussians (see :func:`~pinn_gmnm.models.slabs.slab_layout`) where the
+state it starts from is steep, with residual rows, initial points and boundary points
+about them, and starts its head from the fit of that state (:mod:`.patch`; the slab's
+event says where the patch went, ``patch``: the mean of its centres).
 """
 
 from __future__ import annotations
@@ -104,7 +110,8 @@ from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, fit_state, zero_loss
 from .loss import Loss
-from .moving import Warp, frame, move, shift, slab_warp, spatial_interval
+from .moving import Warp, frame, shift, slab_warp, spatial_interval
+from .patch import Patch, steep_patch
 from .stages import Stage
 from .task import SlabClock, Task
 
@@ -444,7 +451,7 @@ class SlabTask(Task):
         slabs = None if self.run_task is None else self.run_task.model
         if self.slab >= 0 and isinstance(slabs, TimeSlabs) and slabs.laid_out:
             sigma = slab_layout(self.model, slabs.base, thin=slabs.thin,
-                                width=slabs.width * factor)
+                                width=slabs.width * factor, patch=slabs.patch)
             if sigma is not None:
                 report = {**report, "width": float(sigma[0])}
         return report
@@ -739,6 +746,8 @@ class March(Stage):
         elif k > 0 and model.thin:  # moved to where the state it starts from is steep
             warp = slab_warp(problem, piece, model.pieces[k - 1], [model.times[k]])
             start_from = _Frozen(model.pieces[k - 1], model.times[k])  # held still
+        elif model.patch:  # its patch placed where that state is steep (resumed: as it was)
+            warp, start_from = self._patch(task, model, problem, k)
         begun = task.clock.elapsed()
         first = self._train(task, model, problem, k, inside, warp, start_from, moved=again)
         if again is not None or not model.thin or task.out_of_time() or first.timed_out or \
@@ -756,8 +765,27 @@ class March(Stage):
                             "shift": moves, "loss": first.loss})
         return self._train(task, model, problem, k, None, better, own, moved=better.mass)
 
+    @staticmethod
+    def _patch(task: Task, model: TimeSlabs, problem: Problem, k: int
+               ) -> tuple[Patch | None, nn.Module | None]:
+        """Where slab ``k``'s patch goes (see :mod:`.patch`), by the previous slab's state
+        at t_k, and the state its head starts from (that state held still). The first
+        slab's patch stays where the layout put it: the initial state's slope does not say
+        where fronts will form (as a 1-D march leaves its first slab unmoved)."""
+        if k == 0:
+            return None, None
+        piece, t0 = model.pieces[k], model.times[k]
+        previous = model.pieces[k - 1]
+        p = next(previous.parameters())
+        state = lambda x: previous(x.to(p))  # noqa: E731
+        start_from = _Frozen(previous, t0)
+        patch = steep_patch(problem, piece, state, (t0, model.times[k + 1]), rows=ROWS,
+                            seed=task.seed + SLAB_SEED * k + 3)
+        return patch, start_from if patch is not None else None
+
     def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-               inside: dict[str, Any] | None, warp: Warp | None, start_from: nn.Module | None,
+               inside: dict[str, Any] | None, warp: Warp | Patch | None,
+               start_from: nn.Module | None,
                *, moved: Tensor | None, compact: bool = False) -> SlabResult:
         """One pass over slab ``k``: its piece moved by ``warp`` (when given), its head
         started as the fit of the model ``start_from`` (the previous slab's state held
@@ -770,7 +798,7 @@ class March(Stage):
             stages = self.compact[1:] if k == 0 and len(self.compact) > 1 else self.compact
         piece = model.pieces[k]
         if warp is not None and inside is None:  # (a resumed slab has moved already)
-            move(piece, warp)
+            warp.apply(piece)
         collocation = slab_points(task.collocation or Collocation(), piece, problem.n_outputs,
                                   laid_out=self.warm and model.laid_out and not compact)
         seed = task.seed + SLAB_SEED * k
@@ -819,7 +847,10 @@ class March(Stage):
                             "step": child.step, "loss": total, "zero_loss": zero,
                             "frozen_loss": frozen, "solved": solved, "timed_out": timed_out,
                             "rel_l2": child.evaluator.quick_error(piece),
-                            **({} if warp is None else {"moved": 1 + int(moved is not None)})})
+                            **({} if not isinstance(warp, Warp) else
+                               {"moved": 1 + int(moved is not None)}),
+                            **({} if not isinstance(warp, Patch) else
+                               {"patch": [round(float(v), 6) for v in warp.centres.mean(dim=0)]})})
         return SlabResult(total, solved, timed_out)
 
 

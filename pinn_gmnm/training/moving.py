@@ -111,6 +111,10 @@ class Warp:
         y[:, 0] = (self.center + self.half * moved).to(x)
         return y
 
+    def apply(self, piece: GMNM) -> None:
+        """Move ``piece``'s centres (see :func:`move`)."""
+        move(piece, self)
+
     def batch(self, batch: Batch, problem: Problem) -> Batch:
         """``batch`` of ``problem`` with its interior points and its initial conditions'
         points moved (the points of a state carried over from the previous slab are
