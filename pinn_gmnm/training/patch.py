@@ -40,6 +40,23 @@ earlier drafts), ``fisher-2d`` 2.0e-3 against 1.7e-2. ``burgers-2d``'s error sti
 once its front forms (t = 0.2: 1.4e-3, t = 0.6: 2.0e-2, as without the patch), where its
 march, halving slabs, runs out of the budget after t = 0.5 (its later slabs get a step or
 two each).
+
+Where the gains come from, and what it costs (2026-12-03, 60 s, alone, one run each unless
+said): on an untuned Allen–Cahn problem in two space dimensions (u_t = 10⁻³ Δu + u − u³ on
+[0, 1]² × [0, 1], u = 0 on the edges, u_0 = ½ sin 2πx sin 2πy, against a method-of-lines
+reference) the patch loses: 4.1e-3 and 3.9e-3 against 2.6e-3 and 2.4e-3 without it (seeds
+0 and 1). Its interfaces and layers (a cross and four edges) are longer than 52 lattice
+nodes cover, and each slab costs about 0.6 s more (the head's fit, the patch's placing),
+so the march ends its last slabs short. Variants measured to find out why: the grid of 14²
+kept with the patch's points and the fitted start but no narrow Gaussians, ``fisher-2d``
+1.9e-3 and Allen–Cahn 4.4e-3 (so ``fisher-2d``'s gain is its points and its start, not the
+narrow Gaussians); the fitted start alone, ``fisher-2d`` 2.3e-3, ``burgers-2d`` 2.6e-2
+(its gain needs the narrow Gaussians) and Allen–Cahn 0.54 (its march broke down). Choosing
+per slab between the patch and the grid of 14² by which represents the starting state
+better (a least-squares fit at uniform points) chose the grid in every slab of all three
+problems and made every march slower: ``fisher-2d`` 0.61, ``burgers-2d`` 3.2e-2 (the state
+held still is not what the slab has to resolve). Not landed; what would decide between a
+patch and more grid per slab is left open.
 """
 
 from __future__ import annotations
