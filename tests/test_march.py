@@ -769,6 +769,29 @@ def test_a_slab_that_ran_out_of_time_is_not_halved(monkeypatch):
     assert len([e for e in run.events if e["event"] == "slab"]) == 3
 
 
+def test_slabs_after_the_one_the_budget_ended_start_from_it(monkeypatch):
+    """A march whose budget ends in its second slab leaves the slabs after it as the march
+    would start them, from that slab's piece (a ``held`` event), not as built."""
+    from pinn_gmnm.training import march as marching
+
+    slab = marching.March._slab
+
+    def spend_in_second(self, task, model, problem, k, *args, **kw):
+        result = slab(self, task, model, problem, k, *args, **kw)
+        if k == 1:
+            task.clock.spent = True  # as when the budget runs out there
+        return result
+
+    monkeypatch.setattr(marching.March, "_slab", spend_in_second)
+    run = spot_march(patch=True)
+    assert [e["slab"] for e in run.events if e["event"] == "slab"] == [0, 1]
+    assert [e for e in run.events if e["event"] == "held"] == \
+        [{"event": "held", "slabs": [2, 2], "from": 1, "step": run.metrics["steps"]}]
+    pieces = run.model.pieces
+    for a, b in zip(pieces[1].parameters(), pieces[2].parameters()):
+        assert torch.equal(a, b)
+
+
 # before any split, in the first half of the split slab, in a quarter of it, right after
 # the slab after it, twice as long
 @pytest.mark.parametrize("stop_at", [6, 10, 13, 19])

@@ -51,12 +51,14 @@ so the march ends its last slabs short. Variants measured to find out why: the g
 kept with the patch's points and the fitted start but no narrow Gaussians, ``fisher-2d``
 1.9e-3 and Allen–Cahn 4.4e-3 (so ``fisher-2d``'s gain is its points and its start, not the
 narrow Gaussians); the fitted start alone, ``fisher-2d`` 2.3e-3, ``burgers-2d`` 2.6e-2
-(its gain needs the narrow Gaussians) and Allen–Cahn 0.54 (its march broke down). Choosing
-per slab between the patch and the grid of 14² by which represents the starting state
-better (a least-squares fit at uniform points) chose the grid in every slab of all three
-problems and made every march slower: ``fisher-2d`` 0.61, ``burgers-2d`` 3.2e-2 (the state
-held still is not what the slab has to resolve). Not landed; what would decide between a
-patch and more grid per slab is left open.
+(its gain needs the narrow Gaussians) and Allen–Cahn 0.54 (its slabs as good as without
+the patch, 2e-3 to 3e-3, but the march slower: the budget ended it before its last slab,
+left untrained, since held, see :meth:`~.march.March._hold`). Choosing per slab between
+the patch and the grid of 14² by which represents the starting state better (a
+least-squares fit at uniform points) chose the grid in every slab of all three problems
+and made every march slower: ``fisher-2d`` 0.61 (its last slabs untrained), ``burgers-2d``
+3.2e-2 (the state held still is not what the slab has to resolve). Not landed; what would
+decide between a patch and more grid per slab is left open.
 """
 
 from __future__ import annotations
