@@ -606,10 +606,11 @@ class March(Stage):
     def _hold(self, task: Task, model: TimeSlabs, k: int) -> None:
         """Start the slabs after slab ``k``, where the budget ended the march, as the
         march starts a slab: from slab ``k``'s piece (a warm march; a ``held`` event
-        says which). Left as built, their pieces answered with untrained Gaussians: on a
-        slower machine ``allen_cahn_2d`` (untuned set) came out at 0.54 with its last
-        eighth untrained where its slabs before had 2e-3 to 4e-3. A resumed march trains
-        them as usual (each starts from the slab before it again)."""
+        says which). Left as built, their pieces answered with untrained Gaussians: a
+        variant of the 2-D patched march (see :mod:`.patch`) came out at 0.54 on
+        ``allen_cahn_2d`` (untuned set) with its last eighth untrained where its slabs
+        before had 2e-3 to 3e-3. A resumed march trains them as usual (each starts from
+        the slab before it again)."""
         if not self.warm or k + 1 >= model.slabs:
             return
         for j in range(k + 1, model.slabs):
