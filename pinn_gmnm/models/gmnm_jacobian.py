@@ -7,11 +7,13 @@ along every parameter. For G(x) = Σ_i π_i g_i(x) + b the structure does most o
 - along π_ic: feature i's quantity, in output c;
 - along b_c: 1 for values, 0 for derivatives;
 - along Gaussian i's centre and projection θ_i = (μ_i, W_i): π_ic ∂Q[g_i]/∂θ_i, which
-  depends on Gaussian i alone. So one forward-mode derivative of the (n, m) matrix
-  Q[g_i](x_p) along "coordinate j of every θ_i at once" gives ∂Q[g_i]/∂θ_i,j for every
-  point and Gaussian: d + k·d passes of an (n, m) computation, where the generic path
-  differentiates the whole model at every point in reverse mode (``jacrev`` over all
-  P parameters, per point), about twenty times slower for a few thousand parameters.
+  depends on Gaussian i alone. Each Q[g_i] is g_i times a polynomial in W_iᵀW_i (x − μ_i)
+  and W_iᵀW_i, so ∂Q[g_i]/∂θ_i,j, for coordinate j of every θ_i at once, is a few
+  elementwise products of (n, m) arrays (:func:`_tangents`): d + k·d of them in all,
+  where the generic path differentiates the whole model at every point in reverse mode
+  (``jacrev`` over all P parameters, per point), about twenty times slower for a few
+  thousand parameters, and a forward-mode pass per coordinate (``torch.func.jvp``, used
+  here before) cost several times more again.
 
 Only the plain parametrisation (``GMNMLayer``) and derivatives up to second order are
 covered; the caller falls back to the generic path otherwise.
@@ -59,26 +61,73 @@ def _with_bias(kind: str, axes: tuple[int, ...]) -> bool:
     return kind == "value" or (kind == "partial" and len(axes) == 0)
 
 
-def _value_tangents(x: Points, c: Tensor, h: Tensor, means: Tensor, proj: Tensor, g: Tensor
-                    ) -> Callable[[str, int], Tensor]:
-    """For values alone (a fit's residual, a Dirichlet condition's): ``tangent(name, j)``,
-    ∂g_i(x_p)/∂θ_i,j for coordinate j of every Gaussian's centre (``layer.means``) or
-    projection (``layer.proj``, row-major (k, d)) at once, shape (n, m), from g (n, m).
-    With z = x̂ − μ_i in the model's normalised coordinates x̂ = (x − c)/h:
-    ∂g/∂μ_j = g (W_iᵀW_i z)_j and ∂g/∂W_kj = −g (W_i z)_k z_j, each (n, m) array one
-    matrix product, where a forward-mode pass per coordinate costs several times more."""
+def _tangents(x: Points, c: Tensor, h: Tensor, means: Tensor, proj: Tensor,
+              queries: Sequence[Query]) -> Callable[[str, int], list[Tensor]]:
+    """``tangent(name, j)``: ∂Q[g_i](x_p)/∂θ_i,j for every query Q (a list of (n, m)
+    arrays), along coordinate j of every Gaussian's centre (``layer.means``) or
+    projection (``layer.proj``, row-major (k, d)) at once.
+
+    With z = x̂ − μ_i in the model's normalised coordinates x̂ = (x − c)/h, M = WᵀW and
+    g = exp(−½ zᵀMz), a quantity is g times a polynomial in v = Mz and M, each entry
+    taken in physical coordinates (v_a/h_a, M_ab/(h_a h_b); :func:`_feature_quantities`).
+    Their changes, every one an (n, m) array or an (m,) vector:
+
+    - along μ_j: δg = g v_j, δv = −M e_j, δM = 0;
+    - along W_kj, with s = (Wz)_k: δg = −g s z_j, δv_a = [a = j] s + W_ka z_j,
+      δM_ab = [a = j] W_kb + W_ka [b = j];
+
+    and the product rule carries them into the values, first and second partials and
+    Laplacians. A handful of elementwise products per coordinate, where a forward-mode
+    pass through the quantities (``torch.func.jvp``) costs several times more."""
     xn = (x - c) / h
     d = xn.shape[1]
+    M = torch.einsum("mkd,mke->mde", proj, proj)
 
-    def applied(M: Tensor, row: int) -> Tensor:
-        """(M_i z)_row for every point and Gaussian, M (m, ·, d)."""
-        return xn @ M[:, row, :].T - (M[:, row, :] * means).sum(dim=1)
+    def applied(rows: Tensor) -> Tensor:
+        """(R_i z)_row for every point and Gaussian, (n, m), for rows R (m, d)."""
+        return xn @ rows.T - (rows * means).sum(dim=1)
 
-    def tangent(name: str, j: int) -> Tensor:
+    z = [xn[:, a, None] - means[None, :, a] for a in range(d)]  # (n, m) each
+    v = [applied(M[:, a, :]) for a in range(d)]
+    g = torch.exp(-0.5 * sum(z[a] * v[a] for a in range(d)))
+    hs = [float(t) for t in h]
+    zero = torch.zeros_like(M[:, 0, 0])
+    s_of: dict[int, Tensor] = {}
+
+    def tangent(name: str, j: int) -> list[Tensor]:
         if name == "layer.means":
-            return g * applied(torch.einsum("mkd,mke->mde", proj, proj), j)
-        k, col = divmod(j, d)
-        return -g * applied(proj, k) * (xn[:, col, None] - means[None, :, col])
+            dg = g * v[j]
+            dv = [-M[None, :, a, j] for a in range(d)]
+            dM = None
+        else:
+            k, j = divmod(j, d)
+            w = proj[:, k, :]  # (m, d): row k of every W_i
+            if k not in s_of:
+                s_of.clear()
+                s_of[k] = applied(w)
+            s = s_of[k]
+            dg = -g * s * z[j]
+            dv = [w[None, :, a] * z[j] + (s if a == j else 0.0) for a in range(d)]
+            dM = [[(w[:, b] if a == j else zero) + (w[:, a] if b == j else zero)
+                   for b in range(d)] for a in range(d)]
+
+        def second(a: int, b: int) -> Tensor:  # ∂²g/∂x̂_a∂x̂_b = g (v_a v_b − M_ab), changed
+            out = dg * (v[a] * v[b] - M[None, :, a, b]) + g * (dv[a] * v[b] + v[a] * dv[b])
+            return out - g * dM[a][b][None] if dM is not None else out
+
+        out = []
+        for kind, _, axes in queries:
+            if kind == "laplacian":
+                out.append(sum(second(a, a) / hs[a] ** 2 for a in axes))
+            elif kind == "value" or len(axes) == 0:
+                out.append(dg)
+            elif len(axes) == 1:
+                a = axes[0]
+                out.append(-(dg * v[a] + g * dv[a]) / hs[a])
+            else:
+                a, b = axes
+                out.append(second(a, b) / (hs[a] * hs[b]))
+        return out
 
     return tangent
 
@@ -109,8 +158,7 @@ def gmnm_tangents(model, queries: Sequence[Query], x: Points, names: Sequence[st
         F = features(means, proj)
         if F is None:
             return None
-        values_only = all(_with_bias(kind, axes) for kind, _, axes in queries)
-        value_tangent = _value_tangents(x, c, h, means, proj, F[0]) if values_only else None
+        tangent = _tangents(x, c, h, means, proj, queries)
         P = sum(m * sizes[k] if k != "layer.bias" else o for k in names)
         outs = [list(range(o)) if kind == "value" or output is None else [output]
                 for kind, output, _ in queries]
@@ -120,18 +168,9 @@ def gmnm_tangents(model, queries: Sequence[Query], x: Points, names: Sequence[st
             if name in ("layer.means", "layer.proj"):
                 # ∂Q[g_i]/∂θ_i,j for coordinate j of every Gaussian's centre (projection) at
                 # once, (Q, n, m); along θ_i,j in output c: π_ic times that
-                primal, size = (means if name == "layer.means" else proj), sizes[name]
+                size = sizes[name]
                 for j in range(size):
-                    if value_tangent is not None:  # every query a value: one (n, m) array
-                        dF = [value_tangent(name, j)] * len(queries)
-                    else:
-                        e = torch.zeros(size, dtype=primal.dtype, device=primal.device)
-                        e[j] = 1.0
-                        e = e.reshape(primal.shape[1:]).expand_as(primal)
-                        tang = ((e, torch.zeros_like(proj)) if name == "layer.means"
-                                else (torch.zeros_like(means), e))
-                        dF = torch.func.jvp(features, (means, proj), tang)[1]
-                    for T, cols, dq in zip(tangents, outs, dF):
+                    for T, cols, dq in zip(tangents, outs, tangent(name, j)):
                         T[at:at + m * size].view(m, size, n, len(cols))[:, j].copy_(
                             torch.einsum("ni,ic->inc", dq, weights[:, cols]))
                 at += m * size

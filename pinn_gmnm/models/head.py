@@ -48,8 +48,9 @@ class LinearHead:
         """``T`` (..., m + 1, o), laid out as :meth:`get` lays out the head, flattened over
         its last two axes in the order of :meth:`head_parameters` (the weights as stored,
         then the bias): (..., (m + 1) o)."""
-        w, b = T[..., :-1, :], T[..., -1, :]
-        w = w.transpose(-1, -2) if self.transposed else w
+        if not self.transposed:  # already in that order: a view, not a copy
+            return T.reshape(*T.shape[:-2], -1)
+        w, b = T[..., :-1, :].transpose(-1, -2), T[..., -1, :]
         return torch.cat([w.reshape(*T.shape[:-2], -1), b], dim=-1)
 
     @torch.no_grad()
