@@ -87,3 +87,18 @@ def test_the_catalogue_and_the_run_module_import_neither_scipy_nor_matplotlib():
            "get_problem('poisson')\n"
            "heavy = {'scipy', 'matplotlib'} & set(sys.modules)\n"
            "assert not heavy, heavy")
+
+
+def test_importing_the_package_asks_torch_for_huge_pages_unless_told_otherwise():
+    """THP_MEM_ALLOC_ENABLE is set before torch is imported (see ``pinn_gmnm/__init__.py``),
+    and a value the user set is kept."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    for given, expected in ((None, "1"), ("0", "0")):
+        code = ("import os, sys, pinn_gmnm\n"
+                "assert 'torch' not in sys.modules\n"
+                f"assert os.environ.get('THP_MEM_ALLOC_ENABLE') == {expected!r}\n")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env if given is None else {**env, "THP_MEM_ALLOC_ENABLE": given})
+        assert proc.returncode == 0, proc.stderr[-2000:]
