@@ -84,6 +84,24 @@ def test_jacobian_matches_autograd(make_problem, make_model):
     torch.testing.assert_close(J, reference_jacobian(loss, model), rtol=1e-9, atol=1e-11)
 
 
+@pytest.mark.parametrize("name", ["burgers", "gray-scott"])
+def test_the_jacobian_in_every_parameter_is_autograds_with_rows_pointwise_or_not(name):
+    """Rows that depend on their own point take the chain rule through the quantities
+    (coefficients by backward passes); a periodic condition, which pairs points, is
+    found out by the check and takes the general path: the same Jacobian either way."""
+    problem = get_problem(name)
+    model = GMNM(problem.dim, problem.n_outputs, 5, bounds=problem.geometry.bbox).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    loss = Loss(problem, sample_batch(problem, Collocation(24, 16), seed=0))
+    loss(model)
+    r, J = residual_jacobian(loss, model, list(model.parameters()))
+    assert loss.pointwise is (name == "burgers")
+    torch.testing.assert_close(r, residual_vector(loss, model).detach(), rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(J, reference_jacobian(loss, model), rtol=1e-9, atol=1e-11)
+
+
 @pytest.mark.parametrize("name", ["taylor-green", "kovasznay", "burgers", "exp-sin-4d"])
 @pytest.mark.parametrize("subset", [False, True])
 def test_gmnm_closed_form_tangents_equal_the_generic_ones(name, subset, monkeypatch):

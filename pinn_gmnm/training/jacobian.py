@@ -15,6 +15,9 @@ evaluations of the loss, each over all n points. Two facts make it cheaper:
    directional derivative of f along each parameter's tangents ∂V_q/∂θ_j, a ``jvp``
    vmapped over the P parameters. f only does arithmetic on (n,) vectors, so this is
    cheap, and it makes no assumption on how f combines points (periodic conditions, say).
+   When every row depends on its own point alone (checked, :func:`_agrees`), the chain
+   rule is cheaper still: row j's derivative is Σ_q ∂f/∂V_q(x_j) ∂V_q(x_j)/∂θ, with the
+   coefficients ∂f/∂V_q from a backward pass per equation (:func:`_chain`).
 
 Which quantities a residual asks for is found by evaluating it once with a recording
 engine; it is then evaluated on the recorded quantities. The model must be pointwise (no
@@ -202,6 +205,11 @@ def residual_jacobian(loss: Loss, model: nn.Module, params: Sequence[nn.Paramete
     # 3. The residual's own linearisation along every parameter: the model's through
     # the quantities, the unknown coefficients' directly.
     replayed = _Replayed(loss, model, queries)
+    if loss.pointwise and not extra and tangents:
+        found = _pointwise_jacobian(replayed, loss, values, tangents, queries)
+        if found is not None:  # (its columns in the order of ``params``: all are own)
+            return found
+        loss.pointwise = False
     extra_names = [in_unknowns[id(p)] for p in extra]
     primals = (*values, *(p.detach() for p in extra))
 
@@ -349,6 +357,34 @@ def _pointwise_head_jacobian(loss: Loss, model: nn.Module, head: LinearHead,
         if not _agrees(replayed, values, J.flatten(1), moved):
             return None
     return r, head.in_parameter_order(J)
+
+
+def _pointwise_jacobian(replayed: _Replayed, loss: Loss, values: list[Tensor],
+                        tangents: list[Tensor], queries: list[list[Query]]
+                        ) -> tuple[Tensor, Tensor] | None:
+    """(r, J) along the parameters of the quantities' tangents (each (P, n) or (P, n, o))
+    when every residual row depends only on the quantities at its own point; None
+    otherwise: row j's derivative is Σ_qc ∂f/∂V_qc(x_j) · ∂V_qc(x_j)/∂θ, the coefficients
+    from :func:`_chain`, where the general path takes a ``jvp`` along each parameter."""
+    o = loss.problem.n_outputs
+    where = [(s, None if _shape(q, o) else q[1])
+             for s, qs in enumerate(queries) for q in qs]
+    with torch.no_grad():
+        found = _chain(loss, replayed, values, where)
+        if found is None:
+            return None
+        r, chain = found
+        JT = r.new_zeros(tangents[0].shape[0], len(r))  # (P, N): rows contiguous per term
+        for i, c, (a, n), g in chain:
+            T = tangents[i] if tangents[i].dim() == 2 else tangents[i][..., c]
+            JT[:, a:a + n].addcmul_(T, g[None, :])
+
+        def moved(delta: Tensor) -> list[Tensor]:
+            return [torch.tensordot(delta, T, dims=1) for T in tangents]
+
+        if not _agrees(replayed, values, JT.T, moved):
+            return None
+    return r, JT.T
 
 
 def _chain(loss: Loss, replayed: _Replayed, values: list[Tensor],
