@@ -62,6 +62,13 @@ def reference_jacobian(loss: Loss, model: nn.Module) -> torch.Tensor:
     return torch.cat([j.reshape(j.shape[0], -1) for j in jac], dim=1)
 
 
+def _jiggle(model: nn.Module) -> None:
+    """Move every parameter off its initial value, so no tangent is zero by symmetry."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+
+
 @pytest.mark.parametrize("make_problem", [burgers_like, two_outputs])
 @pytest.mark.parametrize("make_model", [
     lambda o: GMNM(2, o, 6, bounds=((0, -1), (1, 1)), width_factor=1.5),
@@ -73,9 +80,7 @@ def reference_jacobian(loss: Loss, model: nn.Module) -> torch.Tensor:
 def test_jacobian_matches_autograd(make_problem, make_model):
     problem = make_problem()
     model = make_model(problem.n_outputs).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    _jiggle(model)
     batch = sample_batch(problem, Collocation(24, 16), seed=0).to(torch.float64, "cpu")
     loss = Loss(problem, batch)
     total, _ = loss(model)
@@ -91,9 +96,7 @@ def test_the_jacobian_in_every_parameter_is_autograds_with_rows_pointwise_or_not
     found out by the check and takes the general path: the same Jacobian either way."""
     problem = get_problem(name)
     model = GMNM(problem.dim, problem.n_outputs, 5, bounds=problem.geometry.bbox).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    _jiggle(model)
     loss = Loss(problem, sample_batch(problem, Collocation(24, 16), seed=0))
     loss(model)
     r, J = residual_jacobian(loss, model, list(model.parameters()))
@@ -111,9 +114,7 @@ def test_gmnm_closed_form_tangents_equal_the_generic_ones(name, subset, monkeypa
     parameters."""
     problem = get_problem(name)
     model = GMNM(problem.dim, problem.n_outputs, 9, bounds=problem.geometry.bbox).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    _jiggle(model)
     loss = Loss(problem, sample_batch(problem, Collocation(40, 20), seed=0))
     params = list(model.parameters())[::-1]
     params = [model.layer.proj, model.layer.weights] if subset else params
@@ -141,9 +142,7 @@ def test_the_output_layer_jacobian_of_pointwise_rows_is_the_general_one(name, ma
 
     problem = get_problem(name)
     model = make_model(problem).double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.1 * torch.randn_like(p))
+    _jiggle(model)
     loss = Loss(problem, sample_batch(problem, Collocation(40, 20), seed=0))
     loss(model)
     head = linear_head_of(model)
