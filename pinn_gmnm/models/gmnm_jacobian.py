@@ -151,11 +151,8 @@ def gmnm_tangents(model, queries: Sequence[Query], x: Points, names: Sequence[st
         m, o = weights.shape
         n = len(x)
 
-        def features(mu_n: Tensor, W: Tensor) -> Tensor | None:
-            A = torch.einsum("mkd,mke->mde", W, W) / (h[:, None] * h[None, :])
-            return _feature_quantities(A, c + h * mu_n, x, queries)
-
-        F = features(means, proj)
+        A = torch.einsum("mkd,mke->mde", proj, proj) / (h[:, None] * h[None, :])
+        F = _feature_quantities(A, c + h * means, x, queries)
         if F is None:
             return None
         tangent = _tangents(x, c, h, means, proj, queries)

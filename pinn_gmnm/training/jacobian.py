@@ -403,25 +403,25 @@ def _chain(loss: Loss, replayed: _Replayed, values: list[Tensor],
     n_pde = len(loss.names) - len(loss.problem.conditions)
     sizes = [len(loss.batch.interior)] * n_pde + [len(x) for x in loss.batch.conditions]
     starts = [sum(sizes[:t]) for t in range(len(sizes))]
+    point_set = [0] * n_pde + list(range(1, len(sizes) - n_pde + 1))  # of each term
+    passes = [[t] for t in range(n_pde)] or [[]]  # terms whose rows one backward pass sums
+    passes[0] += list(range(n_pde, len(sizes)))
     leaves = [v.detach().requires_grad_() for v in values]
     with torch.enable_grad():
         r = replayed(*leaves)
         if len(r) != sum(sizes):
             return None
         chain = []
-        for t in range(max(n_pde, 1)):
-            rows = r[starts[t]:starts[t] + sizes[t]].sum() if n_pde else r.new_zeros(())
-            if t == 0:
-                rows = rows + r[starts[n_pde]:].sum() if n_pde < len(sizes) else rows
+        for terms in passes:
+            rows = sum(r[starts[t]:starts[t] + sizes[t]].sum() for t in terms)
             grads = torch.autograd.grad(rows, leaves, retain_graph=True, allow_unused=True)
-            for i, ((s, output), g) in enumerate(zip(where, grads)):
-                if g is None or (s != 0 and t != 0) or (s == 0 and t >= n_pde):
-                    continue
-                term = t if s == 0 else n_pde + s - 1
-                n_out = g.shape[1] if g.dim() == 2 else 1
-                for c in range(n_out) if output is None else (output,):
-                    chain.append((i, c, (starts[term], sizes[term]),
-                                  g if g.dim() == 1 else g[:, c]))
+            for t in terms:
+                for i, ((s, output), g) in enumerate(zip(where, grads)):
+                    if g is None or s != point_set[t]:
+                        continue
+                    for c in range(g.shape[1]) if output is None else (output,):
+                        chain.append((i, c, (starts[t], sizes[t]),
+                                      g if g.dim() == 1 else g[:, c]))
     return r.detach(), chain
 
 
