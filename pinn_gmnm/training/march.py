@@ -108,7 +108,7 @@ from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs, slab_layout
 from ..problem import Problem
 from .batch import Collocation, sample_batch
-from .compact_march import advance
+from .compact_march import advance, first_slab_stages
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, fit_state, zero_loss
@@ -749,8 +749,8 @@ class March(Stage):
         """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss,
         whether it is solved (see :data:`SOLVED`) and whether it ran out of its time.
         ``compact``: by the ``compact`` stages, each slab continuing the one before (the
-        first, started from the initial state's fit at rest, without the head's Newton
-        step: see :mod:`.compact_march`)."""
+        first, started from the initial state's fit at rest, by
+        :func:`~.compact_march.first_slab_stages`: see :mod:`.compact_march`)."""
         if compact:
             if inside is None and k > 0:
                 advance(model, k)
@@ -812,10 +812,10 @@ class March(Stage):
         still over the slab, or the slab's own first pass), then trained by the stages
         (continued from ``inside``). ``moved``: the mass of a second pass's warp, kept in
         its safe points. ``compact``: trained by the ``compact`` stages (the first slab
-        without the head's Newton step)."""
+        by :func:`~.compact_march.first_slab_stages`)."""
         stages = self.stages
         if compact:
-            stages = self.compact[1:] if k == 0 and len(self.compact) > 1 else self.compact
+            stages = first_slab_stages(self.compact) if k == 0 else self.compact
         piece = model.pieces[k]
         if warp is not None and inside is None:  # (a resumed slab has moved already)
             warp.apply(piece)
