@@ -9,9 +9,10 @@ import torch
 
 from pinn_gmnm import GMNM, Collocation, GaussNewton, get_problem, solve
 from pinn_gmnm.models.slabs import TimeSlabs
-from pinn_gmnm.training.compact_march import (COMPACT_COMPONENTS, advance, features,
-                                              first_slab_stages, initial_condition, lift,
-                                              shares, slab_components)
+from pinn_gmnm.training.compact_march import (COMPACT_COMPONENTS, HELD_OUT_PATIENCE, advance,
+                                              compact_stages, features, first_slab_stages,
+                                              initial_condition, lift, shares,
+                                              slab_components)
 from pinn_gmnm.training.growth import Grow
 from pinn_gmnm.training.march import March
 
@@ -105,6 +106,8 @@ def test_the_first_compact_slab_trains_every_parameter_without_a_cap():
     assert isinstance(first, GaussNewton) and not first.head_only
     assert first.steps is None and first.patience == 7
     assert stages[1].steps == 40
+    (default,) = first_slab_stages(compact_stages())  # the run's: the held-out patience kept
+    assert default.steps is None and default.held_out == HELD_OUT_PATIENCE > 3
 
 
 def test_only_a_scalar_problem_started_by_its_value_is_judged():
