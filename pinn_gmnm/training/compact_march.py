@@ -23,7 +23,7 @@ first slab may: it must find how its state moves, and it trains every parameter 
 (Newton on the output layer alone, from a state at rest, would first trade the pulse away
 for a small residual: 0.26 on that slab), for as many steps as it needs
 (:func:`first_slab_stages`). The later slabs start moving, from the slab before, and take
-at most ``SLAB_NEWTON_STEPS``.
+at most ``SLAB_NEWTON_STEPS``; one whose loss jumps is halved (:data:`JUMP`).
 
 Measured at 60 s (2-core CPU, alone; the PINN for comparison):
 
@@ -140,6 +140,21 @@ few more steps leave. Measured (2026-12-03, same-hour pairs, 60 s, half-speed ma
 slab of seed 1 4.8e-2 → 4.3e-4 off), ``advection-diffusion-2d`` 1.05e-3 → 1.0e-3 and
 2.5e-3 → 2.7e-3, the blob on a disk 1.5e-3 either way, two pulses 1.7e-2 → 2.2e-2 (its
 first slab ran out of its share in both, 287 and 237 steps)."""
+
+JUMP = 4.0
+"""A compact slab whose loss ends over this many times that of the last whole compact slab
+after the first is halved once, each half started from the slab before it (the
+``jump`` split of :class:`~.march.March`). Over a slab a Gaussian follows a straight path
+in space-time; where the state turns (``rotating_blob``, a full turn in 16 slabs),
+Levenberg–Marquardt can settle at a loss several times the slab before's, or far worse
+(a slab of ``rotating_blob`` at 2.3e-3, 0.29 off, where the slabs before it were at 2e-5
+and 2e-2 off: its halves came to 2e-6 and 2.1e-2), and the error that slab leaves is
+carried on. Measured (2026-12-03, same hour, 60 s, half-speed machine), without → with:
+``rotating_blob`` 2.0e-2 → 2.1e-2 and 2.7e-2 → 1.1e-2 (seeds 0 and 1; 5 slabs halved in
+each, and the march then spends the whole budget, its last slabs short of their time);
+two pulses, ``advection-diffusion-2d`` (both seeds) and the blob on a disk: none halved
+(2.2e-2, 1.0e-3, 2.6e-3 and 1.2e-3, as without). Judged against the slab before instead,
+the slab after a halved one (twice as long as that half) was halved too."""
 
 FIT_SAMPLES = 2000
 """Samples of the initial state the compact fit trains on (as many again held out)."""
