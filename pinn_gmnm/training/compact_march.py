@@ -52,9 +52,9 @@ With 32 slabs as well, ``rotating_blob`` came to 1.0e-2 in both seeds (the arc a
 straight paths follow is four times closer), but on this machine the later slabs ran out
 of their shares and the others came out worse or no better (``advection-diffusion-2d``
 1.1e-3 and 1.4e-2, the blob on a disk 6.4e-3, two pulses 3.9e-3): not kept. In
-``rotating_blob`` the error now grows in later slabs that stop on their held-out checks
-at 15 to 25 steps with losses 20 to 100 times those of the slabs before them, and are
-counted as solved.
+``rotating_blob`` the error then grew in later slabs that stopped on their held-out checks
+at 15 to 25 steps with losses 20 to 100 times those of the slabs before them, counted as
+solved: see :data:`HELD_OUT_PATIENCE` and :data:`JUMP` for what came of that.
 
 Tried and not kept: 8 or 32 slabs (``advection-diffusion-2d`` 1.7e-2 and 1.8e-2: too few
 slabs for a sheared Gaussian to follow the state, or too little time a slab to converge;
