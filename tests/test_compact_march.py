@@ -4,8 +4,6 @@ grid march's Gaussians cannot represent the initial state as well."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -15,7 +13,6 @@ from pinn_gmnm.training.compact_march import (COMPACT_COMPONENTS, HELD_OUT_PATIE
                                               compact_stages, features, first_slab_stages,
                                               initial_condition, lift, shares,
                                               slab_components)
-from pinn_gmnm.training import march as march_module
 from pinn_gmnm.training.growth import Grow
 from pinn_gmnm.training.march import March
 
@@ -78,8 +75,7 @@ def test_a_lifted_slab_starts_as_the_fit_and_an_advanced_one_goes_on_along_its_p
 
 
 def compact_run(name: str, *, components: int = 64,
-                compact=(GaussNewton(steps=1, head_only=True), GaussNewton(steps=3)),
-                splits: int = 0, **kw):
+                compact=(GaussNewton(steps=1, head_only=True), GaussNewton(steps=3)), **kw):
     """The default march of a linear problem, small: 2 slabs grown by least squares (the
     block tried first), going on compact when that wins, its slabs trained by a few
     Levenberg–Marquardt steps (``compact``); no budget, so that runs are reproducible."""
@@ -88,8 +84,7 @@ def compact_run(name: str, *, components: int = 64,
     model = TimeSlabs(lambda b: GMNM(p.dim, p.n_outputs, bounds=b, components=components),
                       p.geometry.bbox, 2, whole=True, spatial=True)
     grow = Grow(steps=1, tol=1e-6, refinements=0)
-    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,), compact=compact,
-                                         splits=splits)],
+    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,), compact=compact)],
                  collocation=Collocation(400, 80), **kw)
 
 
@@ -130,27 +125,6 @@ def test_a_stopped_compact_march_resumes_to_the_same_result(stop_and_resume):
     assert [e["step"] for e in full.events if e["event"] == "slab"][:2] == [29, 33]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     assert resumed.model.levels.tolist() == [1, 1, 1, 1]
-
-
-def test_a_compact_slab_whose_loss_jumps_is_halved_and_resumes_exactly(stop_and_resume,
-                                                                       monkeypatch):
-    """With any loss counted as a jump (JUMP 0), every compact slab after the second
-    (the first sets no reference, the second sets it) is halved once: 4 slabs of level 1
-    become 6, the halves compact too (8 Gaussians, started from the slab before). A run
-    stopped inside the first half (step 39: the trial's solve, the first slab's 28 steps,
-    4 for each slab after it) resumes to the same parameters."""
-    monkeypatch.setattr(march_module, "JUMP", 0.0)
-    full, _, resumed = stop_and_resume(
-        lambda **kw: compact_run("advection-diffusion-2d", splits=2, **kw), 39)
-    jumps = [e for e in full.events if e["event"] == "split"]
-    assert [(e["slab"], e["reason"], e["level"]) for e in jumps] == [(2, "jump", 2), (4, "jump", 2)]
-    assert all(e["loss"] > 0 and e["reference"] > 0 for e in jumps)
-    assert full.model.levels.tolist() == [1, 1, 2, 2, 2, 2]
-    assert all(q.layer.components == 8 for q in full.model.pieces)
-    assert resumed.model.levels.tolist() == [1, 1, 2, 2, 2, 2]
-    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
-    monkeypatch.setattr(march_module, "JUMP", math.inf)  # no loss jumps: none halved
-    assert compact_run("advection-diffusion-2d", splits=2).model.levels.tolist() == [1] * 4
 
 
 @pytest.mark.slow

@@ -78,8 +78,6 @@ does (a pulse narrower than the grid's spacing), the march goes on compact inste
 16 slabs of a few Gaussians each, every parameter trained by Levenberg–Marquardt, each
 slab started from the one before with its Gaussians carried along their paths
 (:mod:`.compact_march`; ``compact`` stages, a ``compact march`` event with the choice).
-A compact slab whose loss jumps above the slabs' before it is halved once (a ``split``
-event, ``reason`` ``jump``: :data:`~.compact_march.JUMP`).
 ``advection-diffusion-2d`` 1.9e-2 → 2.2e-3 at 60 s; ``heat-2d`` keeps the grid.
 
 **Patched slabs.** Each later slab of a Newton march in two space dimensions places its
@@ -110,7 +108,7 @@ from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs, slab_layout
 from ..problem import Problem
 from .batch import Collocation, sample_batch
-from .compact_march import COMPACT_LEVEL, JUMP, advance, compact_pieces, first_slab_stages
+from .compact_march import advance, first_slab_stages
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, fit_state, zero_loss
@@ -577,7 +575,6 @@ class March(Stage):
             self._grade(task, model)
         k, level = first, 0 if saved is None else int(saved.get("level", 0))
         spent: float | None = None  # training seconds of the last slab
-        reference = None if saved is None else saved.get("reference")  # see _jumped
         while k < model.slabs:
             inside = saved if saved is not None and k == first and saved["stage"] is not None \
                 else None
@@ -585,19 +582,12 @@ class March(Stage):
                     self._affordable(task, model, k, spent):  # the step carried on
                 self._split(task, model, k, reason="step")
             start = task.clock.elapsed()
-            loss, solved, timed_out = self._slab(task, model, problem, k, inside, compact,
-                                                 reference)
+            loss, solved, timed_out = self._slab(task, model, problem, k, inside, compact)
             if task.out_of_time():
                 if not compact:
                     self._hold(task, model, k)
                 return
             spent = task.clock.elapsed() - start
-            if compact and self._jumped(task, model, k, loss, reference, timed_out, spent):
-                task.safe_point({"slab": k, "stage": None, "compact": True,
-                                 "reference": reference})
-                continue  # the first half is trained next
-            if compact and k > 0 and int(model.levels[k]) == COMPACT_LEVEL:
-                reference = loss
             graded = self._graded(model, k)
             if not (graded or compact or timed_out) and \
                     self._halve(task, model, k, loss, solved, spent):
@@ -609,8 +599,8 @@ class March(Stage):
             # of its share of the time (see SlabResult)
             level = 0 if compact else \
                 max(0, int(model.levels[k]) - int(solved or graded or timed_out))
-            task.safe_point({"slab": k + 1, "stage": None, "level": level, "compact": compact,
-                             **({"reference": reference} if compact else {})}, loss=loss)
+            task.safe_point({"slab": k + 1, "stage": None, "level": level, "compact": compact},
+                            loss=loss)
             k += 1
 
     def _hold(self, task: Task, model: TimeSlabs, k: int) -> None:
@@ -650,23 +640,6 @@ class March(Stage):
                 not self._affordable(task, model, k, spent):
             return False
         self._split(task, model, k, reason="unsolved", loss=loss)
-        return True
-
-    def _jumped(self, task: Task, model: TimeSlabs, k: int, loss: float,
-                reference: float | None, timed_out: bool, spent: float) -> bool:
-        """Halve slab ``k`` of a compact march (a ``split`` event, ``reason`` ``jump``)
-        when its loss is over :data:`~.compact_march.JUMP` times ``reference`` (the last
-        whole compact slab's after the first), it did not run out of its time, it was
-        halved fewer than ``splits`` times and the march, one slab more, is affordable (as
-        :meth:`_halve`). Each half then starts from the slab before it, as any compact
-        slab does; True when it did."""
-        if timed_out or reference is None or not loss > JUMP * reference or \
-                int(model.levels[k]) >= self.splits or not self._affordable(task, model, k, spent):
-            return False
-        m = model.pieces[k].layer.components
-        self._split(task, model, k, reason="jump", loss=loss, reference=reference)
-        compact_pieces(model, m)
-        task.sync_params()
         return True
 
     @staticmethod
@@ -755,7 +728,7 @@ class March(Stage):
         then cut into the compact march's slabs (not graded: measured, a graded start took
         a blob carried around a disk from 1.0e-2 to 7.1e-2, its error carried through more
         slabs), and its first piece started from that fit."""
-        from .compact_march import choose, lift, slab_components
+        from .compact_march import COMPACT_LEVEL, choose, compact_pieces, lift, slab_components
 
         if not self.compact:
             return False
@@ -772,8 +745,7 @@ class March(Stage):
         return True
 
     def _slab(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
-              inside: dict[str, Any] | None, compact: bool = False,
-              reference: float | None = None) -> SlabResult:
+              inside: dict[str, Any] | None, compact: bool = False) -> SlabResult:
         """Train slab ``k`` (continue it from ``inside``, a saved state); its final loss,
         whether it is solved (see :data:`SOLVED`) and whether it ran out of its time.
         ``compact``: by the ``compact`` stages, each slab continuing the one before (the
@@ -783,7 +755,7 @@ class March(Stage):
             if inside is None and k > 0:
                 advance(model, k)
             return self._train(task, model, problem, k, inside, None, None, moved=None,
-                               compact=True, reference=reference)
+                               compact=True)
         if inside is None and k > 0 and self.warm:
             model.copy_piece(k - 1, k)  # warm start: the previous slab's layout and solution
         piece = model.pieces[k]
@@ -834,15 +806,13 @@ class March(Stage):
     def _train(self, task: Task, model: TimeSlabs, problem: Problem, k: int,
                inside: dict[str, Any] | None, warp: Warp | Patch | None,
                start_from: nn.Module | None,
-               *, moved: Tensor | None, compact: bool = False,
-               reference: float | None = None) -> SlabResult:
+               *, moved: Tensor | None, compact: bool = False) -> SlabResult:
         """One pass over slab ``k``: its piece moved by ``warp`` (when given), its head
         started as the fit of the model ``start_from`` (the previous slab's state held
         still over the slab, or the slab's own first pass), then trained by the stages
         (continued from ``inside``). ``moved``: the mass of a second pass's warp, kept in
         its safe points. ``compact``: trained by the ``compact`` stages (the first slab
-        by :func:`~.compact_march.first_slab_stages`), ``reference`` kept in its safe
-        points (see :meth:`_jumped`)."""
+        by :func:`~.compact_march.first_slab_stages`)."""
         stages = self.stages
         if compact:
             stages = first_slab_stages(self.compact) if k == 0 else self.compact
@@ -872,8 +842,7 @@ class March(Stage):
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
                          stages=list(stages), events=task.events, run_task=task, slab=k,
                          _batch0=batch, extra={**({} if moved is None else {"moved": moved}),
-                                               **({"compact": True, "reference": reference}
-                                                  if compact else {})})
+                                               **({"compact": True} if compact else {})})
         child.initial_loss = float(child.evaluate_loss()[0])  # on the slab's first points
         first, state = 0, None
         if inside is not None:
