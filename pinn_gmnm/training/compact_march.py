@@ -56,17 +56,6 @@ of their shares and the others came out worse or no better (``advection-diffusio
 at 15 to 25 steps with losses 20 to 100 times those of the slabs before them, counted as
 solved: see :data:`HELD_OUT_PATIENCE`.
 
-Also tried (2026-12-03, same machine and hour) and not kept: halving once a later slab
-whose loss ends over 4 times that of the last whole slab after the first (each half
-started from the slab before; the reference kept in safe points). It rescues a slab that
-settles far off (``rotating_blob``: one at a loss of 2.3e-3, 0.29 off, came to 2.1e-2 in
-halves), but five or six halvings a run made ``rotating_blob``'s march spend its budget on
-that machine, its last slabs ran short of their time and some of them settled far off in
-turn: seed 0 2.1e-2, 5.0e-2 and 7.8e-2 in three runs, against 2.0e-2, 2.1e-2 and 2.6e-2
-without it (not budget-limited); seed 1 1.1e-2 and 3.6e-3 against 2.7e-2. Halving only
-where the rest of the march fits at the slab's own pace (not half of it) gave 2.3e-2 and
-0.29 (seed 0) and 0.11 (seed 1). No other problem measured halved a slab.
-
 Tried and not kept: 8 or 32 slabs (``advection-diffusion-2d`` 1.7e-2 and 1.8e-2: too few
 slabs for a sheared Gaussian to follow the state, or too little time a slab to converge;
 errors of a slab not converged are carried on: a carried state off by 1e-3 is a relative
@@ -85,6 +74,17 @@ slab to slab. Both were worse at 60 s: ``advection-diffusion-2d`` 2.2e-3 → 2.5
 with the flat carry-over too), ``rotating_blob`` 0.10 → 0.28 (0.81), two pulses 1.7e-2, within
 the 1.2e-2 to 2.0e-2 of two runs without it (4.3e-2): a start better by the loss did not
 train into a better march.
+
+Also tried (2026-12-03, same machine and hour) and not kept: halving once a later slab
+whose loss ends over 4 times that of the last whole slab after the first (each half
+started from the slab before; the reference kept in safe points). It rescues a slab that
+settles far off (``rotating_blob``: one at a loss of 2.3e-3, 0.29 off, came to 2.1e-2 in
+halves), but five or six halvings a run made ``rotating_blob``'s march spend its budget on
+that machine, its last slabs ran short of their time and some of them settled far off in
+turn: seed 0 2.1e-2, 5.0e-2 and 7.8e-2 in three runs, against 2.0e-2, 2.1e-2 and 2.6e-2
+without it (not budget-limited); seed 1 1.1e-2 and 3.6e-3 against 2.7e-2. Halving only
+where the rest of the march fits at the slab's own pace (not half of it) gave 2.3e-2 and
+0.29 (seed 0) and 0.11 (seed 1). No other problem measured halved a slab.
 
 **Which march** (:func:`choose`). The march whose Gaussians represent the initial state
 better: the compact fit's error on held-out samples of u_0 against the least-squares fit
