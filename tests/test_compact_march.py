@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from pinn_gmnm import GMNM, Collocation, GaussNewton, get_problem, solve
+from pinn_gmnm.geometry import Disk, SpaceTime
 from pinn_gmnm.models.slabs import TimeSlabs
-from pinn_gmnm.training.compact_march import (COMPACT_COMPONENTS, HELD_OUT_PATIENCE, advance,
-                                              compact_stages, features, first_slab_stages,
+from pinn_gmnm.training.compact_march import (COMPACT_COMPONENTS, FOCUS_SPREAD,
+                                              HELD_OUT_PATIENCE, advance, compact_stages,
+                                              features, first_slab_stages, focus_points,
                                               initial_condition, lift, shares,
                                               slab_components)
 from pinn_gmnm.training.growth import Grow
@@ -74,7 +76,55 @@ def test_a_lifted_slab_starts_as_the_fit_and_an_advanced_one_goes_on_along_its_p
                                atol=1e-12)
 
 
-def compact_run(name: str, *, components: int = 64,
+def test_focused_points_follow_the_significant_gaussians_inside_the_slab():
+    """A slab of one moving Gaussian (sd 0.05, velocity (0.4, −0.2)) and one of negligible
+    weight far off, on a disk: the points drawn inside the slab lie about the moving one,
+    those of the initial slice about its centre there, none near the other; a Gaussian
+    moving out of the disk still gives points, all of them inside."""
+    piece = GMNM(3, 1, 2, bounds=((-1.0, -1.0, 0.0), (1.0, 1.0, 0.5)), width_factor=1.0).double()
+    v, sd = torch.tensor([0.4, -0.2], dtype=torch.float64), 0.05
+    A = torch.zeros(2, 3, 3, dtype=torch.float64)
+    A[:, :2, :2] = torch.eye(2) / sd**2
+    A[:, :2, 2] = A[:, 2, :2] = -(A[:, :2, :2] @ v)
+    A[:, 2, 2] = 4.0 + (v @ A[0, :2, :2] @ v)
+    h = torch.tensor(piece.normalize.half_width, dtype=torch.float64)
+    c = torch.tensor(piece.normalize.center, dtype=torch.float64)
+    mu = torch.tensor([[0.2, 0.1, 0.25], [-0.6, -0.6, 0.25]], dtype=torch.float64)
+    with torch.no_grad():
+        piece.layer.proj.copy_(torch.linalg.cholesky(A * h[:, None] * h[None, :]).transpose(-1, -2))
+        piece.layer.means.copy_((mu - c) / h)
+        piece.layer.weights.copy_(torch.tensor([[1.0], [1e-6]], dtype=torch.float64))
+    slab = SpaceTime(Disk((0.0, 0.0), 1.0), (0.0, 0.5))
+    x = focus_points(piece, slab, 2000, seed=3)
+    assert x.shape == (2000, 3) and bool(slab.interior(x).all())
+    path = mu[0, :2] + v * (x[:, 2:] - mu[0, 2])  # the moving Gaussian's centre at each t
+    r = (x[:, :2] - path).norm(dim=1) / (FOCUS_SPREAD * sd)
+    assert float(r.max()) < 6 and 1.0 < float(r.pow(2).mean()) < 3.0  # ≈ 2: a 2-D normal
+    face = focus_points(piece, slab, 500, seed=4, at=0.0)
+    assert bool((face[:, 2] == 0.0).all())
+    torch.testing.assert_close(face[:, :2].mean(dim=0), mu[0, :2] - v * mu[0, 2],
+                               atol=0.02, rtol=0)
+    with torch.no_grad():
+        piece.layer.means[0, :2] = (torch.tensor([0.99, 0.0], dtype=torch.float64) - c[:2]) / h[:2]
+    rim = focus_points(piece, slab, 2000, seed=5)
+    assert 1000 < len(rim) <= 2000 and bool(slab.interior(rim).all())
+
+
+def test_an_unsolved_later_compact_slab_is_halved_and_keeps_its_gaussians():
+    """With a single Levenberg–Marquardt step a slab, the later compact slabs are left
+    unsolved: each is halved once (``splits`` 2: one level below the compact march's),
+    its halves started from the slab before with as many Gaussians; the first slab,
+    started from the initial state's fit, is never halved."""
+    run = compact_run("advection-diffusion-2d", splits=2,
+                      compact=(GaussNewton(steps=1, head_only=True), GaussNewton(steps=1)))
+    splits = [e for e in run.events if e["event"] == "split"]
+    assert splits and all(e["reason"] == "unsolved" and e["slab"] > 0 for e in splits)
+    assert run.model.levels.tolist()[0] == 1 and max(run.model.levels.tolist()) == 2
+    assert {q.layer.components for q in run.model.pieces} == {COMPACT_COMPONENTS}
+    assert run.model.slabs == 4 + len(splits)
+
+
+def compact_run(name: str, *, components: int = 64, splits: int = 0,
                 compact=(GaussNewton(steps=1, head_only=True), GaussNewton(steps=3)), **kw):
     """The default march of a linear problem, small: 2 slabs grown by least squares (the
     block tried first), going on compact when that wins, its slabs trained by a few
@@ -84,7 +134,8 @@ def compact_run(name: str, *, components: int = 64,
     model = TimeSlabs(lambda b: GMNM(p.dim, p.n_outputs, bounds=b, components=components),
                       p.geometry.bbox, 2, whole=True, spatial=True)
     grow = Grow(steps=1, tol=1e-6, refinements=0)
-    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,), compact=compact)],
+    return solve(p, model, stages=[March(stages=(grow,), whole=(grow,), compact=compact,
+                                         splits=splits)],
                  collocation=Collocation(400, 80), **kw)
 
 
@@ -117,12 +168,12 @@ def test_only_a_scalar_problem_started_by_its_value_is_judged():
 
 
 def test_a_stopped_compact_march_resumes_to_the_same_result(stop_and_resume):
-    """Stopped in the second compact slab (step 31: the trial's solve, the first slab's
-    28 steps, then the second's): the first slab's lift, its fit and the carry-over into
-    the second are redone or restored exactly."""
+    """Stopped in the second compact slab (step 32: the trial's solve, the first slab's
+    29 steps, then the second's): the first slab's lift, its fit, the carry-over into
+    the second and its focused points are redone or restored exactly."""
     full, _, resumed = stop_and_resume(
-        lambda **kw: compact_run("advection-diffusion-2d", **kw), 31)
-    assert [e["step"] for e in full.events if e["event"] == "slab"][:2] == [29, 33]
+        lambda **kw: compact_run("advection-diffusion-2d", **kw), 32)
+    assert [e["step"] for e in full.events if e["event"] == "slab"][:2] == [30, 34]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     assert resumed.model.levels.tolist() == [1, 1, 1, 1]
 

@@ -86,6 +86,37 @@ without it (not budget-limited); seed 1 1.1e-2 and 3.6e-3 against 2.7e-2. Halvin
 where the rest of the march fits at the slab's own pace (not half of it) gave 2.3e-2 and
 0.29 (seed 0) and 0.11 (seed 1). No other problem measured halved a slab.
 
+**Focused points** (2026-12-03). A slab's points were the run's, drawn uniformly: 2000
+inside the slab and 400 on its initial slice, where the state it carries on is given. A
+pulse 0.06 wide on a 2 × 1 rectangle covers 0.6 % of it: two or three of those 400
+points, a dozen of the 2000. The loss hardly saw the state: on such a pulse (a user's
+problem written from the README, carried at an angle while it spreads; not in any table)
+the second slab ended at a loss of 2e-6 and 8.3e-2 off, the run 8.3e-2. Half of a slab's
+interior points, and as many again as the boundary points on its initial slice, are now
+drawn from its own Gaussians as it starts (:func:`slab_focus`, :func:`focus_points`: each
+significant Gaussian in proportion to |π_i|, ``FOCUS_SPREAD`` times as wide, along its
+path), the other half uniformly; they are kept with the slab's safe points. Measured in
+same-hour pairs at 60 s on a machine at half its usual speed, seeds 0 and 1, before →
+after: that pulse 8.3e-2 → 1.9e-2 and 0.11 → 3.4e-3, ``rotating_blob`` 2.1e-2 → 9.4e-3 and
+1.65e-2 → 2.9e-3, the blob on a disk 1.6e-3 → 1.3e-3 and 9.3e-3 → 1.1e-2, two pulses
+2.6e-2 either way and 3.9e-2 → 1.9e-2, ``advection-diffusion-2d`` 1.0e-3 → 1.16e-3 and
+2.9e-3 → 6.0e-3 (worse: its later slabs' errors grow where they fell; its first slab, seed
+0, 7.5e-4 → 2.3e-4). Widened twice (not kept): 6.2e-3 and 4.6e-2, 1.5e-2 and 1.5e-2, 2.1e-3
+and 2.7e-3, 5.8e-2 and 1.8e-2, 6.1e-4 and 3.6e-3 — the geometric mean of the ten 7.8e-3,
+against 6.2e-3 at 1.5 and 1.3e-2 before, and the worst 5.8e-2 against 2.6e-2 and 0.11. Only
+the training points are focused: the held-out check draws its points uniformly.
+
+**An unsolved slab is halved** (2026-12-03). A later slab whose loss ends above
+:data:`~.march.SOLVED` times its frozen loss (Levenberg–Marquardt settled far off, as a
+compact slab can where its state turns) is halved as the grid march halves one, each half
+started from the slab before it (:func:`advance`) with as many Gaussians; the first slab,
+started from the fit, is not. It acts only on a failed slab: of the twenty focused runs above
+only ``rotating_blob``'s seed 0, widened twice, halved any (three). Measured on the run that
+fails without it (``rotating_blob`` with only the initial slice focused, not kept: its
+fourth slab settled at a loss of 1.1e-3, 6.4e-2 off): 0.46 → 0.16, that slab 6.2e-3 in
+halves. Halving on a loss four times the slab before's instead (tried earlier that day)
+halved five or six slabs a run and spent the budget.
+
 **Which march** (:func:`choose`). The march whose Gaussians represent the initial state
 better: the compact fit's error on held-out samples of u_0 against the least-squares fit
 of u_0 by the grid march's first slab (at each width that march tries). Measured
@@ -455,3 +486,72 @@ def advance(model: TimeSlabs, k: int) -> None:
     layer.means.copy_(((centre - c) / h).to(layer.means))
     layer.proj.copy_(W.to(layer.proj))
     layer.weights.mul_(torch.exp(-0.5 * S * dt**2).unsqueeze(-1).to(layer.weights))
+
+
+
+FOCUS_SHARE = 0.5
+"""This share of a compact slab's interior points is drawn from its own Gaussians as it
+starts, the rest uniformly, and as many points again as the run's boundary points are
+drawn so on its initial slice (:func:`slab_focus`)."""
+
+FOCUS_SPREAD = 1.5
+"""Focused points are drawn from each Gaussian widened by this."""
+
+
+def uniform_rest(collocation: Collocation) -> Collocation:
+    """The uniformly drawn points of a compact slab: its interior points less the
+    ``FOCUS_SHARE`` drawn from its Gaussians."""
+    return dataclasses.replace(
+        collocation, interior=collocation.interior - math.floor(FOCUS_SHARE * collocation.interior))
+
+
+def slab_focus(piece: nn.Module, geometry: SpaceTime, collocation: Collocation, seed: int
+               ) -> list[Tensor]:
+    """A compact slab's focused points, drawn from ``piece`` (the slab's Gaussians as it
+    starts) over ``geometry`` (the slab): ``FOCUS_SHARE`` of ``collocation``'s interior
+    points inside, and as many as its boundary points on the initial slice (see the
+    module docstring)."""
+    return [focus_points(piece, geometry, math.floor(FOCUS_SHARE * collocation.interior),
+                         seed + 5),
+            focus_points(piece, geometry, collocation.boundary, seed + 6, at=geometry.t0)]
+
+
+@torch.no_grad()
+def focus_points(piece: nn.Module, geometry: SpaceTime, n: int, seed: int, *,
+                 at: float | None = None) -> Tensor:
+    """Up to ``n`` points of ``geometry`` drawn from ``piece``'s significant Gaussians
+    (:func:`significant`; each chosen in proportion to |π_i|, widened by
+    ``FOCUS_SPREAD``), strictly inside; with ``at``, on the slice t = ``at``, each from its
+    Gaussian's section there (centred on its path: x ~ N(x*(t), A_xx⁻¹), see
+    :func:`advance`). Fewer where the Gaussians lie mostly outside ``geometry``."""
+    A, mu = piece.physical()
+    A, mu = A.detach().double().cpu(), mu.detach().double().cpu()
+    if n <= 0:
+        return mu.new_zeros((0, mu.shape[1]))
+    w = piece.layer.weights.detach().abs().reshape(len(mu), -1).sum(dim=1).double().cpu()
+    p = torch.where(significant(piece.layer.weights), w, torch.zeros_like(w))
+    if not torch.isfinite(p).all() or float(p.sum()) <= 0:
+        p = torch.ones_like(w)
+    centre, cov = mu, A
+    if at is not None:
+        Axx, Axt = A[:, :-1, :-1], A[:, :-1, -1]
+        v = -torch.linalg.solve(Axx, Axt.unsqueeze(-1)).squeeze(-1)
+        centre, cov = mu[:, :-1] + v * (at - mu[:, -1]).unsqueeze(-1), Axx
+    L = torch.linalg.cholesky(cov)  # cov = L Lᵀ: c + L⁻ᵀ ε has covariance cov⁻¹
+    generator = torch.Generator().manual_seed(seed)
+    out, total = [], 0
+    for _ in range(8):  # draws inside ``geometry``, a few rounds at most
+        draw = 4 * (n - total)
+        i = torch.multinomial(p, draw, replacement=True, generator=generator)
+        eps = torch.randn(draw, centre.shape[1], 1, dtype=torch.float64, generator=generator)
+        x = centre[i] + FOCUS_SPREAD * torch.linalg.solve_triangular(
+            L[i].transpose(-1, -2), eps, upper=True).squeeze(-1)
+        if at is None:
+            x = x[geometry.interior(x)]
+        else:
+            x = _with_time(x[geometry.space.interior(x)], at)
+        out.append(x[: n - total])
+        total += len(out[-1])
+        if total >= n:
+            break
+    return torch.cat(out)

@@ -78,6 +78,8 @@ does (a pulse narrower than the grid's spacing), the march goes on compact inste
 16 slabs of a few Gaussians each, every parameter trained by Levenberg–Marquardt, each
 slab started from the one before with its Gaussians carried along their paths
 (:mod:`.compact_march`; ``compact`` stages, a ``compact march`` event with the choice).
+Half of a compact slab's interior points and as many again on its initial slice are
+drawn from its own Gaussians, and a later compact slab left unsolved is halved.
 ``advection-diffusion-2d`` 1.9e-2 → 2.2e-3 at 60 s; ``heat-2d`` keeps the grid.
 
 **Patched slabs.** Each later slab of a Newton march in two space dimensions places its
@@ -108,7 +110,7 @@ from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs, slab_layout
 from ..problem import Problem
 from .batch import Collocation, sample_batch
-from .compact_march import advance, first_slab_stages
+from .compact_march import advance, compact_pieces, first_slab_stages, slab_focus, uniform_rest
 from .gauss_newton import GaussNewton
 from .growth import Grow
 from .linear import LeastSquares, fit_state, zero_loss
@@ -385,7 +387,7 @@ def slab_stages(stages: Sequence[Stage], *, newton_only: bool = False) -> tuple[
 
 
 def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Collocation,
-                 seed: int, *, warp: Warp | None = None) -> Problem:
+                 seed: int, *, warp: Warp | None = None, focus: Tensor | None = None) -> Problem:
     """Slab ``k`` of ``problem`` as a problem of its own: the PDE and boundary conditions
     on [t_k, t_{k+1}], the initial conditions of the first slab or, later, the state of
     piece k − 1 at t_k, at the points the initial condition would have drawn (moved by
@@ -406,10 +408,22 @@ def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Colloc
                      sampler=collocation.sampler, seed=seed + 2 + i)
         if warp is not None:
             x = warp.points(x)
+        if focus is not None and _starts(c):  # (see compact_march.slab_focus)
+            x = torch.cat([x, _selected(c, geometry, focus).to(x)])
         conditions.append(Carried(points=x, values=carried_values(problem, previous, c, x),
                                   order=c.order, output=c.output, weight=c.weight,
                                   name=c.label))
     return dataclasses.replace(problem, geometry=geometry, conditions=conditions)
+
+
+def _starts(c: Condition) -> bool:
+    """Whether ``c`` holds the state u at the start of a slab."""
+    return isinstance(c, Initial) and c.order == 0
+
+
+def _selected(c: Condition, geometry: Geometry, x: Points) -> Points:
+    """The points of ``x`` that ``c`` applies to (its ``on`` predicate)."""
+    return x if c.on is None else c.select(geometry, x)
 
 
 def carried_values(problem: Problem, piece: nn.Module, condition: Initial, x: Points) -> Tensor:
@@ -589,10 +603,13 @@ class March(Stage):
                 return
             spent = task.clock.elapsed() - start
             graded = self._graded(model, k)
-            if not (graded or compact or timed_out) and \
+            if not (graded or timed_out or compact and k == 0) and \
                     self._halve(task, model, k, loss, solved, spent):
                 saved, level = None, 0  # the first half is trained next, afresh
-                task.safe_point({"slab": k, "stage": None})
+                if compact:  # each half starts from the slab before it, as compact slabs do
+                    compact_pieces(model, model.pieces[k - 1].layer.components)
+                    task.sync_params()
+                task.safe_point({"slab": k, "stage": None, "compact": compact})
                 continue
             # the next slab starts as short as this one, or twice as long when this one is
             # solved (or is one of the graded start's: they double as planned), or ran out
@@ -728,7 +745,7 @@ class March(Stage):
         then cut into the compact march's slabs (not graded: measured, a graded start took
         a blob carried around a disk from 1.0e-2 to 7.1e-2, its error carried through more
         slabs), and its first piece started from that fit."""
-        from .compact_march import COMPACT_LEVEL, choose, compact_pieces, lift, slab_components
+        from .compact_march import COMPACT_LEVEL, choose, lift, slab_components
 
         if not self.compact:
             return False
@@ -822,10 +839,22 @@ class March(Stage):
         collocation = slab_points(task.collocation or Collocation(), piece, problem.n_outputs,
                                   laid_out=self.warm and model.laid_out and not compact)
         seed = task.seed + SLAB_SEED * k
-        sub = slab_problem(problem, k, model, collocation, seed, warp=warp)
+        focus = None
+        if compact:  # the state's own points (see compact_march), kept in its safe points
+            focus = None if inside is None else inside.get("focus")
+            if focus is None:
+                slab = SpaceTime(problem.geometry.space, (model.times[k], model.times[k + 1]))
+                focus = slab_focus(piece, slab, collocation, seed)
+            collocation = uniform_rest(collocation)
+        sub = slab_problem(problem, k, model, collocation, seed, warp=warp,
+                           focus=None if focus is None or k == 0 else focus[1])
         p = next(piece.parameters())
         parallel = task.loss.parallel
         drawn = sample_batch(sub, collocation, seed)
+        if focus is not None:  # (a later slab's Carried state has its own already)
+            drawn = drawn.extended(focus[0].to(drawn.interior), tuple(
+                _selected(c, sub.geometry, focus[1]).to(x) if k == 0 and _starts(c) else x[:0]
+                for c, x in zip(sub.conditions, drawn.conditions)))
         if warp is not None:
             drawn = warp.batch(drawn, sub)
         batch = drawn.shard(parallel).to(p.dtype, p.device)
@@ -842,7 +871,8 @@ class March(Stage):
                          seed=seed, _last_eval=task._last_eval, divergence=task.divergence,
                          stages=list(stages), events=task.events, run_task=task, slab=k,
                          _batch0=batch, extra={**({} if moved is None else {"moved": moved}),
-                                               **({"compact": True} if compact else {})})
+                                               **({"compact": True, "focus": focus}
+                                                  if compact else {})})
         child.initial_loss = float(child.evaluate_loss()[0])  # on the slab's first points
         first, state = 0, None
         if inside is not None:
