@@ -110,6 +110,36 @@ def test_focused_points_follow_the_significant_gaussians_inside_the_slab():
     assert 1000 < len(rim) <= 2000 and bool(slab.interior(rim).all())
 
 
+def test_a_compact_slab_trains_and_checks_on_points_focused_where_its_state_is(monkeypatch):
+    """Every compact slab draws half its interior points from its Gaussians (the other
+    half uniform) and its held-out checks get as many focused ones, drawn apart from
+    them; the first slab's initial condition gets its own focused points (400 on the
+    slice, 80 boundary points drawn: 80 more)."""
+    from pinn_gmnm.training import heldout
+
+    seen = []
+    init = heldout.HeldOut.__init__
+
+    def spy(self, task, params, **kw):
+        init(self, task, params, **kw)
+        focus = getattr(task, "extra", {}).get("focus")
+        if focus is not None:
+            seen.append((task.slab, task.loss.batch, self.loss.batch, focus))
+
+    monkeypatch.setattr(heldout.HeldOut, "__init__", spy)
+    compact_run("advection-diffusion-2d")
+    assert {slab for slab, *_ in seen} == {0, 1, 2, 3}
+    for slab, train, held, focus in seen:
+        assert len(focus) == 4 and len(focus[0]) == len(focus[2]) == 200
+        assert len(train.interior) == len(held.interior) == 400
+        torch.testing.assert_close(train.interior[200:], focus[0])
+        torch.testing.assert_close(held.interior[200:], focus[2])
+        assert not torch.equal(focus[0], focus[2])
+        if slab == 0:  # the initial condition: its uniform points, then the focused ones
+            torch.testing.assert_close(train.conditions[1][-len(focus[1]):], focus[1])
+            torch.testing.assert_close(held.conditions[1][-len(focus[3]):], focus[3])
+
+
 def test_an_unsolved_later_compact_slab_is_halved_and_keeps_its_gaussians():
     """With a single Levenberg–Marquardt step a slab, the later compact slabs are left
     unsolved: each is halved once (``splits`` 2: one level below the compact march's),
@@ -168,12 +198,12 @@ def test_only_a_scalar_problem_started_by_its_value_is_judged():
 
 
 def test_a_stopped_compact_march_resumes_to_the_same_result(stop_and_resume):
-    """Stopped in the second compact slab (step 32: the trial's solve, the first slab's
-    29 steps, then the second's): the first slab's lift, its fit, the carry-over into
+    """Stopped in the second compact slab (step 33: the trial's solve, the first slab's
+    30 steps, then the second's): the first slab's lift, its fit, the carry-over into
     the second and its focused points are redone or restored exactly."""
     full, _, resumed = stop_and_resume(
-        lambda **kw: compact_run("advection-diffusion-2d", **kw), 32)
-    assert [e["step"] for e in full.events if e["event"] == "slab"][:2] == [30, 34]
+        lambda **kw: compact_run("advection-diffusion-2d", **kw), 33)
+    assert [e["step"] for e in full.events if e["event"] == "slab"][:2] == [31, 35]
     assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
     assert resumed.model.levels.tolist() == [1, 1, 1, 1]
 

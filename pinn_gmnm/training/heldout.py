@@ -55,7 +55,8 @@ class HeldOut:
     def __init__(self, task: Task, params: Sequence[nn.Parameter], *, per_row: bool = False) -> None:
         loss = task.loss
         x = loss.batch.interior
-        batch = sample_batch(loss.problem, task.collocation, task.seed + SEED_OFFSET)
+        batch = task.held_out_points(
+            sample_batch(loss.problem, task.collocation, task.seed + SEED_OFFSET))
         self.loss = Loss(loss.problem, batch.shard(loss.parallel).to(x.dtype, x.device),
                          loss.weights_given, parallel=loss.parallel)
         self.params, self.per_row = list(params), per_row

@@ -109,7 +109,7 @@ from ..evaluation import Evaluator
 from ..geometry import Geometry, SpaceTime
 from ..models.slabs import TimeSlabs, slab_layout
 from ..problem import Problem
-from .batch import Collocation, sample_batch
+from .batch import Batch, Collocation, sample_batch
 from .compact_march import advance, compact_pieces, first_slab_stages, slab_focus, uniform_rest
 from .gauss_newton import GaussNewton
 from .growth import Grow
@@ -416,6 +416,17 @@ def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Colloc
     return dataclasses.replace(problem, geometry=geometry, conditions=conditions)
 
 
+def focused(batch: Batch, sub: Problem, interior: Points, initial: Points, *,
+            first: bool) -> Batch:
+    """``batch`` (of slab problem ``sub``) with a compact slab's focused points (see
+    :func:`~.compact_march.slab_focus`): ``interior`` ones, and ``initial`` ones for the
+    initial condition of the ``first`` slab (a later slab's carried state has its own
+    already, see :func:`slab_problem`)."""
+    return batch.extended(interior.to(batch.interior), tuple(
+        _selected(c, sub.geometry, initial).to(x) if first and _starts(c) else x[:0]
+        for c, x in zip(sub.conditions, batch.conditions)))
+
+
 def _starts(c: Condition) -> bool:
     """Whether ``c`` holds the state u at the start of a slab."""
     return isinstance(c, Initial) and c.order == 0
@@ -472,6 +483,14 @@ class SlabTask(Task):
             if sigma is not None:
                 report = {**report, "width": float(sigma[0])}
         return report
+
+    def held_out_points(self, batch: Batch) -> Batch:
+        """A compact slab's held-out points have focused ones as its training points do
+        (drawn with another seed: see :func:`~.compact_march.slab_focus`)."""
+        focus = self.extra.get("focus")
+        if focus is None:
+            return batch
+        return focused(batch, self.loss.problem, focus[2], focus[3], first=self.slab == 0)
 
     def enter(self, stage: int, state: dict[str, Any] | None) -> None:
         """Start (or, with ``state``, continue) inner stage ``stage``."""
@@ -851,10 +870,8 @@ class March(Stage):
         p = next(piece.parameters())
         parallel = task.loss.parallel
         drawn = sample_batch(sub, collocation, seed)
-        if focus is not None:  # (a later slab's Carried state has its own already)
-            drawn = drawn.extended(focus[0].to(drawn.interior), tuple(
-                _selected(c, sub.geometry, focus[1]).to(x) if k == 0 and _starts(c) else x[:0]
-                for c, x in zip(sub.conditions, drawn.conditions)))
+        if focus is not None:
+            drawn = focused(drawn, sub, focus[0], focus[1], first=k == 0)
         if warp is not None:
             drawn = warp.batch(drawn, sub)
         batch = drawn.shard(parallel).to(p.dtype, p.device)

@@ -316,6 +316,12 @@ class Task:
             extra["batch"] = points
         return extra
 
+    def held_out_points(self, batch: Batch) -> Batch:
+        """The points of a held-out check (:class:`~.heldout.HeldOut`), given ``batch``
+        drawn as the training points were but with another seed: ``batch`` itself here
+        (a compact slab adds its focused ones)."""
+        return batch
+
     def replaced_points(self) -> list[Tensor] | None:
         """The loss's points (interior, then each condition's) when resampling, refinement
         or growth replaced the first ones, else None. Each rank holds its own share of the
