@@ -496,7 +496,6 @@ def advance(model: TimeSlabs, k: int) -> None:
     layer.weights.mul_(torch.exp(-0.5 * S * dt**2).unsqueeze(-1).to(layer.weights))
 
 
-
 FOCUS_SHARE = 0.5
 """This share of a compact slab's interior points is drawn from its own Gaussians as it
 starts, the rest uniformly, and as many points again as the run's boundary points are

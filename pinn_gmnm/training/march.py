@@ -79,7 +79,8 @@ does (a pulse narrower than the grid's spacing), the march goes on compact inste
 slab started from the one before with its Gaussians carried along their paths
 (:mod:`.compact_march`; ``compact`` stages, a ``compact march`` event with the choice).
 Half of a compact slab's interior points and as many again on its initial slice are
-drawn from its own Gaussians, and a later compact slab left unsolved is halved.
+drawn from its own Gaussians (its held-out checks' too), and a later compact slab left
+unsolved is halved.
 ``advection-diffusion-2d`` 1.9e-2 → 2.2e-3 at 60 s; ``heat-2d`` keeps the grid.
 
 **Patched slabs.** Each later slab of a Newton march in two space dimensions places its
