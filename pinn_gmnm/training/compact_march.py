@@ -117,8 +117,9 @@ variant (1.75e-2 off after 208 steps; 4.7e-3 before the points were focused).
 :data:`~.march.SOLVED` times its frozen loss (Levenberg–Marquardt settled far off, as a
 compact slab can where its state turns) is halved as the grid march halves one, each half
 started from the slab before it (:func:`advance`) with as many Gaussians; the first slab,
-started from the fit, is not. It acts only on a failed slab: of the twenty focused runs above
-only ``rotating_blob``'s seed 0, widened twice, halved any (three). Measured on the run that
+started from the fit, is not. It acts only on a failed slab: of the thirty focused runs above
+only ``rotating_blob``'s seed 0 halved any (three slabs widened twice, one with the
+held-out points focused). Measured on the run that
 fails without it (``rotating_blob`` with only the initial slice focused, not kept: its
 fourth slab settled at a loss of 1.1e-3, 6.4e-2 off): 0.46 → 0.16, that slab 6.2e-3 in
 halves. Halving on a loss four times the slab before's instead (tried earlier that day)
