@@ -316,10 +316,15 @@ class _AtTime(nn.Module):
         return self.model(_with_time(x, self.t))
 
 
+def sizes(weights: Tensor) -> Tensor:
+    """|π_i| of each Gaussian (summed over the outputs), in float64 on the CPU."""
+    return weights.detach().abs().reshape(len(weights), -1).sum(dim=1).double().cpu()
+
+
 def significant(weights: Tensor) -> Tensor:
     """Which of the fit's Gaussians carry the initial state: |π_i| at least
     ``SIGNIFICANT`` × the largest (at least one)."""
-    w = weights.detach().abs().reshape(len(weights), -1).sum(dim=1).double()
+    w = sizes(weights)
     if not torch.isfinite(w).all() or float(w.max()) <= 0:
         return torch.ones(len(w), dtype=torch.bool)
     return w >= SIGNIFICANT * w.max()
@@ -363,7 +368,7 @@ def shares(fit: nn.Module, m: int) -> list[int]:
     feature (:func:`features`), shared among its Gaussians in proportion to |π_i|
     (largest remainders)."""
     layer = fit.layer
-    w = layer.weights.detach().abs().reshape(layer.components, -1).sum(dim=1).double()
+    w = sizes(layer.weights)
     groups = features(fit)
     counts = [0] * layer.components
     for g, members in enumerate(groups):
@@ -455,6 +460,12 @@ def compact_pieces(model: TimeSlabs, m: int) -> None:
             layer._resize(m)
 
 
+def velocity(A: Tensor) -> Tensor:
+    """The velocity of each space-time Gaussian's centre, v = −A_xx⁻¹ A_xt, from its
+    precision A (time last; see :func:`advance`)."""
+    return -torch.linalg.solve(A[:, :-1, :-1], A[:, :-1, -1:]).squeeze(-1)
+
+
 @torch.no_grad()
 def advance(model: TimeSlabs, k: int) -> None:
     """Start slab ``k``'s piece from slab k − 1's: each Gaussian moved along its path to
@@ -478,7 +489,7 @@ def advance(model: TimeSlabs, k: int) -> None:
     A, mu = a.physical()
     A, mu = A.detach().double().cpu(), mu.detach().double().cpu()
     Axx, Axt, Att = A[:, :-1, :-1], A[:, :-1, -1], A[:, -1, -1]
-    v = -torch.linalg.solve(Axx, Axt.unsqueeze(-1)).squeeze(-1)
+    v = velocity(A)
     S = (Att + (Axt * v).sum(dim=1)).clamp_min(0.0)
     t_mid = 0.5 * (model.times[k] + model.times[k + 1])
     dt = t_mid - mu[:, -1]
@@ -520,10 +531,11 @@ def slab_focus(piece: nn.Module, geometry: SpaceTime, collocation: Collocation, 
     points inside, and as many as its boundary points on the initial slice (see the
     module docstring); then as many of each again, with other seeds, for its held-out
     checks."""
-    interior = math.floor(FOCUS_SHARE * collocation.interior)
-    return [focus_points(piece, geometry, interior, seed + s) if i % 2 == 0 else
-            focus_points(piece, geometry, collocation.boundary, seed + s, at=geometry.t0)
-            for i, s in enumerate((5, 6, SEED_OFFSET + 5, SEED_OFFSET + 6))]
+    interior, initial = math.floor(FOCUS_SHARE * collocation.interior), collocation.boundary
+    return [focus_points(piece, geometry, interior, seed + 5),
+            focus_points(piece, geometry, initial, seed + 6, at=geometry.t0),
+            focus_points(piece, geometry, interior, seed + SEED_OFFSET + 5),
+            focus_points(piece, geometry, initial, seed + SEED_OFFSET + 6, at=geometry.t0)]
 
 
 @torch.no_grad()
@@ -538,15 +550,14 @@ def focus_points(piece: nn.Module, geometry: SpaceTime, n: int, seed: int, *,
     A, mu = A.detach().double().cpu(), mu.detach().double().cpu()
     if n <= 0:
         return mu.new_zeros((0, mu.shape[1]))
-    w = piece.layer.weights.detach().abs().reshape(len(mu), -1).sum(dim=1).double().cpu()
+    w = sizes(piece.layer.weights)
     p = torch.where(significant(piece.layer.weights), w, torch.zeros_like(w))
     if not torch.isfinite(p).all() or float(p.sum()) <= 0:
         p = torch.ones_like(w)
     centre, cov = mu, A
     if at is not None:
-        Axx, Axt = A[:, :-1, :-1], A[:, :-1, -1]
-        v = -torch.linalg.solve(Axx, Axt.unsqueeze(-1)).squeeze(-1)
-        centre, cov = mu[:, :-1] + v * (at - mu[:, -1]).unsqueeze(-1), Axx
+        v = velocity(A)
+        centre, cov = mu[:, :-1] + v * (at - mu[:, -1]).unsqueeze(-1), A[:, :-1, :-1]
     L = torch.linalg.cholesky(cov)  # cov = L Lᵀ: c + L⁻ᵀ ε has covariance cov⁻¹
     generator = torch.Generator().manual_seed(seed)
     out, total = [], 0

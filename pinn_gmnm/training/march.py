@@ -392,7 +392,8 @@ def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Colloc
     """Slab ``k`` of ``problem`` as a problem of its own: the PDE and boundary conditions
     on [t_k, t_{k+1}], the initial conditions of the first slab or, later, the state of
     piece k − 1 at t_k, at the points the initial condition would have drawn (moved by
-    ``warp``, see :mod:`.moving`)."""
+    ``warp``, see :mod:`.moving`) and, for a later compact slab, at ``focus`` too (see
+    :func:`~.compact_march.slab_focus`)."""
     g = problem.geometry
     if not isinstance(g, SpaceTime):
         raise GMNMError(f"time marching needs a space-time problem; '{problem.name}' is on "
@@ -410,7 +411,7 @@ def slab_problem(problem: Problem, k: int, model: TimeSlabs, collocation: Colloc
         if warp is not None:
             x = warp.points(x)
         if focus is not None and _starts(c):  # (see compact_march.slab_focus)
-            x = torch.cat([x, _selected(c, geometry, focus).to(x)])
+            x = torch.cat([x, c.select(geometry, focus).to(x)])
         conditions.append(Carried(points=x, values=carried_values(problem, previous, c, x),
                                   order=c.order, output=c.output, weight=c.weight,
                                   name=c.label))
@@ -424,18 +425,13 @@ def focused(batch: Batch, sub: Problem, interior: Points, initial: Points, *,
     initial condition of the ``first`` slab (a later slab's carried state has its own
     already, see :func:`slab_problem`)."""
     return batch.extended(interior.to(batch.interior), tuple(
-        _selected(c, sub.geometry, initial).to(x) if first and _starts(c) else x[:0]
+        c.select(sub.geometry, initial).to(x) if first and _starts(c) else x[:0]
         for c, x in zip(sub.conditions, batch.conditions)))
 
 
 def _starts(c: Condition) -> bool:
     """Whether ``c`` holds the state u at the start of a slab."""
     return isinstance(c, Initial) and c.order == 0
-
-
-def _selected(c: Condition, geometry: Geometry, x: Points) -> Points:
-    """The points of ``x`` that ``c`` applies to (its ``on`` predicate)."""
-    return x if c.on is None else c.select(geometry, x)
 
 
 def carried_values(problem: Problem, piece: nn.Module, condition: Initial, x: Points) -> Tensor:
@@ -867,7 +863,7 @@ class March(Stage):
                 focus = slab_focus(piece, slab, collocation, seed)
             collocation = uniform_rest(collocation)
         sub = slab_problem(problem, k, model, collocation, seed, warp=warp,
-                           focus=None if focus is None or k == 0 else focus[1])
+                           focus=None if focus is None else focus[1])
         p = next(piece.parameters())
         parallel = task.loss.parallel
         drawn = sample_batch(sub, collocation, seed)
