@@ -18,7 +18,7 @@ import numpy as np
 
 from .artifacts import atomic_write, write_json
 from .fitting import is_fit_problem
-from .plotting import _save, new_figure, slice_grid
+from .plotting import _save, map_aspect, map_height, new_figure, slice_grid
 from .run import environment
 from .comparison import NOT_APPLICABLE, ComparisonResult, RunRecord
 from .models import MODELS
@@ -235,7 +235,8 @@ def plot_fields(result: ComparisonResult, path) -> None:
     finite = [e[inside & np.isfinite(e)] for e in errors.values()]
     top = max((float(e.max()) for e in finite if e.size), default=0.0)
     rows, cols = (2 if errors else 1), len(models) + (1 if exact is not None else 0)
-    fig = new_figure(3.6 * max(cols, 1), 3.3 * rows)
+    aspect = map_aspect(problem)
+    fig = new_figure(3.6 * max(cols, 1), map_height(aspect, 3.3, 3.6) * rows)
 
     rows_axes: list[list[Any]] = [[], []]
 
@@ -243,7 +244,8 @@ def plot_fields(result: ComparisonResult, path) -> None:
         ax = fig.add_subplot(rows, cols, row * cols + col + 1)
         rows_axes[row].append(ax)
         img = np.where(inside, values, np.nan).reshape(shape)
-        im = ax.imshow(img, origin="lower", extent=extent, aspect="auto", **kw)
+        im = ax.imshow(img, origin="lower", extent=extent,
+                       aspect="auto" if aspect is None else "equal", **kw)
         ax.set(title=title, xlabel=problem.variables[0], ylabel=problem.variables[1])
         return im
 

@@ -60,6 +60,32 @@ def slice_grid(problem: Problem, k: int = 201) -> tuple[torch.Tensor, np.ndarray
     return torch.from_numpy(x), a, b, note
 
 
+def map_aspect(problem: Problem) -> float | None:
+    """Height over width of the heat maps of ``problem``'s first two axes when both are
+    lengths (a domain in space: drawn to scale, so that a circle looks round), None when
+    one is time (an x–t map) or the problem is a fit (inputs of any units): then the
+    maps fill their panels."""
+    from .fitting import is_fit_problem
+    from .geometry import SpaceTime
+
+    if problem.dim < 2 or is_fit_problem(problem) or (
+            isinstance(problem.geometry, SpaceTime) and problem.dim < 3):
+        return None
+    lo, hi = problem.geometry.bbox
+    return (hi[1] - lo[1]) / (hi[0] - lo[0])
+
+
+def map_height(aspect: float | None, height: float, width: float) -> float:
+    """Inches of a row of heat maps whose panels are ``width`` wide: ``height`` when the
+    maps fill their panels, else their images' height to scale (an inch of the width
+    goes to the colour bar; within reason for very long or tall domains) and an inch for
+    titles and labels."""
+    if aspect is None:
+        return height
+    image = width - 1.0
+    return min(max(image * aspect, 0.8), 3 * image) + 1.0
+
+
 def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
                   title: str = "") -> None:
     """Prediction, exact (or reference) solution and absolute error: heat maps in 2D and
@@ -93,14 +119,16 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
     pred = _predict(model, x)
     ex = problem.solution_values(x).numpy() if has_exact else None
     cols = 3 if has_exact else 1
-    fig = new_figure(4.8 * cols, 3.9 * k_out)
+    aspect = map_aspect(problem)
+    fig = new_figure(4.8 * cols, map_height(aspect, 3.9, 4.8) * k_out)
     shape = (len(b), len(a))
     extent = (a[0], a[-1], b[0], b[-1])
     for c, name in enumerate(problem.outputs):
         def show(j: int, values: np.ndarray, label: str, **kw: Any) -> None:
             ax = fig.add_subplot(k_out, cols, c * cols + j + 1)
             img = np.where(inside, values, np.nan).reshape(shape)
-            im = ax.imshow(img, origin="lower", extent=extent, aspect="auto", **kw)
+            im = ax.imshow(img, origin="lower", extent=extent,
+                           aspect="auto" if aspect is None else "equal", **kw)
             fig.colorbar(im, ax=ax)
             ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label + note)
 
@@ -189,7 +217,8 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
         inside = problem.geometry.space.inside(x2[:, :space_dim]).numpy() \
             if hasattr(problem.geometry, "space") else np.ones(len(x2), dtype=bool)
         rows = 2 if (problem.exact is not None or problem.reference is not None) else 1
-        fig = new_figure(3.6 * len(times), 3.2 * rows * k_out)
+        aspect = map_aspect(problem)
+        fig = new_figure(3.6 * len(times), map_height(aspect, 3.2, 3.6) * rows * k_out)
         extent = (a[0], a[-1], b[0], b[-1])
         for j, t in enumerate(times):
             x = x2.clone()
@@ -203,7 +232,8 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
                 for r, (values, label, cmap) in enumerate(panels):
                     ax = fig.add_subplot(rows * k_out, len(times), (c * rows + r) * len(times) + j + 1)
                     img = np.where(inside, values, np.nan).reshape(len(b), len(a))
-                    im = ax.imshow(img, origin="lower", extent=extent, aspect="auto", cmap=cmap)
+                    im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap,
+                                   aspect="auto" if aspect is None else "equal")
                     fig.colorbar(im, ax=ax)
                     ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label)
     fig.suptitle(title)
