@@ -11,7 +11,9 @@ one row per run (and, for systems, the relative L2 of each output and declared g
 outputs); a run that fails or times out keeps its row, saying so. The markdown is
 written to ``--out`` (rewritten after every row, so an interrupted sweep keeps what it did;
 with ``--only``, the rows rerun replace theirs in the existing file and the others and
-its notes are kept) and is the regression table every change is judged by (see the design notes).
+its notes are kept; the dated account of reruns, before → after, goes in
+``results/catalogue-history.md``) and is the regression table every change is judged by (see
+the design notes).
 """
 
 from __future__ import annotations

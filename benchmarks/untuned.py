@@ -8,7 +8,8 @@ the check that its defaults carry over: written after the defaults, each with an
 solution, run as a user would (``gmnm-pde solve benchmarks/untuned_problems.py:NAME``,
 every option at its default) in a fresh process each. The markdown table is rewritten
 after every row (with ``--only``, merged into the existing table: the other rows and
-the notes are kept).
+the notes are kept; the dated account of reruns goes in
+``results/untuned-history.md``).
 """
 
 from __future__ import annotations
