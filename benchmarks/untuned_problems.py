@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from pinn_gmnm import (Box, Condition, Data, Difference, Dirichlet, Disk, Initial, Interval, Neumann,
-                       Polygon, Problem, Rectangle, SpaceTime, Sphere)
+                       Polygon, Problem, Rectangle, Robin, SpaceTime, Sphere)
 from pinn_gmnm.geometry.base import near
 
 PI = math.pi
@@ -520,8 +520,60 @@ def ellipse_pulse() -> Problem:
                    exact=exact, linear=True)
 
 
+def robin_disk() -> Problem:
+    """−Δu = f on the unit disk with a Robin condition ∂u/∂n + 2u = g on the circle;
+    u = eˣ cos 2y + xy. Written (2026-12-03) with the two below, before any run, as a user
+    would, to check conditions and nonlinearities the set had not had; each run once."""
+    def exact(x):
+        X, Y = x.T
+        return torch.exp(X) * torch.cos(2 * Y) + X * Y
+
+    def flux(x):  # ∂u/∂n + 2u, n = (x, y) on the unit circle
+        X, Y = x.T
+        ux = torch.exp(X) * torch.cos(2 * Y) + Y
+        uy = -2 * torch.exp(X) * torch.sin(2 * Y) + X
+        return X * ux + Y * uy + 2 * exact(x)
+
+    def f(x):
+        return 3 * torch.exp(x[:, 0]) * torch.cos(2 * x[:, 1])
+
+    return Problem(Disk((0, 0), 1.0), lambda u, x: -u.laplacian() - f(x),
+                   [Robin(a=2.0, b=1.0, value=flux, name="robin")], exact=exact, linear=True)
+
+
+def bratu_type() -> Problem:
+    """−Δu − eᵘ = f on [0, 1]², u = 0 on the edges; u = 2 sin(πx) sin(πy): a Bratu-type
+    exponential nonlinearity (written with ``robin_disk``)."""
+    def exact(x):
+        return 2 * torch.sin(PI * x[:, 0]) * torch.sin(PI * x[:, 1])
+
+    def f(x):
+        u = exact(x)
+        return 2 * PI**2 * u - torch.exp(u)
+
+    return Problem(Rectangle((0, 0), (1, 1)), lambda u, x: -u.laplacian() - torch.exp(u()) - f(x),
+                   [Dirichlet(0.0, name="edges")], exact=exact, linear=False)
+
+
+def heat_driven() -> Problem:
+    """u_t = 0.1 Δu + f on [0, 1]² × [0, 1] with boundary values that change in time;
+    u = e⁻ᵗ sin(2x + y) + t x, kept by a source (written with ``robin_disk``)."""
+    def exact(x):
+        X, Y, T = x.T
+        return torch.exp(-T) * torch.sin(2 * X + Y) + T * X
+
+    def f(x):  # u_t − 0.1 Δu = −e⁻ᵗ sin + x + 0.5 e⁻ᵗ sin
+        X, Y, T = x.T
+        return -0.5 * torch.exp(-T) * torch.sin(2 * X + Y) + X
+
+    return Problem(SpaceTime(Rectangle((0, 0), (1, 1)), (0, 1)),
+                   lambda u, x: u.d("t") - 0.1 * u.laplacian() - f(x),
+                   [Dirichlet(exact, name="edges"), Initial(exact, name="initial")],
+                   exact=exact, linear=True)
+
+
 PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
             "heat_insulated", "annulus", "helmholtz_144", "peak", "ball", "beam", "quasilinear",
             "layer_1d", "layer_2d", "kdv_soliton", "outflow_layers", "heat_lshape", "rotating_blob",
             "cylinder", "plate", "anisotropic", "elastic_hole", "cube_hole", "allen_cahn_2d",
-            "ellipse_pulse"]
+            "ellipse_pulse", "robin_disk", "bratu_type", "heat_driven"]
