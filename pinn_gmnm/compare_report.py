@@ -213,7 +213,7 @@ def plot_convergence(result: ComparisonResult, path) -> None:
         ax.grid(True, which="both", alpha=0.3)
         if ax.lines:
             ax.legend()
-    fig.suptitle(f"{result.problem.name}: median over seeds, band = min–max")
+    fig.suptitle(f"{result.problem.name}: median over seeds, band = min–max", wrap=True)
     _save(fig, path)
 
 
@@ -267,7 +267,7 @@ def plot_fields(result: ComparisonResult, path) -> None:
                       cmap="magma", norm=norm)
         fig.colorbar(im, ax=rows_axes[1], shrink=0.9)
     fig.suptitle(f"{problem.name}: prediction and |error| per model (seed {result.comparison.base.seed}), "
-                 "shared colour scales")
+                 "shared colour scales", wrap=True)
     _save(fig, path)
 
 
@@ -292,5 +292,6 @@ def _fields_1d(result: ComparisonResult, models: list[str], path) -> None:
     for ax in (ax1, ax2):
         if ax.lines:
             ax.legend()
-    fig.suptitle(f"{problem.name}: prediction and |error| per model (seed {result.comparison.base.seed})")
+    fig.suptitle(f"{problem.name}: prediction and |error| per model (seed {result.comparison.base.seed})",
+                 wrap=True)
     _save(fig, path)

@@ -110,7 +110,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
                 ax2.set(xlabel=problem.variables[0], title=f"|error| of {name}")
             ax.set(xlabel=problem.variables[0], title=name)
             ax.legend()
-        fig.suptitle(title)
+        fig.suptitle(title, wrap=True)
         _save(fig, path)
         return
 
@@ -146,7 +146,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
                  norm="log", vmin=top * 1e-6, vmax=top)
         else:
             show(2, err, f"|error| of {name}", cmap="magma")
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)
     _save(fig, path)
 
 
@@ -172,7 +172,7 @@ def plot_training(history: Sequence[dict[str, Any]], path: Path, title: str = ""
     ax3.set(xlabel="training time [s]", ylabel="relative L2 error", title="error vs time")
     for ax in (ax1, ax2, ax3):
         ax.grid(True, which="both", alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)
     _save(fig, path)
 
 
@@ -236,7 +236,7 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
                                    aspect="auto" if aspect is None else "equal")
                     fig.colorbar(im, ax=ax)
                     ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label)
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)
     _save(fig, path)
 
 
@@ -254,5 +254,5 @@ def plot_unknowns(history: Sequence[dict[str, Any]], path: Path, true: dict[str,
         ax.set(xlabel="step", ylabel=name, title=f"unknown {name}")
         ax.legend()
         ax.grid(True, alpha=0.3)
-    fig.suptitle(title)
+    fig.suptitle(title, wrap=True)
     _save(fig, path)

@@ -141,5 +141,5 @@ def write_profiles(problem: Problem, model: torch.nn.Module, directory: Path,
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, wrap=True)
     _save(fig, directory / "profiles.png")
