@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .evaluation import PREDICT_CHUNK
+from .fitting import is_fit_problem
 from .problem import Problem
 
 if TYPE_CHECKING:
@@ -65,11 +66,7 @@ def map_aspect(problem: Problem) -> float | None:
     lengths (a domain in space: drawn to scale, so that a circle looks round), None when
     one is time (an x–t map) or the problem is a fit (inputs of any units): then the
     maps fill their panels."""
-    from .fitting import is_fit_problem
-    from .geometry import SpaceTime
-
-    if problem.dim < 2 or is_fit_problem(problem) or (
-            isinstance(problem.geometry, SpaceTime) and problem.dim < 3):
+    if len(problem.spatial) < 2 or is_fit_problem(problem):
         return None
     lo, hi = problem.geometry.bbox
     return (hi[1] - lo[1]) / (hi[0] - lo[0])
