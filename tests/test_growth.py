@@ -3,6 +3,7 @@ saves, loads and resumes at its new size."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from pinn_gmnm import GMNM, Collocation, solve
@@ -115,6 +116,7 @@ def test_a_coarse_pde_level_is_refined_uniformly_and_kept_when_it_helps():
     assert min(e["held_out"] / e["held_out_coarse"] for e in refined) < 1
     # 4 × (200 + 80) points, and 4 equations per unknown: 1120 / 4 − 1 → 16² Gaussians
     assert refined[0]["points"] == 4 * 280 and refined[0]["components"] == 256
+    assert all(e["predicted_s"] > 0 for e in refined)
     assert s.model.layer.components >= 256
     p = get_problem("poisson")
     torch.manual_seed(0)
@@ -147,3 +149,28 @@ def test_a_refinement_that_does_not_help_is_undone(monkeypatch):
 def test_a_resumed_growth_continues_on_the_refined_level(stop_and_resume):
     full, _, resumed = stop_and_resume(_refining, 1)
     assert resumed.model.layer.components == full.model.layer.components >= 256
+
+
+def test_a_refinements_predicted_time_scales_its_factorisations_by_their_cost():
+    """The factorisations (QR, then the SVD of R) scale by :func:`lstsq_cost`, the rest of
+    the solve (building the system, the held-out check) by rows × columns; a solve whose
+    factorisations were not timed apart scales as a whole."""
+    from pinn_gmnm.training.lsq import SVD_COST, lstsq_cost
+
+    state = {"solve_s": 3.0, "factor_s": 2.0, "other_s": 0.5}
+    ratio = lstsq_cost(8000, 600) / lstsq_cost(2000, 300)
+    assert Grow.refine_seconds(state, 2000, 300, 8000, 600) == pytest.approx(
+        2.0 * ratio + 1.5 * 8)
+    untimed = {"solve_s": 3.0, "factor_s": 3.0, "other_s": 0.0}
+    assert Grow.refine_seconds(untimed, 2000, 300, 8000, 600) == pytest.approx(3.0 * ratio)
+    # tall: the QR's rows · c² and the SVD of R; not tall enough: the SVD of J itself
+    assert lstsq_cost(2000, 300) == pytest.approx(2000 * 300**2 + SVD_COST * 300**3)
+    assert lstsq_cost(500, 300) == pytest.approx(SVD_COST * 500 * 300**2)
+
+
+def test_a_least_squares_solution_reports_its_factorisations_seconds():
+    from pinn_gmnm.training.lsq import solve_lstsq
+
+    J = torch.randn(300, 40, dtype=torch.float64)
+    solution = solve_lstsq(J, torch.randn(300, dtype=torch.float64))
+    assert solution.seconds > 0

@@ -47,9 +47,10 @@ features: with the coarse level's, the PDE rows of Gaussians three times narrowe
 outweighed the boundary rows ~80 times) and re-solved. The broadest width is kept unless
 a narrower one lowers the held-out residual ``NARROWER_GAIN`` times more, and the level
 is kept when it is below the coarse level's (otherwise the mixture, the points and the
-weights go back). At most ``refinements`` times, and only while the next solve (rows ×
-columns² times the last one) fits in the time left and its matrices in half the free
-memory. Measured at 60 s (2-core CPU), refinement first and local growth after it, against
+weights go back). At most ``refinements`` times, and only while the next solve fits in the
+time left (predicted from the last one's: its factorisations scaled by their flops, the
+rest by rows × columns, with a margin: :meth:`Grow.refine_seconds`, ``REFINE_MARGIN``)
+and its matrices in half the free memory. Measured at 60 s (2-core CPU), refinement first and local growth after it, against
 local growth without points first and refinement when it stopped: ``poisson-holes``
 3.0e-5 → 5.4e-6, ``poisson-3d`` 2.7e-5 → 8.0e-6, ``poisson-5d`` 1.8e-5 → 9.0e-6,
 ``heat-2d`` 7.1e-4 → 5.8e-4 (its slabs), ``poisson-lshape`` 2.0e-2 → 2.5e-2 (below); on
@@ -99,7 +100,7 @@ from .corners import (add_corner_gaussians, add_corner_points, corner_gaussians,
                       grades)
 from .heldout import HeldOut, row_norms
 from .linear import check_affine, check_linear, equilibrated_fit, fit_head, linear_head
-from .lsq import linear_system, solve_lstsq
+from .lsq import linear_system, lstsq_cost, solve_lstsq
 from .stages import Stage, _check_steps, step_limit
 from .task import Task
 
@@ -120,6 +121,12 @@ the budget allows; the held-out residual picks. Half the width resolved the curv
 ``poisson-holes`` (9600 equations, 2304 Gaussians: 3e-5, against 3.8e-4 at the model's
 width), while in 3D the model's width is the better one (``poisson-3d``, 2197 Gaussians:
 2.0e-5 at it; at half of it the held-out residual rose 2.5e4 times)."""
+
+REFINE_MARGIN = 1.25
+"""A refinement runs only when ``REFINE_MARGIN`` × its predicted seconds
+(:meth:`Grow.refine_seconds`) fit in the time left: the predictions came out 0.77 to 1.04
+times the solves they predicted (``benchmarks/refine_time.py``, 60 s, 2-core CPU), and one
+that runs over takes its time from what follows (a march's later slabs)."""
 
 
 LOCAL_SEED = 4001
@@ -447,7 +454,7 @@ class Grow(Stage):
             start = time.perf_counter()
             event = self.grow_once(task, count)
             now = held_out.value(task) if held_out is not None else math.nan
-            state["solve_s"] = time.perf_counter() - start
+            state["solve_s"] = state["factor_s"] = time.perf_counter() - start
             state["other_s"] = 0.0  # (grow_once's features and solve, timed as one)
             event["held_out"] = now
             task.events.append(event)
@@ -480,34 +487,38 @@ class Grow(Stage):
         if held_out is None:
             held_out = self.held_out(task)
         graded = self.grades(task)
+        components = task.model.layer.components
         corner_points = self.grade(task) if graded else 0
+        corner_gaussians = task.model.layer.components - components
         head = linear_head(task.model)
         check_affine(task.loss, task.model, head)
         start = time.perf_counter()
-        solve_s = self.solve(task, equilibrate=True)
+        solve_s, factor_s = self.solve(task, equilibrate=True)
         best = held_out.value(task) if held_out is not None else math.nan
         other_s = time.perf_counter() - start - solve_s
         width = 1.0
         if len(self.widths) > 1 and held_out is not None and not graded and \
                 type(task.model.layer) is GMNMLayer:  # (a plain layer's W can be scaled)
-            best, solve_s, other_s, width = self.choose_width(task, held_out, best, solve_s,
-                                                              other_s)
+            best, solve_s, factor_s, other_s, width = self.choose_width(
+                task, held_out, best, solve_s, factor_s, other_s)
         state = {"round": 0, "idle": 0, "best": best, "kept": None, "level": 0, "width": width,
-                 "solve_s": solve_s, "other_s": other_s,
+                 "solve_s": solve_s, "factor_s": factor_s, "other_s": other_s,
                  "target": self.target(task, held_out, self.tol),
-                 "graded": graded, "corner_points": corner_points}
+                 "graded": graded, "corner_points": corner_points,
+                 "corner_gaussians": corner_gaussians}
         total, _ = task.evaluate_loss()  # the least-squares solution: step 1
         task.record(self.kind, float(total), force_eval=True)
         task.safe_point(state, loss=float(total))
         return state
 
     def choose_width(self, task: Task, held_out: HeldOut, best: float, solve_s: float,
-                     other_s: float) -> tuple[float, float, float, float]:
+                     factor_s: float, other_s: float
+                     ) -> tuple[float, float, float, float, float]:
         """Solve again with every Gaussian's width times each further factor of
         ``widths`` (while the clock allows another solve), re-equilibrated, and keep the
         mixture whose held-out residual is lowest; records a ``widths`` event. Returns the
-        kept held-out residual, the last solve's seconds and the factor kept (a refinement
-        starts from it)."""
+        kept held-out residual, the last solve's seconds (all of it and its
+        factorisations', the rest's) and the factor kept (a refinement starts from it)."""
         model = task.model
         assert isinstance(model, GMNM)
         proj = model.layer.proj.detach().clone()
@@ -520,7 +531,7 @@ class Grow(Stage):
             with torch.no_grad():
                 model.layer.proj.copy_(proj / factor)  # W scales as one over the width
             task.sync_params()
-            solve_s = self.solve(task, equilibrate=True)
+            solve_s, factor_s = self.solve(task, equilibrate=True)
             tried[factor] = now = held_out.value(task)
             other_s = time.perf_counter() - start - solve_s
             if now < kept[0]:
@@ -530,7 +541,7 @@ class Grow(Stage):
         task.events.append({"event": "widths", "stage": self.kind, "step": task.step,
                             "held_out": {str(f): v for f, v in tried.items()},
                             "kept": kept[1]})
-        return kept[0], solve_s, other_s, kept[1]
+        return kept[0], solve_s, factor_s, other_s, kept[1]
 
     @staticmethod
     def solved(state: dict[str, Any]) -> bool:
@@ -579,15 +590,16 @@ class Grow(Stage):
                                capped=False, oversampling=REFINE_OVERSAMPLING)
         if m <= model.layer.components:
             return False
-        growth = (m + 1) * outputs / cols
-        predicted = (state.get("solve_s", 0.0) * REFINE_POINTS * growth ** 2  # rows × columns²
-                     + state.get("other_s", 0.0) * REFINE_POINTS * growth)  # the features'
-        x = loss.batch.interior
-        fits, needed = system_fits(REFINE_POINTS * rows, (m + 1) * outputs, x)
-        if predicted > task.clock.left() or not fits:
+        # (the finer level's corner grading adds the coarse one's points and Gaussians)
+        fine_rows = REFINE_POINTS * rows + state.get("corner_points", 0)
+        fine_cols = (m + 1 + state.get("corner_gaussians", 0)) * outputs
+        predicted = self.refine_seconds(state, sum(loss.counts), cols, fine_rows, fine_cols)
+        fits, needed = system_fits(fine_rows, fine_cols, loss.batch.interior)
+        if REFINE_MARGIN * predicted > task.clock.left() or not fits:
             task.events.append({"event": "refine skipped", "stage": self.kind,
                                 "step": task.step, "components": m,
-                                "predicted_s": predicted, "bytes": needed})
+                                "predicted_s": predicted, "left_s": task.clock.left(),
+                                "bytes": needed})
             return False
         kept, kept_batch, coarse = snapshot(task), loss.batch, held_out.terms(task)
         points = refinement_points(task, level + 1, REFINE_POINTS ** (level + 1))
@@ -604,7 +616,7 @@ class Grow(Stage):
             if state.get("graded"):  # the corner's grading, on the finer level too
                 self.grade(task, points=False)
             # (equilibrated again: the finer features' own term scales)
-            state["solve_s"] = self.solve(task, equilibrate=True)
+            state["solve_s"], state["factor_s"] = self.solve(task, equilibrate=True)
             now = held_out.value(task)
             state["other_s"] = time.perf_counter() - start - state["solve_s"]
             before = held_out.weigh(task, coarse)  # the same weights
@@ -613,7 +625,8 @@ class Grow(Stage):
             task.events.append({"event": "refined", "stage": self.kind, "step": task.step,
                                 "components": m, "points": len(points),
                                 "width": report["width"], "held_out": now,
-                                "held_out_coarse": before, "solve_s": state["solve_s"]})
+                                "held_out_coarse": before, "solve_s": state["solve_s"],
+                                "other_s": state["other_s"], "predicted_s": predicted})
         ratio, i, best, now = tries[preferred_width([t[0] for t in tries])]
         if ratio < 1:
             if i != len(tries) - 1:
@@ -689,16 +702,34 @@ class Grow(Stage):
             return math.inf if fine == 0 else None
         return math.log(coarse_ratio / fine) / math.log(m / k**d)
 
-    def solve(self, task: Task, *, equilibrate: bool = False) -> float:
+    @staticmethod
+    def refine_seconds(state: dict[str, Any], rows: int, cols: int, fine_rows: int,
+                       fine_cols: int) -> float:
+        """The predicted seconds of a refined level's solve, from the last solve's on
+        ``rows`` × ``cols``: its factorisations scaled by :func:`~.lsq.lstsq_cost`, the
+        rest (building the features and the system, the held-out check) by rows ×
+        columns. (Scaling the whole solve by rows × columns² overestimated it about
+        twofold — 17.8 s predicted for 7.1 s on ``poisson-3d`` — and skipped refinements
+        that fitted.)"""
+        solve_s = state.get("solve_s", 0.0)
+        factor_s = min(state.get("factor_s", solve_s), solve_s)
+        rest_s = solve_s - factor_s + state.get("other_s", 0.0)
+        return (factor_s * lstsq_cost(fine_rows, fine_cols) / lstsq_cost(rows, cols)
+                + rest_s * fine_rows * fine_cols / (rows * cols))
+
+    def solve(self, task: Task, *, equilibrate: bool = False) -> tuple[float, float]:
         """Least squares for the head at the current features, with ``equilibrate`` (and
         the stage's ``equilibrate``) on term scales from these features; returns the
-        seconds it took."""
+        seconds it took and those of its factorisations (all of it where the solver does
+        not time them apart)."""
         start = time.perf_counter()
         if equilibrate and self.equilibrate:
-            equilibrated_fit(task, linear_head(task.model), self.kind, self.rcond)
+            _, solution = equilibrated_fit(task, linear_head(task.model), self.kind,
+                                           self.rcond)
         else:
-            fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
-        return time.perf_counter() - start
+            solution = fit_head(task.loss, task.model, linear_head(task.model), self.rcond)
+        seconds = time.perf_counter() - start
+        return seconds, solution.seconds or seconds
 
     def held_out(self, task: Task) -> HeldOut | None:
         """The held-out points the rounds are checked on (weighing residuals by their rows
