@@ -4,6 +4,8 @@ grid march's Gaussians cannot represent the initial state as well."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -11,7 +13,8 @@ from pinn_gmnm import GMNM, Collocation, GaussNewton, get_problem, solve
 from pinn_gmnm.geometry import Disk, SpaceTime
 from pinn_gmnm.models.slabs import TimeSlabs
 from pinn_gmnm.training.compact_march import (COMPACT_COMPONENTS, FOCUS_SPREAD,
-                                              HELD_OUT_PATIENCE, advance, compact_stages,
+                                              HELD_OUT_PATIENCE, JITTER, advance,
+                                              compact_stages,
                                               features, first_slab_stages, focus_points,
                                               initial_condition, lift, shares,
                                               slab_components)
@@ -74,6 +77,38 @@ def test_a_lifted_slab_starts_as_the_fit_and_an_advanced_one_goes_on_along_its_p
     mid = torch.cat([x, torch.full((len(x), 1), t_mid, dtype=torch.float64)], dim=1)
     torch.testing.assert_close(model.pieces[1](mid), model.pieces[0](mid), rtol=1e-10,
                                atol=1e-12)
+
+
+def test_an_advanced_slab_puts_a_gaussian_that_carries_nothing_back_to_work():
+    """A Gaussian of negligible weight that ran far off (as Levenberg–Marquardt leaves
+    some) is not carried on: in the next slab it is a copy of a significant one, jittered
+    about its centre in space, moving with it, with weight 0; the others advance as
+    before."""
+    fit = spatial_fit([(0.3, 0.4), (0.7, 0.6)], [1.0, -0.5])
+    model = TimeSlabs(lambda b: GMNM(3, 1, 4, bounds=b, width_factor=1.0),
+                      ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)), 4).double()
+    for piece in model.pieces:
+        piece.layer._resize(4)
+    first = model.pieces[0]
+    lift(first, fit, seed=0)
+    with torch.no_grad():
+        first.layer.weights.copy_(torch.tensor([[1.0], [2e-3], [-0.5], [0.3]]))
+        first.layer.means[1, :2] = 100.0  # run off, far outside the square
+    kept = copy.deepcopy(first)
+    with torch.no_grad():
+        kept.layer.weights[1] = 0.0
+    advance(model, 1)
+    layer = model.pieces[1].layer
+    weights, proj, means = (p.detach() for p in (layer.weights, layer.proj, layer.means))
+    assert float(weights[1]) == 0.0
+    j = next(j for j in (0, 2, 3) if torch.equal(proj[1], proj[j]))
+    narrow = 1.0 / float(torch.linalg.svdvals(proj[j]).max())
+    assert float((means[1, :2] - means[j, :2]).norm()) <= 5 * JITTER * narrow
+    assert float(means[1, 2]) == float(means[j, 2])
+    t_mid = 0.5 * (model.times[1] + model.times[2])
+    mid = torch.cat([torch.rand(200, 2, dtype=torch.float64),
+                     torch.full((200, 1), t_mid, dtype=torch.float64)], dim=1)
+    torch.testing.assert_close(model.pieces[1](mid), kept(mid), rtol=1e-10, atol=1e-12)
 
 
 def test_focused_points_follow_the_significant_gaussians_inside_the_slab():

@@ -125,6 +125,25 @@ fourth slab settled at a loss of 1.1e-3, 6.4e-2 off): 0.46 → 0.16, that slab 6
 halves. Halving on a loss four times the slab before's instead (tried earlier that day)
 halved five or six slabs a run and spent the budget.
 
+**Gaussians that carry nothing are put back to work** (2026-12-03, :func:`recycle`).
+Levenberg–Marquardt leaves some of a slab's Gaussians idle: on ``rotating_blob``'s failing
+path (seed 0) three of eight had left the blob by t = 0.25, two of them stripes tens of
+units wide running off the disk, with weights of 1e-3 or less, and :func:`advance` carried
+them on. The other five carried the blob, every slab at its 40-step cap, until the slab at
+t = 0.56 settled at a loss a hundred times the slab before's (8.9e-2 off), and halving it
+did not recover. Each slab now starts with such Gaussians (reach into the slab below
+``RECYCLE`` of the largest) moved onto the state as weightless copies of its significant
+ones. Measured in same-hour runs at 60 s on a machine at about two thirds of its usual
+speed, seeds 0 and 1 (and 2), before → after: ``rotating_blob`` 0.119 → 3.7e-3 (every slab
+solved, its losses 1e-7 to 6e-7 where they had been 2e-6 to 3e-5; the march's error stays
+at its first slab's 3.5e-3 to 4.6e-3; 3.9e-3 in a second run), 3.4e-3 → 1.6e-3, and
+with seed 2 4.6e-3 → 1.6e-3; ``ellipse_pulse`` 2.7e-3 →
+4.6e-3 and 3.3e-3 (two runs) and 3.5e-3 → 2.5e-3 and 3.6e-3; ``advection-diffusion-2d``
+1.01e-3 → 1.08e-3 and 1.04e-3, 8.0e-3 → 1.0e-2 and 7.6e-3. On those last two, one or two
+slabs of a run recycle one or two Gaussians, and the runs differ as their budget-limited
+first slabs do. Recycling every Gaussian below ``SIGNIFICANT`` (0.4 % weights that shape
+``ellipse_pulse``'s flanks too) gave ``ellipse_pulse`` 6.1e-3 and 7.5e-3: not kept.
+
 **Which march** (:func:`choose`). The march whose Gaussians represent the initial state
 better: the compact fit's error on held-out samples of u_0 against the least-squares fit
 of u_0 by the grid march's first slab (at each width that march tries). Measured
@@ -177,6 +196,10 @@ centres are closer than this × the sum of their widths (:func:`features`)."""
 SIGNIFICANT = 0.01
 """A Gaussian of the initial state's fit carries the state when its weight is at least
 this share of the largest (:func:`significant`)."""
+
+RECYCLE = 1e-3
+"""A slab's Gaussian whose reach into the slab (:func:`reach`) is below this share of the
+largest carries nothing and is put back to work as the slab starts (:func:`recycle`)."""
 
 SLAB_NEWTON_STEPS = 40
 """Levenberg–Marquardt iterations on every parameter of a slab after the first (its
@@ -467,11 +490,12 @@ def velocity(A: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def advance(model: TimeSlabs, k: int) -> None:
+def advance(model: TimeSlabs, k: int) -> int:
     """Start slab ``k``'s piece from slab k − 1's: each Gaussian moved along its path to
     the middle of slab k and kept moving at its velocity, its spread in time reset to
     the slab's length (projection ``TIME_PRECISION`` in the slab's normalised time), its
-    weight its value there.
+    weight its value there; those that carry nothing are put back to work
+    (:func:`recycle`: how many is returned).
 
     A space-time Gaussian exp(−½ (z − μ)ᵀ A (z − μ)), z = (x, t), is a pulse whose centre
     at time t is x*(t) = μ_x + v (t − μ_t), v = −A_xx⁻¹ A_xt, and whose peak falls off in
@@ -506,6 +530,64 @@ def advance(model: TimeSlabs, k: int) -> None:
     layer.means.copy_(((centre - c) / h).to(layer.means))
     layer.proj.copy_(W.to(layer.proj))
     layer.weights.mul_(torch.exp(-0.5 * S * dt**2).unsqueeze(-1).to(layer.weights))
+    return recycle(layer, seed=k)
+
+
+@torch.no_grad()
+def recycle(layer: nn.Module, *, seed: int) -> int:
+    """Put a slab's Gaussians that carry nothing back to work: each one whose reach
+    (:func:`reach`) is below ``RECYCLE`` × the largest becomes a copy of a significant
+    one (:func:`significant`; chosen in proportion to |π_i|, as :func:`lift` shares
+    them), its centre jittered in space by ``JITTER`` × that one's narrowest width,
+    moving with it, with weight 0 for the slab's Newton step and Levenberg–Marquardt to
+    use. Returns how many.
+
+    A compact slab's Levenberg–Marquardt spends Gaussians it does not need: on
+    ``rotating_blob`` three of eight had left the state by t = 0.25 — two as stripes tens
+    of units wide running off at thousands of units a unit of time, one as wide as the
+    disk — with weights of 1e-3 or less, and :func:`advance` carried them on from slab to
+    slab; the four or five Gaussians left carried the blob until a slab settled far off
+    (t = 0.56, 8.9e-2) and the march did not recover (0.13 at t = 1). A Gaussian of small
+    weight near the state is kept: on ``ellipse_pulse`` some of 0.4 % of the largest
+    weight shape the pulse's flanks, and putting those to work elsewhere too (at
+    ``SIGNIFICANT``) doubled its error."""
+    power = reach(layer)
+    dead = (power < RECYCLE * power.max()).nonzero()[:, 0].tolist()
+    if not dead or not float(power.max()) > 0:
+        return 0
+    keep = significant(layer.weights)
+    w = torch.where(keep, sizes(layer.weights), torch.zeros(len(keep), dtype=torch.float64))
+    generator = torch.Generator().manual_seed(seed)
+    source = torch.multinomial(w, len(dead), replacement=True, generator=generator).tolist()
+    space = layer.in_features - 1  # (time last, not jittered)
+    for i, j in zip(dead, source):
+        narrow = 1.0 / float(torch.linalg.svdvals(layer.proj[j].double()).max())
+        jitter = JITTER * narrow * torch.randn(space, generator=generator, dtype=torch.float64)
+        layer.means[i] = layer.means[j]
+        layer.means[i, :space] += jitter.to(layer.means)
+        layer.proj[i] = layer.proj[j]
+        layer.weights[i] = 0.0
+    return len(dead)
+
+
+REACH_POINTS = 1024
+"""Points of a slab's box at its middle time that :func:`reach` looks at."""
+
+
+def reach(layer: nn.Module) -> Tensor:
+    """|π_i| times the largest value of Gaussian i over the slab's box at its middle time
+    (normalised coordinates: [−1, 1] in space, time 0), from ``REACH_POINTS`` points drawn
+    uniformly there and the point of the box nearest its centre; float64, on the CPU."""
+    means = layer.means.detach().double().cpu()
+    proj = layer.proj.detach().double().cpu()
+    space = means.shape[1] - 1
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.rand(REACH_POINTS, space, generator=generator, dtype=torch.float64) * 2 - 1
+    nearest = means[:, :space].clamp(-1.0, 1.0)
+    points = torch.cat([drawn.expand(len(means), -1, -1), nearest[:, None]], dim=1)
+    points = torch.cat([points, points.new_zeros(points.shape[:2] + (1,))], dim=2)
+    z = torch.einsum("mkd,mnd->mnk", proj, points - means[:, None])
+    return sizes(layer.weights) * torch.exp(-0.5 * z.square().sum(dim=2)).amax(dim=1)
 
 
 FOCUS_SHARE = 0.5

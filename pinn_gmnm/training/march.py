@@ -786,7 +786,10 @@ class March(Stage):
         :func:`~.compact_march.first_slab_stages`: see :mod:`.compact_march`)."""
         if compact:
             if inside is None and k > 0:
-                advance(model, k)
+                recycled = advance(model, k)
+                if recycled:
+                    task.events.append({"event": "recycled", "slab": k, "step": task.step,
+                                        "gaussians": recycled})
             return self._train(task, model, problem, k, inside, None, None, moved=None,
                                compact=True)
         if inside is None and k > 0 and self.warm:
