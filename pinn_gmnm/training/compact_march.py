@@ -553,7 +553,7 @@ def recycle(layer: nn.Module, *, seed: int) -> int:
     ``SIGNIFICANT``) doubled its error."""
     power = reach(layer)
     dead = (power < RECYCLE * power.max()).nonzero()[:, 0].tolist()
-    if not dead or not float(power.max()) > 0:
+    if not dead:  # (none when every reach is 0 or not a number)
         return 0
     keep = significant(layer.weights)
     w = torch.where(keep, sizes(layer.weights), torch.zeros(len(keep), dtype=torch.float64))

@@ -50,9 +50,9 @@ is kept when it is below the coarse level's (otherwise the mixture, the points a
 weights go back). At most ``refinements`` times, and only while the next solve fits in the
 time left (predicted from the last one's: its factorisations scaled by their flops, the
 rest by rows × columns, with a margin: :meth:`Grow.refine_seconds`, ``REFINE_MARGIN``)
-and its matrices in half the free memory. Measured at 60 s (2-core CPU), refinement first and local growth after it, against
-local growth without points first and refinement when it stopped: ``poisson-holes``
-3.0e-5 → 5.4e-6, ``poisson-3d`` 2.7e-5 → 8.0e-6, ``poisson-5d`` 1.8e-5 → 9.0e-6,
+and its matrices in half the free memory. Measured at 60 s (2-core CPU), refinement first
+and local growth after it, against local growth without points first and refinement when
+it stopped: ``poisson-holes`` 3.0e-5 → 5.4e-6, ``poisson-3d`` 2.7e-5 → 8.0e-6, ``poisson-5d`` 1.8e-5 → 9.0e-6,
 ``heat-2d`` 7.1e-4 → 5.8e-4 (its slabs), ``poisson-lshape`` 2.0e-2 → 2.5e-2 (below); on
 a user's convection–diffusion problem on a hexagon with a bump of width ~0.03 (none of
 these settings tuned for it) 2.0 → 2.0e-2, on a Poisson problem in a ball with a bump near
