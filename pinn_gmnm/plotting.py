@@ -18,7 +18,9 @@ from .fitting import is_fit_problem
 from .problem import Problem
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.image import AxesImage
 
 
 def new_figure(width: float, height: float) -> Figure:
@@ -83,6 +85,16 @@ def map_height(aspect: float | None, height: float, width: float) -> float:
     return min(max(image * aspect, 0.8), 3 * image) + 1.0
 
 
+def map_colorbar(fig: Figure, im: AxesImage, ax: Axes, aspect: float | None) -> None:
+    """The colour bar of one heat map: beside its axes when the map fills them, else (a
+    map drawn to scale, whose image can be much lower than its panel) as high as the
+    image itself."""
+    if aspect is None:
+        fig.colorbar(im, ax=ax)
+    else:
+        fig.colorbar(im, cax=ax.inset_axes((1.03, 0.0, 0.04, 1.0)))
+
+
 def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
                   title: str = "") -> None:
     """Prediction, exact (or reference) solution and absolute error: heat maps in 2D and
@@ -126,7 +138,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
             img = np.where(inside, values, np.nan).reshape(shape)
             im = ax.imshow(img, origin="lower", extent=extent,
                            aspect="auto" if aspect is None else "equal", **kw)
-            fig.colorbar(im, ax=ax)
+            map_colorbar(fig, im, ax, aspect)
             ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label + note)
 
         if ex is None:
@@ -231,7 +243,7 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
                     img = np.where(inside, values, np.nan).reshape(len(b), len(a))
                     im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap,
                                    aspect="auto" if aspect is None else "equal")
-                    fig.colorbar(im, ax=ax)
+                    map_colorbar(fig, im, ax, aspect)
                     ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label)
     fig.suptitle(title, wrap=True)
     _save(fig, path)

@@ -31,3 +31,30 @@ def test_maps_of_space_are_to_scale_and_maps_with_time_or_of_fits_are_not(tmp_pa
     height, width = imread(tmp_path / "channel.png").shape[:2]
     assert height < 0.2 * width  # three maps of a channel 5.4 times as long as it is high
     assert (tmp_path / "moving.png").stat().st_size > 0
+
+
+def test_a_map_drawn_to_scale_has_a_colour_bar_as_high_as_its_image(tmp_path, monkeypatch):
+    """A channel 5.4 times as long as it is high is a low image in its panel: its colour
+    bar spans the image, not the panel (which is what a bar beside the axes box did)."""
+    import pinn_gmnm.plotting as plotting
+
+    drawn = []
+    save = plotting._save
+
+    def keep(fig, path):
+        save(fig, path)  # (gives the figure its canvas and lays it out)
+        drawn.append(fig)
+
+    monkeypatch.setattr(plotting, "_save", keep)
+    channel = _laplace(Rectangle((0, 0), (2.2, 0.41)))
+    plot_solution(channel, GMNM(2, 1, 16, bounds=channel.geometry.bbox).double(),
+                  tmp_path / "channel.png")
+    (fig,) = drawn
+    renderer = fig.canvas.get_renderer()
+    maps = [ax for ax in fig.axes if ax.images and ax.child_axes]
+    assert len(maps) == 3
+    for ax in maps:
+        image, (bar,) = ax.get_window_extent(renderer), ax.child_axes
+        bar = bar.get_window_extent(renderer)
+        assert abs(bar.height - image.height) <= 0.02 * image.height
+        assert bar.x0 >= image.x1  # beside the map, not over it
