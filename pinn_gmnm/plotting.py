@@ -74,6 +74,11 @@ def map_aspect(problem: Problem) -> float | None:
     return (hi[1] - lo[1]) / (hi[0] - lo[0])
 
 
+MIN_MAP = 0.8
+"""Inches: the lowest a row of maps drawn to scale is made (a very long domain's image is
+lower than that in its panel)."""
+
+
 def map_height(aspect: float | None, height: float, width: float) -> float:
     """Inches of a row of heat maps whose panels are ``width`` wide: ``height`` when the
     maps fill their panels, else their images' height to scale (an inch of the width
@@ -82,17 +87,20 @@ def map_height(aspect: float | None, height: float, width: float) -> float:
     if aspect is None:
         return height
     image = width - 1.0
-    return min(max(image * aspect, 0.8), 3 * image) + 1.0
+    return min(max(image * aspect, MIN_MAP), 3 * image) + 1.0
 
 
-def map_colorbar(fig: Figure, im: AxesImage, ax: Axes, aspect: float | None) -> None:
-    """The colour bar of one heat map: beside its axes when the map fills them, else (a
-    map drawn to scale, whose image can be much lower than its panel) as high as the
-    image itself."""
-    if aspect is None:
-        fig.colorbar(im, ax=ax)
-    else:
+def map_colorbar(fig: Figure, im: AxesImage, ax: Axes, aspect: float | None,
+                 width: float) -> None:
+    """The colour bar of one heat map in a panel ``width`` wide: beside its axes, and as
+    high as the image itself where a map drawn to scale is lower than its panel (a very
+    long domain, see :func:`map_height`), where a bar beside the axes would span the
+    panel. (Only there: constrained layout leaves no room for the labels of such a bar,
+    and they fit only beside a long map.)"""
+    if aspect is not None and (width - 1.0) * aspect < MIN_MAP:
         fig.colorbar(im, cax=ax.inset_axes((1.03, 0.0, 0.04, 1.0)))
+    else:
+        fig.colorbar(im, ax=ax)
 
 
 def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
@@ -129,7 +137,8 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
     ex = problem.solution_values(x).numpy() if has_exact else None
     cols = 3 if has_exact else 1
     aspect = map_aspect(problem)
-    fig = new_figure(4.8 * cols, map_height(aspect, 3.9, 4.8) * k_out)
+    panel = 4.8  # inches a map's panel is wide
+    fig = new_figure(panel * cols, map_height(aspect, 3.9, panel) * k_out)
     shape = (len(b), len(a))
     extent = (a[0], a[-1], b[0], b[-1])
     for c, name in enumerate(problem.outputs):
@@ -138,7 +147,7 @@ def plot_solution(problem: Problem, model: torch.nn.Module, path: Path,
             img = np.where(inside, values, np.nan).reshape(shape)
             im = ax.imshow(img, origin="lower", extent=extent,
                            aspect="auto" if aspect is None else "equal", **kw)
-            map_colorbar(fig, im, ax, aspect)
+            map_colorbar(fig, im, ax, aspect, panel)
             ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label + note)
 
         if ex is None:
@@ -227,7 +236,8 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
             if hasattr(problem.geometry, "space") else np.ones(len(x2), dtype=bool)
         rows = 2 if (problem.exact is not None or problem.reference is not None) else 1
         aspect = map_aspect(problem)
-        fig = new_figure(3.6 * len(times), map_height(aspect, 3.2, 3.6) * rows * k_out)
+        panel = 3.6  # inches a map's panel is wide
+        fig = new_figure(panel * len(times), map_height(aspect, 3.2, panel) * rows * k_out)
         extent = (a[0], a[-1], b[0], b[-1])
         for j, t in enumerate(times):
             x = x2.clone()
@@ -243,7 +253,7 @@ def plot_snapshots(problem: Problem, model: torch.nn.Module, path: Path, title: 
                     img = np.where(inside, values, np.nan).reshape(len(b), len(a))
                     im = ax.imshow(img, origin="lower", extent=extent, cmap=cmap,
                                    aspect="auto" if aspect is None else "equal")
-                    map_colorbar(fig, im, ax, aspect)
+                    map_colorbar(fig, im, ax, aspect, panel)
                     ax.set(xlabel=problem.variables[0], ylabel=problem.variables[1], title=label)
     fig.suptitle(title, wrap=True)
     _save(fig, path)
