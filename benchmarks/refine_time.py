@@ -27,9 +27,11 @@ PROBLEMS = ("poisson-3d", "poisson-5d", "poisson-holes", "poisson-lshape", "heat
 def refinements(problem: str, budget: float) -> tuple[float, list[dict]]:
     """The run's relative L2 error and its refinement events."""
     with tempfile.TemporaryDirectory() as out:
+        # (run outside the checkout, as catalogue.py does: its source folders would shadow
+        # the installed package)
         subprocess.run([sys.executable, "-m", "pinn_gmnm.cli.main", "solve", problem,
                         "--budget", str(budget), "--out", out, "--quiet"],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, cwd=out)
         metrics = json.loads(next(Path(out).glob("*/metrics.json")).read_text())
     events = [e for e in metrics["events"] if e["event"] in ("refined", "refine skipped")]
     return metrics["rel_l2"], events

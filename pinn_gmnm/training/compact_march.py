@@ -353,6 +353,13 @@ def significant(weights: Tensor) -> Tensor:
     return w >= SIGNIFICANT * w.max()
 
 
+def significant_sizes(weights: Tensor) -> Tensor:
+    """:func:`sizes`, zero for the Gaussians that are not :func:`significant`: how much each
+    one weighs when a significant one is chosen by its size."""
+    w = sizes(weights)
+    return torch.where(significant(weights), w, torch.zeros_like(w))
+
+
 def features(fit: nn.Module) -> list[list[int]]:
     """The features of the initial state in its fit: its significant Gaussians
     (:func:`significant`) grouped where they overlap — centres closer than ``OVERLAP`` ×
@@ -555,10 +562,9 @@ def recycle(layer: nn.Module, *, seed: int) -> int:
     dead = (power < RECYCLE * power.max()).nonzero()[:, 0].tolist()
     if not dead:  # (none when every reach is 0 or not a number)
         return 0
-    keep = significant(layer.weights)
-    w = torch.where(keep, sizes(layer.weights), torch.zeros(len(keep), dtype=torch.float64))
     generator = torch.Generator().manual_seed(seed)
-    source = torch.multinomial(w, len(dead), replacement=True, generator=generator).tolist()
+    source = torch.multinomial(significant_sizes(layer.weights), len(dead), replacement=True,
+                               generator=generator).tolist()
     space = layer.in_features - 1  # (time last, not jittered)
     for i, j in zip(dead, source):
         narrow = 1.0 / float(torch.linalg.svdvals(layer.proj[j].double()).max())
@@ -632,10 +638,9 @@ def focus_points(piece: nn.Module, geometry: SpaceTime, n: int, seed: int, *,
     A, mu = A.detach().double().cpu(), mu.detach().double().cpu()
     if n <= 0:
         return mu.new_zeros((0, mu.shape[1]))
-    w = sizes(piece.layer.weights)
-    p = torch.where(significant(piece.layer.weights), w, torch.zeros_like(w))
+    p = significant_sizes(piece.layer.weights)
     if not torch.isfinite(p).all() or float(p.sum()) <= 0:
-        p = torch.ones_like(w)
+        p = torch.ones_like(p)
     centre, cov = mu, A
     if at is not None:
         v = velocity(A)
