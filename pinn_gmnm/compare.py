@@ -52,7 +52,8 @@ from .models.contract import capabilities
 from .models.sizing import match_parameters, parameter_count
 from .plotting import slice_grid
 from .problem import Problem, get_problem
-from .run import RunResult, build, chosen_method, equations, prepare, run, write_artifacts
+from .run import (RunResult, build, chosen_method, described, equations, prepare, run,
+                  write_artifacts)
 from .sweep import RECORD, claim_plan, run_dir, select, write_record
 from .training.stages import Stage
 from .training.task import Callback
@@ -87,8 +88,7 @@ def target_size(comparison: Comparison, problem: Problem) -> int:
     if comparison.params is not None:
         return comparison.params
     return parameter_count("gmnm", problem.dim, problem.n_outputs, bounds=problem.geometry.bbox,
-                           equations=equations(comparison.base, problem),
-                           conditions=bool(problem.conditions))
+                           equations=equations(comparison.base, problem), **described(problem))
 
 
 def plan(comparison: Comparison) -> tuple[Problem, int, list[RunConfig]]:
@@ -333,7 +333,7 @@ def _record_without_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage
             write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
     params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
                              bounds=problem.geometry.bbox, equations=equations(cfg, problem),
-                             conditions=bool(problem.conditions), **cfg.model_options)
+                             **described(problem), **cfg.model_options)
     record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
                        params, metrics, [], where)
     if where is not None:

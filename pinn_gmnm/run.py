@@ -146,7 +146,7 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, equations=equations(config, problem),
-                        conditions=bool(problem.conditions), **config.model_options)
+                        **described(problem), **config.model_options)
     if config.stages is None:  # a default run marches when one block may fail
         trial = block_trial(config, problem, model)
         slabs = slab_count(config.slabs, problem, hard=config.hard, trial=trial)
@@ -163,7 +163,7 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
-            equations=equations(config, problem, slab=True), conditions=bool(problem.conditions),
+            equations=equations(config, problem, slab=True), **described(problem),
             **config.model_options), problem.geometry.bbox, slabs, whole=whole,
             thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0,
             patch=spatial and newton)
@@ -185,6 +185,15 @@ def block_trial(config: RunConfig, problem: Problem, model: nn.Module) -> str | 
         return None
     name = chosen_method(config, problem, model).name
     return name if name in ("gauss-newton", "grow") else None
+
+
+def described(problem: Problem) -> dict[str, bool]:
+    """What a model that lays itself out by its problem (``ModelSpec.fits_collocation``)
+    is told besides the equations: whether the problem has boundary or initial
+    ``conditions``, and whether its axes share a unit (``isotropic``: no time variable,
+    so that a GMNM on an elongated domain is laid out round in the problem's own units)."""
+    return {"conditions": bool(problem.conditions),
+            "isotropic": len(problem.spatial) == problem.dim}
 
 
 def equations(config: RunConfig, problem: Problem, *, slab: bool = False) -> int:

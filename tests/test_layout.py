@@ -149,3 +149,77 @@ def test_respread_lays_m_isotropic_gaussians_over_the_domain_and_margin():
     means = layer.means.detach()
     assert float(means.abs().max()) <= 1 + MARGIN
     assert not bool(((means[:, 0] > 0.35) & (means[:, 1] < -0.35)).any())  # culled
+
+
+CHANNEL = ((0.0, 0.0), (2.2, 0.41))  # the cylinder benchmark's channel, 5.4 times as long
+
+
+def _physical_spacings(model):
+    """The distinct centre coordinates' spacing along each axis, in physical units."""
+    _, mu = model.physical()
+    mu = mu.detach().double()
+    return [float(torch.unique(mu[:, a].round(decimals=9)).diff().mean()) for a in range(2)]
+
+
+def test_grid_shapes_have_one_spacing_on_every_axis():
+    from pinn_gmnm.models.layout import even_count, grid_shape, proportions
+
+    assert grid_shape(1024, (1.0, 1.0)) == (32, 32)
+    assert grid_shape(1000, (1.0, 1.0)) is None  # 25 × 40 spaces its axes 1.6 apart
+    a = proportions(*CHANNEL)
+    assert a == pytest.approx((1.0, 0.41 / 2.2))
+    shape = grid_shape(1022, a)
+    assert shape == (73, 14)
+    assert even_count(1024, a, 5) == 1022
+    assert default_components(2, aspect=a) == 1022
+    assert default_components(2, aspect=(1.0, 1.0)) == default_components(2) == 1024
+
+
+def test_an_isotropic_model_on_a_channel_is_round_and_even_in_physical_units():
+    torch.manual_seed(0)
+    plain = GMNM(2, bounds=CHANNEL).double()
+    sx, sy = _physical_spacings(plain)
+    assert sx / sy > 5  # the normalised layout: 5.4 times coarser along the channel
+    torch.manual_seed(0)
+    model = GMNM(2, bounds=CHANNEL, isotropic=True).double()
+    assert model.layer.components == 1022
+    sx, sy = _physical_spacings(model)
+    assert sx / sy == pytest.approx(1.0, abs=0.05)
+    A, mu = model.physical()
+    A = A.detach()
+    torch.testing.assert_close(A[:, 0, 0], A[:, 1, 1])  # round ...
+    torch.testing.assert_close(A[:, 0, 1], torch.zeros_like(A[:, 0, 1]))
+    sigma = float(A[0, 0, 0].rsqrt())
+    # ... width_factor × the spacing the centres would have over the channel alone
+    assert sigma == pytest.approx(model.width_factor * sx / (1 + MARGIN), rel=0.05)
+    lo, hi = torch.tensor(CHANNEL[0]), torch.tensor(CHANNEL[1])
+    pad = MARGIN * (hi - lo) / 2  # the margin, a share of each half-width as on a square
+    mu = mu.detach()
+    assert (mu.amin(0) > lo - pad).all() and (mu.amax(0) < hi + pad).all()
+    assert (mu.amin(0) < lo).all() and (mu.amax(0) > hi).all()
+    torch.manual_seed(0)
+    square = GMNM(2, bounds=((0.0, 0.0), (1.0, 1.0)), isotropic=True)
+    torch.manual_seed(0)
+    torch.testing.assert_close(square.state_dict(), GMNM(2, bounds=((0.0, 0.0), (1.0, 1.0))).state_dict())
+
+
+def test_isotropic_arrange_respread_and_children_stay_round():
+    from pinn_gmnm.training.growth import child_widths
+
+    torch.manual_seed(0)
+    model = GMNM(2, components=300, bounds=CHANNEL, isotropic=True).double()
+    lo, hi = torch.tensor(CHANNEL[0]), torch.tensor(CHANNEL[1])
+    x = lo + (hi - lo) * torch.rand(2000, 2, dtype=torch.float64)
+    x = x[(x - torch.tensor([0.2, 0.2])).norm(dim=1) > 0.05]  # a hole: still nearly all kept
+    for lay in (lambda: model.arrange(x, seed=1), lambda: model.respread(500, x, seed=2)):
+        report = lay()
+        A = model.physical()[0].detach()
+        torch.testing.assert_close(A[:, 0, 0], A[:, 1, 1])
+        # the report's width is the Gaussians' in the common unit (the box's longest half-width)
+        width = float(A[0, 0, 0].rsqrt()) / 1.1
+        assert width == pytest.approx(report["width"])
+    assert model.layer.components == 500
+    # a child Gaussian is round too: its width, times the aspect, per axis
+    widths = child_widths(model, model.normalize(x[:5]))
+    assert widths.shape == (5,) and bool((widths > 0).all())
+    assert float(widths.max()) <= report["width"] / model.width_factor + 1e-12

@@ -77,8 +77,9 @@ class ModelSpec:
     name is one of its options or a run setting)."""
     fits_collocation: bool = False
     """Whether the constructor takes ``equations`` (the number of collocation equations
-    the model will be trained on) and ``conditions`` (whether the problem has boundary
-    or initial conditions) to lay itself out (GMNM: its default size and margin)."""
+    the model will be trained on), ``conditions`` (whether the problem has boundary
+    or initial conditions) and ``isotropic`` (whether its axes share a unit) to lay itself
+    out (GMNM: its default size, margin and proportions)."""
 
     def load(self) -> type:
         if not isinstance(self.target, str):
@@ -158,11 +159,12 @@ def model_options(name: str) -> dict[str, Any]:
 
 def build_model(name: str, in_features: int, out_features: int, *, bounds: Bounds,
                 equations: int | None = None, conditions: bool | None = None,
-                **options: Any) -> nn.Module:
+                isotropic: bool | None = None, **options: Any) -> nn.Module:
     """Build model ``name`` for inputs in the box ``bounds``; unknown options are errors.
-    ``equations`` (the number of collocation equations the model will be trained on) and
-    ``conditions`` (whether the problem has boundary or initial conditions) go to models
-    that lay themselves out by them (``ModelSpec.fits_collocation``) when given."""
+    ``equations`` (the number of collocation equations the model will be trained on),
+    ``conditions`` (whether the problem has boundary or initial conditions) and
+    ``isotropic`` (whether its axes share a unit: no time variable) go to models that lay
+    themselves out by them (``ModelSpec.fits_collocation``) when given."""
     spec = MODELS.get(name)
     for key in options:
         if key not in spec.defaults:
@@ -172,8 +174,8 @@ def build_model(name: str, in_features: int, out_features: int, *, bounds: Bound
             )
     given = {k: v for k, v in options.items() if v is not None}
     if spec.fits_collocation:
-        given.update({k: v for k, v in (("equations", equations), ("conditions", conditions))
-                      if v is not None})
+        given.update({k: v for k, v in (("equations", equations), ("conditions", conditions),
+                                        ("isotropic", isotropic)) if v is not None})
     return spec.load()(in_features, out_features, bounds=bounds, **{**spec.defaults, **given})
 
 

@@ -27,8 +27,8 @@ from .base import Bounds, Normalize, default_bounds
 from .contract import Surrogate
 from .feature_cache import cached_features
 from .head import LinearHead
-from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, default_components, spread_centres,
-                     spread_points)
+from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, default_components, enlarged,
+                     proportions, spread_centres, spread_evenly, spread_points)
 
 
 def quadratic_features(x: Tensor) -> Tensor:
@@ -234,26 +234,73 @@ class GMNM(Surrogate):
     (``multiscale`` 0.20 with it, max error 3.0 at the box's edge; 0.13 with
     ``FIT_MARGIN``), while without any the smooth fits lost accuracy at the edges
     (``exp-sin`` 2.8e-7 with ``FIT_MARGIN``, 1.1e-6 without).
+
+    With ``isotropic`` the layout is even and the Gaussians round in the box's own units
+    rather than in the normalised ones (:func:`~.layout.proportions`; the same on a cube):
+    on an elongated box, as many centres along each axis as its length allows at one
+    spacing (see :mod:`.layout`). Meant for axes that share a unit, as a steady problem's
+    do; the default run asks for it on every problem without a time variable.
     """
 
     def __init__(self, in_features: int, out_features: int = 1, components: int | None = None,
                  projections: int | None = None, *, bounds: Bounds | None = None,
                  width_factor: float = 4.0, equations: int = DEFAULT_EQUATIONS,
                  margin: float | None = None, conditions: bool = True,
-                 parametrisation: str = "plain") -> None:
+                 parametrisation: str = "plain", isotropic: bool = False) -> None:
         super().__init__()
         require_positive("in_features", in_features, integer=True)
         layer_class = _parametrisation(parametrisation)
         if margin is None:  # past the boundary only where conditions act there
             margin = MARGIN if conditions else FIT_MARGIN
-        if components is None:
-            components = default_components(in_features, equations, out_features)
-        self.in_features, self.out_features = in_features, out_features
         lo, hi = default_bounds(in_features, bounds)
+        self.aspect = proportions(lo, hi) if isotropic else (1.0,) * in_features
+        """Each normalised axis's half-width in the layout's common unit (all 1 unless
+        ``isotropic``)."""
+        if components is None:
+            components = default_components(in_features, equations, out_features,
+                                            aspect=self.aspect)
+        self.in_features, self.out_features = in_features, out_features
         self.normalize = Normalize(lo, hi)
         self.width_factor, self.margin = width_factor, margin
-        self.layer = layer_class(in_features, out_features, components, projections,
-                                 width_factor=width_factor, margin=margin)
+        self.layer = self.new_layer(components, projections, layer_class)
+
+    def new_layer(self, m: int, projections: int | None = None,
+                  layer_class: type[GMNMLayer] | None = None) -> GMNMLayer:
+        """A fresh layer of m Gaussians laid out as this model's first one was: over the
+        normalised box and its margin, evenly and round in the layout's common unit
+        (:attr:`aspect`). ``layer_class`` and ``projections``: by default the current
+        layer's."""
+        if layer_class is None:
+            layer_class = type(self.layer)
+            projections = self.layer.projections if projections is None else projections
+        layer = layer_class(self.in_features, self.out_features, m, projections,
+                            width_factor=self.width_factor, margin=self.margin)
+        if len(set(self.aspect)) > 1:  # (on a cube the layer's own layout is the even one)
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+            lo, hi = enlarged(self.in_features, self.margin, self.aspect)
+            a = self._aspect()
+            with torch.no_grad():
+                layer.means.copy_(spread_evenly(m, lo, hi, seed) / a)
+                layer.set_projections(self._rescaled(layer.proj.double() * a, self._width(m, 1.0))
+                                      .to(layer.means))
+        return layer
+
+    def _aspect(self) -> Tensor:
+        return torch.tensor(self.aspect, dtype=torch.float64)
+
+    def _width(self, m: int, fraction: float, width_factor: float | None = None) -> float:
+        """The width (common unit) of m Gaussians spread over ``fraction`` of the box:
+        ``width_factor`` (default the model's) × their spacing."""
+        factor = self.width_factor if width_factor is None else width_factor
+        volume = fraction * math.prod(2.0 * a for a in self.aspect)
+        return factor * (volume / m) ** (1.0 / self.in_features)
+
+    def _rescaled(self, W: Tensor, sigma: float) -> Tensor:
+        """Projections ``W`` (m, k, d) scaled so that their mean width in the common unit
+        is ``sigma`` (directions kept)."""
+        Wc = W.double() / self._aspect()  # W acts on normalised x = z / aspect
+        current = math.sqrt(self.in_features / float(Wc.square().sum(dim=(1, 2)).mean()))
+        return W * (current / sigma)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layer(self.normalize(x))
@@ -268,16 +315,15 @@ class GMNM(Surrogate):
         ``width_factor`` × the spacing of the centres over the part of the box they cover.
         The number of components stays. Meant before training: the projections keep their
         directions and are rescaled to the new width. Returns the fraction of the enlarged
-        box kept and the width (normalised coordinates)."""
+        box kept and the width (normalised coordinates; with :attr:`aspect`, its common
+        unit)."""
         layer = self.layer
-        d, m = layer.in_features, layer.components
         x = self.normalize(points.to(torch.float64))
-        means, fraction = spread_centres(m, x, seed, self.margin)
-        factor = self.width_factor if width_factor is None else width_factor
-        sigma = factor * (fraction * 2.0**d / m) ** (1.0 / d)
-        current = math.sqrt(d / float(layer.proj.double().square().sum(dim=(1, 2)).mean()))
+        aspect = self.aspect if len(set(self.aspect)) > 1 else None
+        means, fraction = spread_centres(layer.components, x, seed, self.margin, aspect)
+        sigma = self._width(layer.components, fraction, width_factor)
         layer.means.copy_(means)
-        layer.proj.mul_(current / sigma)
+        layer.set_projections(self._rescaled(layer.proj.detach(), sigma))
         return {"kept": fraction, "width": sigma}
 
     @torch.no_grad()
@@ -295,6 +341,7 @@ class GMNM(Surrogate):
             proj = torch.eye(d, dtype=torch.float64).expand(m, d, d)
         else:
             proj = torch.randn(m, k, d, dtype=torch.float64) / math.sqrt(k)
+        proj = proj * self._aspect()  # round in the common unit
         layer.set_projections(proj.to(layer.proj))  # unit width: arrange sets the spacing
         layer.weights.zero_()
         return self.arrange(points, seed, width_factor)

@@ -36,15 +36,16 @@ def size_option(name: str) -> str:
 
 def parameter_count(name: str, in_features: int, out_features: int, *, bounds: Bounds,
                     equations: int | None = None, conditions: bool | None = None,
-                    **options: Any) -> int:
+                    isotropic: bool | None = None, **options: Any) -> int:
     """Trainable parameters of model ``name`` with ``options`` (global RNG untouched),
-    laid out for ``equations`` and ``conditions`` (see :func:`~.build_model`)."""
+    laid out for ``equations``, ``conditions`` and ``isotropic`` (see
+    :func:`~.build_model`)."""
     from . import build_model
 
     with torch.random.fork_rng(devices=[]):
         return count_parameters(build_model(name, in_features, out_features, bounds=bounds,
                                             equations=equations, conditions=conditions,
-                                            **options))
+                                            isotropic=isotropic, **options))
 
 
 def match_parameters(name: str, in_features: int, out_features: int, target: int, *,

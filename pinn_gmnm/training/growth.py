@@ -94,7 +94,7 @@ from torch import Tensor
 
 from ..errors import GMNMError, require_positive
 from ..models.gmnm import GMNM, GMNMLayer
-from ..models.layout import default_components
+from ..models.layout import default_components, even_count
 from .batch import Collocation, sample_batch
 from .corners import (add_corner_gaussians, add_corner_points, corner_gaussians, corner_points,
                       grades)
@@ -156,18 +156,24 @@ def system_fits(rows: int, cols: int, x: Tensor) -> tuple[bool, int]:
 
 
 def under(x: Tensor, centres: Tensor, widths: Tensor, rows: int = 4096) -> Tensor:
-    """Which points ``x`` lie in the box of half-side ``widths[i]`` around some
-    ``centres[i]`` (max-norm), in pieces of ``rows`` points."""
+    """Which points ``x`` lie in the box of half-sides ``widths[i]`` (one, or one per
+    axis) around some ``centres[i]``, in pieces of ``rows`` points."""
     if len(x) == 0:
         return torch.zeros(0, dtype=torch.bool, device=x.device)
-    return torch.cat([((piece[:, None, :] - centres[None]).abs() <= widths[None, :, None])
+    half = per_axis(widths, x.shape[1])
+    return torch.cat([((piece[:, None, :] - centres[None]).abs() <= half[None])
                       .all(dim=2).any(dim=1) for piece in x.split(rows)])
+
+
+def per_axis(widths: Tensor, d: int) -> Tensor:
+    """Widths (n,) or (n, d) as (n, d): one width serves every axis."""
+    return widths[:, None].expand(-1, d) if widths.ndim == 1 else widths
 
 
 def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
                  ) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Collocation points under new Gaussians (``centres`` (n, d) and ``widths`` (n,),
-    normalised): 2 × 2^d interior points per Gaussian (at most ``LOCAL_POINTS``), uniform in the box
+    """Collocation points under new Gaussians (``centres`` (n, d) and ``widths`` (n,) or
+    (n, d) per axis, normalised): 2 × 2^d interior points per Gaussian (at most ``LOCAL_POINTS``), uniform in the box
     of half-side its width around its centre, those in the domain; and each pointwise
     condition's points in those boxes, from a draw of its points dense enough for a
     spacing of about half the narrowest width along the boundary, keeping at most 4^(d−1)
@@ -186,12 +192,13 @@ def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
     h = torch.tensor(model.normalize.half_width, dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed)
     u = torch.rand(n, min(2 * 2**d, LOCAL_POINTS), d, generator=gen, dtype=torch.float64) * 2 - 1
-    box = centres.double()[:, None, :] + u * widths.double()[:, None, None]
+    widths = per_axis(widths.double(), d)
+    box = centres.double()[:, None, :] + u * widths[:, None, :]
     interior = (c + h * box).reshape(-1, d)
     interior = interior[g.inside(interior)]
     conditions = [x[:0].double().cpu()] * len(problem.conditions)
     if problem.conditions and task.collocation is not None:
-        spacing = 0.5 * float(widths.min()) * float(h.min())
+        spacing = 0.5 * float((widths * h).min())
         wanted = g.boundary_measure / spacing ** max(d - 1, 0)
         count = int(min(BOUNDARY_CANDIDATES, max(task.collocation.boundary, wanted)))
         dense = sample_batch(problem, Collocation(1, count, task.collocation.sampler), seed + 1)
@@ -199,7 +206,7 @@ def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
         for i, (cond, xs) in enumerate(zip(problem.conditions, dense.conditions)):
             if not cond.pointwise:
                 continue
-            xs = xs[under(model.normalize(xs), centres.double(), widths.double())]
+            xs = xs[under(model.normalize(xs), centres.double(), widths)]
             if len(xs) > cap:  # a draw made dense for a thin axis
                 xs = xs[torch.randperm(len(xs), generator=gen)[:cap].sort().values]
             conditions[i] = xs
@@ -283,14 +290,17 @@ def add_at_peaks(task: Task, count: int, *, points: bool) -> tuple[Tensor, int]:
     peaks of the weighted residual, each half as wide as the narrowest one covering its
     place, with mixing weights 0 (the function is unchanged); with ``points``, each brings
     collocation points of its own (:func:`local_points`, the loss's batch extended).
-    Returns the new Gaussians' widths (normalised) and the points added."""
+    Widths and distances are those of the model's layout, round in its common unit
+    (:attr:`~pinn_gmnm.models.GMNM.aspect`). Returns the new Gaussians' widths (in that
+    unit) and the points added."""
     model = task.model
     assert isinstance(model, GMNM)
     layer = model.layer
     x, score = residual_points(task)
     x = model.normalize(x)
+    aspect = torch.tensor(model.aspect, dtype=x.dtype, device=x.device)
     widths = child_widths(model, x)
-    chosen = peaks(x, score, count, widths)
+    chosen = peaks(x * aspect, score, count, widths)
     sigma = widths[chosen]
     d, k = layer.in_features, layer.projections
     if k == d:
@@ -298,12 +308,12 @@ def add_at_peaks(task: Task, count: int, *, points: bool) -> tuple[Tensor, int]:
     else:
         proj = torch.randn(len(chosen), k, d, dtype=sigma.dtype) / (
             sigma[:, None, None] * math.sqrt(k))
-    layer.add_components(x[chosen], proj)
+    layer.add_components(x[chosen], proj * aspect.to(proj))
     task.sync_params()
     if not points:
         return sigma, 0
     loss = task.loss
-    interior, conditions = local_points(task, x[chosen], sigma,
+    interior, conditions = local_points(task, x[chosen], sigma[:, None] / aspect.to(sigma),
                                         task.seed + LOCAL_SEED * (task.step + 1))
     loss.batch = loss.batch.extended(interior, conditions)
     return sigma, len(interior) + sum(len(c) for c in conditions)
@@ -337,11 +347,14 @@ def child_widths(model: GMNM, x: Tensor) -> Tensor:
     """For points ``x`` (normalised), half the width σ of the narrowest Gaussian whose
     one-σ ellipsoid holds the point (of the narrowest overall where none does), and at
     most the spacing of the initial layout (its widths are ``width_factor`` × that
-    spacing, broad for conditioning: refinement starts at the spacing itself)."""
+    spacing, broad for conditioning: refinement starts at the spacing itself). Widths
+    are in the layout's common unit (:attr:`~pinn_gmnm.models.GMNM.aspect`)."""
     layer = model.layer
     with torch.no_grad():
         q = layer.mahalanobis(x.to(layer.means))  # (n, m)
-        sigma = (layer.in_features / layer.precision().diagonal(dim1=1, dim2=2).sum(1)).sqrt()
+        aspect = torch.tensor(model.aspect, dtype=q.dtype, device=q.device)
+        diagonal = layer.precision().diagonal(dim1=1, dim2=2) / aspect**2
+        sigma = (layer.in_features / diagonal.sum(1)).sqrt()
         covering = torch.where(q <= 1.0, sigma[None, :], torch.full_like(q, math.inf))
         narrowest = covering.amin(dim=1)
         narrowest = torch.where(torch.isfinite(narrowest), narrowest, sigma.min())
@@ -587,7 +600,8 @@ class Grow(Stage):
         rows = sum(loss.counts) - state.get("corner_points", 0)  # the uniform draw's
         cols = (model.layer.components + 1) * outputs
         m = default_components(model.layer.in_features, REFINE_POINTS * rows, outputs,
-                               capped=False, oversampling=REFINE_OVERSAMPLING)
+                               capped=False, oversampling=REFINE_OVERSAMPLING,
+                               aspect=model.aspect)
         if m <= model.layer.components:
             return False
         # (the finer level's corner grading adds the coarse one's points and Gaussians)
@@ -683,12 +697,13 @@ class Grow(Stage):
             return None
         d, m = model.layer.in_features, model.layer.components
         k = math.floor(COARSER * m ** (1.0 / d) + 1e-9)
-        if k < 2 or k**d >= m:
+        count = k**d if len(set(model.aspect)) == 1 else even_count(round(COARSER**d * m),
+                                                                       model.aspect, 2)
+        if k < 2 or count is None or count >= m:
             return None
         layer, saved = model.layer, snapshot(task)
         with torch.random.fork_rng(devices=[]):  # (a layer's layout draws numbers)
-            coarse = type(layer)(d, layer.out_features, k**d, layer.projections,
-                                 width_factor=model.width_factor, margin=model.margin)
+            coarse = model.new_layer(count)
         try:
             model.layer = coarse.to(layer.means)
             task.sync_params()
@@ -700,7 +715,7 @@ class Grow(Stage):
         fine = state["best"] / (state["target"] / self.tol**2)
         if not (fine > 0 and coarse_ratio > 0):
             return math.inf if fine == 0 else None
-        return math.log(coarse_ratio / fine) / math.log(m / k**d)
+        return math.log(coarse_ratio / fine) / math.log(m / count)
 
     @staticmethod
     def refine_seconds(state: dict[str, Any], rows: int, cols: int, fine_rows: int,
