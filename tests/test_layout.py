@@ -223,3 +223,13 @@ def test_isotropic_arrange_respread_and_children_stay_round():
     widths = child_widths(model, model.normalize(x[:5]))
     assert widths.shape == (5,) and bool((widths > 0).all())
     assert float(widths.max()) <= report["width"] / model.width_factor + 1e-12
+
+
+@pytest.mark.parametrize("parametrisation", ["plain", "scaled"])
+def test_arrange_sets_the_width_whatever_the_parametrisation(parametrisation):
+    x = _lshape_points()
+    torch.manual_seed(0)
+    model = GMNM(2, components=100, parametrisation=parametrisation).double()
+    report = model.arrange(x, seed=0, width_factor=2.0)
+    sigma = model.layer.precision().detach()[:, 0, 0].rsqrt()
+    torch.testing.assert_close(sigma, torch.full_like(sigma, report["width"]))
