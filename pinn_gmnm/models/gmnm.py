@@ -256,13 +256,20 @@ class GMNM(Surrogate):
         self.aspect = proportions(lo, hi) if isotropic else (1.0,) * in_features
         """Each normalised axis's half-width in the layout's common unit (all 1 unless
         ``isotropic``)."""
+        self.in_features, self.out_features = in_features, out_features
+        self.width_factor, self.margin = width_factor, margin
         if components is None:
             components = default_components(in_features, equations, out_features,
-                                            aspect=self.aspect)
-        self.in_features, self.out_features = in_features, out_features
+                                            aspect=self.layout_sides)
         self.normalize = Normalize(lo, hi)
-        self.width_factor, self.margin = width_factor, margin
         self.layer = self.new_layer(components, projections, layer_class)
+
+    @property
+    def layout_sides(self) -> tuple[float, ...]:
+        """The sides of the box the centres are spread over (the normalised box and its
+        margin) in the layout's common unit: the proportions of its even grids."""
+        lo, hi = enlarged(self.in_features, self.margin, self.aspect)
+        return tuple(h - l for l, h in zip(lo, hi))
 
     def new_layer(self, m: int, projections: int | None = None,
                   layer_class: type[GMNMLayer] | None = None) -> GMNMLayer:

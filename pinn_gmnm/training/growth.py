@@ -601,7 +601,7 @@ class Grow(Stage):
         cols = (model.layer.components + 1) * outputs
         m = default_components(model.layer.in_features, REFINE_POINTS * rows, outputs,
                                capped=False, oversampling=REFINE_OVERSAMPLING,
-                               aspect=model.aspect)
+                               aspect=model.layout_sides)
         if m <= model.layer.components:
             return False
         # (the finer level's corner grading adds the coarse one's points and Gaussians)
@@ -698,7 +698,7 @@ class Grow(Stage):
         d, m = model.layer.in_features, model.layer.components
         k = math.floor(COARSER * m ** (1.0 / d) + 1e-9)
         count = k**d if len(set(model.aspect)) == 1 else even_count(round(COARSER**d * m),
-                                                                       model.aspect, 2)
+                                                                       model.layout_sides, 2)
         if k < 2 or count is None or count >= m:
             return None
         layer, saved = model.layer, snapshot(task)
