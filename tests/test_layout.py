@@ -234,3 +234,41 @@ def test_arrange_sets_the_width_whatever_the_parametrisation(parametrisation):
     report = model.arrange(x, seed=0, width_factor=2.0)
     sigma = model.layer.precision().detach()[:, 0, 0].rsqrt()
     torch.testing.assert_close(sigma, torch.full_like(sigma, report["width"]))
+
+
+def _brute_grid_shape(m, side, tol):
+    """Every factorisation of m into len(side) counts, the most nearly equal spacings."""
+    def shapes(rest, d):
+        if d == 1:
+            yield (rest,)
+            return
+        for k in range(1, rest + 1):
+            if rest % k == 0:
+                for tail in shapes(rest // k, d - 1):
+                    yield (k, *tail)
+
+    def ratio(k):
+        spacings = [s / c for s, c in zip(side, k)]
+        return max(spacings) / min(spacings)
+
+    best = min(shapes(m, len(side)), key=ratio)
+    return best if ratio(best) <= tol else None
+
+
+@pytest.mark.parametrize("side", [(1.0, 0.186), (1.0, 0.75), (2.0, 1.0, 0.5), (1.0, 0.9, 0.4)])
+def test_even_grids_match_a_search_of_every_factorisation(side):
+    from pinn_gmnm.models.layout import SPACING_TOLERANCE, even_count, grid_shape
+
+    for m in range(1, 700):
+        want = _brute_grid_shape(m, side, SPACING_TOLERANCE)
+        got = grid_shape(m, side)
+        assert (got is None) == (want is None), m
+        if got is not None:  # (ties between equally good shapes may go either way)
+            assert math.prod(got) == m
+            ratio = lambda k: max(s / c for s, c in zip(side, k)) / min(s / c for s, c in zip(side, k))  # noqa: E731
+            assert ratio(got) == pytest.approx(ratio(want))
+    for most in (50, 300, 699):
+        best = max((m for m in range(1, most + 1)
+                    if (s := _brute_grid_shape(m, side, SPACING_TOLERANCE)) and min(s) >= 2),
+                   default=None)
+        assert even_count(most, side, 2) == best

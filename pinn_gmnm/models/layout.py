@@ -47,6 +47,7 @@ collocation equations and to the dimension, so that the least-squares solve alwa
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -151,34 +152,46 @@ SPACING_TOLERANCE = 1.05
 """How far apart (as a ratio) the spacings along the axes of an even grid may be."""
 
 
+def _even_shapes(side: Sequence[float], spacing: float) -> list[tuple[int, ...]]:
+    """Every grid over a box with sides ``side`` whose spacings (side / count) lie within
+    ``SPACING_TOLERANCE`` of ``spacing`` either way."""
+    tol = SPACING_TOLERANCE
+    ranges = [range(max(1, math.ceil(s / (spacing * tol) - 1e-9)),
+                    math.floor(s * tol / spacing + 1e-9) + 1) for s in side]
+    return list(itertools.product(*ranges))
+
+
+def _ratio(side: Sequence[float], shape: Sequence[int]) -> float:
+    spacings = [s / k for s, k in zip(side, shape)]
+    return max(spacings) / min(spacings)
+
+
 def grid_shape(m: int, side: Sequence[float]) -> tuple[int, ...] | None:
     """The counts along each axis of a grid of m points over a box with sides ``side``
     (any common unit) whose spacings (side / count) are the most nearly equal, or None
     when even those are more than ``SPACING_TOLERANCE`` apart. On a cube: (k, …, k) when
     m = k^d; on the 2.2 × 0.41 channel of ``cylinder``, 1022 = 73 × 14."""
-    d, best, best_ratio = len(side), None, SPACING_TOLERANCE
-
-    def split(rest: int, shape: tuple[int, ...]) -> None:
-        nonlocal best, best_ratio
-        if len(shape) == d - 1:
-            shape = (*shape, rest)
-            spacings = [s / k for s, k in zip(side, shape)]
-            ratio = max(spacings) / min(spacings)
-            if ratio <= best_ratio:
-                best, best_ratio = shape, ratio
-            return
-        for k in range(1, rest + 1):
-            if rest % k == 0:
-                split(rest // k, (*shape, k))
-
-    split(m, ())
-    return best
+    # spacings within the tolerance of each other are within it of their geometric mean
+    mean = (math.prod(side) / m) ** (1.0 / len(side))
+    shapes = [k for k in _even_shapes(side, mean) if math.prod(k) == m]
+    best = min(shapes, key=lambda k: _ratio(side, k), default=None)
+    return best if best is not None and _ratio(side, best) <= SPACING_TOLERANCE else None
 
 
 def even_count(most: int, aspect: Sequence[float], fewest: int = 1) -> int | None:
     """The largest count up to ``most`` that makes a :func:`grid_shape` over a box of
     proportions ``aspect`` with at least ``fewest`` along every axis (None if none does)."""
-    for count in range(most, 0, -1):
+    counts: set[int] = set()
+    k = 1
+    while True:  # the longest axis's count, k, sets the spacing; the others follow it
+        spacing = max(aspect) / k
+        fewest_cells = math.prod(max(1, math.ceil(a / (spacing * SPACING_TOLERANCE) - 1e-9))
+                                 for a in aspect)
+        if fewest_cells > most:
+            break
+        counts.update(c for c in map(math.prod, _even_shapes(aspect, spacing)) if c <= most)
+        k += 1
+    for count in sorted(counts, reverse=True):
         shape = grid_shape(count, aspect)
         if shape is not None and min(shape) >= fewest:
             return count
