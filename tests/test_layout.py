@@ -272,3 +272,14 @@ def test_even_grids_match_a_search_of_every_factorisation(side):
                     if (s := _brute_grid_shape(m, side, SPACING_TOLERANCE)) and min(s) >= 2),
                    default=None)
         assert even_count(most, side, 2) == best
+
+
+def test_a_box_too_thin_for_its_count_keeps_the_normalised_layout():
+    torch.manual_seed(0)
+    thin = GMNM(2, bounds=((0.0, 0.0), (100.0, 1.0)), isotropic=True)  # 5 across: 2500
+    assert thin.aspect == (1.0, 1.0) and thin.layer.components == 1024
+    torch.manual_seed(0)
+    plain = GMNM(2, bounds=((0.0, 0.0), (100.0, 1.0)))
+    torch.testing.assert_close(thin.state_dict(), plain.state_dict())
+    assert GMNM(2, bounds=((0.0, 0.0), (40.0, 1.0)), isotropic=True).aspect[1] == 0.025
+    assert GMNM(2, 1, 50, bounds=CHANNEL, isotropic=True).aspect == (1.0, 1.0)

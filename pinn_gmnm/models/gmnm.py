@@ -27,8 +27,9 @@ from .base import Bounds, Normalize, default_bounds
 from .contract import Surrogate
 from .feature_cache import cached_features
 from .head import LinearHead
-from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, default_components, enlarged,
-                     proportions, spread_centres, spread_evenly, spread_points)
+from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, MIN_GRID_AXIS, default_components,
+                     enlarged, even_count, proportions, spread_centres, spread_evenly,
+                     spread_points)
 
 
 def quadratic_features(x: Tensor) -> Tensor:
@@ -239,7 +240,9 @@ class GMNM(Surrogate):
     rather than in the normalised ones (:func:`~.layout.proportions`; the same on a cube):
     on an elongated box, as many centres along each axis as its length allows at one
     spacing (see :mod:`.layout`). Meant for axes that share a unit, as a steady problem's
-    do; the default run asks for it on every problem without a time variable.
+    do; the default run asks for it on every problem without a time variable. A box too
+    long and thin for its count (fewer than ``MIN_GRID_AXIS`` Gaussians would lie across
+    it, as on 100 × 1 with 1024) keeps the normalised layout.
     """
 
     def __init__(self, in_features: int, out_features: int = 1, components: int | None = None,
@@ -258,6 +261,13 @@ class GMNM(Surrogate):
         ``isotropic``)."""
         self.in_features, self.out_features = in_features, out_features
         self.width_factor, self.margin = width_factor, margin
+        if len(set(self.aspect)) > 1 and even_count(
+                components or default_components(in_features, equations, out_features),
+                self.layout_sides, MIN_GRID_AXIS) is None:
+            # too long and thin for round Gaussians at this count: fewer than
+            # MIN_GRID_AXIS would lie across, and widths from the box's volume would
+            # leave gaps along it (the normalised layout stretches them instead)
+            self.aspect = (1.0,) * in_features
         if components is None:
             components = default_components(in_features, equations, out_features,
                                             aspect=self.layout_sides)
