@@ -333,7 +333,7 @@ def _record_without_run(cfg: RunConfig, problem: Problem, stages: Sequence[Stage
             write_json(where / "error.json", {"config": cfg.to_dict(), "error": status})
     params = parameter_count(cfg.model, problem.dim, problem.n_outputs,
                              bounds=problem.geometry.bbox, equations=equations(cfg, problem),
-                             **described(problem), **cfg.model_options)
+                             **described(problem, cfg.model_options))
     record = RunRecord(cfg.model, cfg.seed, status, cfg.method, describe_stages(stages),
                        params, metrics, [], where)
     if where is not None:

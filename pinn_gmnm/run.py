@@ -146,7 +146,7 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
     torch.manual_seed(config.seed)
     model = build_model(config.model, problem.dim, problem.n_outputs,
                         bounds=problem.geometry.bbox, equations=equations(config, problem),
-                        **described(problem), **config.model_options)
+                        **described(problem, config.model_options))
     if config.stages is None:  # a default run marches when one block may fail
         trial = block_trial(config, problem, model)
         slabs = slab_count(config.slabs, problem, hard=config.hard, trial=trial)
@@ -163,8 +163,8 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         torch.manual_seed(config.seed)
         model = TimeSlabs(lambda bounds: build_model(
             config.model, problem.dim, problem.n_outputs, bounds=bounds,
-            equations=equations(config, problem, slab=True), **described(problem),
-            **config.model_options), problem.geometry.bbox, slabs, whole=whole,
+            equations=equations(config, problem, slab=True),
+            **described(problem, config.model_options)), problem.geometry.bbox, slabs, whole=whole,
             thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0,
             patch=spatial and newton)
     if config.hard:
@@ -187,13 +187,16 @@ def block_trial(config: RunConfig, problem: Problem, model: nn.Module) -> str | 
     return name if name in ("gauss-newton", "grow") else None
 
 
-def described(problem: Problem) -> dict[str, bool]:
-    """What a model that lays itself out by its problem (``ModelSpec.fits_collocation``)
-    is told besides the equations: whether the problem has boundary or initial
-    ``conditions``, and whether its axes share a unit (``isotropic``: no time variable,
-    so that a GMNM on an elongated domain is laid out round in the problem's own units)."""
-    return {"conditions": bool(problem.conditions),
+def described(problem: Problem, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model ``options`` (the user's) with what a model that lays itself out by its
+    problem (``ModelSpec.fits_collocation``) is told besides the equations: whether the
+    problem has boundary or initial ``conditions``, and whether its axes share a unit
+    (``isotropic``: no time variable, so that a GMNM on an elongated domain is laid out
+    round in the problem's own units) unless the options choose it."""
+    told = {"conditions": bool(problem.conditions),
             "isotropic": len(problem.spatial) == problem.dim}
+    given = {k: v for k, v in (options or {}).items() if v is not None}
+    return {**told, **given}
 
 
 def equations(config: RunConfig, problem: Problem, *, slab: bool = False) -> int:

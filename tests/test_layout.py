@@ -283,3 +283,18 @@ def test_a_box_too_thin_for_its_count_keeps_the_normalised_layout():
     torch.testing.assert_close(thin.state_dict(), plain.state_dict())
     assert GMNM(2, bounds=((0.0, 0.0), (40.0, 1.0)), isotropic=True).aspect[1] == 0.025
     assert GMNM(2, 1, 50, bounds=CHANNEL, isotropic=True).aspect == (1.0, 1.0)
+
+
+def test_a_run_lays_a_steady_problem_out_round_unless_told_not_to():
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.models.slabs import TimeSlabs
+    from pinn_gmnm.run import build
+
+    _, model = build(RunConfig(problem="poisson-holes", interior=300, boundary=100))
+    assert model.aspect == pytest.approx((1.0, 0.9))  # its box is 2 × 1.8
+    _, model = build(RunConfig(problem="poisson-holes", interior=300, boundary=100,
+                               model_options={"isotropic": False}))
+    assert model.aspect == (1.0, 1.0)
+    _, model = build(RunConfig(problem="burgers", interior=300, boundary=100))  # x and t
+    pieces = list(model.pieces) if isinstance(model, TimeSlabs) else [model]
+    assert all(p.aspect == (1.0, 1.0) for p in pieces if isinstance(p, GMNM))

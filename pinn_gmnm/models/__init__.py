@@ -98,12 +98,16 @@ _HIDDEN_DEPTH = ModelOption("depth", 3, int, "hidden layers")
 MODELS: Registry[ModelSpec] = Registry("model")
 MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
     ModelOption("components", None, int,
-                "number of Gaussians m (default: 64 in 1D, 400 in 2D, 1000 in 3D+)"),
+                "number of Gaussians m (default: sized to the collocation points; with the "
+                "default points 64 in 1D, 1024 in 2D, 1000 in 3D, 625 in 4D)"),
     ModelOption("projections", None, int, "projections k per Gaussian (default: input dimension)"),
     ModelOption("width_factor", 4.0, float, "initial width / spacing of the means"),
     ModelOption("parametrisation", "plain", str,
                 "projections W_i learned entry by entry (plain) or as log-scales times unit "
                 "directions (scaled)"),
+    ModelOption("isotropic", None, bool,
+                "lay the Gaussians out round in the problem's own units, not in coordinates "
+                "scaled to [-1, 1] on every axis (default: yes without a time variable)"),
 ), size_option="components", search=(
     _LR, SearchParam("components", 16, 1024, log=True, type=int),
     SearchParam("width_factor", 0.5, 8.0, log=True),

@@ -240,7 +240,8 @@ class GMNM(Surrogate):
     rather than in the normalised ones (:func:`~.layout.proportions`; the same on a cube):
     on an elongated box, as many centres along each axis as its length allows at one
     spacing (see :mod:`.layout`). Meant for axes that share a unit, as a steady problem's
-    do; the default run asks for it on every problem without a time variable. A box too
+    do; the default run asks for it on every problem without a time variable (None, the
+    default of a GMNM built directly, is the normalised layout). A box too
     long and thin for its count (fewer than ``MIN_GRID_AXIS`` Gaussians would lie across
     it, as on 100 × 1 with 1024) keeps the normalised layout.
     """
@@ -249,7 +250,7 @@ class GMNM(Surrogate):
                  projections: int | None = None, *, bounds: Bounds | None = None,
                  width_factor: float = 4.0, equations: int = DEFAULT_EQUATIONS,
                  margin: float | None = None, conditions: bool = True,
-                 parametrisation: str = "plain", isotropic: bool = False) -> None:
+                 parametrisation: str = "plain", isotropic: bool | None = None) -> None:
         super().__init__()
         require_positive("in_features", in_features, integer=True)
         layer_class = _parametrisation(parametrisation)
