@@ -258,7 +258,7 @@ def spread_centres(m: int, points: Tensor, seed: int, margin: float = MARGIN,
         aspect, dtype=torch.float64)
     lo, hi = enlarged(d, margin, a.tolist())
     points = points.to(torch.float64) * a  # (in the common unit)
-    reach = margin * float(a.min()) + (float(torch.prod(2 * a)) / n) ** (1.0 / d)
+    reach = margin * float(a.min()) + 2.0 / n ** (1.0 / d) * float(torch.prod(a)) ** (1.0 / d)
     probe = spread_points(max(4096, 16 * m), lo, hi, seed + 1, grid=False)
     fraction = float(near_points(probe, points, reach).double().mean())
     if fraction >= 0.999:
