@@ -262,7 +262,7 @@ class GMNM(Surrogate):
         ``isotropic``)."""
         self.in_features, self.out_features = in_features, out_features
         self.width_factor, self.margin = width_factor, margin
-        if len(set(self.aspect)) > 1 and even_count(
+        if self.elongated and even_count(
                 components or default_components(in_features, equations, out_features),
                 self.layout_sides, MIN_GRID_AXIS) is None:
             # too long and thin for round Gaussians at this count: fewer than
@@ -274,6 +274,12 @@ class GMNM(Surrogate):
                                             aspect=self.layout_sides)
         self.normalize = Normalize(lo, hi)
         self.layer = self.new_layer(components, projections, layer_class)
+
+    @property
+    def elongated(self) -> bool:
+        """Whether the layout is round in units other than the normalised ones (its
+        :attr:`aspect` not all 1)."""
+        return len(set(self.aspect)) > 1
 
     @property
     def layout_sides(self) -> tuple[float, ...]:
@@ -293,7 +299,7 @@ class GMNM(Surrogate):
             projections = self.layer.projections if projections is None else projections
         layer = layer_class(self.in_features, self.out_features, m, projections,
                             width_factor=self.width_factor, margin=self.margin)
-        if len(set(self.aspect)) > 1:  # (on a cube the layer's own layout is the even one)
+        if self.elongated:  # (on a cube the layer's own layout is the even one)
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             lo, hi = enlarged(self.in_features, self.margin, self.aspect)
             a = self._aspect()
@@ -337,7 +343,7 @@ class GMNM(Surrogate):
         unit)."""
         layer = self.layer
         x = self.normalize(points.to(torch.float64))
-        aspect = self.aspect if len(set(self.aspect)) > 1 else None
+        aspect = self.aspect if self.elongated else None
         means, fraction = spread_centres(layer.components, x, seed, self.margin, aspect)
         sigma = self._width(layer.components, fraction, width_factor)
         layer.means.copy_(means)

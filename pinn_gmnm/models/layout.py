@@ -138,13 +138,19 @@ def spread_points(m: int, lo: Sequence[float], hi: Sequence[float], seed: int, *
     float64. (Default counts are whole grids only when fine enough, see
     :func:`default_components`.)"""
     d = len(lo)
-    lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
     k = round(m ** (1.0 / d))
     if grid and k**d == m:
-        axis = (torch.arange(k, dtype=torch.float64) + 0.5) / k
-        unit = torch.cartesian_prod(*([axis] * d)).reshape(m, d)
-    else:
-        unit = torch.from_numpy(Sobol().unit(m, d, seed))
+        return cell_grid(lo, hi, (k,) * d)
+    lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+    return lo_t + (hi_t - lo_t) * torch.from_numpy(Sobol().unit(m, d, seed))
+
+
+def cell_grid(lo: Sequence[float], hi: Sequence[float], shape: Sequence[int]) -> Tensor:
+    """The cell centres of a grid of ``shape`` (counts along each axis) over the box
+    [lo, hi], shape (∏ shape, d), float64."""
+    lo_t, hi_t = torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64)
+    axes = [(torch.arange(k, dtype=torch.float64) + 0.5) / k for k in shape]
+    unit = torch.cartesian_prod(*axes).reshape(math.prod(shape), len(shape))
     return lo_t + (hi_t - lo_t) * unit
 
 
@@ -205,9 +211,7 @@ def spread_evenly(m: int, lo: Sequence[float], hi: Sequence[float], seed: int) -
     shape = grid_shape(m, [h - l for l, h in zip(lo, hi)])
     if shape is None:
         return spread_points(m, lo, hi, seed, grid=False)
-    axes = [l + (h - l) * (torch.arange(k, dtype=torch.float64) + 0.5) / k
-            for l, h, k in zip(lo, hi, shape)]
-    return torch.cartesian_prod(*axes).reshape(m, len(lo))
+    return cell_grid(lo, hi, shape)
 
 
 def proportions(lo: Sequence[float], hi: Sequence[float]) -> tuple[float, ...]:

@@ -697,8 +697,8 @@ class Grow(Stage):
             return None
         d, m = model.layer.in_features, model.layer.components
         k = math.floor(COARSER * m ** (1.0 / d) + 1e-9)
-        count = k**d if len(set(model.aspect)) == 1 else even_count(round(COARSER**d * m),
-                                                                       model.layout_sides, 2)
+        count = even_count(round(COARSER**d * m), model.layout_sides, 2) if model.elongated \
+            else k**d
         if k < 2 or count is None or count >= m:
             return None
         layer, saved = model.layer, snapshot(task)
