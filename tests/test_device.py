@@ -95,3 +95,27 @@ def test_cli_solve_on_gpu(tmp_path):
     r = CliRunner().invoke(app, ["solve", "poisson", "--device", "cuda", "--out", str(tmp_path), "-q"])
     assert r.exit_code == 0, r.output
     assert "cuda" in r.output
+
+
+@cuda
+@pytest.mark.parametrize("problem", ["front", "poisson-lshape", "poisson-holes", "heat-1d",
+                                     "burgers", "kovasznay", "strip"])
+def test_default_runs_on_gpu(problem, tmp_path):
+    """The default path of each kind of problem (growth with local points, the corners'
+    grading, the layout round a non-box domain or a long box, marching, compact slabs,
+    Gauss-Newton) runs on the GPU: every stage keeps its tensors on the model's device.
+    Growth once built new Gaussians on the CPU and every GPU run that grew failed."""
+    from pathlib import Path
+
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import run
+
+    if problem == "strip":  # a long box: the round layout in the problem's own units
+        problem = f"{Path(__file__).parents[1] / 'benchmarks' / 'untuned_problems.py'}:strip_bump"
+    config = RunConfig(problem=problem, budget=4.0, device="cuda", seed=0)
+    result = run(config, out=tmp_path, name="gpu")
+    model = result.solution.model
+    assert next(model.parameters()).device.type == "cuda"
+    assert result.solution.status in ("completed", "out-of-budget")
+    x = torch.rand(50, result.solution.problem.dim, dtype=torch.float64)
+    assert torch.isfinite(result.solution(x)).all() and result.solution(x).device.type == "cpu"

@@ -309,8 +309,8 @@ class GMNM(Surrogate):
                                       .to(layer.means))
         return layer
 
-    def _aspect(self) -> Tensor:
-        return torch.tensor(self.aspect, dtype=torch.float64)
+    def _aspect(self, device: torch.device | str = "cpu") -> Tensor:
+        return torch.tensor(self.aspect, dtype=torch.float64, device=device)
 
     def _width(self, m: int, fraction: float, width_factor: float | None = None) -> float:
         """The width (common unit) of m Gaussians spread over ``fraction`` of the box:
@@ -322,7 +322,7 @@ class GMNM(Surrogate):
     def _rescaled(self, W: Tensor, sigma: float) -> Tensor:
         """Projections ``W`` (m, k, d) scaled so that their mean width in the common unit
         is ``sigma`` (directions kept)."""
-        Wc = W.double() / self._aspect()  # W acts on normalised x = z / aspect
+        Wc = W.double() / self._aspect(W.device)  # W acts on normalised x = z / aspect
         current = math.sqrt(self.in_features / float(Wc.square().sum(dim=(1, 2)).mean()))
         return W * (current / sigma)
 
@@ -342,7 +342,7 @@ class GMNM(Surrogate):
         box kept and the width (normalised coordinates; with :attr:`aspect`, its common
         unit)."""
         layer = self.layer
-        x = self.normalize(points.to(torch.float64))
+        x = self.normalize(points.detach().to("cpu", torch.float64))  # laid out on the CPU
         aspect = self.aspect if self.elongated else None
         means, fraction = spread_centres(layer.components, x, seed, self.margin, aspect)
         sigma = self._width(layer.components, fraction, width_factor)

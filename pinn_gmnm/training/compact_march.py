@@ -435,15 +435,15 @@ def lift(piece: nn.Module, fit: nn.Module, *, seed: int) -> None:
     rise = math.exp(0.5 * (TIME_PRECISION * tau0) ** 2)
     j = 0
     for i, c in enumerate(counts):
-        W = src.proj[i].double()
+        W = src.proj[i].double().cpu()
         narrow = 1.0 / float(torch.linalg.svdvals(W).max())
         for copy in range(c):
             jitter = JITTER * narrow * torch.randn(ds, generator=generator, dtype=torch.float64)
-            means[j, :ds] = src.means[i].double() + (jitter if copy else 0.0)
+            means[j, :ds] = src.means[i].double().cpu() + (jitter if copy else 0.0)
             proj[j, :ds, :ds] = W
             proj[j, ds, ds] = TIME_PRECISION
             if copy == 0:
-                weights[j] = src.weights[i].double() * rise
+                weights[j] = src.weights[i].double().cpu() * rise
             j += 1
     dst.means.copy_(means.to(dst.means))
     dst.proj.copy_(proj.to(dst.proj))

@@ -188,6 +188,7 @@ def local_points(task: Task, centres: Tensor, widths: Tensor, seed: int
     problem, x = loss.problem, loss.batch.interior
     g = problem.geometry
     n, d = centres.shape
+    centres, widths = centres.detach().cpu(), widths.detach().cpu()  # drawn on the CPU
     c = torch.tensor(model.normalize.center, dtype=torch.float64)
     h = torch.tensor(model.normalize.half_width, dtype=torch.float64)
     gen = torch.Generator().manual_seed(seed)
@@ -304,9 +305,10 @@ def add_at_peaks(task: Task, count: int, *, points: bool) -> tuple[Tensor, int]:
     sigma = widths[chosen]
     d, k = layer.in_features, layer.projections
     if k == d:
-        proj = torch.eye(d, dtype=sigma.dtype).expand(len(chosen), d, d) / sigma[:, None, None]
+        proj = torch.eye(d, dtype=sigma.dtype, device=sigma.device).expand(
+            len(chosen), d, d) / sigma[:, None, None]
     else:
-        proj = torch.randn(len(chosen), k, d, dtype=sigma.dtype) / (
+        proj = torch.randn(len(chosen), k, d, dtype=sigma.dtype).to(sigma.device) / (
             sigma[:, None, None] * math.sqrt(k))
     layer.add_components(x[chosen], proj * aspect.to(proj))
     task.sync_params()

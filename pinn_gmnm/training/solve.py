@@ -78,9 +78,9 @@ class Solution:
     run completed."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """The trained model's prediction at points ``x`` (n, d) → (n, k)."""
+        """The trained model's prediction at points ``x`` (n, d) → (n, k), on ``x``'s device."""
         with torch.no_grad():
-            return self.model(x.to(next(self.model.parameters())))
+            return self.model(x.to(next(self.model.parameters()))).to(x.device)
 
 
 def solve(problem: Problem, model: nn.Module, *, stages: Sequence[Stage] | None = None,
