@@ -605,9 +605,45 @@ def channel_hole() -> Problem:
                    linear=True)
 
 
+def channel_pulse() -> Problem:
+    """u_t + u_x = 0.005 Δu in the channel [0, 4] × [0, 1], t in [0, 2]: a Gaussian spot
+    exp(−|x − (½, ½)|² / 0.01) carried two units down the channel as it spreads; u = the
+    free-space solution on the walls and at t = 0 (a time-dependent problem on a box four
+    times as long as wide)."""
+    kappa, s0 = 0.005, 0.01
+
+    def exact(x):
+        X, Y, T = x.T
+        s = s0 + 4 * kappa * T
+        return s0 / s * torch.exp(-((X - 0.5 - T) ** 2 + (Y - 0.5) ** 2) / s)
+
+    return Problem(SpaceTime(Rectangle((0, 0), (4, 1)), (0, 2)),
+                   lambda u, x: u.d("t") + u.d("x") - kappa * u.laplacian(),
+                   [Dirichlet(exact, name="walls"), Initial(exact, name="initial")],
+                   exact=exact, linear=True)
+
+
+def heat_strip() -> Problem:
+    """u_t = 0.05 Δu on the plate [0, 4] × [0, 1], t in [0, 1], held at 0 on its edges:
+    three modes sin(aπx/4) sin(bπy), (a, b) = (1, 1), (6, 1), (9, 2), each decaying at its
+    own rate (a time-dependent problem on a box four times as long as wide, whose state
+    is not a few Gaussians)."""
+    kappa, modes = 0.05, [(1, 1, 1.0), (6, 1, 0.5), (9, 2, 0.3)]
+
+    def exact(x):
+        X, Y, T = x.T
+        return sum(c * torch.exp(-kappa * PI**2 * (a**2 / 16 + b**2) * T)
+                   * torch.sin(a * PI * X / 4) * torch.sin(b * PI * Y) for a, b, c in modes)
+
+    return Problem(SpaceTime(Rectangle((0, 0), (4, 1)), (0, 1)),
+                   lambda u, x: u.d("t") - kappa * u.laplacian(),
+                   [Dirichlet(0.0, name="edges"), Initial(exact, name="initial")],
+                   exact=exact, linear=True)
+
+
 PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
             "heat_insulated", "annulus", "helmholtz_144", "peak", "ball", "beam", "quasilinear",
             "layer_1d", "layer_2d", "kdv_soliton", "outflow_layers", "heat_lshape", "rotating_blob",
             "cylinder", "plate", "anisotropic", "elastic_hole", "cube_hole", "allen_cahn_2d",
             "ellipse_pulse", "robin_disk", "bratu_type", "heat_driven", "strip_bump",
-            "channel_hole"]
+            "channel_hole", "channel_pulse", "heat_strip"]

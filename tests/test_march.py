@@ -668,6 +668,34 @@ def test_a_slab_of_the_default_march_has_more_gaussians_along_space():
     assert torch.equal(odd.layer.means.detach(), before)
 
 
+def test_a_slab_over_a_long_plate_has_round_gaussians_in_space():
+    """On a 4 x 1 plate a slab's grid has as many centres along each axis of space as its
+    length holds at one spacing, each Gaussian as wide along x as along y in the problem's
+    units (the same count along both would make them four times as wide along x), over
+    the plate and one margin on every side; time is laid out as on a square."""
+    from pinn_gmnm.models.slabs import slab_layout
+
+    bounds = ((0.0, 0.0, 0.0), (4.0, 1.0, 0.125))
+    piece = GMNM(3, 1, bounds=bounds, components=1000)
+    slab_layout(piece, 8, thin=False)
+    means = piece.layer.means.detach()
+    nx, ny, nt = (len(means[:, i].unique()) for i in range(3))
+    assert nt == 5 and nx * ny <= 14 * 14 and nx * ny == piece.layer.components / nt
+    assert min(nx, ny) >= 5 and abs(nx / ny - 4.3 / 1.3) < 0.5  # (plate and margins: 4.6 x 1.6)
+    half = torch.tensor(piece.normalize.half_width, dtype=torch.float64)
+    widths = half / piece.layer.proj.detach().diagonal(dim1=1, dim2=2)  # physical
+    assert widths[:, 0].sub(widths[:, 1]).abs().max() < 0.05 * widths[:, 1].min()
+    spacing = 2 * half[:2] * (means[:, :2].max(0).values - means[:, :2].min(0).values) / 2 \
+        / torch.tensor([nx - 1, ny - 1])
+    torch.testing.assert_close(spacing[0], spacing[1], rtol=0.05, atol=0)
+    margin_x = (means[:, 0].min() + 1) * half[0]  # the first column, in units, past x = 0
+    margin_y = (means[:, 1].min() + 1) * half[1]
+    torch.testing.assert_close(margin_x, margin_y, rtol=0.1, atol=0)
+    square = GMNM(3, 1, bounds=((0.0, 0.0, 0.0), (1.0, 1.0, 0.125)), components=1000)
+    slab_layout(square, 8, thin=False)  # a square keeps 14 x 14 x 5
+    assert [len(square.layer.means[:, i].unique()) for i in range(3)] == [14, 14, 5]
+
+
 # Adaptive slabs: a slab Newton leaves unsolved is halved and solved again.
 
 def planted(splits: int, **kw):

@@ -38,7 +38,11 @@ grid's count along time instead (:data:`SPATIAL_TIME`). The march then moves the
 its starting state is steep (:mod:`~pinn_gmnm.training.moving`), keeping the grid. In two
 space dimensions a Newton march keeps each slab's grid equally spaced instead and places
 a patch of narrower Gaussians where the state is steep (``patch``, :data:`PATCH_DROP`,
-:mod:`~pinn_gmnm.training.patch`).
+:mod:`~pinn_gmnm.training.patch`). On a space box that is not a cube, the grid's centres
+in space are as many along each axis as its length holds at one spacing, so that its
+Gaussians are round in the problem's units (:func:`round_spatial_grid`), as a steady
+problem's are; a patch march keeps the same count along every axis (not measured on
+such a box).
 """
 
 from __future__ import annotations
@@ -351,7 +355,8 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
                 patch: bool = False) -> Tensor | None:
     """Lay out the Gaussians of ``piece``, a GMNM over one of ``slabs`` equal slabs, as a
     grid with k_t centres along time (the last axis) and the rest along space
-    (k_s^(d−1) k_t ≈ m): thin, k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉); else
+    (k_s^(d−1) k_t ≈ m; on a space box that is not a cube, at most k_s^(d−1) of them round
+    in space, :func:`round_spatial_grid`): thin, k_t = max(2, ⌈TIME_DENSITY · k / slabs⌉); else
     ``SPATIAL_TIME`` · k (see there). Each Gaussian's width ``width`` × ``width_factor``
     × the grid spacing along each axis, over the same enlarged box as the default layout (see
     the module docstring). Pieces whose count is not a whole grid k^d (spread as a Sobol'
@@ -376,7 +381,11 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
     ks = max(1, math.floor((m / kt) ** (1.0 / (d - 1)) + 1e-9))
     coarse = ks - PATCH_DROP if patch and d == 3 and ks > 2 * PATCH_DROP else ks
     counts = [coarse] * (d - 1) + [kt]
-    lo, hi = -1.0 - piece.margin, 1.0 + piece.margin
+    lo = torch.full((d,), -1.0 - piece.margin, dtype=torch.float64)
+    hi = -lo
+    round_space = None if coarse < ks else round_spatial_grid(piece, coarse ** (d - 1))
+    if round_space is not None:  # (a patch march keeps the grid the patch is cut from)
+        counts[:-1], lo[:-1], hi[:-1] = round_space
     axes = [(torch.arange(c, dtype=torch.float64) + 0.5) / c for c in counts]
     means = lo + (hi - lo) * torch.cartesian_prod(*axes).reshape(-1, d)
     sigma = width * piece.width_factor * (hi - lo) / torch.tensor(counts, dtype=torch.float64)
@@ -384,11 +393,11 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
     piece.patch_shape = None
     if coarse < ks:  # the patch: a finer lattice about the centre until the march places it
         per = ks ** (d - 1) - coarse ** (d - 1)
-        step = (hi - lo) / ks / PATCH_FINER
+        step = float(hi[0] - lo[0]) / ks / PATCH_FINER
         side = math.ceil(per ** (1.0 / (d - 1)) - 1e-9)
         a = (torch.arange(side, dtype=torch.float64) - (side - 1) / 2) * step
         spot = torch.cartesian_prod(*[a] * (d - 1)).reshape(-1, d - 1)[:per]
-        times = axes[-1] * (hi - lo) + lo
+        times = axes[-1] * (hi[-1] - lo[-1]) + lo[-1]
         fine = torch.cat([spot.repeat(kt, 1), times.repeat_interleave(per)[:, None]], dim=1)
         narrow = sigma.clone()
         narrow[:-1] = width * piece.width_factor * step
@@ -404,6 +413,37 @@ def slab_layout(piece: nn.Module, slabs: int, *, thin: bool = True, width: float
             layer.weights = nn.Parameter(w.new_zeros(len(means), w.shape[1]).normal_(
                 0.0, 0.1 / math.sqrt(len(means))))
     return sigma
+
+
+def round_spatial_grid(piece: nn.Module, most: int) -> tuple[list[int], Tensor, Tensor] | None:
+    """The spatial part of a slab's grid on a space box that is not a cube: at most
+    ``most`` centres, as many along each axis as its length holds at one spacing (the
+    Gaussians round in space, as a steady problem's are, see
+    :attr:`~pinn_gmnm.models.GMNM.aspect`), over the box and one margin on every side
+    (:func:`~.layout.enlarged`): the counts and the spatial axes' ends, normalised
+    coordinates. None on a cube (the grid is the same count along every axis) and where
+    no such grid has ``MIN_GRID_AXIS`` centres along every axis.
+
+    On the 4 × 1 plate of ``heat_strip`` (``benchmarks/untuned_problems.py``) the same
+    count along both axes put 14 centres 0.31 apart along the plate and 0.08 across it:
+    the first slab's least squares fitted its initial state (modes down to 0.9 long) to
+    1.8e-2 at best, every slab was halved and the march ran out of its minute at t = 0.875
+    (0.33 in all)."""
+    from .layout import MIN_GRID_AXIS, enlarged, even_count, grid_shape, proportions
+
+    lo, hi = piece.normalize.lo[:-1], piece.normalize.hi[:-1]
+    aspect = proportions(lo, hi)
+    if len(set(aspect)) == 1:
+        return None
+    a_lo, a_hi = enlarged(len(aspect), piece.margin, aspect)
+    sides = [h - l for l, h in zip(a_lo, a_hi)]
+    count = even_count(most, sides, MIN_GRID_AXIS)
+    shape = None if count is None else grid_shape(count, sides)
+    if shape is None:
+        return None
+    a = torch.tensor(aspect, dtype=torch.float64)
+    return (list(shape), torch.tensor(a_lo, dtype=torch.float64) / a,
+            torch.tensor(a_hi, dtype=torch.float64) / a)
 
 
 class _Piecewise:
