@@ -27,6 +27,7 @@ from .lock import RunLock
 from .memory import check_memory
 from .methods import METHODS, Method, Steps, honouring_solver
 from .models import build_model
+from .models.base import Bounds
 from .models.contract import capabilities
 from .models.hard import hard_constraint
 from .models.slabs import NEWTON_WIDTH, TimeSlabs, pieces_of
@@ -161,10 +162,13 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         thin = whole and newton and len(problem.spatial) == 1
         spatial = whole and not thin
         torch.manual_seed(config.seed)
-        model = TimeSlabs(lambda bounds: build_model(
-            config.model, problem.dim, problem.n_outputs, bounds=bounds,
-            equations=equations(config, problem, slab=True),
-            **described(problem, config.model_options)), problem.geometry.bbox, slabs, whole=whole,
+        def build(bounds: Bounds, slab: bool = True) -> nn.Module:
+            return build_model(config.model, problem.dim, problem.n_outputs, bounds=bounds,
+                               equations=equations(config, problem, slab=True),
+                               **described(problem, config.model_options, slab=slab))
+
+        model = TimeSlabs(build, problem.geometry.bbox, slabs, whole=whole,
+                          build_whole=lambda bounds: build(bounds, slab=False),
             thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0,
             patch=spatial and newton)
     if config.hard:
@@ -187,14 +191,20 @@ def block_trial(config: RunConfig, problem: Problem, model: nn.Module) -> str | 
     return name if name in ("gauss-newton", "grow") else None
 
 
-def described(problem: Problem, options: dict[str, Any] | None = None) -> dict[str, Any]:
+def described(problem: Problem, options: dict[str, Any] | None = None, *,
+              slab: bool = False) -> dict[str, Any]:
     """The model ``options`` (the user's) with what a model that lays itself out by its
     problem (``ModelSpec.fits_collocation``) is told besides the equations: whether the
-    problem has boundary or initial ``conditions``, and whether its axes share a unit
-    (``isotropic``: no time variable, so that a GMNM on an elongated domain is laid out
-    round in the problem's own units) unless the options choose it."""
-    told = {"conditions": bool(problem.conditions),
-            "isotropic": len(problem.spatial) == problem.dim}
+    problem has boundary or initial ``conditions``, and how its axes compare
+    (``isotropic``, so that a GMNM on an elongated domain is laid out round in the
+    problem's own units; with a time variable also ``time_axis``: round in space, time
+    laid out as a mean axis of space) unless the options choose it. A ``slab`` of a march
+    keeps the normalised layout: the march lays out its slabs itself
+    (:func:`~.models.slabs.slab_layout`, round in space too)."""
+    steady = len(problem.spatial) == problem.dim
+    told: dict[str, Any] = {"conditions": bool(problem.conditions), "isotropic": not slab}
+    if not steady and not slab:
+        told["time_axis"] = True
     given = {k: v for k, v in (options or {}).items() if v is not None}
     return {**told, **given}
 

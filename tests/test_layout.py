@@ -298,3 +298,47 @@ def test_a_run_lays_a_steady_problem_out_round_unless_told_not_to():
     _, model = build(RunConfig(problem="burgers", interior=300, boundary=100))  # x and t
     pieces = list(model.pieces) if isinstance(model, TimeSlabs) else [model]
     assert all(p.aspect == (1.0, 1.0) for p in pieces if isinstance(p, GMNM))
+
+
+def test_a_space_time_box_is_round_in_space_and_time_is_a_mean_axis():
+    """A time-dependent problem's single block is laid out round in space, with as many
+    centres along time as along a mean axis of space; on a square in space, the
+    normalised layout as before."""
+    from pinn_gmnm.models.layout import space_time_proportions
+
+    assert space_time_proportions((0, 0, 0), (1, 1, 5)) == (1.0, 1.0, 1.0)
+    assert space_time_proportions((0, 0), (3, 0.1)) == (1.0, 1.0)  # 1-D space
+    a = space_time_proportions((0, 0, 0), (4, 1, 1))
+    assert a == pytest.approx((1.0, 0.25, 0.5))
+    square = GMNM(3, bounds=((0, 0, 0), (1, 1, 2)), isotropic=True, time_axis=True)
+    plain = GMNM(3, bounds=((0, 0, 0), (1, 1, 2)))
+    assert not square.elongated and square.layer.components == plain.layer.components
+
+
+def test_a_march_on_a_long_plate_lays_its_block_round_in_space_and_its_slabs_itself():
+    from pathlib import Path
+
+    from pinn_gmnm.config import RunConfig
+    from pinn_gmnm.run import build
+
+    spec = f"{Path(__file__).parents[1] / 'benchmarks' / 'untuned_problems.py'}:heat_strip"
+    _, model = build(RunConfig(problem=spec))
+    whole, piece = model.whole, model.pieces[0]
+    assert whole.aspect == pytest.approx((1.0, 0.25, 0.5)) and whole.elongated
+    half = torch.tensor(whole.normalize.half_width, dtype=torch.float64)
+    widths = half / whole.layer.proj.detach().diagonal(dim1=1, dim2=2)  # physical
+    torch.testing.assert_close(widths[:, 0], widths[:, 1])  # round in space
+    assert not piece.elongated  # the slabs: slab_layout's grid, round in space itself
+
+
+def test_the_coarser_layout_of_an_elongated_block_exists():
+    """Grow.convergence_order compares a block's first solve with a coarser layout's; on
+    the 4 x 1 plate's space-time block no even grid lies below 0.7^3 of its 765."""
+    from pinn_gmnm.models.layout import even_count, grid_shape
+    from pinn_gmnm.training.growth import coarser_count
+
+    sides = (2.15, 0.65, 1.15)
+    assert even_count(round(0.7**3 * 765), sides, 2) is None
+    count = coarser_count(765, sides)
+    assert count is not None and 0.343 * 765 <= count < 765 and grid_shape(count, sides)
+    assert coarser_count(1000, (2.6, 2.6, 2.6)) == 343

@@ -107,7 +107,9 @@ MODELS.add("gmnm", ModelSpec(".gmnm:GMNM", (
                 "directions (scaled)"),
     ModelOption("isotropic", None, bool,
                 "lay the Gaussians out round in the problem's own units, not in coordinates "
-                "scaled to [-1, 1] on every axis (default: yes without a time variable)"),
+                "scaled to [-1, 1] on every axis (default: yes; with a time variable, round "
+                "in space, as many along time as along a mean axis of space, and a march's "
+                "slabs lay themselves out)"),
 ), size_option="components", search=(
     _LR, SearchParam("components", 16, 1024, log=True, type=int),
     SearchParam("width_factor", 0.5, 8.0, log=True),
@@ -163,11 +165,13 @@ def model_options(name: str) -> dict[str, Any]:
 
 def build_model(name: str, in_features: int, out_features: int, *, bounds: Bounds,
                 equations: int | None = None, conditions: bool | None = None,
-                isotropic: bool | None = None, **options: Any) -> nn.Module:
+                isotropic: bool | None = None, time_axis: bool | None = None,
+                **options: Any) -> nn.Module:
     """Build model ``name`` for inputs in the box ``bounds``; unknown options are errors.
     ``equations`` (the number of collocation equations the model will be trained on),
-    ``conditions`` (whether the problem has boundary or initial conditions) and
-    ``isotropic`` (whether its axes share a unit: no time variable) go to models that lay
+    ``conditions`` (whether the problem has boundary or initial conditions),
+    ``isotropic`` (whether its layout is round in the problem's units) and ``time_axis``
+    (whether the last axis is time, which shares no unit with space) go to models that lay
     themselves out by them (``ModelSpec.fits_collocation``) when given."""
     spec = MODELS.get(name)
     for key in options:
@@ -179,7 +183,8 @@ def build_model(name: str, in_features: int, out_features: int, *, bounds: Bound
     given = {k: v for k, v in options.items() if v is not None}
     if spec.fits_collocation:
         given.update({k: v for k, v in (("equations", equations), ("conditions", conditions),
-                                        ("isotropic", isotropic)) if v is not None})
+                                        ("isotropic", isotropic), ("time_axis", time_axis))
+                      if v is not None})
     return spec.load()(in_features, out_features, bounds=bounds, **{**spec.defaults, **given})
 
 

@@ -28,7 +28,8 @@ from .contract import Surrogate
 from .feature_cache import cached_features
 from .head import LinearHead
 from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, MIN_GRID_AXIS, default_components,
-                     enlarged, even_count, proportions, spread_centres, spread_evenly,
+                     enlarged, even_count, proportions, space_time_proportions, spread_centres,
+                     spread_evenly,
                      spread_points)
 
 
@@ -243,21 +244,31 @@ class GMNM(Surrogate):
     do; the default run asks for it on every problem without a time variable (None, the
     default of a GMNM built directly, is the normalised layout). A box too
     long and thin for its count (fewer than ``MIN_GRID_AXIS`` Gaussians would lie across
-    it, as on 100 × 1 with 1024) keeps the normalised layout.
+    it, as on 100 × 1 with 1024) keeps the normalised layout. With ``time_axis`` too, the
+    last axis is time, which shares no unit with space: the layout is round in space and
+    has as many centres along time as along a mean axis of space
+    (:func:`~.layout.space_time_proportions`; the normalised layout on a square or cube in
+    space), as the default run asks for a time-dependent problem's single space-time block.
     """
 
     def __init__(self, in_features: int, out_features: int = 1, components: int | None = None,
                  projections: int | None = None, *, bounds: Bounds | None = None,
                  width_factor: float = 4.0, equations: int = DEFAULT_EQUATIONS,
                  margin: float | None = None, conditions: bool = True,
-                 parametrisation: str = "plain", isotropic: bool | None = None) -> None:
+                 parametrisation: str = "plain", isotropic: bool | None = None,
+                 time_axis: bool = False) -> None:
         super().__init__()
         require_positive("in_features", in_features, integer=True)
         layer_class = _parametrisation(parametrisation)
         if margin is None:  # past the boundary only where conditions act there
             margin = MARGIN if conditions else FIT_MARGIN
         lo, hi = default_bounds(in_features, bounds)
-        self.aspect = proportions(lo, hi) if isotropic else (1.0,) * in_features
+        if not isotropic:
+            self.aspect = (1.0,) * in_features
+        elif time_axis and in_features > 1:
+            self.aspect = space_time_proportions(lo, hi)
+        else:
+            self.aspect = proportions(lo, hi)
         """Each normalised axis's half-width in the layout's common unit (all 1 unless
         ``isotropic``)."""
         self.in_features, self.out_features = in_features, out_features

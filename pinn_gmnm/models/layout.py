@@ -221,6 +221,16 @@ def proportions(lo: Sequence[float], hi: Sequence[float]) -> tuple[float, ...]:
     return tuple(s / max(side) for s in side)
 
 
+def space_time_proportions(lo: Sequence[float], hi: Sequence[float]) -> tuple[float, ...]:
+    """:func:`proportions` of a space-time box [lo, hi] (time last), whose time axis shares
+    no unit with space: it is given the geometric mean of the spatial sides, so that a
+    layout has as many centres along time as along a mean axis of space (on a square or
+    a cube in space: all 1, the normalised layout)."""
+    side = [h - l for l, h in zip(lo[:-1], hi[:-1])]
+    side.append(math.prod(side) ** (1.0 / len(side)))
+    return tuple(s / max(side) for s in side)
+
+
 def enlarged(dim: int, margin: float = MARGIN, aspect: Sequence[float] | None = None
              ) -> tuple[list[float], list[float]]:
     """The normalised box [−1, 1]^d enlarged by ``margin`` on every side; with ``aspect``

@@ -100,7 +100,8 @@ class TimeSlabs(Surrogate):
     :func:`slab_layout` (their Gaussians ``width`` times its width; with ``patch``, a
     spatial layout's patch of narrow ones). ``build(bounds)`` makes one piece for a slab's box;
     every piece has the same architecture, so a trained piece's parameters can start the
-    next one (the same layout shifted in time).
+    next one (the same layout shifted in time). ``build_whole`` (default ``build``) makes
+    the whole piece, which may be laid out otherwise (the default run's is round in space).
 
     Derivatives are the pieces' (a point's slab is fixed): closed form when every piece
     offers it, else autograd. Training works on one piece at a time.
@@ -110,7 +111,8 @@ class TimeSlabs(Surrogate):
 
     def __init__(self, build: Callable[[Bounds], nn.Module], bounds: Bounds,
                  slabs: int, *, whole: bool = False, thin: bool = False,
-                 spatial: bool = False, width: float = 1.0, patch: bool = False) -> None:
+                 spatial: bool = False, width: float = 1.0, patch: bool = False,
+                 build_whole: Callable[[Bounds], nn.Module] | None = None) -> None:
         super().__init__()
         if isinstance(slabs, bool) or not isinstance(slabs, int) or slabs < 1:
             raise GMNMError(f"slabs must be a whole number >= 1, got {slabs!r}")
@@ -123,7 +125,7 @@ class TimeSlabs(Surrogate):
         if patch and not spatial:
             raise GMNMError("a slab's patch (see slab_layout) comes with the layout wide in space")
         self.spatial, self.width, self.patch = spatial, width, patch
-        self.whole = build((lo, hi)) if whole else None
+        self.whole = (build_whole or build)((lo, hi)) if whole else None
         # how many times each slab was halved (see split): saved, so that a checkpoint
         # of unequal slabs rebuilds them
         self.register_buffer("levels", torch.zeros(slabs, dtype=torch.long))

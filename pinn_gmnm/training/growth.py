@@ -87,6 +87,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -361,6 +362,20 @@ def child_widths(model: GMNM, x: Tensor) -> Tensor:
         narrowest = covering.amin(dim=1)
         narrowest = torch.where(torch.isfinite(narrowest), narrowest, sigma.min())
     return torch.minimum(0.5 * narrowest, sigma.max() / model.width_factor)
+
+
+def coarser_count(m: int, sides: Sequence[float]) -> int | None:
+    """The Gaussians of :meth:`Grow.convergence_order`'s coarser layout on an elongated box
+    of ``sides``: the largest even grid (:func:`~pinn_gmnm.models.layout.even_count`) of at
+    most ``COARSER``^d × m, or where there is none (on the 4 × 1 plate of a space-time
+    block, 17 × 5 × 9 = 765 has no even grid below 364), of at most 1.25, 1.25², …
+    times that, below m (None when none is)."""
+    most = round(COARSER ** len(sides) * m)
+    count = even_count(most, sides, 2)
+    while count is None and most < m - 1:
+        most = min(m - 1, math.ceil(1.25 * most))
+        count = even_count(most, sides, 2)
+    return count
 
 
 @dataclass(frozen=True)
@@ -699,8 +714,7 @@ class Grow(Stage):
             return None
         d, m = model.layer.in_features, model.layer.components
         k = math.floor(COARSER * m ** (1.0 / d) + 1e-9)
-        count = even_count(round(COARSER**d * m), model.layout_sides, 2) if model.elongated \
-            else k**d
+        count = coarser_count(m, model.layout_sides) if model.elongated else k**d
         if k < 2 or count is None or count >= m:
             return None
         layer, saved = model.layer, snapshot(task)
