@@ -641,9 +641,28 @@ def heat_strip() -> Problem:
                    exact=exact, linear=True)
 
 
+def fisher_channel() -> Problem:
+    """Fisher–KPP u_t = 0.002 Δu + 5u(1 − u) in the channel [0, 4] × [0, 1], t in [0, 4]: a
+    front about 0.05 wide running down the channel at 0.2 (Ablowitz and Zeppetella's exact
+    travelling wave, 1/(1 + e^{a x − b t})², a = √(5/0.012), b = 25/6, started at x = 1); u =
+    that wave on the walls and at t = 0 (a nonlinear time-dependent problem on a box four
+    times as long as wide)."""
+    D, r = 0.002, 5.0
+    a, b, x0 = math.sqrt(r / (6 * D)), 5 * r / 6, 1.0
+
+    def exact(x):
+        X, T = x[:, 0], x[:, 2]
+        return 1.0 / (1.0 + torch.exp(a * (X - x0) - b * T)) ** 2
+
+    return Problem(SpaceTime(Rectangle((0, 0), (4, 1)), (0, 4)),
+                   lambda u, x: u.d("t") - D * u.laplacian() - r * u() * (1 - u()),
+                   [Dirichlet(exact, name="walls"), Initial(exact, name="initial")],
+                   exact=exact, linear=False)
+
+
 PROBLEMS = ["wave_square", "wave_pulse", "heat_disk", "heat_cube", "pulse_line",
             "heat_insulated", "annulus", "helmholtz_144", "peak", "ball", "beam", "quasilinear",
             "layer_1d", "layer_2d", "kdv_soliton", "outflow_layers", "heat_lshape", "rotating_blob",
             "cylinder", "plate", "anisotropic", "elastic_hole", "cube_hole", "allen_cahn_2d",
             "ellipse_pulse", "robin_disk", "bratu_type", "heat_driven", "strip_bump",
-            "channel_hole", "channel_pulse", "heat_strip"]
+            "channel_hole", "channel_pulse", "heat_strip", "fisher_channel"]

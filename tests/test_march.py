@@ -898,3 +898,44 @@ def test_the_frozen_state_stands_still_and_its_loss_is_the_change():
     torch.testing.assert_close(f.d("t"), torch.zeros_like(f()))
     torch.testing.assert_close(f.d("xx"), g.d("xx"))
     torch.testing.assert_close(p.residual(f, x), -g.d("t"))
+
+
+def test_a_march_far_worse_than_its_block_falls_back_to_the_block():
+    """A default march that came out far worse than the single block it set aside (loss
+    on fresh points over the whole domain below FALL_BACK times the march's) answers with
+    the block; a march better than its block stays."""
+    from pinn_gmnm.evaluation import Evaluator
+    from pinn_gmnm.training import Loss, sample_batch
+    from pinn_gmnm.training.growth import Grow
+    from pinn_gmnm.training.march import March
+    from pinn_gmnm.training.task import Clock, Task
+
+    p = get_problem("heat-1d")
+    collocation = Collocation(400, 100)
+    march = March(stages=(LeastSquares(),), whole=(Grow(),))
+    torch.manual_seed(0)
+    model = TimeSlabs(lambda b: GMNM(2, 1, bounds=b, components=64), p.geometry.bbox, 2,
+                      whole=True).double()
+    solve(p, model.whole, stages=[LeastSquares()], collocation=collocation)  # a good block
+    model.decide(True)  # the block set aside, the slabs marched
+    with torch.no_grad():
+        for piece in model.pieces:  # a march gone wrong
+            piece.layer.weights.normal_(0.0, 100.0)
+    loss = Loss(p, sample_batch(p, collocation, seed=0).to(torch.float64, "cpu"))
+    task = Task(model, loss, list(model.parameters()), Clock(), Evaluator.for_problem(p),
+                collocation=collocation)
+    march._fall_back(task, model)
+    (event,) = [e for e in task.events if e["event"] == "march checked"]
+    assert event["kept"] == "block" and not model.marched
+    assert event["block_loss"] < 1e-3 * event["marched_loss"]
+    x = torch.rand(50, 2, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.whole(x))
+
+    model.marching.fill_(1)  # now a block gone wrong beside a sane march
+    with torch.no_grad():
+        for piece in model.pieces:
+            piece.layer.weights.zero_()
+        model.whole.layer.weights.normal_(0.0, 100.0)
+    march._fall_back(task, model)
+    assert task.events[-1]["kept"] == "march" and model.marched
