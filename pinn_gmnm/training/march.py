@@ -666,13 +666,10 @@ class March(Stage):
         out far worse: when the block's loss on points neither was trained on (drawn over
         the whole domain, the run's counts, another seed) is below ``FALL_BACK`` times the
         march's. A ``march checked`` event records both losses and the choice."""
-        if model.whole is None or not model.marched:
+        if model.whole is None or not model.marched or task.collocation is None:
             return
         loss, saved = task.loss, task.loss.batch
-        fresh = sample_batch(loss.problem, task.collocation, task.seed + CHECK_SEED) \
-            if task.collocation is not None else None
-        if fresh is None:
-            return
+        fresh = sample_batch(loss.problem, task.collocation, task.seed + CHECK_SEED)
         x = saved.interior
         loss.batch = fresh.shard(loss.parallel).to(x.dtype, x.device)
         try:
