@@ -162,15 +162,15 @@ def build(config: RunConfig) -> tuple[Problem, nn.Module]:
         thin = whole and newton and len(problem.spatial) == 1
         spatial = whole and not thin
         torch.manual_seed(config.seed)
-        def build(bounds: Bounds, slab: bool = True) -> nn.Module:
+        def piece(bounds: Bounds, slab: bool = True) -> nn.Module:
             return build_model(config.model, problem.dim, problem.n_outputs, bounds=bounds,
                                equations=equations(config, problem, slab=True),
                                **described(problem, config.model_options, slab=slab))
 
-        model = TimeSlabs(build, problem.geometry.bbox, slabs, whole=whole,
-                          build_whole=lambda bounds: build(bounds, slab=False),
-            thin=thin, spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0,
-            patch=spatial and newton)
+        model = TimeSlabs(piece, problem.geometry.bbox, slabs, whole=whole,
+                          build_whole=lambda bounds: piece(bounds, slab=False), thin=thin,
+                          spatial=spatial, width=NEWTON_WIDTH if spatial and newton else 1.0,
+                          patch=spatial and newton)
     if config.hard:
         model = hard_constraint(problem, model)
     return problem, model
