@@ -28,9 +28,8 @@ from .contract import Surrogate
 from .feature_cache import cached_features
 from .head import LinearHead
 from .layout import (DEFAULT_EQUATIONS, FIT_MARGIN, MARGIN, MIN_GRID_AXIS, default_components,
-                     enlarged, even_count, proportions, space_time_proportions, spread_centres,
-                     spread_evenly,
-                     spread_points)
+                     elongated, enlarged, even_count, proportions, space_time_proportions,
+                     spread_centres, spread_evenly, spread_points)
 
 
 def quadratic_features(x: Tensor) -> Tensor:
@@ -290,7 +289,7 @@ class GMNM(Surrogate):
     def elongated(self) -> bool:
         """Whether the layout is round in units other than the normalised ones (its
         :attr:`aspect` not all 1)."""
-        return len(set(self.aspect)) > 1
+        return elongated(self.aspect)
 
     @property
     def layout_sides(self) -> tuple[float, ...]:
@@ -313,15 +312,19 @@ class GMNM(Surrogate):
         if self.elongated:  # (on a cube the layer's own layout is the even one)
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
             lo, hi = enlarged(self.in_features, self.margin, self.aspect)
-            a = self._aspect()
+            a = self.aspect_like()
             with torch.no_grad():
                 layer.means.copy_(spread_evenly(m, lo, hi, seed) / a)
                 layer.set_projections(self._rescaled(layer.proj.double() * a, self._width(m, 1.0))
                                       .to(layer.means))
         return layer
 
-    def _aspect(self, device: torch.device | str = "cpu") -> Tensor:
-        return torch.tensor(self.aspect, dtype=torch.float64, device=device)
+    def aspect_like(self, x: Tensor | None = None) -> Tensor:
+        """:attr:`aspect` as a tensor in ``x``'s dtype and on its device (float64 on the
+        CPU without one)."""
+        if x is None:
+            return torch.tensor(self.aspect, dtype=torch.float64)
+        return torch.tensor(self.aspect, dtype=x.dtype, device=x.device)
 
     def _width(self, m: int, fraction: float, width_factor: float | None = None) -> float:
         """The width (common unit) of m Gaussians spread over ``fraction`` of the box:
@@ -333,7 +336,7 @@ class GMNM(Surrogate):
     def _rescaled(self, W: Tensor, sigma: float) -> Tensor:
         """Projections ``W`` (m, k, d) scaled so that their mean width in the common unit
         is ``sigma`` (directions kept)."""
-        Wc = W.double() / self._aspect(W.device)  # W acts on normalised x = z / aspect
+        Wc = W.double() / self.aspect_like(W.double())  # W acts on normalised x = z / aspect
         current = math.sqrt(self.in_features / float(Wc.square().sum(dim=(1, 2)).mean()))
         return W * (current / sigma)
 
@@ -376,7 +379,7 @@ class GMNM(Surrogate):
             proj = torch.eye(d, dtype=torch.float64).expand(m, d, d)
         else:
             proj = torch.randn(m, k, d, dtype=torch.float64) / math.sqrt(k)
-        proj = proj * self._aspect()  # round in the common unit
+        proj = proj * self.aspect_like()  # round in the common unit
         layer.set_projections(proj.to(layer.proj))  # unit width: arrange sets the spacing
         layer.weights.zero_()
         return self.arrange(points, seed, width_factor)

@@ -38,7 +38,9 @@ normalised layout → round with a margin per axis → round with one margin: a 
 5.4e-6 → 5.0e-6 → 3.9e-6, ``kovasznay`` 4.5e-7 → 8.3e-7 → 7.5e-7 (see
 ``results/catalogue-history.md``). The strip alone lost with one margin; at that level the
 result moves with the grid (63 × 16 Gaussians with one margin gave it 1.4e-9, 64 × 16 3.4e-8). (A time axis has no common unit with space: problems
-that evolve keep the normalised layout, see :mod:`.slabs`.)
+that evolve are laid out round in space, time as a mean axis of space: their single
+block by :func:`space_time_proportions`, a march's slabs by
+:func:`~.slabs.round_spatial_grid`.)
 
 **Count.** :func:`default_components` ties the default number of Gaussians to the number of
 collocation equations and to the dimension, so that the least-squares solve always has
@@ -121,7 +123,7 @@ def default_components(dim: int, equations: int = DEFAULT_EQUATIONS, outputs: in
         budget = min(budget, MAX_COMPONENTS.get(dim, MAX_COMPONENTS_ANY))
     if budget < 1:
         return 1
-    if aspect is not None and len(set(aspect)) > 1:
+    if aspect is not None and elongated(aspect):
         return even_count(math.floor(budget), aspect, MIN_GRID_AXIS) or max(1, math.floor(budget))
     k = math.floor(budget ** (1.0 / dim) + 1e-9)
     while k > 1 and k**dim > budget:  # guard the rounding of the root
@@ -228,7 +230,13 @@ def space_time_proportions(lo: Sequence[float], hi: Sequence[float]) -> tuple[fl
     a cube in space: all 1, the normalised layout)."""
     side = [h - l for l, h in zip(lo[:-1], hi[:-1])]
     side.append(math.prod(side) ** (1.0 / len(side)))
-    return tuple(s / max(side) for s in side)
+    return proportions([0.0] * len(side), side)
+
+
+def elongated(aspect: Sequence[float]) -> bool:
+    """Whether a layout of proportions ``aspect`` is round in other units than the
+    normalised ones (its axes' scales not all equal)."""
+    return len(set(aspect)) > 1
 
 
 def enlarged(dim: int, margin: float = MARGIN, aspect: Sequence[float] | None = None

@@ -300,7 +300,7 @@ def add_at_peaks(task: Task, count: int, *, points: bool) -> tuple[Tensor, int]:
     layer = model.layer
     x, score = residual_points(task)
     x = model.normalize(x)
-    aspect = torch.tensor(model.aspect, dtype=x.dtype, device=x.device)
+    aspect = model.aspect_like(x)
     widths = child_widths(model, x)
     chosen = peaks(x * aspect, score, count, widths)
     sigma = widths[chosen]
@@ -355,7 +355,7 @@ def child_widths(model: GMNM, x: Tensor) -> Tensor:
     layer = model.layer
     with torch.no_grad():
         q = layer.mahalanobis(x.to(layer.means))  # (n, m)
-        aspect = torch.tensor(model.aspect, dtype=q.dtype, device=q.device)
+        aspect = model.aspect_like(q)
         diagonal = layer.precision().diagonal(dim1=1, dim2=2) / aspect**2
         sigma = (layer.in_features / diagonal.sum(1)).sqrt()
         covering = torch.where(q <= 1.0, sigma[None, :], torch.full_like(q, math.inf))
